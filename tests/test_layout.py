@@ -1,0 +1,65 @@
+"""The package layout users and CI rely on: import names resolve here, layering points one way."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ["dataprep", "benchmark", "baselines"]
+# What each package may import from this project (dataprep <- benchmark <- baselines).
+ALLOWED = {"dataprep": {"dataprep"}, "benchmark": {"dataprep", "benchmark"},
+           "baselines": {"dataprep", "benchmark", "baselines"}}
+
+
+def imported_top_level_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_import_names_resolve_to_this_repository(package):
+    # dataprep, benchmark and baselines are also names of unrelated PyPI packages.
+    module = __import__(package)
+    assert Path(module.__file__).resolve().parent == ROOT / package
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_layering_points_one_way(package):
+    offenders = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        imported = imported_top_level_names(path) & set(PACKAGES)
+        bad = imported - ALLOWED[package]
+        if bad:
+            offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
+    assert not offenders, "layering violated:\n" + "\n".join(offenders)
+
+
+def test_dataprep_never_imports_torch():
+    offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "dataprep").rglob("*.py"))
+                 if "torch" in imported_top_level_names(p)]
+    assert not offenders, f"dataprep must not import torch: {offenders}"
+    # and nothing it imports at run time pulls torch in either
+    code = ("import sys, importlib, pkgutil, dataprep\n"
+            "for m in pkgutil.walk_packages(dataprep.__path__, 'dataprep.'):\n"
+            "    if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_console_entry_points_run():
+    for module in ["dataprep", "benchmark"]:
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert "usage:" in out.stdout
