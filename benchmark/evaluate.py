@@ -1,0 +1,494 @@
+"""``bench evaluate``: run a model over a protocol's samples and produce a :class:`ResultRecord`.
+
+The loop, per batch of samples with the same number of references: load frames from the
+:class:`~benchmark.source.SampleSource` and resize them to the protocol's resolution, call the
+model (timed alone, device synchronised), check every output (shape (B, 3, H, W), finite, within
+[0, 1] up to ``RANGE_TOLERANCE``), score valid samples with the protocol's metrics, and aggregate
+overall and per bucket. A model that misbehaves on some samples does not stop the run: those samples
+are listed in the record's ``problems`` and the record is marked ``invalid``. A model that raises, or
+a Ctrl-C, stops it: what was scored so far is kept and the record is marked ``incomplete``.
+
+Determinism: samples are drawn by seeded samplers, the order is fixed, torch is seeded and asked
+for deterministic algorithms during the run, so two runs give identical numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import resource
+import sys
+import time
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from dataprep import __version__
+from dataprep.errors import CelbenchError
+from dataprep.progress import progress
+
+from benchmark.model import Model
+from benchmark.protocol import MetricSpec, Protocol, SampleSpec, simulate_hints
+from benchmark.record import MetricResult, Problem, ResultRecord, Speed, compute_signature
+from benchmark.source import Frame, SampleSource
+
+#: Outputs may leave [0, 1] by this much (float rounding in a final sigmoid/clamp) and still count as valid.
+RANGE_TOLERANCE = 1e-4
+#: Frames kept preprocessed in memory; references are shared by several targets (up to 4 in CMFT).
+FRAME_CACHE_SIZE = 64
+
+
+def create_metric(spec: MetricSpec):
+    """Instantiate a protocol metric from the metric registry (may raise ``MetricUnavailable``)."""
+    from benchmark.metrics import METRICS
+
+    return METRICS.create(spec.name, **spec.settings)
+
+
+def metric_unavailable_error() -> type[Exception]:
+    try:
+        from benchmark.metric import MetricUnavailable
+    except ImportError:  # metric package without the exception: nothing can be unavailable
+        return type("NeverRaised", (Exception,), {})
+    return MetricUnavailable
+
+
+@dataclass
+class PreparedFrame:
+    """A frame at protocol resolution as tensors: colour (3,H,W), sketch (1,H,W), field (1,H,W) float32
+    in the conventions of :mod:`benchmark.model`; components (H,W) int64 or None."""
+
+    colour: torch.Tensor
+    sketch: torch.Tensor
+    field: torch.Tensor
+    components: torch.Tensor | None
+
+
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def prepare_frame(frame: Frame, resolution: tuple[int, int]) -> PreparedFrame:
+    """Resize with area averaging when shrinking (no aliasing of thin lines), bilinear when growing,
+    nearest neighbour for label maps (labels are ids, not quantities)."""
+    shrink = frame.colour.shape[0] * frame.colour.shape[1] > resolution[0] * resolution[1]
+    smooth = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    colour = _resize(frame.colour, resolution, smooth).astype(np.float32) / 255.0
+    sketch = _resize(frame.sketch, resolution, smooth).astype(np.float32) / 255.0
+    field_ = _resize(frame.field.astype(np.float32), resolution, smooth)
+    components = None
+    if frame.components is not None:
+        labels = frame.components.astype(np.int32)
+        components = torch.from_numpy(_resize(labels, resolution, cv2.INTER_NEAREST).astype(np.int64))
+    return PreparedFrame(torch.from_numpy(np.ascontiguousarray(colour.transpose(2, 0, 1))),
+                         torch.from_numpy(sketch)[None], torch.from_numpy(np.ascontiguousarray(field_))[None],
+                         components)
+
+
+class FrameLoader:
+    """Loads and prepares frames through a small LRU cache."""
+
+    def __init__(self, source: SampleSource, resolution: tuple[int, int]):
+        self.source = source
+        self.resolution = resolution
+        self._cache: OrderedDict[str, PreparedFrame] = OrderedDict()
+
+    def __call__(self, frame_id: str) -> PreparedFrame:
+        if frame_id in self._cache:
+            self._cache.move_to_end(frame_id)
+            return self._cache[frame_id]
+        prepared = prepare_frame(self.source.frame(frame_id), self.resolution)
+        self._cache[frame_id] = prepared
+        if len(self._cache) > FRAME_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return prepared
+
+
+def build_batch(samples: Sequence[SampleSpec], load: FrameLoader, protocol: Protocol
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+    """(model inputs restricted to ``protocol.inputs``, ground-truth colour (B,3,H,W), target
+    components (B,H,W) or None)."""
+    targets = [load(s.target_id) for s in samples]
+    full: dict[str, torch.Tensor] = {
+        "target_sketch": torch.stack([t.sketch for t in targets]),
+        "target_field": torch.stack([t.field for t in targets]),
+    }
+    if samples[0].reference_ids:
+        references = [[load(r) for r in s.reference_ids] for s in samples]
+        full["reference_colour"] = torch.stack([torch.stack([r.colour for r in refs]) for refs in references])
+        full["reference_sketch"] = torch.stack([torch.stack([r.sketch for r in refs]) for refs in references])
+        full["reference_field"] = torch.stack([torch.stack([r.field for r in refs]) for refs in references])
+        if all(r.components is not None for refs in references for r in refs):
+            full["reference_components"] = torch.stack([torch.stack([r.components for r in refs])
+                                                        for refs in references])
+    target_components = None
+    if all(t.components is not None for t in targets):
+        target_components = torch.stack([t.components for t in targets])
+        full["target_components"] = target_components
+    if "hints" in protocol.inputs:
+        settings = dict(protocol.hints or {})
+        seed = settings.pop("seed", 0)
+        full["hints"] = torch.stack([torch.from_numpy(simulate_hints(t.colour.numpy(), seed, s.sample_id, **settings))
+                                     for s, t in zip(samples, targets)])
+    missing = [key for key in protocol.inputs if key not in full]
+    if missing:
+        raise CelbenchError(f"protocol {protocol.id} needs {', '.join(missing)}, which the dataset does not "
+                            f"provide for sample {samples[0].sample_id}")
+    inputs = {key: full[key] for key in protocol.inputs}
+    return inputs, torch.stack([t.colour for t in targets]), target_components
+
+
+def check_output(output: Any, batch_size: int, resolution: tuple[int, int]) -> list[str | None]:
+    """Per sample: None when the prediction is usable, else a short description of what is wrong."""
+    expected = (batch_size, 3, *resolution)
+    if not isinstance(output, torch.Tensor):
+        return [f"model returned {type(output).__name__}, not a tensor"] * batch_size
+    if tuple(output.shape) != expected:
+        return [f"output shape {tuple(output.shape)}, expected {expected}"] * batch_size
+    if not output.is_floating_point():
+        return [f"output dtype {output.dtype}, expected a float tensor in [0, 1]"] * batch_size
+    flat = output.detach().reshape(batch_size, -1).float()
+    problems: list[str | None] = []
+    finite = torch.isfinite(flat).all(dim=1)
+    low, high = flat.nan_to_num(0.5).amin(dim=1), flat.nan_to_num(0.5).amax(dim=1)
+    for i in range(batch_size):
+        if not finite[i]:
+            problems.append("output contains NaN or infinite values")
+        elif low[i] < -RANGE_TOLERANCE or high[i] > 1 + RANGE_TOLERANCE:
+            problems.append(f"output values in [{low[i]:.4g}, {high[i]:.4g}], expected [0, 1]")
+        else:
+            problems.append(None)
+    return problems
+
+
+def _batches(samples: list[SampleSpec], batch_size: int) -> list[list[SampleSpec]]:
+    """Consecutive groups of at most ``batch_size`` samples with the same number of references."""
+    batches: list[list[SampleSpec]] = []
+    for sample in samples:
+        if batches and len(batches[-1]) < batch_size and \
+                len(batches[-1][0].reference_ids) == len(sample.reference_ids):
+            batches[-1].append(sample)
+        else:
+            batches.append([sample])
+    return batches
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB
+
+
+def _is_set_metric(metric: Any) -> bool:
+    """Distribution metrics (FID, KID) are accumulated with update/compute instead of averaged."""
+    return bool(getattr(metric, "per_sample", True) is False)
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns: the record, per-sample rows, example images for the leaderboard."""
+
+    record: ResultRecord
+    rows: list[dict[str, Any]]
+    examples: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+
+def signature_fields(protocol: Protocol, source: SampleSource, split: str, limit: int | None,
+                     metric_settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every setting that can change a number of the record (see :mod:`benchmark.record`)."""
+    return {
+        "protocol": protocol.id,
+        "protocol_sha256": protocol.content_sha256,
+        "dataset_manifest_sha256": source.manifest_hash,
+        "split": split,
+        "limit": limit,
+        "resolution": list(protocol.resolution),
+        "metrics": metric_settings,
+        "range_tolerance": RANGE_TOLERANCE,
+        "celbench": __version__,
+    }
+
+
+def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Protocol, *, split: str = "test",
+             device: torch.device | str = "cpu", limit: int | None = None, weights_sha256: str | None = None,
+             n_examples: int = 4, metric_factory: Callable[[MetricSpec], Any] | None = None) -> Evaluation:
+    """Score ``model`` on ``protocol``'s samples of ``source``'s ``split``; never raises for model faults.
+
+    Args:
+        model: callable batch -> (B, 3, H, W) float RGB in [0, 1] (see :mod:`benchmark.model`).
+        limit: score only the first ``limit`` samples (recorded in the signature).
+        n_examples: how many samples (from distinct buckets where possible) to keep as images.
+        metric_factory: builds a metric from a protocol entry; defaults to the metric registry.
+    """
+    device = torch.device(device)
+    make_metric = metric_factory or create_metric
+    unavailable_error = metric_unavailable_error()
+    samples = protocol.select(source.shots(split))
+    if limit is not None:
+        samples = samples[:limit]
+    if not samples:
+        raise CelbenchError(f"{source.location}: split {split!r} has no samples for protocol {protocol.id} "
+                            "(shots too short or none)")
+
+    metrics: dict[str, Any] = {}
+    unavailable: dict[str, tuple[MetricSpec, str]] = {}
+    for spec in protocol.metrics:
+        try:
+            metrics[spec.name] = make_metric(spec)
+        except unavailable_error as error:
+            if not spec.optional:
+                raise CelbenchError(f"metric {spec.name!r} required by {protocol.id} is unavailable: {error}") from None
+            unavailable[spec.name] = (spec, str(error))
+    set_metric_states: dict[tuple[str, str], Any] = {}
+
+    rows: list[dict[str, Any]] = []
+    examples: list[dict[str, np.ndarray]] = []
+    example_buckets: set[Any] = set()
+    problems: list[Problem] = []
+    timings = defaultdict(float)
+    forward_frames = 0
+    peak_memory: int | None = None
+    error: str | None = None
+    interrupted = False
+    load = FrameLoader(source, protocol.resolution)
+
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    bar = progress(total=len(samples), desc=f"{model_name} {protocol.id}", unit="frame")
+    try:
+        for batch_samples in _batches(samples, protocol.batch_size):
+            tick = time.perf_counter()
+            inputs, target, target_components = build_batch(batch_samples, load, protocol)
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            _sync(device)
+            timings["load"] += time.perf_counter() - tick
+
+            tick = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    output = model(inputs)
+                _sync(device)
+            except Exception as exception:  # the model's fault: keep what was scored, mark incomplete
+                error = f"model raised {type(exception).__name__}: {exception} (at sample {batch_samples[0].sample_id})"
+                break
+            timings["forward"] += time.perf_counter() - tick
+            forward_frames += len(batch_samples)
+
+            tick = time.perf_counter()
+            verdicts = check_output(output, len(batch_samples), protocol.resolution)
+            prediction = output.detach().float().cpu().clamp(0, 1) if isinstance(output, torch.Tensor) else None
+            timings["check"] += time.perf_counter() - tick
+
+            tick = time.perf_counter()
+            for i, (sample, verdict) in enumerate(zip(batch_samples, verdicts)):
+                bucket = sample.attributes.get(protocol.bucket) if protocol.bucket else None
+                row: dict[str, Any] = {"sample_id": sample.sample_id, "target_id": sample.target_id,
+                                       "reference_ids": " ".join(sample.reference_ids),
+                                       **sample.attributes, "valid": verdict is None, "problem": verdict or ""}
+                if verdict is not None:
+                    problems.append(Problem(sample.sample_id, verdict))
+                    for name in metrics:
+                        row[name] = math.nan
+                    rows.append(row)
+                    continue
+                pred_i, target_i = prediction[i:i + 1], target[i:i + 1]
+                extra = {"components": target_components[i:i + 1]} if target_components is not None else {}
+                for name, metric in metrics.items():
+                    if _is_set_metric(metric):
+                        for key in ("all", str(bucket)):
+                            if (name, key) not in set_metric_states:
+                                set_metric_states[(name, key)] = make_metric(
+                                    next(s for s in protocol.metrics if s.name == name))
+                            set_metric_states[(name, key)].update(pred_i, target_i)
+                        row[name] = math.nan
+                    else:
+                        row[name] = float(metric.score(pred_i, target_i, **extra))
+                rows.append(row)
+                if len(examples) < n_examples and (bucket not in example_buckets or len(rows) == len(samples)):
+                    example_buckets.add(bucket)
+                    examples.append(_example_images(inputs, i, prediction[i], target[i], sample))
+            timings["metrics"] += time.perf_counter() - tick
+            bar.update(len(batch_samples))
+    except KeyboardInterrupt:
+        interrupted = True
+        error = "interrupted by the user"
+    finally:
+        bar.close()
+        torch.use_deterministic_algorithms(deterministic_before)
+    total_seconds = time.perf_counter() - started
+    if device.type == "cuda":
+        peak_memory = int(torch.cuda.max_memory_allocated(device))
+    else:
+        peak_memory = _peak_rss_bytes()
+
+    metric_results = _aggregate(protocol, metrics, unavailable, rows, set_metric_states)
+    buckets = defaultdict(int)
+    for row in rows:
+        if row["valid"]:
+            buckets[str(row.get(protocol.bucket)) if protocol.bucket else "all"] += 1
+    status = "incomplete" if error or len(rows) < len(samples) else ("invalid" if problems else "complete")
+    forward = timings["forward"]
+    speed = Speed(
+        seconds_per_frame=forward / forward_frames if forward_frames else None,
+        frames_per_second=forward_frames / forward if forward > 0 else None,
+        peak_memory_bytes=peak_memory, evaluation_seconds=total_seconds,
+        overhead_fraction=(total_seconds - forward) / total_seconds if total_seconds > 0 else None,
+        breakdown={k: round(v, 6) for k, v in sorted(timings.items())})
+    settings = {m.name: m.settings for m in metric_results}
+    sig_fields = signature_fields(protocol, source, split, limit, settings)
+    record = ResultRecord(
+        model=model_name, weights_sha256=weights_sha256, protocol=protocol.name,
+        protocol_version=protocol.version, protocol_sha256=protocol.content_sha256,
+        dataset={"location": str(source.location), "manifest_sha256": source.manifest_hash},
+        split=split, limit=limit, resolution=list(protocol.resolution), bucket_key=protocol.bucket,
+        primary_metric=protocol.primary_metric, metrics=metric_results, bucket_counts=dict(sorted(buckets.items(), key=_bucket_order)),
+        samples_expected=len(samples), samples_evaluated=len(rows),
+        samples_valid=sum(1 for r in rows if r["valid"]), status=status, problems=problems, error=error,
+        speed=speed, environment=environment(device),
+        date=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        signature=compute_signature(sig_fields, protocol.id), signature_fields=sig_fields)
+    if interrupted:
+        record.error = error
+    return Evaluation(record, rows, examples)
+
+
+def _bucket_order(item: tuple[str, Any]) -> tuple[int, float | str]:
+    key = item[0]
+    try:
+        return (0, float(key))
+    except ValueError:
+        return (1, key)
+
+
+def _mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None, None
+    mean = math.fsum(finite) / len(finite)
+    if len(finite) < 2:
+        return mean, None
+    variance = math.fsum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
+    return mean, math.sqrt(variance / len(finite))
+
+
+def _aggregate(protocol: Protocol, metrics: dict[str, Any], unavailable: dict[str, tuple[MetricSpec, str]],
+               rows: list[dict[str, Any]], set_states: dict[tuple[str, str], Any]) -> list[MetricResult]:
+    """Overall and per-bucket means of the per-sample values (FID-like metrics: computed per set)."""
+    results = []
+    valid = [r for r in rows if r["valid"]]
+    for spec in protocol.metrics:
+        if spec.name in unavailable:
+            results.append(MetricResult(spec.name, bool(getattr(metrics.get(spec.name), "higher_is_better", False)),
+                                        dict(spec.settings), None, None, 0, {}, unavailable[spec.name][1]))
+            continue
+        metric = metrics[spec.name]
+        by_bucket: dict[str, list[float]] = defaultdict(list)
+        for row in valid:
+            by_bucket[str(row.get(protocol.bucket)) if protocol.bucket else "all"].append(row[spec.name])
+        if _is_set_metric(metric):
+            def computed(key: str) -> float | None:
+                state = set_states.get((spec.name, key))
+                return float(state.compute()) if state is not None else None
+            value, stderr = computed("all"), None
+            buckets = {key: computed(key) for key in by_bucket}
+        else:
+            value, stderr = _mean_stderr([row[spec.name] for row in valid])
+            buckets = {key: _mean_stderr(values)[0] for key, values in by_bucket.items()}
+        buckets = dict(sorted(buckets.items(), key=_bucket_order))
+        results.append(MetricResult(spec.name, bool(metric.higher_is_better), dict(metric.settings()),
+                                    value, stderr, len(valid), buckets if protocol.bucket else {}))
+    return results
+
+
+def _example_images(inputs: dict[str, torch.Tensor], i: int, prediction: torch.Tensor, target: torch.Tensor,
+                    sample: SampleSpec) -> dict[str, np.ndarray]:
+    def rgb(tensor: torch.Tensor) -> np.ndarray:
+        return (tensor.detach().float().cpu().clamp(0, 1).numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+
+    if "reference_colour" in inputs:
+        reference = rgb(inputs["reference_colour"][i, 0])
+    else:
+        hints = inputs["hints"][i]
+        reference = rgb(hints[:3] * hints[3:4] + (1 - hints[3:4]))
+    sketch = rgb(inputs["target_sketch"][i].expand(3, -1, -1))
+    return {"reference": reference, "sketch": sketch, "prediction": rgb(prediction), "truth": rgb(target),
+            "sample_id": np.array(sample.sample_id)}
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    env = {"celbench": __version__, "torch": torch.__version__, "python": platform.python_version(),
+           "platform": platform.platform(), "device": str(device)}
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+    else:
+        env["device_name"] = platform.processor() or platform.machine()
+    return env
+
+
+EXAMPLE_TILE = 128
+
+
+def examples_png(examples: list[dict[str, np.ndarray]]) -> bytes:
+    """A PNG grid: one row per example, columns reference | target sketch | prediction | ground truth,
+    each tile ``EXAMPLE_TILE`` pixels high (small enough to commit next to a leaderboard)."""
+    rows = []
+    for example in examples:
+        tiles = []
+        for key in ("reference", "sketch", "prediction", "truth"):
+            image = example[key]
+            scale = EXAMPLE_TILE / image.shape[0]
+            tiles.append(cv2.resize(image, (max(1, round(image.shape[1] * scale)), EXAMPLE_TILE),
+                                    interpolation=cv2.INTER_AREA))
+            tiles.append(np.full((EXAMPLE_TILE, 2, 3), 255, np.uint8))
+        rows.append(np.concatenate(tiles[:-1], axis=1))
+        rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
+    grid = np.concatenate(rows[:-1], axis=0)
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    assert ok
+    return encoded.tobytes()
+
+
+def output_paths(out: str | Path) -> dict[str, Path]:
+    """The record ``FILE.json`` and its companions ``FILE.samples.parquet`` and ``FILE.examples.png``."""
+    out = Path(out)
+    stem = out.name[:-5] if out.name.endswith(".json") else out.name
+    return {"record": out, "samples": out.with_name(f"{stem}.samples.parquet"),
+            "examples": out.with_name(f"{stem}.examples.png")}
+
+
+def save(evaluation: Evaluation, out: str | Path) -> dict[str, Path]:
+    """Write the per-sample Parquet, the example grid and then the record (each via temp + rename)."""
+    import io
+
+    import pandas as pd
+
+    from benchmark.record import atomic_write_bytes, write_record
+
+    paths = output_paths(out)
+    frame = pd.DataFrame(evaluation.rows)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    atomic_write_bytes(paths["samples"], buffer.getvalue())
+    evaluation.record.files = {"samples": paths["samples"].name}
+    if evaluation.examples:
+        atomic_write_bytes(paths["examples"], examples_png(evaluation.examples))
+        evaluation.record.files["examples"] = paths["examples"].name
+    write_record(paths["record"], evaluation.record)
+    return paths

@@ -1,0 +1,72 @@
+"""``bench evaluate``: score one model under one protocol and write its result record."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from dataprep.errors import CelbenchError
+
+from benchmark.evaluate import evaluate, output_paths, save
+from benchmark.model import check_weights, load_model, pick_device, resolve_model_factory
+from benchmark.protocol import load_protocol
+from benchmark.source import SampleSource
+
+DEFAULT_PROTOCOL = "cmft-interval@1"
+
+
+def open_source(path: str | Path) -> SampleSource:
+    """Open a dataset folder written by ``dataprep build`` (validated; errors are one line)."""
+    from benchmark.parquet_source import ParquetSource
+
+    return ParquetSource(path)
+
+
+def default_out(model: str, protocol_id: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
+    return Path("leaderboards") / "results" / protocol_id / f"{safe}.json"
+
+
+def run(args: argparse.Namespace) -> int:
+    protocol = load_protocol(args.protocol)
+    model_name, _ = resolve_model_factory(args.model)
+    weights_sha256 = check_weights(args.weights, args.weights_sha256) if args.weights else None
+    device = pick_device(args.device)
+    source = open_source(args.data)
+    model = load_model(args.model, args.weights, device)
+    out = Path(args.out) if args.out else default_out(model_name, protocol.id)
+    try:
+        evaluation = evaluate(model, model_name, source, protocol, split=args.split, device=device,
+                              limit=args.limit, weights_sha256=weights_sha256)
+    finally:
+        source.close()
+    paths = save(evaluation, out)
+    record = evaluation.record
+    if record.status != "complete":
+        first = f" (first: {record.problems[0].sample_id}: {record.problems[0].problem})" if record.problems else ""
+        reason = record.error or f"{len(record.problems)} of {record.samples_evaluated} outputs were invalid{first}"
+        raise CelbenchError(f"{paths['record']}: result marked {record.status}: {reason}")
+    primary = record.metric(record.primary_metric)
+    if not args.quiet:
+        print(f"{model_name} on {protocol.id} ({record.samples_valid} samples): {primary.name} = {primary.value:.4f}")
+        print(f"signature {record.signature}")
+        print(f"wrote {paths['record']}")
+    return 0
+
+
+def add_commands(commands) -> None:
+    p = commands.add("evaluate", "score a colourisation model under a versioned protocol", run)
+    p.add_argument("--model", required=True, help="registered model name or package.module:factory")
+    p.add_argument("--weights", help="weights file handed to the model factory (hashed into the record)")
+    p.add_argument("--weights-sha256", help="expected SHA-256 (or a prefix of at least 8 hex digits) of --weights")
+    p.add_argument("--data", required=True, help="dataset folder written by `dataprep build`")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help=f"NAME@VERSION (default {DEFAULT_PROTOCOL})")
+    p.add_argument("--split", default="test", help="dataset split (default test)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--out", help="result record FILE.json (default leaderboards/results/PROTOCOL/MODEL.json); "
+                                 "per-sample values go to FILE.samples.parquet")
+    p.add_argument("--limit", type=int, help="score only the first N samples (recorded in the signature)")
+
+
+__all__ = ["add_commands", "open_source", "output_paths"]

@@ -1,0 +1,137 @@
+"""The interface every colourisation model implements, and the registry that finds them.
+
+A model is any callable ``model(batch) -> colour`` where ``batch`` is a dict of float32 tensors
+(all images in [0, 1], batch first, ``K`` references):
+
+=======================  ==============  ===================================================
+key                      shape           meaning
+=======================  ==============  ===================================================
+``reference_colour``     (B, K, 3, H, W)  RGB colour of the reference frames
+``reference_sketch``     (B, K, 1, H, W)  line art of the references, 1 = paper, 0 = line
+``reference_field``      (B, K, 1, H, W)  distance field of the reference line art
+``target_sketch``        (B, 1, H, W)     line art to colourise, 1 = paper, 0 = line
+``target_field``         (B, 1, H, W)     distance field of the target line art
+``hints``                (B, 4, H, W)     optional: RGB colour hints + mask (1 = hint here)
+``target_components``    (B, H, W) int64  optional: component label map, 0 = line pixels
+``reference_components`` (B, K, H, W)     optional: component label maps of the references
+=======================  ==============  ===================================================
+
+and the result is the target's colour, ``(B, 3, H, W)`` float RGB in [0, 1]. A protocol decides which
+keys a model receives (the ``hints`` protocol gives no reference at all).
+
+Models are created by a *factory* ``factory(weights: str | None, device: torch.device) -> model``,
+registered in :data:`MODELS` (built-ins in :mod:`benchmark.models`, third-party packages through the
+``celbench.models`` entry-point group) or named on the command line as ``module:function``; see
+``docs/models.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+from pathlib import Path
+from typing import Callable, Mapping, Protocol, runtime_checkable
+
+import torch
+
+from dataprep.errors import CelbenchError, file_error
+from dataprep.registry import Registry
+
+Batch = Mapping[str, torch.Tensor]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What ``bench`` calls: ``model(batch) -> (B, 3, H, W)`` float RGB in [0, 1] (see module docs)."""
+
+    def __call__(self, batch: Batch) -> torch.Tensor: ...
+
+
+ModelFactory = Callable[..., Model]
+
+MODELS: Registry[Model] = Registry("model", entry_point_group="celbench.models")
+
+# torch.hub's convention: a checkpoint named ``name-<first hex digits of its sha256>.ext``.
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})$")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (streamed, so large checkpoints are fine)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_weights(path: str | os.PathLike, expected_sha256: str | None = None) -> str:
+    """Hash a weights file and check it against what the user or its name promises.
+
+    The expected hash comes from ``expected_sha256`` (a full hash or a prefix of at least 8 hex
+    digits) or, as in torch.hub, from a file name ending ``-<hex prefix>`` (``flow-1a2b3c4d.safetensors``).
+    Returns the full hex digest; a mismatch raises a one-line :class:`CelbenchError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "weights file not found")
+    actual = sha256_file(path)
+    expected = expected_sha256
+    if expected is None:
+        match = _HASH_IN_NAME.search(path.name.split(".")[0])
+        expected = match.group(1) if match else None
+    if expected is not None:
+        expected = expected.lower()
+        if len(expected) < 8 or not actual.startswith(expected):
+            raise file_error(path, f"sha256 {actual[:16]}... does not match the expected {expected[:16]}... "
+                                   "(corrupt or wrong weights file)")
+    return actual
+
+
+def resolve_model_factory(spec: str) -> tuple[str, ModelFactory]:
+    """Find the factory for ``spec``: a registered name or ``package.module:function``.
+
+    Returns ``(display name, factory)``. Unknown names raise :class:`CelbenchError` with suggestions.
+    """
+    import benchmark.models  # noqa: F401  (registers the built-in floors)
+
+    if ":" in spec:
+        module_name, _, attribute = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise CelbenchError(f"--model {spec}: cannot import module {module_name!r} ({error})") from None
+        factory = getattr(module, attribute, None)
+        if not callable(factory):
+            raise CelbenchError(f"--model {spec}: module {module_name!r} has no callable {attribute!r}")
+        return spec, factory
+    return spec, MODELS.get(spec)
+
+
+def load_model(spec: str, weights: str | None = None, device: torch.device | str = "cpu") -> Model:
+    """Create the model named by ``spec`` (see :func:`resolve_model_factory`) on ``device``."""
+    _, factory = resolve_model_factory(spec)
+    model = factory(weights=weights, device=torch.device(device))
+    if not callable(model):
+        raise CelbenchError(f"model {spec!r}: its factory returned {type(model).__name__}, not a callable model")
+    return model
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device (``cpu``, ``cuda:1``)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise CelbenchError(f"--device {name}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CelbenchError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def no_weights(name: str, weights: str | None) -> None:
+    """Floors have nothing to load; passing weights to them is a user mistake worth reporting."""
+    if weights is not None:
+        raise CelbenchError(f"model {name!r} takes no weights (got --weights {weights})")

@@ -1,0 +1,89 @@
+"""``flow-warp``: classical optical-flow warping of the reference colours onto the target.
+
+For every reference, OpenCV's DIS optical flow (Kroeger et al., ECCV 2016) is estimated from the
+target line drawing to the reference line drawing, and the reference colour is backward-warped with
+``cv2.remap``: ``pred(x) = ref_colour(x + flow(x))``. Flow is computed on the distance fields by
+default, because a distance field is smooth where a sketch is a thin binary line, which gives the
+flow's gradient-based refinement something to follow. With several references, each pixel takes the
+reference whose warped line drawing agrees best with the target around it (box-filtered absolute
+difference), the multi-reference idea of Shi et al. (TVCG 2023, section 3) without learning.
+
+No learning, no weights: a floor that a learned model should beat as the interval grows.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from benchmark.model import MODELS, Batch, no_weights
+
+_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """(H, W) float -> uint8 spanning the image's own range (DIS needs 8-bit grey input)."""
+    low, high = float(image.min()), float(image.max())
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return np.ascontiguousarray(((image - low) * scale).round().astype(np.uint8))
+
+
+class FlowWarp:
+    """DIS flow + backward warp of the reference colour(s); see the module docstring.
+
+    Args:
+        guide: ``"field"`` (distance fields) or ``"sketch"`` (line art) drives the flow.
+        preset: DIS preset, ``ultrafast`` / ``fast`` / ``medium`` (OpenCV's speed/quality trade-off).
+        agreement_window: side in pixels of the box filter that scores warped references per pixel.
+    """
+
+    def __init__(self, guide: str = "field", preset: str = "medium", agreement_window: int = 9):
+        if guide not in ("field", "sketch"):
+            raise ValueError(f"guide must be 'field' or 'sketch', not {guide!r}")
+        self.guide = guide
+        self.preset = preset
+        self.agreement_window = agreement_window
+        self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
+
+    def _warp_one(self, target_guide: np.ndarray, reference_guide: np.ndarray, reference_colour: np.ndarray,
+                  target_sketch: np.ndarray, reference_sketch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flow = self._dis.calc(_to_uint8(target_guide), _to_uint8(reference_guide), None)
+        height, width = target_guide.shape
+        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+        warped = cv2.remap(reference_colour, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped_sketch = cv2.remap(reference_sketch, map_x, map_y, cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        disagreement = cv2.blur(np.abs(warped_sketch - target_sketch), (self.agreement_window,) * 2)
+        return warped, disagreement
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        key = "field" if self.guide == "field" else "sketch"
+        ref_colour = batch["reference_colour"].detach().cpu().float().numpy()
+        ref_guide = batch[f"reference_{key}"].detach().cpu().float().numpy()[:, :, 0]
+        ref_sketch = batch["reference_sketch"].detach().cpu().float().numpy()[:, :, 0]
+        tgt_guide = batch[f"target_{key}"].detach().cpu().float().numpy()[:, 0]
+        tgt_sketch = batch["target_sketch"].detach().cpu().float().numpy()[:, 0]
+        outputs = []
+        for b in range(ref_colour.shape[0]):
+            warps, costs = [], []
+            for k in range(ref_colour.shape[1]):
+                colour_hwc = np.ascontiguousarray(ref_colour[b, k].transpose(1, 2, 0))
+                warped, cost = self._warp_one(tgt_guide[b], ref_guide[b, k], colour_hwc,
+                                              np.ascontiguousarray(tgt_sketch[b]),
+                                              np.ascontiguousarray(ref_sketch[b, k]))
+                warps.append(warped)
+                costs.append(cost)
+            best = np.argmin(np.stack(costs), axis=0)  # first reference wins ties: deterministic
+            chosen = np.take_along_axis(np.stack(warps), best[None, :, :, None], axis=0)[0]
+            outputs.append(chosen.transpose(2, 0, 1))
+        result = torch.from_numpy(np.clip(np.stack(outputs), 0.0, 1.0))
+        return result.to(batch["reference_colour"].device)
+
+
+@MODELS.register("flow-warp")
+def flow_warp(weights: str | None = None, device: torch.device | None = None, **settings) -> FlowWarp:
+    no_weights("flow-warp", weights)
+    return FlowWarp(**settings)
