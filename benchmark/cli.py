@@ -8,6 +8,8 @@ from dataprep.cli_app import run_cli
 
 COMMAND_MODULES: list[str] = [
     "benchmark.evaluate_cli",
+    "benchmark.leaderboard_cli",
+    "benchmark.speed",
 ]
 
 

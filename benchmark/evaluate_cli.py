@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from dataprep.errors import CelbenchError
+from dataprep.errors import CelbenchError, file_error
 
 from benchmark.evaluate import evaluate, output_paths, save
 from benchmark.model import check_weights, load_model, pick_device, resolve_model_factory
@@ -18,6 +18,11 @@ DEFAULT_PROTOCOL = "cmft-interval@1"
 
 def open_source(path: str | Path) -> SampleSource:
     """Open a dataset folder written by ``dataprep build`` (validated; errors are one line)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise file_error(path, "dataset folder not found")
+    if not (path / "meta" / "info.json").is_file():
+        raise file_error(path, "not a celbench dataset (no meta/info.json); build one with `dataprep build`")
     from benchmark.parquet_source import ParquetSource
 
     return ParquetSource(path)

@@ -15,8 +15,11 @@ PALETTE = {1: (230, 220, 200), 2: (200, 40, 40), 3: (40, 90, 200)}  # paper-ish 
 def toy_frame(t: int, size: int = 64, speed: int = 2) -> Frame:
     """Frame ``t``: a red disc moving right and a blue box moving down, black outlines, region labels."""
     labels = np.ones((size, size), np.int32)
-    cv2.circle(labels, (12 + speed * t, size // 2), size // 6, 2, -1)
-    cv2.rectangle(labels, (size - 24, 4 + speed * t), (size - 8, 18 + speed * t), 3, -1)
+    travel = size // 2  # shapes bounce back and forth so long shots stay in frame
+    offset = (speed * t) % (2 * travel)
+    offset = offset if offset < travel else 2 * travel - offset
+    cv2.circle(labels, (size // 6 + offset, size // 2), size // 6, 2, -1)
+    cv2.rectangle(labels, (size - 24, 4 + offset // 2), (size - 8, 18 + offset // 2), 3, -1)
     colour = np.zeros((size, size, 3), np.uint8)
     for label, rgb in PALETTE.items():
         colour[labels == label] = rgb
