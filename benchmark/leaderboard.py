@@ -226,8 +226,9 @@ def _csv(tables: list[Table]) -> str:
 
 
 _SORT_SCRIPT = """
-document.querySelectorAll('table.sortable th').forEach(function (th, column) {
+document.querySelectorAll('table.sortable th').forEach(function (th) {
   th.addEventListener('click', function () {
+    var column = th.cellIndex;
     var body = th.closest('table').tBodies[0];
     var ascending = th.dataset.order !== 'asc';
     th.closest('tr').querySelectorAll('th').forEach(function (h) { delete h.dataset.order; });

@@ -78,3 +78,12 @@ def local_metric_factory(spec):
     if spec.name == "ssim":
         return LocalMAE()
     return LocalPSNR(**spec.settings)
+
+
+def one_torch_thread():
+    """Generator for an autouse fixture: tiny tensors gain nothing from intra-op threads, and on a
+    shared 2-core machine spinning OpenMP workers slow these tests several-fold."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

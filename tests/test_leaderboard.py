@@ -1,0 +1,120 @@
+"""bench leaderboard build: tables from records, signatures kept apart, escaping, --check, Chromium."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmark import cli
+from benchmark.evaluate import evaluate, save
+from benchmark.leaderboard import build, check
+from benchmark.model import load_model
+from benchmark.protocol import load_protocol
+from benchmark_toys import local_metric_factory, toy_source, one_torch_thread
+
+EVIL = '<script>alert("x")</script>'
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
+
+
+class EvilModel:
+    """copy-reference with a hostile name, dimmed so it ranks between the floors."""
+
+    def __call__(self, batch):
+        return batch["reference_colour"][:, 0] * 0.97
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Records for shi-kref@1: two floors, a hostile name, a limited run (another signature), an invalid run."""
+    root = tmp_path_factory.mktemp("leaderboards")
+    threads = one_torch_thread()
+    next(threads)
+    source, protocol = toy_source(shots=1, frames=10), load_protocol("shi-kref@1")
+    runs = {"flow-warp": (load_model("flow-warp"), None), "copy-reference": (load_model("copy-reference"), None),
+            EVIL: (EvilModel(), None), "flow-warp-limited": (load_model("flow-warp"), 12),
+            "nan-model": (lambda batch: batch["reference_colour"][:, 0] * float("nan"), None)}
+    for index, (name, (model, limit)) in enumerate(runs.items()):
+        result = evaluate(model, name, source, protocol, limit=limit, metric_factory=local_metric_factory)
+        save(result, root / "results" / "shi-kref@1" / f"run{index}.json")
+    next(threads, None)
+    return root
+
+
+def test_tables_rank_by_primary_metric_and_keep_signatures_apart(results):
+    out = results / "board"
+    build(results / "results", out)
+    text = (out / "shi-kref@1.md").read_text()
+    sections = re.split(r"^## Signature ", text, flags=re.M)[1:]
+    assert len(sections) == 2  # the --limit run has its own signature, hence its own table
+    full = next(s for s in sections if "flow-warp-limited" not in s)
+    limited = next(s for s in sections if "flow-warp-limited" in s)
+    ranking = re.findall(r"^\| (\d) \| ([^|]+) \|", full, flags=re.M)
+    assert [name.strip() for _, name in ranking] == ["flow-warp", html.escape(EVIL, quote=False), "copy-reference"]
+    assert "flow-warp |" not in limited.replace("flow-warp-limited", "")
+    assert "nan-model: **invalid**" in full  # listed, never ranked
+    assert "psnr ↑" in text and "s/frame ↓" in text
+    # the CSV carries the same numbers as the records
+    rows = list(csv.DictReader((out / "shi-kref@1.csv").open()))
+    record = json.loads((results / "results" / "shi-kref@1" / "run0.json").read_text())
+    psnr_k3 = next(r for r in rows if r["model"] == "flow-warp" and r["metric"] == "psnr" and r["bucket"] == "3")
+    assert float(psnr_k3["value"]) == record["metrics"][1]["buckets"]["3"]
+    assert (out / "shi-kref@1.csv").read_text().count(record["signature"]) > 0
+    pngs = sorted(p.name for p in (out / "shi-kref@1").glob("*.png"))
+    assert sum(p.endswith("-curves.png") for p in pngs) == 2 and sum(p.endswith("-examples.png") for p in pngs) == 4
+
+
+def test_html_escapes_everything_from_records(results):
+    out = results / "escaped"
+    build(results / "results", out)
+    page = (out / "shi-kref@1.html").read_text()
+    assert EVIL not in page and html.escape(EVIL) in page
+    assert page.count("<script>") == 1  # only the sorter
+    assert EVIL not in (out / "shi-kref@1.md").read_text()
+
+
+def test_check_passes_when_up_to_date_and_fails_on_any_difference(results, capsys):
+    out = results / "checked"
+    assert cli.main(["leaderboard", "build", "--results", str(results / "results"), "--out", str(out), "-q"]) == 0
+    assert check(results / "results", out) == []
+    assert cli.main(["leaderboard", "build", "--results", str(results / "results"), "--out", str(out),
+                     "--check"]) == 0
+    table = out / "shi-kref@1.md"
+    table.write_text(table.read_text().replace("flow-warp", "flow-warp (edited)", 1))
+    (out / "stale@1.csv").write_text("old\n")
+    assert cli.main(["leaderboard", "build", "--results", str(results / "results"), "--out", str(out),
+                     "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "shi-kref@1.md: differs" in err and "stale@1.csv: no result record produces it" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_html_renders_and_sorts_in_headless_chromium(results, tmp_path):
+    out = results / "browser"
+    build(results / "results", out)
+    page = out / "shi-kref@1.html"
+    # Click the "model" header once after load, so the dumped DOM shows the sorter ran.
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.read_text().replace(
+        "</body>", "<script>document.querySelectorAll('table.sortable th.model').forEach(function (th) { th.click(); });"
+        "</script></body>"))
+    shutil.copytree(out / "shi-kref@1", tmp_path / "shi-kref@1")
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          clicked.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    assert "<table" in dom
+    assert dom.count("<script>") == 2  # the sorter and the click: the model name stayed text
+    assert "&lt;script&gt;alert" in dom
+    bodies = [body.split("</tbody>")[0] for body in dom.split("<tbody>")[1:]]
+    runs = [re.findall(r'href="[^"]*/(run\d)\.json"', body) for body in bodies]
+    # ranked run0 (flow-warp), run2 (EVIL), run1 (copy-reference); by name: EVIL ('<' first), copy, flow
+    assert ["run2", "run1", "run0"] in runs and ["run3"] in runs
+    assert 'data-order="asc"' in dom
