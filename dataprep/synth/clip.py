@@ -83,8 +83,11 @@ class SynthConfig:
 
 
 def demo_config() -> SynthConfig:
-    """The embedded demo video: 4 shots at 256x256 with a fade and a flash."""
-    return SynthConfig(shots=4, seed=0, fade=True, flash=True)
+    """The embedded demo video: 4 shots at 256x256 with a fade, a flash, pans and ones/twos/threes.
+
+    Seed 4 is the first seed whose shots show every feature (pans and all three hold lengths).
+    """
+    return SynthConfig(shots=4, seed=4, fade=True, flash=True)
 
 
 @dataclass
