@@ -82,6 +82,19 @@ class SynthConfig:
             raise CelbenchError(f"characters range {self.characters} must satisfy 1 <= min <= max")
 
 
+def resolve_codec(codec: str) -> str:
+    """Check ``codec`` and fall back from H.264 to MPEG-4 Part 2 when this PyAV build lacks libx264."""
+    import av
+
+    if codec not in CODECS:
+        raise CelbenchError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
+    if CODECS[codec][0] not in av.codecs_available:
+        if codec == "h264" and "mpeg4" in av.codecs_available:
+            return "mpeg4"
+        raise CelbenchError(f"codec {codec!r} needs encoder {CODECS[codec][0]!r}, missing from this PyAV build")
+    return codec
+
+
 def demo_config() -> SynthConfig:
     """The embedded demo video: 4 shots at 256x256 with a fade, a flash, pans and ones/twos/threes.
 
@@ -216,8 +229,7 @@ class SynthClip:
         from dataprep.synth.sheet import contact_sheet
         from dataprep.synth.video_writer import VideoWriter
 
-        if codec not in CODECS:
-            raise CelbenchError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
+        codec = resolve_codec(codec)
         out = Path(out_dir)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             if not overwrite:
