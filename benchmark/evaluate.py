@@ -34,9 +34,9 @@ from dataprep.errors import CelbenchError
 from dataprep.progress import progress
 
 from benchmark.model import Model
-from benchmark.protocol import MetricSpec, Protocol, SampleSpec, simulate_hints
+from benchmark.protocol import MetricSpec, Protocol, simulate_hints
 from benchmark.record import MetricResult, Problem, ResultRecord, Speed, compute_signature
-from benchmark.source import Frame, SampleSource
+from benchmark.source import Frame, SampleSource, SampleSpec
 
 #: Outputs may leave [0, 1] by this much (float rounding in a final sigmoid/clamp) and still count as valid.
 RANGE_TOLERANCE = 1e-4
@@ -260,7 +260,7 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     device = torch.device(device)
     make_metric = metric_factory or create_metric
     unavailable_error = metric_unavailable_error()
-    samples = protocol.select(source.shots(split))
+    samples = protocol.select(source, split)
     if limit is not None:
         samples = samples[:limit]
     if not samples:

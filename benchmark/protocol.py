@@ -17,7 +17,8 @@ The samplers follow the papers: ``interval`` is CMFT section 4.2 (five continuou
 per shot, the first is the reference, intervals ``iv = S * j``); ``kref`` is Shi et al. TVCG 2023
 sections 4.1 and 4.6 (eight successive frames, K references at the points that divide the sequence);
 ``pairs`` takes reference/target pairs at a fixed gap (component accuracy); ``single`` takes lone
-targets (hint-based colourisation).
+targets (hint-based colourisation); ``dataset-pairs`` takes the pairs ``dataprep build`` mined, by kind
+(the CMFT test sequences ``cmft-test@S``, with the builder's held-drawing and unseen-region filters).
 """
 
 from __future__ import annotations
@@ -35,19 +36,9 @@ import numpy as np
 from dataprep.errors import CelbenchError, file_error
 from dataprep.registry import Registry
 
-from benchmark.source import Shot
+from benchmark.source import SampleSource, SampleSpec, Shot
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
-
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """One evaluation sample: reference frame ids (may be empty), one target, bucket attributes."""
-
-    sample_id: str
-    reference_ids: tuple[str, ...]
-    target_id: str
-    attributes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,11 +68,11 @@ class Protocol:
     def id(self) -> str:
         return f"{self.name}@{self.version}"
 
-    def select(self, shots: list[Shot]) -> list[SampleSpec]:
-        """The samples of this protocol drawn from ``shots`` (deterministic: seeded per shot)."""
+    def select(self, source: SampleSource, split: str) -> list[SampleSpec]:
+        """The samples of this protocol in ``source``'s ``split`` (deterministic: seeded per shot)."""
         settings = dict(self.sampler)
         kind = settings.pop("kind")
-        return SAMPLERS.get(kind)(shots, **settings)
+        return SAMPLERS.get(kind)(source, split, **settings)
 
 
 SAMPLERS: Registry[Callable[..., list[SampleSpec]]] = Registry("sampler")
@@ -92,14 +83,25 @@ def _shot_rng(seed: int, shot: Shot, *salt: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(shot.shot_id.encode()), *salt])
 
 
+@SAMPLERS.register("dataset-pairs")
+def dataset_pairs_sampler(source: SampleSource, split: str, kinds: list[str]) -> list[SampleSpec]:
+    """The pairs ``dataprep build`` mined, of the given kinds (``cmft-test@5``; ``cmft-test`` = every
+    stride). The builder applies the papers' filters (held drawings, large unseen regions), so this is
+    the sampler to use on built datasets; the frame-level samplers below need only shots."""
+    samples = sorted(source.pairs(split, kinds), key=lambda s: s.sample_id)
+    if not samples:
+        raise CelbenchError(f"{source.location}: split {split!r} has no pairs of kind {', '.join(kinds)}")
+    return samples
+
+
 @SAMPLERS.register("interval")
-def interval_sampler(shots: list[Shot], strides: list[int], targets_per_reference: int = 4,
+def interval_sampler(source: SampleSource, split: str, strides: list[int], targets_per_reference: int = 4,
                      seed: int = 0) -> list[SampleSpec]:
     """CMFT section 4.2: per shot and stride S, ``targets_per_reference + 1`` continuous frames at
     stride S starting at a random frame; the first colours the others at intervals S, 2S, ...
     Shots too short for a stride are skipped for that stride."""
     samples = []
-    for shot in shots:
+    for shot in source.shots(split):
         for stride in strides:
             span = stride * targets_per_reference
             if len(shot.frame_ids) <= span:
@@ -121,12 +123,15 @@ def kref_positions(sequence_length: int, k: int) -> list[int]:
 
 
 @SAMPLERS.register("kref")
-def kref_sampler(shots: list[Shot], sequence_length: int = 8, ks: list[int] = (1, 2, 3, 4, 5),
-                 seed: int = 0) -> list[SampleSpec]:
+def kref_sampler(source: SampleSource, split: str, sequence_length: int = 8, ks: list[int] = (1, 2, 3, 4, 5),
+                 collapse_held: bool = True, seed: int = 0) -> list[SampleSpec]:
     """Shi et al. sections 4.1/4.6: eight successive frames per shot (random start); for each K the
-    reference frames divide the sequence and every other frame is a target."""
+    reference frames divide the sequence and every other frame is a target. With ``collapse_held``,
+    held frames (one drawing shown on twos/threes) count once, so targets are real new drawings."""
     samples = []
-    for shot in shots:
+    for shot in source.shots(split):
+        if collapse_held:
+            shot = shot.distinct_drawings()
         if len(shot.frame_ids) < sequence_length:
             continue
         start = int(_shot_rng(seed, shot).integers(0, len(shot.frame_ids) - sequence_length + 1))
@@ -142,11 +147,14 @@ def kref_sampler(shots: list[Shot], sequence_length: int = 8, ks: list[int] = (1
 
 
 @SAMPLERS.register("pairs")
-def pairs_sampler(shots: list[Shot], gap: int = 1, pairs_per_shot: int = 4, seed: int = 0) -> list[SampleSpec]:
-    """Reference/target pairs ``gap`` frames apart in one shot, up to ``pairs_per_shot`` per shot
+def pairs_sampler(source: SampleSource, split: str, gap: int = 1, pairs_per_shot: int = 4,
+                  collapse_held: bool = True, seed: int = 0) -> list[SampleSpec]:
+    """Reference/target pairs ``gap`` drawings apart in one shot, up to ``pairs_per_shot`` per shot
     at random (seeded) positions; for component accuracy, which needs ground-truth correspondence."""
     samples = []
-    for shot in shots:
+    for shot in source.shots(split):
+        if collapse_held:
+            shot = shot.distinct_drawings()
         n_pairs = len(shot.frame_ids) - gap
         if n_pairs <= 0:
             continue
@@ -159,10 +167,10 @@ def pairs_sampler(shots: list[Shot], gap: int = 1, pairs_per_shot: int = 4, seed
 
 
 @SAMPLERS.register("single")
-def single_sampler(shots: list[Shot], frames_per_shot: int = 4, seed: int = 0) -> list[SampleSpec]:
+def single_sampler(source: SampleSource, split: str, frames_per_shot: int = 4, seed: int = 0) -> list[SampleSpec]:
     """Lone targets (no reference): up to ``frames_per_shot`` random (seeded) frames per shot."""
     samples = []
-    for shot in shots:
+    for shot in source.shots(split):
         rng = _shot_rng(seed, shot)
         count = min(frames_per_shot, len(shot.frame_ids))
         for index in sorted(rng.choice(len(shot.frame_ids), size=count, replace=False).tolist()):

@@ -13,9 +13,11 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from dataprep.errors import CelbenchError
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,38 @@ class Frame:
 
 @dataclass(frozen=True)
 class Shot:
-    """A shot: ``frame_ids`` in temporal order (ids are opaque strings unique in the source)."""
+    """A shot: ``frame_ids`` in temporal order (ids are opaque strings unique in the source).
+
+    ``drawings`` optionally gives each frame's drawing (held-group) number: equal consecutive numbers
+    are held frames showing one drawing (anime on twos/threes).
+    """
 
     shot_id: str
     frame_ids: tuple[str, ...]
+    drawings: tuple[int, ...] | None = None
+
+    def distinct_drawings(self) -> "Shot":
+        """The shot with held frames collapsed to the first frame of each drawing."""
+        if self.drawings is None:
+            return self
+        keep = [i for i, d in enumerate(self.drawings) if i == 0 or d != self.drawings[i - 1]]
+        return Shot(self.shot_id, tuple(self.frame_ids[i] for i in keep), tuple(self.drawings[i] for i in keep))
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """One evaluation sample: reference frame ids (may be empty), one target, and attributes
+    (``interval``, ``stride``, ``k``, ``kind``, ...) that protocols bucket results by."""
+
+    sample_id: str
+    reference_ids: tuple[str, ...]
+    target_id: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def kind_matches(kind: str, wanted: Sequence[str]) -> bool:
+    """``cmft-test@5`` matches ``cmft-test@5``, and ``cmft-test`` (or ``cmft-test@``) matches every stride."""
+    return any(kind == w or kind.split("@")[0] == w.rstrip("@") and "@" not in w.rstrip("@") for w in wanted)
 
 
 class SampleSource(ABC):
@@ -64,6 +94,11 @@ class SampleSource(ABC):
     def frame(self, frame_id: str) -> Frame:
         """Load one frame."""
 
+    def pairs(self, split: str, kinds: Sequence[str]) -> list[SampleSpec]:
+        """Samples the dataset builder mined (``dataprep build`` pair kinds such as ``cmft-test@5``),
+        in a stable order. Sources without mined pairs raise CelbenchError."""
+        raise CelbenchError(f"{self.location}: this dataset has no mined pairs (needed: {', '.join(kinds)})")
+
     def close(self) -> None:
         """Release files; the default holds none."""
 
@@ -76,6 +111,7 @@ class MemorySource(SampleSource):
     frames: Mapping[str, Frame]
     manifest: Mapping = field(default_factory=dict)
     location: str = "<memory>"
+    mined: Mapping[str, Sequence[SampleSpec]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Hash what defines the numbers: the manifest plus every pixel, so a changed frame is a new dataset.
@@ -89,14 +125,21 @@ class MemorySource(SampleSource):
                     for array in (frame.colour, frame.sketch, frame.field, frame.components, frame.hints):
                         if array is not None:
                             digest.update(np.ascontiguousarray(array).tobytes())
+        for split in sorted(self.mined):
+            for spec in self.mined[split]:
+                digest.update(json.dumps([spec.sample_id, spec.reference_ids, spec.target_id, spec.attributes],
+                                         sort_keys=True).encode())
         self.manifest_hash = digest.hexdigest()
 
     def shots(self, split: str) -> list[Shot]:
-        from dataprep.errors import CelbenchError
-
         if split not in self.splits:
             raise CelbenchError(f"{self.location}: no split {split!r} (have: {', '.join(sorted(self.splits))})")
         return list(self.splits[split])
 
     def frame(self, frame_id: str) -> Frame:
         return self.frames[frame_id]
+
+    def pairs(self, split: str, kinds: Sequence[str]) -> list[SampleSpec]:
+        if not self.mined:
+            return super().pairs(split, kinds)
+        return [spec for spec in self.mined.get(split, ()) if kind_matches(str(spec.attributes.get("kind")), kinds)]

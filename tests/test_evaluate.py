@@ -86,9 +86,9 @@ def test_per_bucket_means_match_hand_computation(tmp_path):
     assert row["psnr"] == pytest.approx(peak_signal_noise_ratio(target, reference, data_range=255), abs=1e-5)
 
 
-def test_cmft_sampler_follows_the_paper():
-    protocol = load_protocol("cmft-interval@1")
-    samples = protocol.select(toy_source(shots=2, frames=45).shots("test"))
+def test_cmft_sampler_follows_the_paper(tmp_path):
+    protocol = write_protocol(tmp_path, sampler={"kind": "interval", "strides": [1, 5, 10], "seed": 0})
+    samples = protocol.select(toy_source(shots=2, frames=45), "test")
     assert sorted({s.attributes["interval"] for s in samples}) == [1, 2, 3, 4, 5, 10, 15, 20, 30, 40]
     by_shot_stride: dict = {}
     for s in samples:
@@ -100,11 +100,20 @@ def test_cmft_sampler_follows_the_paper():
         assert [int(s.target_id.rsplit("/", 1)[1]) - start for s in group] == [s.attributes["interval"] for s in group]
 
 
+def test_cmft_protocol_takes_the_mined_pairs_by_kind():
+    source = toy_source(shots=2, frames=45)
+    samples = load_protocol("cmft-interval@1").select(source, "test")
+    assert {s.attributes["kind"] for s in samples} == {"cmft-test@1", "cmft-test@5", "cmft-test@10"}
+    assert len(samples) == 24
+    with pytest.raises(CelbenchError, match="no mined pairs"):
+        load_protocol("cmft-interval@1").select(flat_source(), "test")
+
+
 def test_kref_references_divide_the_sequence():
     assert kref_positions(8, 1) == [0]
     assert kref_positions(8, 2) == [0, 7]  # Shi et al.: first and last frame
     assert kref_positions(8, 3) == [0, 4, 7]
-    samples = load_protocol("shi-kref@1").select(toy_source(shots=1, frames=10).shots("test"))
+    samples = load_protocol("shi-kref@1").select(toy_source(shots=1, frames=10), "test")
     assert {k: sum(s.attributes["k"] == k for s in samples) for k in range(1, 6)} == {1: 7, 2: 6, 3: 5, 4: 4, 5: 3}
     assert all(len(s.reference_ids) == s.attributes["k"] for s in samples)
 
