@@ -260,6 +260,10 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     device = torch.device(device)
     make_metric = metric_factory or create_metric
     unavailable_error = metric_unavailable_error()
+    missing_inputs = sorted(set(getattr(model, "requires", ())) - set(protocol.inputs))
+    if missing_inputs:
+        raise CelbenchError(f"model {model_name!r} needs {', '.join(missing_inputs)}, which protocol "
+                            f"{protocol.id} does not give")
     samples = protocol.select(source, split)
     if limit is not None:
         samples = samples[:limit]

@@ -23,7 +23,7 @@ def open_source(path: str | Path) -> SampleSource:
         raise file_error(path, "dataset folder not found")
     if not (path / "meta" / "info.json").is_file():
         raise file_error(path, "not a celbench dataset (no meta/info.json); build one with `dataprep build`")
-    from benchmark.parquet_source import ParquetSource
+    from benchmark.parquet_source import ParquetSource  # needs the dataset branch (dataprep.build)
 
     return ParquetSource(path)
 

@@ -39,6 +39,9 @@ class FlowWarp:
         agreement_window: side in pixels of the box filter that scores warped references per pixel.
     """
 
+    #: Batch keys this model cannot work without (``bench demo`` skips protocols that lack them).
+    requires = ("reference_colour", "reference_sketch", "reference_field", "target_sketch", "target_field")
+
     def __init__(self, guide: str = "field", preset: str = "medium", agreement_window: int = 9):
         if guide not in ("field", "sketch"):
             raise ValueError(f"guide must be 'field' or 'sketch', not {guide!r}")
