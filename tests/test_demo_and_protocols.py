@@ -1,0 +1,61 @@
+"""bench demo end to end on a small clip; protocol details (held drawings, hint simulation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import benchmark.demo
+import benchmark.evaluate
+from benchmark import cli
+from benchmark.leaderboard import check
+from benchmark.protocol import load_protocol, simulate_hints
+from benchmark.record import read_record
+from benchmark.source import Frame, MemorySource, Shot
+from benchmark_toys import local_metric_factory, one_torch_thread
+from dataprep.synth import SynthConfig
+
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
+
+
+def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, capsys):
+    small = SynthConfig(width=64, height=64, shots=2, shot_length=(16, 18), holds=(1,), seed=1)
+    monkeypatch.setattr(benchmark.demo, "demo_config", lambda: small)
+    monkeypatch.setattr(benchmark.evaluate, "create_metric", local_metric_factory)
+    assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    board = tmp_path / "demo" / "leaderboards"
+    assert f"{board / 'shi-kref@1.html'}" in out
+    assert "skip flow-warp on hints@1" in out
+    for protocol in ("shi-kref@1", "components@1", "hints@1"):
+        assert (board / f"{protocol}.md").is_file()
+    records = sorted((board / "results").rglob("*.json"))
+    assert len(records) >= 5 and all(read_record(r).status == "complete" for r in records)
+    assert check(board / "results", board) == []
+
+
+def test_kref_counts_held_frames_once():
+    colour = np.zeros((8, 8, 3), np.uint8)
+    frame = Frame(colour, np.full((8, 8), 255, np.uint8), np.zeros((8, 8), np.float32))
+    ids = tuple(f"f{i}" for i in range(16))
+    drawings = tuple(i // 2 for i in range(16))  # on twos: 8 distinct drawings
+    source = MemorySource({"test": [Shot("s", ids, drawings)]}, {i: frame for i in ids})
+    samples = load_protocol("shi-kref@1").select(source, "test")
+    used = {s.target_id for s in samples} | {r for s in samples for r in s.reference_ids}
+    assert used == {f"f{i}" for i in range(0, 16, 2)}  # first frame of each drawing only
+
+
+def test_simulated_hints_follow_the_recipe_and_are_reproducible():
+    rng = np.random.default_rng(0)
+    colour = rng.random((3, 64, 64)).astype(np.float32)
+    hints = simulate_hints(colour, seed=0, sample_id="a")
+    assert hints.shape == (4, 64, 64) and hints.dtype == np.float32
+    assert np.array_equal(hints, simulate_hints(colour, seed=0, sample_id="a"))
+    assert not np.array_equal(hints, simulate_hints(colour, seed=0, sample_id="b"))
+    mask = hints[3] > 0
+    assert mask.any() and set(np.unique(hints[3])) <= {0.0, 1.0}
+    assert np.all(hints[:3][:, ~mask] == 0)
+    # a lone 1x1 patch carries the pixel's own colour; every hint colour lies within the image's range
+    assert hints[:3][:, mask].min() >= colour.min() and hints[:3][:, mask].max() <= colour.max()
+    counts = [int((simulate_hints(colour, 0, str(i))[3] > 0).any()) for i in range(50)]
+    assert sum(counts) == 50  # min_points=1: never an empty hint map
