@@ -50,17 +50,22 @@ HARNESS_THREADS = 1
 
 def create_metric(spec: MetricSpec):
     """Instantiate a protocol metric from the metric registry (may raise ``MetricUnavailable``)."""
-    from benchmark.metrics import METRICS
+    from benchmark.metric import create_metric as create
 
-    return METRICS.create(spec.name, **spec.settings)
+    return create(spec.name, **spec.settings)
 
 
 def metric_unavailable_error() -> type[Exception]:
-    try:
-        from benchmark.metric import MetricUnavailable
-    except ImportError:  # metric package without the exception: nothing can be unavailable
-        return type("NeverRaised", (Exception,), {})
+    from benchmark.metric import MetricUnavailable
+
     return MetricUnavailable
+
+
+def to_uint8_images(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) float RGB in [0, 1] -> (N, H, W, 3) uint8, rounding to nearest, as saving the
+    prediction to an 8-bit PNG would; metrics compare 8-bit frames (data range 255), and the dataset's
+    ground truth is 8-bit already, so it converts back exactly."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 @dataclass
@@ -106,7 +111,7 @@ class FrameLoader:
         self.resolution = resolution
         self._cache: OrderedDict[str, PreparedFrame] = OrderedDict()
 
-    def __call__(self, frame_id: str) -> PreparedFrame:
+    def __call__(self, frame_id: str) -> PreparedFrame:  # noqa: D102
         if frame_id in self._cache:
             self._cache.move_to_end(frame_id)
             return self._cache[frame_id]
@@ -238,6 +243,7 @@ def signature_fields(protocol: Protocol, source: SampleSource, split: str, limit
                      metric_settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Every setting that can change a number of the record (see :mod:`benchmark.record`)."""
     return {
+        "prediction_quantisation": "uint8-round",
         "protocol": protocol.id,
         "protocol_sha256": protocol.content_sha256,
         "dataset_manifest_sha256": source.manifest_hash,
@@ -333,6 +339,9 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
             timings["check"] += time.perf_counter() - tick
 
             tick = time.perf_counter()
+            prediction_u8 = to_uint8_images(prediction) if prediction is not None else None
+            target_u8 = to_uint8_images(target)
+            labels = target_components.numpy() if target_components is not None else None
             for i, (sample, verdict) in enumerate(zip(batch_samples, verdicts)):
                 bucket = sample.attributes.get(protocol.bucket) if protocol.bucket else None
                 row: dict[str, Any] = {"sample_id": sample.sample_id, "target_id": sample.target_id,
@@ -344,15 +353,20 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
                         row[name] = math.nan
                     rows.append(row)
                     continue
-                pred_i, target_i = prediction[i:i + 1], target[i:i + 1]
-                extra = {"components": target_components[i:i + 1]} if target_components is not None else {}
+                pred_i, target_i = prediction_u8[i], target_u8[i]
                 for name, metric in metrics.items():
+                    extra = {}
+                    if "labels" in getattr(metric, "requires", ()):
+                        if labels is None:
+                            raise CelbenchError(f"metric {name!r} needs component labels, which the dataset "
+                                                f"does not provide for {sample.target_id}")
+                        extra["labels"] = labels[i]
                     if _is_set_metric(metric):
                         for key in ("all", str(bucket)):
                             if (name, key) not in set_metric_states:
                                 set_metric_states[(name, key)] = make_metric(
                                     next(s for s in protocol.metrics if s.name == name))
-                            set_metric_states[(name, key)].update(pred_i, target_i)
+                            set_metric_states[(name, key)].update(pred_i[None], target_i[None], **extra)
                         row[name] = math.nan
                     else:
                         row[name] = float(metric.score(pred_i, target_i, **extra))

@@ -52,19 +52,20 @@ def toy_source(shots: int = 2, frames: int = 12, size: int = 64, split: str = "t
 
 
 class LocalPSNR:
-    """PSNR in dB over RGB, data range 1: 10 log10(1 / MSE); inputs (1, 3, H, W) float in [0, 1]."""
+    """PSNR in dB over RGB: 10 log10(data_range^2 / MSE); inputs (H, W, 3) uint8, as the metric
+    interface (benchmark.metric) takes them."""
 
     name = "psnr"
     higher_is_better = True
 
-    def __init__(self, data_range: float = 1.0):
+    def __init__(self, data_range: float = 255.0):
         self.data_range = data_range
 
     def settings(self) -> dict:
         return {"data_range": self.data_range, "colour_space": "rgb"}
 
-    def score(self, pred: torch.Tensor, target: torch.Tensor, **extra) -> float:
-        mse = float(((pred.double() - target.double()) ** 2).mean())
+    def score(self, pred: np.ndarray, target: np.ndarray, **extra) -> float:
+        mse = float(((pred.astype(np.float64) - target.astype(np.float64)) ** 2).mean())
         return float("inf") if mse == 0 else 10 * np.log10(self.data_range ** 2 / mse)
 
 
@@ -76,7 +77,7 @@ class LocalMAE:
         return {}
 
     def score(self, pred, target, **extra) -> float:
-        return float((pred.double() - target.double()).abs().mean())
+        return float(np.abs(pred.astype(np.float64) - target.astype(np.float64)).mean())
 
 
 def local_metric_factory(spec):

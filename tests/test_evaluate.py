@@ -145,7 +145,7 @@ def test_signature_changes_with_every_number_changing_setting(tmp_path):
     changed = {
         "resolution": signature(write_protocol(tmp_path, resolution=[8, 8])),
         "sampler seed": signature(write_protocol(tmp_path, sampler={**SMALL_PROTOCOL["sampler"], "seed": 1})),
-        "metric setting": signature(write_protocol(tmp_path, metrics=[{"name": "psnr", "settings": {"data_range": 2.0}}])),
+        "metric setting": signature(write_protocol(tmp_path, metrics=[{"name": "psnr", "settings": {"data_range": 254.0}}])),
         "limit": signature(base, limit=3),
         "dataset": signature(base, source=flat_source(steps=(10, 21))),
     }
@@ -207,7 +207,7 @@ def test_record_round_trips_and_rejects_tampering(tmp_path):
     paths = save(result, tmp_path / "r.json")
     data = json.loads(paths["record"].read_text())
     assert read_record(paths["record"]).to_dict() == data
-    assert data["signature_fields"]["metrics"]["psnr"] == {"data_range": 1.0, "colour_space": "rgb"}
+    assert data["signature_fields"]["metrics"]["psnr"] == {"data_range": 255.0, "colour_space": "rgb"}
     assert data["speed"]["seconds_per_frame"] > 0 and data["environment"]["torch"] == torch.__version__
     data["signature_fields"]["limit"] = 3  # numbers claimed for other settings
     paths["record"].write_text(json.dumps(data))
