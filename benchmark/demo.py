@@ -77,7 +77,7 @@ def demo_dataset(clip: SynthClip, video_dir: Path, dataset_dir: Path, log=print)
                        log=lambda message: log(f"dataprep build: {message}"))
         if report.failed:
             raise CelbenchError(f"units failed: {', '.join(report.failed)}")
-    except CelbenchError as error:
+    except (CelbenchError, ImportError) as error:  # ImportError: a stage's module is not merged yet
         log(f"bench demo: dataprep build failed ({error}); using the generator's ground truth instead")
         return synth_source(clip)
     return ParquetSource(dataset_dir)
