@@ -82,3 +82,14 @@ def test_flow_warp_recovers_a_translation():
     warped = load_model("flow-warp")(batch)[0]
     copied = load_model("copy-reference")(batch)[0]
     assert (warped - truth).abs().mean() < 0.5 * (copied - truth).abs().mean()
+
+
+def test_speed_command_reports_latency_throughput_memory(capsys):
+    assert cli.main(["speed", "--model", "flow-warp", "--size", "32", "--repeats", "2", "--warmup", "1",
+                     "--references", "2", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    values = dict(line.split(":", 1) for line in out.strip().splitlines())
+    values = {k.strip(): v.strip() for k, v in values.items()}
+    assert values["model"] == "flow-warp" and values["device"] == "cpu" and values["references"] == "2"
+    assert float(values["latency_ms_median"]) > 0 and float(values["frames_per_second"]) > 0
+    assert int(values["peak_memory_bytes"]) > 0

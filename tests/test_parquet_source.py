@@ -1,0 +1,69 @@
+"""bench evaluate on a dataset written by dataprep build (stages faked, as in the dataset's own tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+import benchmark.evaluate
+from benchmark import cli
+from benchmark.parquet_source import ParquetSource
+from benchmark.record import read_record
+from benchmark_toys import one_torch_thread
+
+dataprep_build = pytest.importorskip("dataprep.build", reason="dataset builder not merged in this checkout")
+from dataprep.config import load_config  # noqa: E402
+from tests.dataset_fakes import FakePipeline, write_synth_frames  # noqa: E402
+
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
+SMALL = ["frames.width=48", "frames.height=48", "run.frames_per_unit=40", "run.executor=serial",
+         "split.train=0", "split.val=0", "split.test=1"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parquet")
+    write_synth_frames(root / "clip", seed=2, shots=2, width=64, height=48, shot_length=(12, 14))
+    patch = pytest.MonkeyPatch()
+    patch.setattr(dataprep_build, "make_pipeline", FakePipeline)
+    try:
+        report = dataprep_build.build([root / "clip"], root / "ds", load_config(None, SMALL))
+    finally:
+        patch.undo()
+    assert report.failed == []
+    return root / "ds"
+
+
+def test_parquet_source_reads_shots_frames_and_mined_pairs(dataset):
+    source = ParquetSource(dataset)
+    shots = source.shots("test")
+    assert len(shots) == 2 and all(len(s.frame_ids) >= 12 for s in shots)
+    frame = source.frame(shots[0].frame_ids[0])
+    assert frame.colour.shape == (48, 48, 3) and frame.sketch.dtype.name == "uint8"
+    assert 0 <= frame.field.min() and frame.field.max() <= 1 and frame.components.ndim == 2
+    pairs = source.pairs("test", ["cmft-test"])
+    assert pairs and all(p.attributes["kind"].startswith("cmft-test@") for p in pairs)
+    assert all(p.attributes["interval"] == p.attributes["stride"] * p.attributes["position"] for p in pairs)
+
+
+def test_evaluate_cli_on_a_built_dataset(dataset, tmp_path, capsys):
+    out = tmp_path / "flow.json"
+    assert cli.main(["evaluate", "--model", "flow-warp", "--data", str(dataset), "--protocol", "cmft-interval@1",
+                     "--out", str(out), "-q"]) == 0
+    record = read_record(out)
+    assert record.status == "complete" and record.samples_valid > 0
+    assert record.dataset["manifest_sha256"] == __import__("hashlib").sha256(
+        (dataset / "meta" / "info.json").read_bytes()).hexdigest()
+    assert set(record.metric("psnr").buckets) <= {"1", "2", "3", "4", "5", "10", "15", "20", "30", "40"}
+
+
+def test_dataset_failing_validation_is_a_one_line_error(dataset, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    shard = sorted((broken / "data" / "frames").glob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[: len(shard.read_bytes()) // 2])
+    code = cli.main(["evaluate", "--model", "copy-reference", "--data", str(broken), "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "dataset failed validation" in err and err.count("\n") == 1
+    assert not (tmp_path / "r.json").exists()
