@@ -23,11 +23,12 @@ _PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOP
             "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """(H, W) float -> uint8 spanning the image's own range (DIS needs 8-bit grey input)."""
-    low, high = float(image.min()), float(image.max())
+def _to_uint8(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two (H, W) float images -> uint8 on one shared scale spanning both (DIS needs 8-bit grey input;
+    a shared scale keeps equal values equal, which the flow's brightness constancy relies on)."""
+    low, high = min(float(first.min()), float(second.min())), max(float(first.max()), float(second.max()))
     scale = 255.0 / (high - low) if high > low else 0.0
-    return np.ascontiguousarray(((image - low) * scale).round().astype(np.uint8))
+    return tuple(np.ascontiguousarray(((image - low) * scale).round().astype(np.uint8)) for image in (first, second))
 
 
 class FlowWarp:
@@ -52,7 +53,7 @@ class FlowWarp:
 
     def _warp_one(self, target_guide: np.ndarray, reference_guide: np.ndarray, reference_colour: np.ndarray,
                   target_sketch: np.ndarray, reference_sketch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        flow = self._dis.calc(_to_uint8(target_guide), _to_uint8(reference_guide), None)
+        flow = self._dis.calc(*_to_uint8(target_guide, reference_guide), None)
         height, width = target_guide.shape
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
