@@ -183,6 +183,7 @@ def _markdown(protocol_id: str, tables: list[Table]) -> str:
             for cells, link in zip(table.rows, table.record_links):
                 lines.append("| " + " | ".join(_md_escape(c) for c in cells) + f" | [json]({_md_link(link)}) |")
             lines.append("")
+        lines += _paper_view(table)
         if table.plot:
             lines += [f"![{_md_escape(table.signature)} curves]({_md_link(table.plot)})", ""]
         for model, image in table.example_images:
@@ -194,6 +195,41 @@ def _markdown(protocol_id: str, tables: list[Table]) -> str:
                 lines.append(f"- {_md_escape(model)}: **{status}** ({_md_escape(reason)}) [json]({_md_link(link)})")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _strides(protocol_id: str) -> list[int]:
+    """Strides S of a CMFT-style protocol (``cmft-test@S`` kinds or an ``interval`` sampler), else []."""
+    from benchmark.protocol import load_protocol
+
+    try:
+        sampler = load_protocol(protocol_id).sampler
+    except Exception:  # a protocol this checkout does not ship: no paper view, the main table stays
+        return []
+    if sampler.get("kind") == "interval":
+        return list(sampler.get("strides", []))
+    kinds = sampler.get("kinds", []) if sampler.get("kind") == "dataset-pairs" else []
+    return [int(k.partition("@")[2]) for k in kinds if k.startswith("cmft-test@") and k.partition("@")[2].isdigit()]
+
+
+def _paper_view(table: Table) -> list[str]:
+    """CMFT Tables 1-3 layout: per stride S, PSNR/SSIM of frames 1..4 (iv = S, 2S, 3S, 4S)."""
+    if not table.entries or table.entries[0].record.bucket_key != "interval":
+        return []
+    record = table.entries[0].record
+    if not {"psnr", "ssim"} <= {m.name for m in record.metrics}:
+        return []
+    lines = []
+    for stride in _strides(record.protocol_id):
+        intervals = [stride * j for j in range(1, 5)]
+        lines += [f"PSNR/SSIM at stride {stride} (CMFT Tables 1-3 layout):", "",
+                  "| model | " + " | ".join(f"frame{j} (iv:{iv})" for j, iv in enumerate(intervals, 1)) + " |",
+                  "|---|" + "---|" * len(intervals)]
+        for entry in table.entries:
+            psnr, ssim = entry.record.metric("psnr").buckets, entry.record.metric("ssim").buckets
+            cells = [f"{_format(psnr.get(str(iv)), 2)}/{_format(ssim.get(str(iv)), 4)}" for iv in intervals]
+            lines.append(f"| {_md_escape(entry.record.model)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def _md_escape(text: str) -> str:
