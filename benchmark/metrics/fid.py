@@ -14,6 +14,7 @@ statistics are float64 numpy.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,13 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    with warnings.catch_warnings():
+        # a near-singular product is handled below, as pytorch-fid does
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise CelbenchError(f"FID: matrix square root has a large imaginary part "
@@ -65,12 +69,39 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_features(features_pred: np.ndarray, features_target: np.ndarray) -> float:
-    """FID between two feature sets ``(N, D)``; means and unbiased covariances (``np.cov``), as pytorch-fid."""
-    for what, features in (("predicted", features_pred), ("target", features_target)):
-        if len(features) < 2:
-            raise CelbenchError(f"FID needs at least 2 {what} frames, got {len(features)}")
-    return frechet_distance(features_pred.mean(axis=0), np.cov(features_pred, rowvar=False),
-                            features_target.mean(axis=0), np.cov(features_target, rowvar=False))
+    """FID between two feature sets ``(N, D)``; means and unbiased covariances (``np.cov``), as pytorch-fid.
+
+    With at least D + 1 frames in each set this is :func:`frechet_distance` (``scipy.linalg.sqrtm``, as
+    pytorch-fid). With fewer, both covariances are singular, sqrtm of their product is ill-conditioned and
+    slow (2048x2048), and the same quantity is computed exactly in the sample space instead
+    (:func:`trace_sqrt_product_low_rank`).
+    """
+    n_pred, n_target = len(features_pred), len(features_target)
+    for what, n in (("predicted", n_pred), ("target", n_target)):
+        if n < 2:
+            raise CelbenchError(f"FID needs at least 2 {what} frames, got {n}")
+    mu1, mu2 = features_pred.mean(axis=0), features_target.mean(axis=0)
+    dimension = features_pred.shape[1]
+    if min(n_pred, n_target) > dimension:
+        return frechet_distance(mu1, np.cov(features_pred, rowvar=False),
+                                mu2, np.cov(features_target, rowvar=False))
+    diff = mu1 - mu2
+    trace1 = np.sum((features_pred - mu1) ** 2) / (n_pred - 1)
+    trace2 = np.sum((features_target - mu2) ** 2) / (n_target - 1)
+    return float(diff @ diff + trace1 + trace2 - 2 * trace_sqrt_product_low_rank(features_pred, features_target))
+
+
+def trace_sqrt_product_low_rank(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """``Tr((S_a S_b)^(1/2))`` for the unbiased covariances of ``(n_a, D)`` and ``(n_b, D)`` samples.
+
+    With centred samples A, B, ``S_a S_b = A^T (A B^T) B / c`` (c = (n_a - 1)(n_b - 1)) has the same non-zero
+    eigenvalues as ``(A B^T)(A B^T)^T / c``, so the trace of its square root is the sum of the singular
+    values of ``A B^T``, divided by sqrt(c): exact, in O(n_a n_b D).
+    """
+    a = features_a - features_a.mean(axis=0)
+    b = features_b - features_b.mean(axis=0)
+    singular_values = np.linalg.svd(a @ b.T, compute_uv=False)
+    return float(singular_values.sum() / np.sqrt((len(a) - 1) * (len(b) - 1)))
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,
@@ -200,7 +231,8 @@ class FID(InceptionSetMetric):
     higher_is_better = False
 
     def settings(self) -> dict:
-        return {**self.feature_settings(), "covariance": "unbiased (N-1)", "sqrtm": "scipy.linalg.sqrtm"}
+        return {**self.feature_settings(), "covariance": "unbiased (N-1)",
+                "trace_sqrt": "scipy.linalg.sqrtm if N > 2048 per set, else exact sample-space SVD"}
 
     def from_features(self, features_pred: np.ndarray, features_target: np.ndarray) -> float:
         return fid_from_features(features_pred, features_target)
