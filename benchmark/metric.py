@@ -46,7 +46,7 @@ class Metric(ABC):
     """A metric comparing predicted frames with ground-truth frames.
 
     Class attributes:
-        name: registry name (set by ``@METRICS.register``).
+        name: registry name (equal to the name given to ``@METRICS.register``).
         higher_is_better: direction of the metric.
         per_sample: True when ``score`` is defined on one frame pair and ``compute`` is the mean of the
             per-frame scores; False for set-level metrics (FID, KID) whose ``score`` takes two sets.
@@ -60,10 +60,6 @@ class Metric(ABC):
     per_sample: ClassVar[bool] = True
     requires: ClassVar[tuple[str, ...]] = ()
     needs_weights: ClassVar[bool] = False
-
-    @property
-    def registered_name(self) -> str:
-        return getattr(type(self), "registered_name", None) or self.name
 
     @abstractmethod
     def settings(self) -> dict:
@@ -88,7 +84,7 @@ class Metric(ABC):
     def _check_extra(self, extra: dict) -> None:
         missing = [k for k in self.requires if extra.get(k) is None]
         if missing:
-            raise CelbenchError(f"metric {self.registered_name!r} needs {', '.join(f'{k}=' for k in missing)}")
+            raise CelbenchError(f"metric {self.name!r} needs {', '.join(f'{k}=' for k in missing)}")
 
 
 class PerSampleMetric(Metric):
@@ -109,6 +105,8 @@ class PerSampleMetric(Metric):
     def score(self, pred: np.ndarray, target: np.ndarray, **extra: Any) -> float:
         pred, target = as_image_batch(pred, "pred"), as_image_batch(target, "target")
         check_pair(pred, target)
+        if len(pred) != 1:
+            raise CelbenchError(f"metric {self.name!r}: score() takes one frame pair, got {len(pred)}; use update()")
         self._check_extra(extra)
         extra = {k: _as_batch_extra(v) for k, v in extra.items()}
         return float(self.score_batch(pred, target, **extra)[0])

@@ -77,3 +77,10 @@ def test_rejects_non_rgb_uint8(bad):
 def test_rejects_mismatched_shapes():
     with pytest.raises(CelbenchError, match="differ in shape"):
         create_metric("psnr").update(np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 9, 3), np.uint8))
+
+
+def test_score_takes_one_frame_pair():
+    preds, targets = noisy_pairs(n=2)
+    with pytest.raises(CelbenchError, match="one frame pair"):
+        create_metric("psnr").score(preds, targets)
+    assert create_metric("psnr").score(preds[:1], targets[:1]) == create_metric("psnr").score(preds[0], targets[0])

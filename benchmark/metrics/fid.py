@@ -169,7 +169,7 @@ class InceptionSetMetric(Metric):
 
     def __init__(self, weights_dir: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 16,
                  verify_sha256: bool = True):
-        name = self.registered_name
+        name = self.name
         self.weights_path = find_weights(name, FID_WEIGHTS_FILE, weights_dir)
         self.weights_sha256 = sha256_of(self.weights_path)
         check_sha256_prefix(name, self.weights_path, self.weights_sha256,
