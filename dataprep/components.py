@@ -72,7 +72,9 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
     """Close small gaps between stroke ends (in the spirit of Fourey et al. 2018, as used by Dang et al. 2020).
 
     Endpoints of the skeleton of ``lines`` are paired greedily, closest first, each endpoint used at most once;
-    a pair is joined by a straight 8-connected 1-px line when its Euclidean distance is at most ``max_gap``
+    a pair is joined by a straight 8-connected 1-px line when the gap between the strokes is at most ``max_gap``
+    pixels (the Euclidean distance of the skeleton tips, minus 1, minus each stroke's half-width at its tip:
+    the number of empty pixels between two 1-px stroke ends on a row)
     and the two ends are not within ``same_stroke_factor * max_gap`` steps of each other along the skeleton
     (otherwise they are the two ends of one short stroke, or one end and a spur, and joining would close a
     region that is not there). Unlike Fourey et al., endpoints are not joined to stroke interiors.
@@ -94,7 +96,11 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
     if len(ends) < 2:
         return closed
     difference = ends[:, None, :].astype(np.float64) - ends[None, :, :]
-    distance = np.hypot(difference[..., 0], difference[..., 1])
+    # Skeleton tips sit about half a stroke width inside the stroke ends; subtracting that radius (0 for
+    # 1-px strokes) makes the distance the empty span between the drawn strokes, whatever their width.
+    tip_radius = ndimage.distance_transform_edt(lines)[ends[:, 0], ends[:, 1]] - 1.0
+    distance = np.hypot(difference[..., 0], difference[..., 1]) - 1.0
+    distance = distance - tip_radius[:, None] - tip_radius[None, :]
     first, second = np.nonzero(np.triu(distance <= max_gap, k=1))
     order = np.argsort(distance[first, second], kind="stable")
     used: set[int] = set()
