@@ -158,3 +158,16 @@ def test_ls_extractors_lists_every_registered_extractor_with_defaults(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == EXTRACTORS.names()
     assert "sigma=0.8" in next(line for line in lines if line.startswith("xdog\t"))
+
+
+def test_hed_with_published_weights_finds_the_generator_outlines(synth_frame):
+    """Runs only where converted BSDS500 weights are available (docs/scripts/convert_hed_keras.py)."""
+    import os
+
+    weights = os.environ.get("CELBENCH_HED_WEIGHTS")
+    if not weights:
+        pytest.skip("set CELBENCH_HED_WEIGHTS to converted HED weights (.safetensors) to run")
+    sketch = EXTRACTORS.create("hed", weights=weights)(synth_frame.image)
+    truth = synth_frame.line_art < 128
+    assert (ndimage.binary_dilation(sketch < 128, iterations=1)[truth]).mean() > 0.8
+    assert (sketch[~ndimage.binary_dilation(truth, iterations=4)] < 128).mean() < 0.05

@@ -1,6 +1,6 @@
 """Draw the per-frame stages side by side: colour, extractors, distance field, components, hints.
 
-    python docs/scripts/stage_grid.py --out docs/images/sketch_grid.jpg          # procedural frames (committed)
+    python docs/scripts/stage_grid.py --out docs/images/sketch_grid.jpg [--hed W]  # procedural frames (committed)
     python docs/scripts/stage_grid.py --out /tmp/real.jpg FRAME.png [FRAME.png]  # your own frames (never commit
                                                                                  # grids of copyrighted frames)
 """
@@ -52,18 +52,22 @@ def main() -> None:
     parser.add_argument("frames", nargs="*", help="RGB frame images (default: procedural frames)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--cell", type=int, default=200)
+    parser.add_argument("--hed", help="HED weights (.safetensors, see convert_hed_keras.py) to add an HED column")
     args = parser.parse_args()
+    extractors = {name: EXTRACTORS.create(name) for name in CLASSIC}
+    if args.hed:
+        extractors["hed"] = EXTRACTORS.create("hed", weights=args.hed)
     field = FIELDS.create("euclidean")
     hints = HINTS.create("gaussian-geometric")
     rows, titles = [], []
     for title, rgb in frames_from(args.frames):
-        sketches = [EXTRACTORS.create(name)(rgb) for name in CLASSIC]
+        sketches = [extractor(rgb) for extractor in extractors.values()]
         labels, _ = extract_components(sketches[0], rgb)
         hint_view = hint_picture(sketches[0], hints(rgb, seed=len(rows) + 1).hints)
         rows.append([rgb, *sketches, as_rgb(field(sketches[0])), colorize_labels(labels), hint_view])
         titles.append(title)
     sheet = image_grid(rows, row_titles=titles, cell=args.cell,
-                       col_titles=["colour", *CLASSIC, "field (xdog)", "components (xdog)", "hints (3x size)"])
+                       col_titles=["colour", *extractors, "field (xdog)", "components (xdog)", "hints (3x size)"])
     cv2.imwrite(args.out, sheet[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(f"wrote {args.out} {sheet.shape[1]}x{sheet.shape[0]}")
 
