@@ -1,6 +1,6 @@
 """Precision/recall of dataprep.components.match_components against the procedural generator's truth.
 
-    python docs/scripts/match_precision.py [--seeds 8] [--size 256] [--extractor xdog]
+    python docs/scripts/match_precision.py [--seeds 8] [--size 256] [--extractor xdog] [--ambiguity-ratio 0.3]
 
 For each seed: a 2-shot clip of 8 frames per shot; frame pairs (0, 3) and (2, 7) of each shot. A component's true
 part is the generator region id covering most of its pixels (SynthFrame.labels). A predicted pair is correct when
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--extractor", default="truth", help="'truth' (generator line art) or an extractor name")
     parser.add_argument("--min-area", type=int, default=12)
+    parser.add_argument("--ambiguity-ratio", type=float, default=0.3)
     args = parser.parse_args()
     extractor = None if args.extractor == "truth" else EXTRACTORS.create(args.extractor)
     correct = wrong = possible = 0
@@ -49,7 +50,8 @@ def main() -> None:
                     sides.append(({c.id: c for c in comps}, majority_region(labels, f.labels)))
                 (comps_a, region_a), (comps_b, region_b) = sides
                 for id_a, id_b in match_components(list(comps_a.values()), list(comps_b.values()),
-                                                   fa.image.shape[:2], min_area=args.min_area):
+                                                   fa.image.shape[:2], min_area=args.min_area,
+                                                   ambiguity_ratio=args.ambiguity_ratio):
                     correct += region_a[id_a] == region_b[id_b]
                     wrong += region_a[id_a] != region_b[id_b]
                 parts_a = {region_a[i] for i, c in comps_a.items() if c.area >= args.min_area}
