@@ -189,6 +189,22 @@ def component_features(labels: np.ndarray, rgb: np.ndarray) -> list[Component]:
     return components
 
 
+def features_table(components: list[Component]) -> dict[str, np.ndarray]:
+    """Column arrays of :func:`component_features` output, for tabular storage (one row per component).
+
+    id uint16 (N,), area int64 (N,), centroid float64 (N, 2), bbox int32 (N, 4), hu float64 (N, 7),
+    mean_rgb float32 (N, 3).
+    """
+    return {
+        "id": np.array([c.id for c in components], np.uint16),
+        "area": np.array([c.area for c in components], np.int64),
+        "centroid": np.array([c.centroid for c in components], np.float64).reshape(-1, 2),
+        "bbox": np.array([c.bbox for c in components], np.int32).reshape(-1, 4),
+        "hu": np.array([c.hu for c in components], np.float64).reshape(-1, 7),
+        "mean_rgb": np.array([c.mean_rgb for c in components], np.float32).reshape(-1, 3),
+    }
+
+
 def extract_components(sketch: np.ndarray, rgb: np.ndarray, max_gap: float = 8.0,
                        line_threshold: int = LINE_THRESHOLD) -> tuple[np.ndarray, list[Component]]:
     """Sketch + colour frame -> (uint16 label map after gap closing, component features)."""

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from skimage import measure
 
-from dataprep.components import (Component, close_gaps, component_features, extract_components, label_components,
-                                 match_components, skeleton_endpoints)
+from dataprep.components import (Component, close_gaps, component_features, extract_components, features_table,
+                                 label_components, match_components, skeleton_endpoints)
 from dataprep.errors import CelbenchError
 from dataprep.synth import SynthClip, SynthConfig
 
@@ -111,6 +111,17 @@ def test_hu_moments_match_skimage():
     # skimage indexes (row, col), OpenCV (x, y): transposed axes mirror the shape, which flips the sign of hu[6]
     reference[6] *= -1
     np.testing.assert_allclose(polygon.hu, reference, rtol=1e-6, atol=1e-12)
+
+
+def test_features_table_has_one_row_per_component():
+    lines = square_outline()
+    labels = label_components(lines)
+    components = component_features(labels, np.zeros((40, 40, 3), np.uint8))
+    table = features_table(components)
+    assert table["id"].tolist() == [1, 2] and table["hu"].shape == (2, 7) and table["bbox"].shape == (2, 4)
+    assert table["area"].sum() == (~lines).sum()
+    empty = features_table([])
+    assert empty["centroid"].shape == (0, 2) and empty["mean_rgb"].dtype == np.float32
 
 
 def test_features_reject_mismatched_frames():

@@ -171,3 +171,14 @@ def test_hed_with_published_weights_finds_the_generator_outlines(synth_frame):
     truth = synth_frame.line_art < 128
     assert (ndimage.binary_dilation(sketch < 128, iterations=1)[truth]).mean() > 0.8
     assert (sketch[~ndimage.binary_dilation(truth, iterations=4)] < 128).mean() < 0.05
+
+
+def test_every_listable_kind_resolves_to_a_registry_and_lists_its_names(capsys):
+    from dataprep.ls_cli import LISTABLE, load_registry
+    from dataprep.registry import Registry
+
+    for kind, spec in LISTABLE.items():
+        registry = load_registry(spec)
+        assert isinstance(registry, Registry)
+        assert main(["ls", kind]) == 0
+        assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == registry.names()
