@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
 from dataprep.errors import CelbenchError
@@ -50,39 +51,60 @@ def skeleton_endpoints(skeleton: np.ndarray) -> np.ndarray:
     return np.argwhere(skeleton & (neighbours == 1))
 
 
-def _skeleton_reach(skeleton: np.ndarray, start: tuple[int, int], max_steps: int) -> set[tuple[int, int]]:
-    """Skeleton pixels within ``max_steps`` 8-connected steps of ``start`` (breadth-first)."""
+def _skeleton_steps(skeleton: np.ndarray, start: tuple[int, int], max_steps: int) -> dict[tuple[int, int], int]:
+    """Skeleton pixels within ``max_steps`` 8-connected steps of ``start`` -> their step count (breadth-first)."""
     height, width = skeleton.shape
-    seen = {start}
-    queue = deque([(start, 0)])
+    steps_to = {start: 0}
+    queue = deque([start])
     while queue:
-        (row, col), steps = queue.popleft()
+        row, col = queue.popleft()
+        steps = steps_to[(row, col)]
         if steps == max_steps:
             continue
         for d_row in (-1, 0, 1):
             for d_col in (-1, 0, 1):
                 nxt = (row + d_row, col + d_col)
-                if (0 <= nxt[0] < height and 0 <= nxt[1] < width and nxt not in seen and skeleton[nxt]):
-                    seen.add(nxt)
-                    queue.append((nxt, steps + 1))
-    return seen
+                if (0 <= nxt[0] < height and 0 <= nxt[1] < width and nxt not in steps_to and skeleton[nxt]):
+                    steps_to[nxt] = steps + 1
+                    queue.append(nxt)
+    return steps_to
 
 
-def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: float = 3.0) -> np.ndarray:
-    """Close small gaps between stroke ends (in the spirit of Fourey et al. 2018, as used by Dang et al. 2020).
+def _outward_direction(steps_to: dict[tuple[int, int], int], end: np.ndarray,
+                       near: int = 3, far: int = 6) -> np.ndarray | None:
+    """Unit vector from the stroke's body towards its tip (mean of skeleton pixels ``near..far`` steps back)."""
+    body = [pixel for pixel, steps in steps_to.items() if near <= steps <= far]
+    if not body:
+        return None
+    direction = end - np.mean(body, axis=0)
+    norm = float(np.hypot(*direction))
+    return direction / norm if norm > 0 else None
 
-    Endpoints of the skeleton of ``lines`` are paired greedily, closest first, each endpoint used at most once;
-    a pair is joined by a straight 8-connected 1-px line when the gap between the strokes is at most ``max_gap``
-    pixels (the Euclidean distance of the skeleton tips, minus 1, minus each stroke's half-width at its tip:
-    the number of empty pixels between two 1-px stroke ends on a row)
-    and the two ends are not within ``same_stroke_factor * max_gap`` steps of each other along the skeleton
-    (otherwise they are the two ends of one short stroke, or one end and a spur, and joining would close a
-    region that is not there). Unlike Fourey et al., endpoints are not joined to stroke interiors.
+
+def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: float = 3.0,
+               join_to_lines: bool = True, max_angle: float = 45.0) -> np.ndarray:
+    """Close small gaps in line art (after Fourey et al. 2018, which Dang et al. 2020 use before labelling).
+
+    1. Endpoints (skeleton pixels with one 8-neighbour) of ``skimage.morphology.skeletonize(lines)`` are paired
+       greedily, closest first, each endpoint at most once. A pair is joined by a straight 8-connected 1-px line
+       when the gap between the strokes is at most ``max_gap`` pixels (the tip distance, minus 1, minus each
+       stroke's half-width at its tip: the number of empty pixels between two 1-px stroke ends on a row) and the
+       two tips are not within ``same_stroke_factor * max_gap`` steps of each other along the skeleton
+       (otherwise they are the two ends of one short stroke and joining them would invent a region).
+    2. With ``join_to_lines``, each endpoint left unpaired is joined to the nearest line pixel that is within
+       ``max_gap`` of it, lies within ``max_angle`` degrees of the stroke's outward direction, and is not part of
+       its own stroke (not reachable from the tip through line pixels in ``same_stroke_factor * max_gap``
+       steps). This closes strokes that stop short of another stroke, and T-junctions broken at the junction.
+
+    Tips that touch the frame border (within their stroke's half-width) are not open ends: the stroke continues
+    outside the picture. Fourey et al. additionally weigh candidate joins by curvature and normals; this is the simpler, local version.
 
     Args:
         lines: (H, W) bool, True on line pixels.
-        max_gap: largest gap in pixels that is closed.
+        max_gap: largest gap in pixels that is closed (0 disables gap closing).
         same_stroke_factor: see above.
+        join_to_lines: also join unpaired endpoints to nearby strokes (step 2).
+        max_angle: half-angle in degrees of the cone in which step 2 looks for a stroke.
 
     Returns:
         (H, W) bool line mask with the joins added (``lines`` itself is not modified).
@@ -93,30 +115,69 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
         return closed
     skeleton = skeletonize(lines)
     ends = skeleton_endpoints(skeleton)
-    if len(ends) < 2:
+    # Distance to the nearest paper pixel; the frame border counts as line, so tips at the border stay "inside".
+    half_width = ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))[1:-1, 1:-1]
+    tip_half_width = half_width[ends[:, 0], ends[:, 1]]
+    # A stroke whose tip touches the frame border continues outside the picture: it is not an open end.
+    height, width = lines.shape
+    border_distance = np.min([ends[:, 0], ends[:, 1], height - 1 - ends[:, 0], width - 1 - ends[:, 1]], axis=0) \
+        if len(ends) else np.zeros(0)
+    keep = border_distance > tip_half_width + 1  # skeletons stop short of the border by about a half-width
+    ends, tip_half_width = ends[keep], tip_half_width[keep]
+    if len(ends) == 0:
         return closed
-    difference = ends[:, None, :].astype(np.float64) - ends[None, :, :]
     # Skeleton tips sit about half a stroke width inside the stroke ends; subtracting that radius (0 for
     # 1-px strokes) makes the distance the empty span between the drawn strokes, whatever their width.
-    tip_radius = ndimage.distance_transform_edt(lines)[ends[:, 0], ends[:, 1]] - 1.0
-    distance = np.hypot(difference[..., 0], difference[..., 1]) - 1.0
-    distance = distance - tip_radius[:, None] - tip_radius[None, :]
-    first, second = np.nonzero(np.triu(distance <= max_gap, k=1))
-    order = np.argsort(distance[first, second], kind="stable")
-    used: set[int] = set()
+    tip_radius = tip_half_width - 1.0
     max_steps = int(np.ceil(same_stroke_factor * max_gap))
-    reach_cache: dict[int, set[tuple[int, int]]] = {}
-    for index in order:
-        a, b = int(first[index]), int(second[index])
-        if a in used or b in used:
-            continue
-        if a not in reach_cache:
-            reach_cache[a] = _skeleton_reach(skeleton, (int(ends[a, 0]), int(ends[a, 1])), max_steps)
-        if (int(ends[b, 0]), int(ends[b, 1])) in reach_cache[a]:
+    canvas = closed.view(np.uint8)
+    steps_cache: dict[int, dict[tuple[int, int], int]] = {}
+
+    def steps_from(index: int) -> dict[tuple[int, int], int]:
+        if index not in steps_cache:
+            steps_cache[index] = _skeleton_steps(skeleton, (int(ends[index, 0]), int(ends[index, 1])), max_steps)
+        return steps_cache[index]
+
+    def draw(a: np.ndarray, b: np.ndarray) -> None:
+        cv2.line(canvas, (int(a[1]), int(a[0])), (int(b[1]), int(b[0])), 1, 1, cv2.LINE_8)
+
+    used: set[int] = set()
+    search = max_gap + 1 + 2 * float(tip_radius.max())
+    candidates = []
+    for a, b in cKDTree(ends).query_pairs(search):
+        gap = float(np.hypot(*(ends[a] - ends[b]))) - 1 - tip_radius[a] - tip_radius[b]
+        if gap <= max_gap:
+            candidates.append((gap, min(a, b), max(a, b)))
+    for _, a, b in sorted(candidates):
+        if a in used or b in used or (int(ends[b, 0]), int(ends[b, 1])) in steps_from(a):
             continue
         used.update((a, b))
-        canvas = closed.view(np.uint8)
-        cv2.line(canvas, (int(ends[a, 1]), int(ends[a, 0])), (int(ends[b, 1]), int(ends[b, 0])), 1, 1, cv2.LINE_8)
+        draw(ends[a], ends[b])
+
+    if join_to_lines:
+        cos_limit = float(np.cos(np.radians(max_angle)))
+        for index in range(len(ends)):
+            if index in used:
+                continue
+            end = ends[index]
+            direction = _outward_direction(steps_from(index), end)
+            if direction is None:
+                continue  # a dot or a stroke too short to have a direction
+            half = max(max_steps, int(np.ceil(max_gap + tip_radius[index])) + 2)
+            top, left = max(end[0] - half, 0), max(end[1] - half, 0)
+            window = closed[top:end[0] + half + 1, left:end[1] + half + 1]
+            seed = np.zeros_like(window)
+            seed[end[0] - top, end[1] - left] = True
+            own_stroke = ndimage.binary_dilation(seed, EIGHT_CONNECTED, iterations=max_steps, mask=window)
+            targets = np.argwhere(window & ~own_stroke) + (top, left)
+            if len(targets) == 0:
+                continue
+            offsets = targets - end
+            distance = np.hypot(offsets[:, 0], offsets[:, 1])
+            gap = distance - 1 - tip_radius[index]
+            ok = (gap <= max_gap) & ((offsets @ direction) >= cos_limit * distance)
+            if ok.any():
+                draw(end, targets[np.flatnonzero(ok)[np.argmin(distance[ok])]])
     return closed
 
 

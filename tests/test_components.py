@@ -79,6 +79,57 @@ def test_gap_between_two_separate_strokes_is_closed():
     assert n_regions(close_gaps(lines, max_gap=6)) == 4
 
 
+def test_stroke_stopping_short_of_another_is_joined_to_it_only_straight_ahead():
+    lines = np.zeros((40, 40), bool)
+    lines[:, 5] = lines[:, 35] = lines[5, 5:36] = lines[35, 5:36] = True  # a box
+    lines[20, 5:15] = True       # a stroke from the left wall, stopping 5 empty px short of ...
+    lines[5:36, 20] = True       # ... a vertical stroke across the box (a broken T-junction)
+    before = n_regions(lines)
+    joined = close_gaps(lines, max_gap=6)
+    assert n_regions(joined) == before + 1
+    assert joined[20, 15:20].all()  # the join is the straight continuation
+    assert n_regions(close_gaps(lines, max_gap=6, join_to_lines=False)) == before
+    # a stroke running alongside another, 5 empty px away: nothing ahead within the 45-degree cone
+    beside = np.zeros((40, 40), bool)
+    beside[8, :] = beside[14, 10:20] = True
+    np.testing.assert_array_equal(close_gaps(beside, max_gap=6), beside)
+
+
+def test_strokes_leaving_the_frame_are_not_open_ends():
+    lines = np.zeros((30, 30), bool)
+    lines[10:, 10] = lines[10:, 14] = lines[10, 10:15] = True  # an upside-down U cut by the bottom border
+    np.testing.assert_array_equal(close_gaps(lines, max_gap=8, same_stroke_factor=0), lines)
+
+
+def test_gap_closing_restores_regions_of_broken_generator_line_art():
+    frame = next(iter(SynthClip(SynthConfig(width=128, height=128, shots=1, shot_length=(2, 2), seed=1)).frames()))
+    lines = frame.line_art < 128
+    rng = np.random.default_rng(0)
+    broken = lines.copy()
+    for row, col in np.argwhere(lines)[rng.choice(lines.sum(), 12, replace=False)]:
+        broken[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2] = False   # 3x3 holes in the strokes
+
+    # true regions: connected pieces (4-connected) of each generator region id, >= 12 px
+    pieces = [piece for region in np.unique(frame.labels[frame.labels > 0])
+              for piece in measure.regionprops(measure.label(frame.labels == region, connectivity=1))
+              if piece.area >= 12]
+
+    def regions_recovered(art):
+        labels = label_components(art)
+        found = 0
+        for piece in pieces:
+            truth = np.zeros(labels.shape, bool)
+            truth[tuple(piece.coords.T)] = True
+            best = np.bincount(labels[truth]).argmax()
+            found += best > 0 and (truth & (labels == best)).sum() / (truth | (labels == best)).sum() >= 0.9
+        return found / len(pieces)
+
+    assert regions_recovered(lines) == 1.0
+    assert regions_recovered(close_gaps(lines)) == 1.0  # closed line art is left as it is
+    assert regions_recovered(broken) < 0.9
+    assert regions_recovered(close_gaps(broken)) > regions_recovered(broken) + 0.1
+
+
 def test_labels_areas_centroids_and_bboxes_match_regionprops():
     rng = np.random.default_rng(0)
     lines = np.zeros((64, 64), np.uint8)

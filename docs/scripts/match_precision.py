@@ -1,6 +1,7 @@
 """Precision/recall of dataprep.components.match_components against the procedural generator's truth.
 
     python docs/scripts/match_precision.py [--seeds 8] [--size 256] [--extractor xdog] [--ambiguity-ratio 0.3]
+                                           [--max-gap 8]
 
 For each seed: a 2-shot clip of 8 frames per shot; frame pairs (0, 3) and (2, 7) of each shot. A component's true
 part is the generator region id covering most of its pixels (SynthFrame.labels). A predicted pair is correct when
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--extractor", default="truth", help="'truth' (generator line art) or an extractor name")
     parser.add_argument("--min-area", type=int, default=12)
     parser.add_argument("--ambiguity-ratio", type=float, default=0.3)
+    parser.add_argument("--max-gap", type=float, default=8.0)
     args = parser.parse_args()
     extractor = None if args.extractor == "truth" else EXTRACTORS.create(args.extractor)
     correct = wrong = possible = 0
@@ -46,7 +48,7 @@ def main() -> None:
                 sides = []
                 for f in (fa, fb):
                     sketch = f.line_art if extractor is None else extractor(f.image)
-                    labels, comps = extract_components(sketch, f.image)
+                    labels, comps = extract_components(sketch, f.image, max_gap=args.max_gap)
                     sides.append(({c.id: c for c in comps}, majority_region(labels, f.labels)))
                 (comps_a, region_a), (comps_b, region_b) = sides
                 for id_a, id_b in match_components(list(comps_a.values()), list(comps_b.values()),
