@@ -182,3 +182,12 @@ def test_every_listable_kind_resolves_to_a_registry_and_lists_its_names(capsys):
         assert isinstance(registry, Registry)
         assert main(["ls", kind]) == 0
         assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == registry.names()
+
+
+def test_registry_is_complete_whichever_module_is_imported_first():
+    import subprocess
+    import sys
+
+    code = "from dataprep.extractor import EXTRACTORS; print(','.join(EXTRACTORS.names()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ",".join(EXTRACTORS.names())
