@@ -82,7 +82,7 @@ def _outward_direction(steps_to: dict[tuple[int, int], int], end: np.ndarray,
 
 
 def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: float = 3.0,
-               join_to_lines: bool = True, max_angle: float = 45.0) -> np.ndarray:
+               join_to_lines: bool = True, max_angle: float = 45.0, pair_max_angle: float = 75.0) -> np.ndarray:
     """Close small gaps in line art (after Fourey et al. 2018, which Dang et al. 2020 use before labelling).
 
     1. Endpoints (skeleton pixels with one 8-neighbour) of ``skimage.morphology.skeletonize(lines)`` are paired
@@ -90,14 +90,16 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
        when the gap between the strokes is at most ``max_gap`` pixels (the tip distance, minus 1, minus each
        stroke's half-width at its tip: the number of empty pixels between two 1-px stroke ends on a row) and the
        two tips are not within ``same_stroke_factor * max_gap`` steps of each other along the skeleton
-       (otherwise they are the two ends of one short stroke and joining them would invent a region).
+       (otherwise they are the two ends of one short stroke and joining them would invent a region), and the
+       join leaves each tip within ``pair_max_angle`` degrees of its stroke's outward direction (so two strokes
+       ending side by side are not tied together; tips of strokes too short to have a direction pass).
     2. With ``join_to_lines``, each endpoint left unpaired is joined to the nearest line pixel that is within
        ``max_gap`` of it, lies within ``max_angle`` degrees of the stroke's outward direction, and is not part of
        its own stroke (not reachable from the tip through line pixels in ``same_stroke_factor * max_gap``
        steps). This closes strokes that stop short of another stroke, and T-junctions broken at the junction.
 
-    Tips that touch the frame border (within their stroke's half-width) are not open ends: the stroke continues
-    outside the picture. Fourey et al. additionally weigh candidate joins by curvature and normals; this is the simpler, local version.
+    Tips within about a stroke half-width of the frame border are not open ends: the stroke continues outside the
+    picture. Fourey et al. additionally weigh candidate joins by curvature; this is a simpler, local version.
 
     Args:
         lines: (H, W) bool, True on line pixels.
@@ -105,6 +107,7 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
         same_stroke_factor: see above.
         join_to_lines: also join unpaired endpoints to nearby strokes (step 2).
         max_angle: half-angle in degrees of the cone in which step 2 looks for a stroke.
+        pair_max_angle: largest angle in degrees between a pair join and either tip's outward direction.
 
     Returns:
         (H, W) bool line mask with the joins added (``lines`` itself is not modified).
@@ -148,8 +151,17 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
         gap = float(np.hypot(*(ends[a] - ends[b]))) - 1 - tip_radius[a] - tip_radius[b]
         if gap <= max_gap:
             candidates.append((gap, min(a, b), max(a, b)))
+    pair_cos_limit = float(np.cos(np.radians(pair_max_angle)))
+
+    def faces(tip: int, other: int) -> bool:
+        direction = _outward_direction(steps_from(tip), ends[tip])
+        join = (ends[other] - ends[tip]).astype(np.float64)
+        return direction is None or join @ direction >= pair_cos_limit * float(np.hypot(*join))
+
     for _, a, b in sorted(candidates):
         if a in used or b in used or (int(ends[b, 0]), int(ends[b, 1])) in steps_from(a):
+            continue
+        if not (faces(a, b) and faces(b, a)):
             continue
         used.update((a, b))
         draw(ends[a], ends[b])

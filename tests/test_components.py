@@ -95,6 +95,14 @@ def test_stroke_stopping_short_of_another_is_joined_to_it_only_straight_ahead():
     np.testing.assert_array_equal(close_gaps(beside, max_gap=6), beside)
 
 
+def test_two_strokes_ending_side_by_side_are_not_tied_together():
+    lines = np.zeros((40, 40), bool)
+    lines[10, 5:25] = lines[14, 5:25] = True  # two parallel strands ending at column 24, 3 empty px apart
+    np.testing.assert_array_equal(close_gaps(lines, max_gap=6), lines)
+    # without the direction test the gap between the tips would be closed
+    assert (close_gaps(lines, max_gap=6, pair_max_angle=180) & ~lines).any()
+
+
 def test_strokes_leaving_the_frame_are_not_open_ends():
     lines = np.zeros((30, 30), bool)
     lines[10:, 10] = lines[10:, 14] = lines[10, 10:15] = True  # an upside-down U cut by the bottom border
