@@ -233,3 +233,15 @@ def test_correspondences_agree_with_the_generator_ground_truth():
                 wrong_pairs += 1
     assert true_pairs >= 10
     assert wrong_pairs / (true_pairs + wrong_pairs) <= 0.1
+
+
+def test_components_of_real_closed_line_art_match_its_segment_map(real_data):
+    """BasicPBC's toon frame 0242: line art (alpha = ink) and a per-segment id map (RGB-encoded ids)."""
+    folder = real_data / "line-art" / "assets"
+    lines = cv2.imread(str(folder / "line0242.png"), cv2.IMREAD_UNCHANGED)[..., 3] > 127
+    seg_rgb = cv2.imread(str(folder / "seg0242.png"))[:, :, ::-1].astype(np.int64)
+    segments = (seg_rgb[..., 0] << 16 | seg_rgb[..., 1] << 8 | seg_rgb[..., 2])[~lines]
+    labels = label_components(lines)[~lines]
+    # a bijection: every segment is exactly one component and vice versa
+    n_pairs = len(np.unique(segments * 65536 + labels))
+    assert n_pairs == len(np.unique(segments)) == len(np.unique(labels)) > 200
