@@ -150,7 +150,10 @@ def test_hed_runs_on_odd_sizes_and_downscales_large_frames(tmp_path):
     np.testing.assert_array_equal(hed(rgb), np.rint(255 * (1 - probability)).astype(np.uint8))
     small = EXTRACTORS.create("hed", weights=weights, max_side=32)(rgb)
     assert small.shape == (37, 53)
-    assert hed.params == {"weights": "hed.safetensors", "max_side": 1024}
+    import hashlib
+
+    assert hed.params == {"weights": "hed.safetensors", "max_side": 1024,
+                          "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
 
 
 def test_ls_extractors_lists_every_registered_extractor_with_defaults(capsys):

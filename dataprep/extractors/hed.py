@@ -23,6 +23,7 @@ torch is imported only when an HED extractor is constructed, so ``import datapre
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from pathlib import Path
@@ -81,6 +82,7 @@ class HED(SketchExtractor):
         self._torch = importlib.import_module("torch")
         self._functional = importlib.import_module("torch.nn.functional")
         self._tensors = self._load(path)
+        self.weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
     def _load(self, path: Path) -> dict[str, Any]:
         safetensors_torch = importlib.import_module("safetensors.torch")
@@ -100,7 +102,8 @@ class HED(SketchExtractor):
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"weights": self.weights_path.name, "max_side": self.max_side}
+        # The file name alone does not pin the model; the digest does.
+        return {"weights": self.weights_path.name, "weights_sha256": self.weights_sha256, "max_side": self.max_side}
 
     def edge_probability(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) float32 fused edge probability in [0, 1]."""
