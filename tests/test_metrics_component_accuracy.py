@@ -103,3 +103,28 @@ def test_background_colour_and_threshold_are_parameters():
     assert component_accuracy(pred, target, labels, background_rgb=RED)["pix_acc_wobg"] == \
         pytest.approx((50 + 34 + 3) / (50 + 34 + 3))  # with red as background, 2 and 5 do not count
     assert component_accuracy(pred, target, labels, threshold=2)["acc_thres"] == pytest.approx(4 / 5)
+
+
+def test_on_generated_frames_with_ground_truth_components():
+    from dataprep.synth import SynthClip, SynthConfig
+
+    clip = SynthClip(SynthConfig(width=96, height=96, shots=1, shot_length=(3, 3), seed=0))
+    frames = list(clip.frames())
+    background = [int(i) for i, region in clip.truth["regions"].items() if region["name"] == "background"]
+    labels = np.stack([f.labels for f in frames])
+    targets = np.stack([f.image for f in frames])
+    perfect = {name: create_metric(name) for name in ["component-acc", "component-pix-acc-wobg"]}
+    for metric in perfect.values():
+        metric.update(targets, targets, labels=labels, background_labels=background)
+        assert metric.compute() == 1.0
+    # repaint the background region of every frame: only it is wrong, and pix_acc_wobg does not see it
+    preds = targets.copy()
+    preds[np.isin(labels, background)] = (1, 2, 3)
+    frame = frames[0]
+    ids = np.unique(frame.labels[frame.labels != 0])
+    result = component_accuracy(preds[0], targets[0], frame.labels, background_labels=background)
+    background_px = np.isin(frame.labels, background).sum()
+    assert background_px > 0 and len(ids) > 2
+    assert result["acc"] == pytest.approx(1 - np.isin(ids, background).sum() / len(ids))
+    assert result["pix_acc"] == pytest.approx(1 - background_px / (frame.labels != 0).sum())
+    assert result["pix_acc_wobg"] == 1.0

@@ -15,7 +15,8 @@ Per frame, with n_c the pixel count of component c and ok_c whether it is correc
 - ``component-pix-acc``       = sum_c ok_c n_c / sum_c n_c  (line pixels excluded) (``pix_acc``)
 - ``component-pix-acc-wobg``  = the same over components whose ground-truth colour is not background
   (``pix_acc_wobg``; BasicPBC's background is the transparent white ``[255, 255, 255, 0]`` of its RGBA ground
-  truth, here the ground-truth colour ``background_rgb``, white by default, since frames are RGB).
+  truth, here the ground-truth colour ``background_rgb``, white by default, since frames are RGB - or the
+  component ids passed as ``background_labels=``, e.g. the synthetic generator's "background" region).
 
 BasicPBC computes the ``acc_thres`` denominator as ``#{labels incl. the line label with > T px} - 1``, which
 equals the count above whenever the line label has more than T pixels (always on real line art); here the
@@ -26,7 +27,7 @@ fractions in [0, 1]; the batch value is the mean over frames, as BasicPBC's per-
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -67,12 +68,15 @@ def component_colours(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
 
 def component_accuracy(pred: np.ndarray, target: np.ndarray, labels: np.ndarray, *,
                        threshold: int = SIZE_THRESHOLD,
-                       background_rgb: tuple[int, int, int] = BACKGROUND_RGB) -> dict[str, float]:
+                       background_rgb: tuple[int, int, int] = BACKGROUND_RGB,
+                       background_labels: Sequence[int] | np.ndarray | None = None) -> dict[str, float]:
     """All four BasicPBC accuracies of one frame (see the module docstring); NaN where undefined.
 
     Args:
         pred, target: ``(H, W, 3)`` uint8 RGB.
         labels: ``(H, W)`` uint16 component map of the frame's line art, 0 = line pixels.
+        background_labels: component ids that are background (e.g. the synthetic generator's region named
+            "background", which is painted, not white); when given, ``background_rgb`` is not used.
     Returns:
         ``{"acc", "acc_thres", "pix_acc", "pix_acc_wobg"}`` -> float in [0, 1] or NaN.
     """
@@ -82,8 +86,11 @@ def component_accuracy(pred: np.ndarray, target: np.ndarray, labels: np.ndarray,
     pred_ids, _, pred_colours = component_colours(pred, labels)
     assert np.array_equal(ids, pred_ids)  # same label map, so same components
     correct = pred_colours == target_colours
-    background_code = (int(background_rgb[0]) << 16) | (int(background_rgb[1]) << 8) | int(background_rgb[2])
-    foreground = target_colours != background_code
+    if background_labels is not None:
+        foreground = ~np.isin(ids, np.asarray(background_labels, dtype=np.int64))
+    else:
+        background_code = (int(background_rgb[0]) << 16) | (int(background_rgb[1]) << 8) | int(background_rgb[2])
+        foreground = target_colours != background_code
     large = sizes > threshold
 
     def ratio(numerator: float, denominator: float) -> float:
@@ -97,6 +104,9 @@ def component_accuracy(pred: np.ndarray, target: np.ndarray, labels: np.ndarray,
 
 class ComponentAccuracyMetric(PerSampleMetric):
     """Base of the four component accuracies; needs ``labels=`` (``(H, W)`` or ``(N, H, W)`` uint16).
+
+    Optional extra ``background_labels=``: component ids (one list for the whole batch; the generator's ids
+    are unique per clip) that count as background for ``pix_acc_wobg`` instead of the colour rule.
 
     Args:
         threshold: component size (px) that ``acc_thres`` requires to be exceeded (BasicPBC: 10).
@@ -115,15 +125,18 @@ class ComponentAccuracyMetric(PerSampleMetric):
     def settings(self) -> dict:
         return {"reference": f"BasicPBC paint/utils.py eval_json {self.key}", "colour_match": "exact RGB",
                 "component_colour": "mode of the component's pixels", "line_label": 0,
-                "size_threshold_px": self.threshold, "background_rgb": list(self.background_rgb),
+                "size_threshold_px": self.threshold,
+                "background": f"ground-truth colour {list(self.background_rgb)}, "
+                              "or the component ids given as background_labels=",
                 "reduction": "mean over frames (NaN frames left out)"}
 
     def score_batch(self, preds: np.ndarray, targets: np.ndarray, **extra: Any) -> np.ndarray:
         labels = np.asarray(extra["labels"])
         if labels.ndim != 3 or labels.shape != preds.shape[:3]:
             raise CelbenchError(f"labels {labels.shape} do not match the frames {preds.shape[:3]}")
-        return np.array([component_accuracy(p, t, l, threshold=self.threshold,
-                                            background_rgb=self.background_rgb)[self.key]
+        background_labels = extra.get("background_labels")
+        return np.array([component_accuracy(p, t, l, threshold=self.threshold, background_rgb=self.background_rgb,
+                                            background_labels=background_labels)[self.key]
                          for p, t, l in zip(preds, targets, labels)], dtype=np.float64)
 
 
