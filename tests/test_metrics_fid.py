@@ -14,13 +14,7 @@ from benchmark.metric import MetricUnavailable, create_metric
 from benchmark.metrics.fid import (fid_from_features, frechet_distance, kid_from_features, polynomial_kernel,
                                    trace_sqrt_product_low_rank, unbiased_mmd2)
 from benchmark.metrics.inception import FID_WEIGHTS_FILE, FIDInceptionV3
-from benchmark.metrics.testing import write_random_weights
 from benchmark.metrics.weights import WEIGHTS_DIR_ENV
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return write_random_weights(tmp_path_factory.mktemp("weights"), include_vgg=False)
 
 
 def test_frechet_distance_of_1d_gaussians_is_closed_form():
@@ -99,12 +93,12 @@ def test_network_layout_matches_pytorch_fid_keys():
     assert not any("AuxLogits" in k for k in state)
 
 
-def test_fid_and_kid_with_written_weights(weights):
+def test_fid_and_kid_with_written_weights(metric_weights):
     rng = np.random.default_rng(0)
     preds = rng.integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
     targets = rng.integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
     targets[1] = preds[0]
-    fid = create_metric("fid", weights_dir=weights, verify_sha256=False, batch_size=2)
+    fid = create_metric("fid", weights_dir=metric_weights, verify_sha256=False, batch_size=2)
     fid.update(preds, targets)
     pred_features, target_features = fid.accumulated()
     assert pred_features.shape == target_features.shape == (2, 2048)
@@ -118,7 +112,7 @@ def test_fid_and_kid_with_written_weights(weights):
     assert not fid.per_sample and not fid.higher_is_better
     fid.reset()
     assert fid.accumulated()[0].shape == (0, 2048)
-    kid = create_metric("kid", weights_dir=weights, verify_sha256=False, subsets=3)
+    kid = create_metric("kid", weights_dir=metric_weights, verify_sha256=False, subsets=3)
     assert kid.network is fid.network  # one network per weights file and device
     assert kid.from_features(pred_features, target_features) == pytest.approx(
         kid_from_features(pred_features, target_features, subsets=3)[0], rel=1e-12)
@@ -133,12 +127,12 @@ def test_missing_weights_are_unavailable_naming_the_file(tmp_path, monkeypatch):
             create_metric(name)
 
 
-def test_weights_dir_from_environment_and_hash_check(weights, monkeypatch):
-    monkeypatch.setenv(WEIGHTS_DIR_ENV, str(weights))
+def test_weights_dir_from_environment_and_hash_check(metric_weights, monkeypatch):
+    monkeypatch.setenv(WEIGHTS_DIR_ENV, str(metric_weights))
     # the self-written file is not the public one: refused unless verification is switched off
     with pytest.raises(MetricUnavailable, match="6726825d"):
         create_metric("fid")
-    assert create_metric("fid", verify_sha256=False).weights_path.parent == weights
+    assert create_metric("fid", verify_sha256=False).weights_path.parent == metric_weights
 
 
 def test_wrong_layout_is_unavailable(tmp_path):

@@ -10,12 +10,6 @@ import torch.nn.functional as F
 
 from benchmark.metric import MetricUnavailable, create_metric
 from benchmark.metrics.lpips import SCALE, SHIFT, lpips_from_features
-from benchmark.metrics.testing import write_random_weights
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return write_random_weights(tmp_path_factory.mktemp("weights"))
 
 
 def hand_lpips(features_a, features_b, heads):
@@ -65,13 +59,13 @@ def hand_alexnet_lpips(pred, target, backbone, heads):
     return hand_lpips(taps(pred), taps(target), head_weights)
 
 
-def test_alexnet_lpips_with_written_weights(weights):
+def test_alexnet_lpips_with_written_weights(metric_weights):
     rng = np.random.default_rng(1)
     preds = rng.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
     targets = rng.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
-    metric = create_metric("lpips", weights_dir=weights, verify_sha256=False)
-    backbone = torch.load(weights / "alexnet-owt-7be5be79.pth", weights_only=True)
-    heads = torch.load(weights / "alex.pth", weights_only=True)
+    metric = create_metric("lpips", weights_dir=metric_weights, verify_sha256=False)
+    backbone = torch.load(metric_weights / "alexnet-owt-7be5be79.pth", weights_only=True)
+    heads = torch.load(metric_weights / "alex.pth", weights_only=True)
     assert set(heads) == {f"lin{i}.model.1.weight" for i in range(5)}
     for p, t in zip(preds, targets):
         assert metric.score(p, t) > 0.01
@@ -86,18 +80,19 @@ def test_alexnet_lpips_with_written_weights(weights):
     assert not metric.higher_is_better
 
 
-def test_vgg_backbone_loads_and_scores(weights):
+def test_vgg_backbone_loads_and_scores(metric_weights):
     rng = np.random.default_rng(2)
     pred, target = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    metric = create_metric("lpips", net="vgg", weights_dir=weights, verify_sha256=False)
+    metric = create_metric("lpips", net="vgg", weights_dir=metric_weights, verify_sha256=False)
     value = metric.score(pred, target)
     assert np.isfinite(value) and value > 0
     assert metric.settings()["backbone_file"] == "vgg16-397923af.pth"
 
 
-def test_missing_or_unverified_weights_are_unavailable(weights, tmp_path):
-    (tmp_path / "alexnet-owt-7be5be79.pth").write_bytes((weights / "alexnet-owt-7be5be79.pth").read_bytes())
+def test_missing_or_unverified_weights_are_unavailable(metric_weights, tmp_path):
+    backbone = "alexnet-owt-7be5be79.pth"
+    (tmp_path / backbone).write_bytes((metric_weights / backbone).read_bytes())
     with pytest.raises(MetricUnavailable, match=r"alex\.pth not found"):
         create_metric("lpips", weights_dir=tmp_path, verify_sha256=False)
     with pytest.raises(MetricUnavailable, match="7be5be79"):
-        create_metric("lpips", weights_dir=weights)
+        create_metric("lpips", weights_dir=metric_weights)

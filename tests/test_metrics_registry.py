@@ -10,14 +10,9 @@ import pytest
 
 import benchmark.metrics  # noqa: F401  (registers the built-ins)
 from benchmark.metric import METRICS, Metric, MetricUnavailable
-from benchmark.metrics.testing import random_weights_kwargs, write_random_weights
+from benchmark.metrics.testing import random_weights_kwargs
 from benchmark.timing import measure
 from dataprep.errors import CelbenchError
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return write_random_weights(tmp_path_factory.mktemp("weights"), include_vgg=False)
 
 
 def seeded_pair(n=2, h=32, w=32):
@@ -44,10 +39,10 @@ def test_unknown_name_suggests():
 
 
 @pytest.mark.parametrize("name", METRICS.names())
-def test_every_metric(name, weights):
+def test_every_metric(name, metric_weights):
     cls = METRICS.get(name)
     assert issubclass(cls, Metric) and isinstance(cls.higher_is_better, bool)
-    metric = cls(**random_weights_kwargs(cls, weights))
+    metric = cls(**random_weights_kwargs(cls, metric_weights))
     assert metric.name == name
     settings = metric.settings()
     assert settings and json.loads(json.dumps(settings)) == settings  # JSON-able, recorded with each result

@@ -2,8 +2,9 @@
 
 Weights live in one folder given by ``weights_dir=`` (CLI ``--weights-dir``) or the environment variable
 ``CELBENCH_WEIGHTS_DIR``. A missing or unreadable file raises :class:`~benchmark.metric.MetricUnavailable`
-naming the file, so the runner records the metric as unavailable. Files are read with
-``torch.load(weights_only=True)`` (never unpickled) or as safetensors.
+naming the file, so the runner records the metric as unavailable. The public files are ``torch.save``
+checkpoints; they are read with ``torch.load(weights_only=True)``, which refuses anything but tensors and
+plain containers (no code is unpickled).
 """
 
 from __future__ import annotations
@@ -60,14 +61,9 @@ def check_sha256_prefix(metric: str, path: Path, sha256: str, expected_prefix: s
 
 
 def load_state_dict(metric: str, path: Path) -> dict[str, torch.Tensor]:
-    """A flat tensor state dict from ``.safetensors`` or a ``torch.save`` file (weights_only=True)."""
+    """A flat tensor state dict from a ``torch.save`` file, read with ``weights_only=True`` (no unpickling)."""
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any unreadable file is the same user problem
         raise MetricUnavailable(f"{metric}: weights file {path} could not be read ({type(error).__name__}: "
                                 f"{str(error).splitlines()[0] if str(error) else 'no detail'})") from error
