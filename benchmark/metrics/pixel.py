@@ -3,8 +3,11 @@
 All three are computed on RGB (not luma), data range 255, and match scikit-image
 (``skimage.metrics.mean_squared_error``, ``peak_signal_noise_ratio``,
 ``structural_similarity(..., channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False)``) to 1e-4 per frame (tests/test_metrics_pixel.py). They are vectorised over the
-batch in float64 numpy/scipy, so scoring a batch costs two separable filter passes, not a Python loop.
+use_sample_covariance=False)``) to 1e-4 per frame (tests/test_metrics_pixel.py). MSE/PSNR are one
+vectorised integer reduction over the batch. SSIM filters each channel of each frame as a contiguous 2-D
+float64 array with scipy's separable ``correlate1d``: on CPU that measured 2x faster than filtering an
+interleaved moment stack and 4x faster than filtering the whole batch at once (cache size), and about as fast
+as scikit-image itself.
 """
 
 from __future__ import annotations
@@ -69,29 +72,30 @@ def ssim_batch(preds: np.ndarray, targets: np.ndarray, *, sigma: float = 1.5, tr
     n, h, w, _ = preds.shape
     if h < len(kernel) or w < len(kernel):
         raise CelbenchError(f"SSIM needs frames of at least {len(kernel)}x{len(kernel)} pixels, got {h}x{w}")
-    # one frame at a time: the float64 moment stack of a frame stays cache-sized (3x faster than whole batches)
-    return np.array([_ssim_frame(p, t, kernel, k1, k2, data_range) for p, t in zip(preds, targets)],
-                    dtype=np.float64).reshape(n)
-
-
-def _ssim_frame(pred: np.ndarray, target: np.ndarray, kernel: np.ndarray, k1: float, k2: float,
-                data_range: float) -> float:
-    radius = len(kernel) // 2
-    h, w = pred.shape[:2]
-    p = pred.astype(np.float64)
-    t = target.astype(np.float64)
-    # the five local moments filtered together: one separable pass over an (H, W, 5C) stack
-    stack = np.concatenate([p, t, p * p, t * t, p * t], axis=-1)
-    filtered = ndimage.correlate1d(ndimage.correlate1d(stack, kernel, axis=0), kernel, axis=1)
-    filtered = filtered[radius:h - radius, radius:w - radius]
-    mu_p, mu_t, pp, tt, pt = np.split(filtered, 5, axis=-1)
-    var_p = pp - mu_p * mu_p
-    var_t = tt - mu_t * mu_t
-    cov = pt - mu_p * mu_t
+    # one channel of one frame at a time: 2-D contiguous float64 filtering is cache-friendly (2x faster than
+    # filtering an interleaved (H, W, 15) moment stack, 4x faster than whole batches)
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
+    return np.array([np.mean([_ssim_channel(p[..., c], t[..., c], kernel, c1, c2) for c in range(3)])
+                     for p, t in zip(preds, targets)], dtype=np.float64).reshape(n)
+
+
+def _ssim_channel(pred: np.ndarray, target: np.ndarray, kernel: np.ndarray, c1: float, c2: float) -> float:
+    radius = len(kernel) // 2
+    h, w = pred.shape
+    p = np.ascontiguousarray(pred, dtype=np.float64)
+    t = np.ascontiguousarray(target, dtype=np.float64)
+
+    def local_mean(image: np.ndarray) -> np.ndarray:
+        filtered = ndimage.correlate1d(ndimage.correlate1d(image, kernel, axis=0), kernel, axis=1)
+        return filtered[radius:h - radius, radius:w - radius]
+
+    mu_p, mu_t = local_mean(p), local_mean(t)
+    var_p = local_mean(p * p) - mu_p * mu_p
+    var_t = local_mean(t * t) - mu_t * mu_t
+    cov = local_mean(p * t) - mu_p * mu_t
     ssim_map = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
-    # mean per channel, then over channels (scikit-image's channel_axis behaviour; equal-sized channels)
+    # per-channel mean; channels are then averaged (scikit-image's channel_axis behaviour)
     return float(ssim_map.mean())
 
 
