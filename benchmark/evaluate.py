@@ -429,11 +429,12 @@ def _bucket_order(item: tuple[str, Any]) -> tuple[int, float | str]:
 
 
 def _mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
-    finite = [v for v in values if math.isfinite(v)]
+    """Mean and standard error; NaN (metric undefined for that frame) is skipped, +-inf is kept."""
+    finite = [v for v in values if not math.isnan(v)]
     if not finite:
         return None, None
     mean = math.fsum(finite) / len(finite)
-    if len(finite) < 2:
+    if len(finite) < 2 or not math.isfinite(mean):
         return mean, None
     variance = math.fsum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
     return mean, math.sqrt(variance / len(finite))

@@ -157,7 +157,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def write_record(path: str | os.PathLike, record: ResultRecord) -> None:
-    text = json.dumps(record.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    # +-inf can appear only for uncapped metrics (PSNR of identical frames); Python's json writes it as
+    # Infinity and reads it back. NaN never reaches a record (undefined values are left out of means).
+    text = json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n"
     atomic_write_bytes(path, text.encode())
 
 

@@ -58,15 +58,16 @@ class LocalPSNR:
     name = "psnr"
     higher_is_better = True
 
-    def __init__(self, data_range: float = 255.0):
-        self.data_range = data_range
+    def __init__(self, data_range: float = 255.0, max_db: float | None = None):
+        self.data_range, self.max_db = data_range, max_db
 
     def settings(self) -> dict:
-        return {"data_range": self.data_range, "colour_space": "rgb"}
+        return {"data_range": self.data_range, "colour_space": "rgb", "max_db": self.max_db}
 
     def score(self, pred: np.ndarray, target: np.ndarray, **extra) -> float:
         mse = float(((pred.astype(np.float64) - target.astype(np.float64)) ** 2).mean())
-        return float("inf") if mse == 0 else 10 * np.log10(self.data_range ** 2 / mse)
+        value = float("inf") if mse == 0 else 10 * np.log10(self.data_range ** 2 / mse)
+        return value if self.max_db is None else min(value, self.max_db)
 
 
 class LocalMAE:
@@ -84,7 +85,7 @@ def local_metric_factory(spec):
     """Stand-in for the metric registry: every protocol metric becomes PSNR, or MAE for 'ssim'."""
     if spec.name == "ssim":
         return LocalMAE()
-    return LocalPSNR(**spec.settings)
+    return LocalPSNR(**spec.settings) if spec.name == "psnr" else LocalPSNR(max_db=100.0)
 
 
 def one_torch_thread():

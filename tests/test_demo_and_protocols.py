@@ -21,7 +21,6 @@ single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, capsys):
     small = SynthConfig(width=64, height=64, shots=2, shot_length=(16, 18), holds=(1,), seed=1)
     monkeypatch.setattr(benchmark.demo, "demo_config", lambda: small)
-    monkeypatch.setattr(benchmark.evaluate, "create_metric", local_metric_factory)
     assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     board = tmp_path / "demo" / "leaderboards"
@@ -29,8 +28,11 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, caps
     assert "skip flow-warp on hints@1" in out
     for protocol in ("shi-kref@1", "components@1", "hints@1"):
         assert (board / f"{protocol}.md").is_file()
-    records = sorted((board / "results").rglob("*.json"))
-    assert len(records) >= 5 and all(read_record(r).status == "complete" for r in records)
+    records = [read_record(r) for r in sorted((board / "results").rglob("*.json"))]
+    assert len(records) >= 5 and all(r.status == "complete" for r in records)
+    shi = next(r for r in records if r.protocol == "shi-kref")
+    assert shi.metric("fid").unavailable and shi.metric("fid").value is None  # no weights here: said, not faked
+    assert set(shi.metric("ssim").buckets) == {"1", "2", "3", "4", "5"}
     assert check(board / "results", board) == []
 
 

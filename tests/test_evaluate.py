@@ -207,7 +207,7 @@ def test_record_round_trips_and_rejects_tampering(tmp_path):
     paths = save(result, tmp_path / "r.json")
     data = json.loads(paths["record"].read_text())
     assert read_record(paths["record"]).to_dict() == data
-    assert data["signature_fields"]["metrics"]["psnr"] == {"data_range": 255.0, "colour_space": "rgb"}
+    assert data["signature_fields"]["metrics"]["psnr"] == {"data_range": 255.0, "colour_space": "rgb", "max_db": None}
     assert data["speed"]["seconds_per_frame"] > 0 and data["environment"]["torch"] == torch.__version__
     data["signature_fields"]["limit"] = 3  # numbers claimed for other settings
     paths["record"].write_text(json.dumps(data))
