@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import math
 import platform
-import resource
-import sys
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from dataprep.progress import progress
 
 from benchmark.model import Model
 from benchmark.protocol import MetricSpec, Protocol, simulate_hints
+from benchmark.timing import measure
 from benchmark.record import MetricResult, Problem, ResultRecord, Speed, compute_signature
 from benchmark.source import Frame, SampleSource, SampleSpec
 
@@ -220,11 +219,6 @@ def _deterministic_cuda(device: torch.device) -> Callable[[], None]:
     return restore
 
 
-def _peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB
-
-
 def _is_set_metric(metric: Any) -> bool:
     """Distribution metrics (FID, KID) are accumulated with update/compute instead of averaged."""
     return bool(getattr(metric, "per_sample", True) is False)
@@ -307,8 +301,6 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     restore_determinism = _deterministic_cuda(device)
     model_threads = torch.get_num_threads()
     torch.set_num_threads(HARNESS_THREADS)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     bar = progress(total=len(samples), desc=f"{model_name} {protocol.id}", unit="frame")
     try:
@@ -320,17 +312,16 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
             timings["load"] += time.perf_counter() - tick
 
             torch.set_num_threads(model_threads)
-            tick = time.perf_counter()
             try:
                 with torch.inference_mode():
-                    output = model(inputs)
-                _sync(device)
+                    output, seconds, peak_bytes = measure(model, inputs, device=device)
             except Exception as exception:  # the model's fault: keep what was scored, mark incomplete
                 error = f"model raised {type(exception).__name__}: {exception} (at sample {batch_samples[0].sample_id})"
                 break
             finally:
-                timings["forward"] += time.perf_counter() - tick
                 torch.set_num_threads(HARNESS_THREADS)
+            timings["forward"] += seconds
+            peak_memory = max(peak_memory or 0, peak_bytes)
             forward_frames += len(batch_samples)
 
             tick = time.perf_counter()
@@ -384,10 +375,6 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
         restore_determinism()
         torch.set_num_threads(model_threads)
     total_seconds = time.perf_counter() - started
-    if device.type == "cuda":
-        peak_memory = int(torch.cuda.max_memory_allocated(device))
-    else:
-        peak_memory = _peak_rss_bytes()
 
     metric_results = _aggregate(protocol, metrics, unavailable, rows, set_metric_states)
     buckets = defaultdict(int)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 
-from benchmark.evaluate import _peak_rss_bytes, _sync
 from benchmark.model import Model, load_model, pick_device
+from benchmark.timing import measure
 
 
 @dataclass
@@ -54,18 +53,13 @@ def measure_speed(model: Model, name: str, size: int = 256, batch_size: int = 1,
                   device: torch.device | str = "cpu", warmup: int = 2, repeats: int = 10) -> SpeedReport:
     device = torch.device(device)
     batch = synthetic_batch(size, batch_size, references, device=device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
+    times, peak = [], 0
     with torch.inference_mode():
         for i in range(warmup + repeats):
-            _sync(device)
-            start = time.perf_counter()
-            model(batch)
-            _sync(device)
+            _, seconds, peak_bytes = measure(model, batch, device=device)
             if i >= warmup:
-                times.append(time.perf_counter() - start)
-    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else _peak_rss_bytes()
+                times.append(seconds)
+                peak = max(peak, peak_bytes)
     median = statistics.median(times)
     return SpeedReport(name, str(device), size, batch_size, references, median * 1e3 / batch_size,
                        min(times) * 1e3 / batch_size, batch_size / median, peak)

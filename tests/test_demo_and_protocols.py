@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 import benchmark.demo
-import benchmark.evaluate
 from benchmark import cli
 from benchmark.leaderboard import check
 from benchmark.protocol import load_protocol, simulate_hints
 from benchmark.record import read_record
 from benchmark.source import Frame, MemorySource, Shot
-from benchmark_toys import local_metric_factory, one_torch_thread
+from benchmark_toys import one_torch_thread
 from dataprep.synth import SynthConfig
 
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)

@@ -19,7 +19,7 @@ from benchmark.model import check_weights, load_model
 from benchmark.protocol import kref_positions, load_protocol
 from benchmark.record import read_record
 from benchmark.source import Frame, MemorySource, Shot
-from benchmark_toys import LocalPSNR, local_metric_factory, toy_source, one_torch_thread
+from benchmark_toys import local_metric_factory, one_torch_thread, toy_source
 from dataprep.errors import CelbenchError
 
 SMALL_PROTOCOL = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import benchmark.evaluate
 from benchmark import cli
 from benchmark.parquet_source import ParquetSource
 from benchmark.record import read_record
