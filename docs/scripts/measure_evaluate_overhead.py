@@ -25,7 +25,7 @@ import time
 import torch
 
 from benchmark.demo import synth_source
-from benchmark.evaluate import FrameLoader, build_batch, create_metric, evaluate, to_uint8_images, HARNESS_THREADS
+from benchmark.evaluate import HARNESS_THREADS, FrameLoader, _batches, build_batch, create_metric, evaluate, to_uint8_images
 from benchmark.model import load_model
 from benchmark.protocol import load_protocol
 from dataprep.synth import SynthClip, demo_config
@@ -35,8 +35,7 @@ def bare_loop(model, source, protocol, samples) -> float:
     metrics = [create_metric(spec) for spec in protocol.metrics if not spec.optional]
     load = FrameLoader(source, protocol.resolution)
     start = time.perf_counter()
-    for i in range(0, len(samples), protocol.batch_size):
-        batch = samples[i:i + protocol.batch_size]
+    for batch in _batches(samples, protocol.batch_size):  # same grouping (equal K per batch)
         inputs, target, labels = build_batch(batch, load, protocol)
         prediction = to_uint8_images(model(inputs))
         truth = to_uint8_images(target)
