@@ -110,12 +110,13 @@ class RunConfig:
     Attributes:
         executor: name in :data:`dataprep.executor.EXECUTORS` ('local' process pool, 'serial').
         workers: processes for the 'local' executor.
-        shots_per_unit: 0 = one work unit per source; N > 0 = units of N shots (after shot detection).
+        frames_per_unit: work units are runs of whole shots of about this many frames (a longer shot is a unit
+            of its own), so one long video still keeps every worker busy; 0 = one unit per source.
     """
 
     executor: str = "local"
     workers: int = 2
-    shots_per_unit: int = 0
+    frames_per_unit: int = 500
 
 
 def _default_samplers() -> dict[str, dict[str, Any]]:
@@ -265,8 +266,8 @@ def _check(config: BuildConfig) -> None:
         raise CelbenchError("config key output.png_compression: must be 0..9")
     if config.run.workers < 1:
         raise CelbenchError("config key run.workers: must be >= 1")
-    if config.run.shots_per_unit < 0:
-        raise CelbenchError("config key run.shots_per_unit: must be >= 0")
+    if config.run.frames_per_unit < 0:
+        raise CelbenchError("config key run.frames_per_unit: must be >= 0")
     if not config.samplers:
         raise CelbenchError("config key samplers: at least one sampler is needed")
 
