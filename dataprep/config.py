@@ -138,7 +138,7 @@ class BuildConfig:
     sketch: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("xdog"))
     field: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("euclidean"))
     components: ComponentsConfig = dataclasses.field(default_factory=ComponentsConfig)
-    hints: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("random-points"))
+    hints: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("gaussian-geometric"))
     unseen_colour_tolerance: float = 24.0
     samplers: dict[str, dict[str, Any]] = dataclasses.field(default_factory=_default_samplers)
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)

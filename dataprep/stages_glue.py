@@ -67,25 +67,35 @@ class StagePipeline:
         return np.asarray(self.extractor(rgb), dtype=np.uint8)
 
     def distance_field(self, sketch: np.ndarray) -> np.ndarray:
-        return np.asarray(self.field(sketch), dtype=np.uint16)
+        from dataprep.field import encode_field
+
+        return encode_field(self.field(sketch))
 
     def components(self, sketch: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, list[dict]]:
-        from dataprep import components
+        from dataprep.components import extract_components
 
-        result = components.label_components(sketch, rgb, **self.config.components.params)
-        labels = np.asarray(result.labels, dtype=np.uint16)
-        return labels, [dict(row) for row in result.table]
+        labels, table = extract_components(sketch, rgb, **self.config.components.params)
+        rows = []
+        for component in table:
+            row = component.to_dict()
+            rows.append({k: list(v) if isinstance(v, tuple) else v for k, v in row.items()})
+        return np.asarray(labels, dtype=np.uint16), rows
 
     # --- per pair ------------------------------------------------------------------------------------
     def correspondences(self, reference: tuple[np.ndarray, list[dict]],
                         target: tuple[np.ndarray, list[dict]]) -> list[tuple[int, int]]:
-        from dataprep import components
+        from dataprep.components import Component, match_components
 
-        return [(int(a), int(b)) for a, b in components.correspond(reference, target)]
+        def objects(table: list[dict]) -> list[Component]:
+            return [Component(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+                    for row in table]
+
+        shape = reference[0].shape[:2]
+        return [(int(a), int(b)) for a, b in match_components(objects(reference[1]), objects(target[1]), shape)]
 
     def hints(self, rgb: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        image, mask = self.hint(rgb, seed=seed)
-        return np.asarray(image, dtype=np.uint8), np.asarray(mask, dtype=np.uint8)
+        hints = self.hint(rgb, seed)
+        return np.asarray(hints.image, dtype=np.uint8), np.asarray(hints.mask, dtype=np.uint8)
 
     def describe(self) -> dict[str, str]:
         """Names and canonical-JSON parameters recorded with every row."""
