@@ -195,7 +195,7 @@ def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
         elif key == "samplers" and isinstance(obj, BuildConfig):
             setattr(obj, key, _merge_samplers(current, value, dotted))
         else:
-            if isinstance(hints[key], type) and hints[key] is float and isinstance(value, int):
+            if hints[key] is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not _type_ok(value, hints[key]):
                 raise CelbenchError(f"config key {dotted}: expected {_type_name(hints[key])}, "

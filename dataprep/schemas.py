@@ -48,8 +48,10 @@ CORRESPONDENCE = pa.struct([pa.field("ref_id", pa.int32(), nullable=False),
                             pa.field("tgt_id", pa.int32(), nullable=False)])
 
 
-def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = False) -> pa.Field:
-    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
+def _field(name: str, type_: pa.DataType, doc: str) -> pa.Field:
+    # Image columns are nullable because datasets only recognises its Image feature on a nullable field; the
+    # builder never writes nulls and validate rejects them.
+    return pa.field(name, type_, nullable=type_ == IMAGE, metadata={"doc": doc})
 
 
 _FRAMES_FIELDS = [
