@@ -239,6 +239,17 @@ class _ShotState:
         self.labels_png: dict[int, bytes] = {}
         self.tables: dict[int, list[dict]] = {}
         self.anchor: np.ndarray | None = None
+        self.run_first: dict[int, int] = {}
+
+
+def _held_group(state: _ShotState, rgb: np.ndarray, index: int, threshold: float) -> int:
+    """Streaming form of :func:`dataprep.pairs.held_groups` (when the detector reports no held runs)."""
+    grey = rgb.mean(axis=2, dtype=np.float32)
+    if (state.anchor is not None and state.anchor.shape == grey.shape
+            and float(np.abs(grey - state.anchor).mean()) <= threshold):
+        return state.groups[-1]
+    state.anchor = grey
+    return index
 
 
 def process_unit(payload: dict) -> dict:
@@ -263,6 +274,10 @@ def process_unit(payload: dict) -> dict:
         for i in range(shot["start"], shot["end"]):
             shot_of[i] = shot
     first, last = min(s["start"] for s in shots), max(s["end"] for s in shots)
+    dropped = set(payload.get("dropped", []))
+    run_start: dict[int, int] | None = None
+    if payload.get("held") is not None:
+        run_start = {i: a for a, b in payload["held"] for i in range(a, b)}
     counts: Counter = Counter()
     state: _ShotState | None = None
 
@@ -303,7 +318,7 @@ def process_unit(payload: dict) -> dict:
                 item = next(frames, None)
                 if item is not None:
                     index, timestamp, image = item
-                    if index not in shot_of:  # a frame the detector dropped (not in a kept shot)
+                    if index not in shot_of or index in dropped:  # not in a kept shot, or dark/faded (Shi 4.1)
                         continue
                     rgb = fit_frame(to_rgb(image), config.frames.width, config.frames.height, config.frames.resize)
             if item is None:
@@ -314,12 +329,11 @@ def process_unit(payload: dict) -> dict:
                     finish_shot(state)
                 state = _ShotState(shot["shot_id"], shot["start"], shot["split"])
             with timer("held"):
-                grey = rgb.mean(axis=2, dtype=np.float32)
-                if (state.anchor is not None and state.anchor.shape == grey.shape
-                        and float(np.abs(grey - state.anchor).mean()) <= config.frames.held_threshold):
-                    group = state.groups[-1]
+                if run_start is not None:
+                    # id = first stored frame of the detector's run (its first frame may have been dropped)
+                    group = state.run_first.setdefault(run_start.get(index, index), index)
                 else:
-                    state.anchor, group = grey, index
+                    group = _held_group(state, rgb, index, config.frames.held_threshold)
             with timer("sketch"):
                 sketch = pipeline.sketch(rgb)
             with timer("field"):
@@ -387,8 +401,18 @@ def plan_units(config: BuildConfig, source: Source, detection: dict) -> list[dic
             groups[-1].append(shot)
         else:
             groups.append([shot])
-    return [{"unit": f"{source.video_id}.{g[0]['shot_id']:04d}-{g[-1]['shot_id']:04d}", "video_id": source.video_id,
-             "path": source.path, "shots": g} for g in groups]
+    held = detection.get("held_groups")
+    dropped = sorted(int(d["frame"]) for d in detection.get("dropped_frames", []))
+    units = []
+    for g in groups:
+        first, last = g[0]["start"], g[-1]["end"]
+        units.append({
+            "unit": f"{source.video_id}.{g[0]['shot_id']:04d}-{g[-1]['shot_id']:04d}", "video_id": source.video_id,
+            "path": source.path, "shots": g, "dropped": [i for i in dropped if first <= i < last],
+            # held runs [start, end) from the detector; None -> the unit computes them (frames.held_threshold)
+            "held": None if held is None else [r for r in held if r[0] < last and r[1] > first],
+        })
+    return units
 
 
 class Manifest:

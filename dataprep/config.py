@@ -38,9 +38,11 @@ class FramesConfig:
         width, height: stored resolution in pixels (CMFT 4.1 and Shi 4.1 both use 256x256).
         resize: 'centre-crop' (scale to cover, crop the centre), 'pad' (scale to fit, pad with white to
             width x height), 'keep-aspect' (scale so the longer side fits; stored size varies per source).
-        crop: optional [x, y, w, h] box cut from every source frame before resizing (a comparison video's panel).
+        crop: optional [x0, y0, x1, y1] box (pixels, x1/y1 exclusive; as ``dataprep shots --crop``) cut from
+            every source frame before resizing, e.g. a comparison video's panel.
         held_threshold: mean absolute grey difference (0..255) at or below which consecutive frames count as one
-            held drawing (:func:`dataprep.pairs.held_groups`); 2.0 absorbs H.264 noise on static drawings.
+            held drawing, used only when the shot detector reports no held groups (its own ``held_mad``
+            definition is used otherwise, so one definition holds per dataset; see :mod:`dataprep.pairs`).
     """
 
     width: int = 256
@@ -253,8 +255,9 @@ def _check(config: BuildConfig) -> None:
                             f"got {config.frames.resize!r}")
     if config.frames.width < 8 or config.frames.height < 8:
         raise CelbenchError("config key frames.width/height: must be >= 8 pixels")
-    if config.frames.crop is not None and (len(config.frames.crop) != 4 or min(config.frames.crop[2:]) <= 0):
-        raise CelbenchError("config key frames.crop: expected [x, y, w, h] with w, h > 0")
+    crop = config.frames.crop
+    if crop is not None and (len(crop) != 4 or crop[2] <= crop[0] or crop[3] <= crop[1] or min(crop) < 0):
+        raise CelbenchError("config key frames.crop: expected [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
     if config.split.by not in SPLIT_UNITS:
         raise CelbenchError(f"config key split.by: expected one of {', '.join(SPLIT_UNITS)}, got {config.split.by!r}")
     fractions = (config.split.train, config.split.val, config.split.test)

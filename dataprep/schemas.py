@@ -63,7 +63,7 @@ _FRAMES_FIELDS = [
     _field("timestamp", pa.float64(), "presentation time of the frame in seconds"),
     _field("split", pa.string(), "'train', 'val' or 'test'; assigned per video or per shot, never per frame"),
     _field("held_group", pa.int32(),
-           "frame_index of the first frame of this frame's run of held (identical) drawings within the shot"),
+           "frame_index of the first stored frame of this frame's run of held (identical) drawings in the shot"),
     _field("width", pa.int32(), "width of the stored images in pixels"),
     _field("height", pa.int32(), "height of the stored images in pixels"),
     _field("colour", IMAGE, "colour frame, PNG 8-bit sRGB, resized to the configured resolution"),

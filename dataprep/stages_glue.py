@@ -15,11 +15,32 @@ here only. Shapes and dtypes at this boundary:
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from typing import Any, Iterator
 
+import cv2
 import numpy as np
 
 from dataprep.config import BuildConfig, canonical_json
+from dataprep.errors import file_error
+from dataprep.imaging import fit_frame, to_rgb
+
+DEFAULT_FOLDER_FPS = 24.0  # as dataprep.video: a folder of images carries no timing
+
+
+def decode_size(width: int, height: int, out_width: int, out_height: int, mode: str) -> tuple[int, int] | None:
+    """The size to decode a ``width`` x ``height`` video at so that :func:`fit_frame` only crops or pads.
+
+    None when the video is not larger than needed (no upscaling in the decoder; fit_frame enlarges).
+    """
+    if mode == "centre-crop":
+        scale = max(out_width / width, out_height / height)
+        size = (max(out_width, round(width * scale)), max(out_height, round(height * scale)))
+    else:
+        scale = min(out_width / width, out_height / height)
+        size = (min(out_width, max(1, round(width * scale))), min(out_height, max(1, round(height * scale))))
+    return size if scale < 1 else None
 
 
 class StagePipeline:
@@ -36,31 +57,68 @@ class StagePipeline:
         self.hint = HINTS.create(config.hints.name, **config.hints.params)
 
     # --- sources -------------------------------------------------------------------------------------
+    def _crop(self) -> tuple[int, int, int, int] | None:
+        return tuple(self.config.frames.crop) if self.config.frames.crop else None  # type: ignore[return-value]
+
     def detect(self, path: str) -> dict[str, Any]:
-        """Shot detection result as JSON (``shots: [{start, end, kept, reason}]``, ``n_frames``, ``fps``)."""
+        """Shot detection (:func:`dataprep.shots.detect_shots`) as JSON: ``n_frames, fps, shots: [{start, end,
+        kept, reason}], held_groups: [[start, end], ...], dropped_frames: [{frame, reason}], error``.
+
+        A folder whose images differ in size or channels cannot be read by :func:`dataprep.video.open_video`
+        (it stops at the first odd image); such a folder is detected on normalised copies (RGB, stored
+        resolution) written to a temporary folder, so every frame is covered.
+        """
         from dataprep.shots import detect_shots
 
-        crop = tuple(self.config.frames.crop) if self.config.frames.crop else None
-        result = detect_shots(path, detector=self.config.shots.detector, crop=crop, **self.config.shots.params)
-        return json.loads(json.dumps(result.to_json()))
+        params = dict(detector=self.config.shots.detector, crop=self._crop(), **self.config.shots.params)
+        result = detect_shots(path, **params).to_json()
+        if result.get("error") and Path(path).is_dir():
+            with tempfile.TemporaryDirectory(prefix="celbench-frames-") as tmp:
+                for index, _, image in self.frames(path):
+                    rgb = fit_frame(to_rgb(image), self.config.frames.width, self.config.frames.height, "pad")
+                    cv2.imwrite(str(Path(tmp) / f"{index:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                result = detect_shots(tmp, **params).to_json()
+                result["input"] = str(path)
+                result["note"] = "detected on normalised copies (images of mixed sizes or channels)"
+        return json.loads(json.dumps(result))
 
     def frames(self, path: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
-        """(index, timestamp seconds, image) for source frames ``start <= index < end``, any channel layout."""
+        """(index, timestamp seconds, image) for source frames ``start <= index < end``.
+
+        Containers and GIFs stream through :func:`dataprep.video.open_video`, shrunk by the decoder's scaler to
+        just cover the stored resolution (much cheaper than full-size RGB). Folders are read here, image by
+        image with their own size and channels (grey, RGB, RGBA), in ``open_video``'s numeric order, so a
+        folder of mixed frames works; :func:`dataprep.imaging.to_rgb` and ``fit_frame`` normalise them.
+        """
         from dataprep.video import open_video
 
-        crop = tuple(self.config.frames.crop) if self.config.frames.crop else None
-        video = open_video(path, crop=crop)
-        try:
-            for index, timestamp, image in video:
+        crop = self._crop()
+        if Path(path).is_dir():
+            files = open_video(path).files
+            for index, file in enumerate(files):
                 if index < start:
                     continue
                 if end is not None and index >= end:
                     break
-                yield index, float(timestamp), image
-        finally:
-            close = getattr(video, "close", None)
-            if close is not None:
-                close()
+                image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+                if image is None:
+                    raise file_error(file, "unreadable image")
+                if image.ndim == 3:
+                    image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+                if crop is not None:
+                    image = image[crop[1]:crop[3], crop[0]:crop[2]]
+                yield index, index / DEFAULT_FOLDER_FPS, image
+            return
+        probe = open_video(path, crop=crop)
+        size = decode_size(probe.width, probe.height, self.config.frames.width, self.config.frames.height,
+                           self.config.frames.resize)
+        del probe
+        for index, timestamp, image in open_video(path, crop=crop, size=size):
+            if index < start:
+                continue
+            if end is not None and index >= end:
+                break
+            yield index, float(timestamp), image
 
     # --- per frame -----------------------------------------------------------------------------------
     def sketch(self, rgb: np.ndarray) -> np.ndarray:
