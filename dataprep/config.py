@@ -199,6 +199,8 @@ def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
         else:
             if hints[key] is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if isinstance(current, dict) and isinstance(value, dict):
+                value = {**current, **value}  # parameter dicts merge key by key (file, then each --set)
             if not _type_ok(value, hints[key]):
                 raise CelbenchError(f"config key {dotted}: expected {_type_name(hints[key])}, "
                                     f"got {type(value).__name__} {value!r}")

@@ -44,6 +44,8 @@ def test_yaml_toml_and_overrides_merge_in_order(tmp_path):
     b = load_config(tmp_path / "c.toml", ["frames.width=32"])
     assert (b.frames.width, b.frames.resize, b.samplers["cmft-test"]["strides"]) == (32, "pad", [2])
     assert "shi-long" not in load_config(None, ["samplers.shi-long=null"]).samplers
+    merged = load_config(None, ["shots.params.threshold=150", "shots.params.min_length=4"])
+    assert merged.shots.params == {"threshold": 150, "min_length": 4}
 
 
 @pytest.mark.parametrize("override, key", [
