@@ -544,20 +544,32 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
 
     # Phase 2: units.
     tasks = []
+    planned_keys: set[str] = set()
     for source in sources:
         if source.video_id not in detections:
             continue
         for unit in plan_units(config, source, detections[source.video_id]):
             key = unit["unit"]
+            planned_keys.add(key)
             marker = out / "meta" / "units" / f"{key}.done.json"
-            record = manifest.data["units"].get(key)
-            if marker.exists() and record and record.get("status") == "done" and all(
-                    (out / "data" / t / f).exists() for t, fs in record["files"].items() for f in fs):
-                continue
+            if marker.exists():
+                # The marker is the truth: it is written after the unit's last shard, so a unit whose marker
+                # exists is complete even when the build was killed before recording it in the manifest.
+                done = json.loads(marker.read_text())
+                if all((out / "data" / t / f).exists() for t, fs in done["files"].items() for f in fs):
+                    record = manifest.data["units"].setdefault(key, {"video_id": source.video_id})
+                    record.update({"status": "done", "files": done["files"], "counts": done["counts"],
+                                   "timings": done["timings"], "seconds": done["seconds"]})
+                    record.pop("error", None)
+                    continue
             manifest.data["units"][key] = {"status": "pending", "video_id": source.video_id,
                                            "shots": [unit["shots"][0]["shot_id"], unit["shots"][-1]["shot_id"]],
                                            "frames": [unit["shots"][0]["start"], unit["shots"][-1]["end"]]}
             tasks.append(Task(key, {**unit, "out": str(out), "config": payload_config}))
+    for key in [k for k in manifest.data["units"] if k not in planned_keys and not k.endswith(".detect")]:
+        # A unit of an earlier plan (another run.frames_per_unit): its rows are redone by the new units.
+        remove_unit_files(out, key)
+        del manifest.data["units"][key]
     manifest.save()
     shots_in = {t.key: len(t.payload["shots"]) for t in tasks}
     bar = progress(total=sum(shots_in.values()), desc="build", unit="shot")

@@ -170,7 +170,8 @@ def test_resume_after_interruption_redoes_only_unfinished_units(sources, tmp_pat
     out = tmp_path / "ds"
     build(sources, out, config())
     info = json.loads((out / "meta" / "info.json").read_text())
-    victim = sorted(info["units"])[1]
+    victim, unrecorded = sorted(info["units"])[1:3]
+    info["units"][unrecorded]["status"] = "pending"  # finished (marker written), build killed before recording
     # Simulate a unit killed mid-write: marker gone, a half-written temporary file and a stale shard left.
     (out / "meta" / "units" / f"{victim}.done.json").unlink()
     (out / "data" / "frames" / f"{victim}.000.parquet.tmp").write_bytes(b"PAR1 half")
@@ -299,3 +300,13 @@ def test_datasets_library_decodes_image_columns(sources, tmp_path):
     assert row["distance_field"].mode.startswith("I;16")
     assert np.array_equal(np.asarray(row["colour"]), decode_png(table(out, "frames").slice(0, 1)
                                                                 .to_pylist()[0]["colour"]["bytes"]))
+
+
+def test_resume_with_another_unit_size_replaces_the_old_units(sources, tmp_path):
+    out = tmp_path / "ds"
+    build(sources, out, config())
+    keys = sorted(_frame_keys(out))
+    build(sources, out, config("run.frames_per_unit=0"), resume=True)  # run settings: same dataset
+    validate(out)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert len(info["units"]) == 2 and sorted(_frame_keys(out)) == keys
