@@ -135,3 +135,20 @@ def _colour(image: np.ndarray) -> torch.Tensor:
 
 def _grey(image: np.ndarray, scale: float) -> torch.Tensor:
     return torch.from_numpy(image.astype(np.float32) / scale)[None]
+
+
+def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``DataLoader`` collate for :class:`PairDataset` items.
+
+    Tensors of equal shape are stacked (batch first); tensors whose shapes differ across the batch (a varying
+    number K of references, M of correspondences, or sizes under ``frames.resize=keep-aspect``) and strings are
+    returned as lists.
+    """
+    batch: dict[str, Any] = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        if isinstance(values[0], torch.Tensor) and all(v.shape == values[0].shape for v in values):
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = values
+    return batch

@@ -170,6 +170,30 @@ def markdown() -> str:
         "(the Hugging Face `datasets` Image layout).",
         "",
     ]
+    lines += [
+        "## How rows are made",
+        "",
+        "- **Units and resume.** Work is split into units (runs of whole shots of one source, "
+        "`run.frames_per_unit`); a unit's shards are written under temporary names, renamed when complete, "
+        "then `meta/units/<unit>.done.json` is written. `dataprep build --resume` skips units with a marker and "
+        "redoes the rest from scratch, so nothing is lost or duplicated. Failed units are listed in the manifest "
+        "with their error.",
+        "- **Splits** are assigned per shot (or per source, `split.by`) from sha256(split seed, video id, shot "
+        "start): deterministic and never dividing a shot; pairs never cross shots.",
+        "- **Held drawings.** `held_group` groups consecutive frames that show one drawing (anime on twos/threes): "
+        "the shot detector's held runs (mean absolute difference of 64-px grey thumbnails <= `held_mad`), or "
+        "`frames.held_threshold` when a detector reports none. Samplers drop pairs whose target shares the "
+        "reference's group, and the Shi samplers count distinct drawings (`collapse_held`).",
+        "- **Large unseen regions** (CMFT 4.2 drops such test sequences; the paper gives no definition): a target "
+        "component is unseen when no reference component's mean colour is within `unseen_colour_tolerance` "
+        "(Euclidean, 0..255 sRGB, default 24) of its own; a sequence is dropped when a target's unseen area "
+        "exceeds `samplers.cmft-test.max_unseen` (default 0.25) of its component area.",
+        "- **Pair kinds** (`dataprep ls samplers`): `train-window` (CMFT 4.1: first and last frame of each "
+        "40-frame window, stride 5), `cmft-test@S` (CMFT 4.2: 5 frames at stride S in 1, 5, 10; first is the "
+        "reference), `shi-seq` (Shi 4.1: 8 successive drawings, first and last are references), `shi-long@K` "
+        "(Shi 4.3: K = 3 equally spaced references per long shot, each target referenced by its segment's ends).",
+        "",
+    ]
     for name, schema in SCHEMAS.items():
         lines += [f"## `{name}`", "", "| field | type | meaning |", "|---|---|---|"]
         for f in schema:

@@ -282,6 +282,11 @@ def test_pair_dataset_yields_tensors(sources, tmp_path):
     assert item["hints"].shape == (3, 48, 48) and set(item["hint_mask"].unique().tolist()) <= {0.0, 1.0}
     frame = dataset.frame(dataset.pairs[0]["target_key"])
     assert torch.equal(item["target_colour"], torch.from_numpy(frame["colour"]).permute(2, 0, 1).float() / 255)
+    from benchmark.data import collate_pairs
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=collate_pairs)
+    batch = next(iter(loader))
+    assert batch["target_colour"].shape == (4, 3, 48, 48) and len(batch["pair_key"]) == 4
     shi = PairDataset(out, kinds=["shi-seq"])
     assert len(shi) > 0 and all(p["kind"] == "shi-seq" for p in shi.pairs)
     assert shi[0]["reference_colour"].shape[0] == 2  # first and last frame of the sequence
