@@ -133,10 +133,10 @@ class StagePipeline:
         from dataprep.components import extract_components
 
         labels, table = extract_components(sketch, rgb, **self.config.components.params)
-        rows = []
-        for component in table:
-            row = component.to_dict()
-            rows.append({k: list(v) if isinstance(v, tuple) else v for k, v in row.items()})
+        # Attribute by attribute: dataclasses.asdict deep-copies and cost ~4 ms per frame.
+        rows = [{"id": int(c.id), "area": int(c.area), "centroid": [float(v) for v in c.centroid],
+                 "bbox": [int(v) for v in c.bbox], "hu": [float(v) for v in c.hu],
+                 "mean_rgb": [float(v) for v in c.mean_rgb]} for c in table]
         return np.asarray(labels, dtype=np.uint16), rows
 
     # --- per pair ------------------------------------------------------------------------------------
