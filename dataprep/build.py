@@ -540,6 +540,11 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
             entry.update({"n_frames": d.get("n_frames"), "fps": d.get("fps"), "detector": d.get("detector"),
                           "shots": len(d.get("shots", [])),
                           "kept_shots": sum(1 for s in d.get("shots", []) if s.get("kept", True))})
+            if d.get("error"):
+                # decoding stopped early (truncated/corrupt file): the frames before it are used, and it is said
+                entry["decode_error"] = d["error"]
+                if log:
+                    log(f"{source.path}: {d['error']}")
     manifest.save()
 
     # Phase 2: units.
