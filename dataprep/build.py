@@ -312,7 +312,7 @@ def process_unit(payload: dict) -> dict:
         counts["shots"] += 1
 
     try:
-        frames = pipeline.frames(payload["path"], first, last)
+        frames = pipeline.frames(payload["path"], first, last, n_frames=payload.get("n_frames"))
         while True:
             with timer("decode"):
                 item = next(frames, None)
@@ -409,6 +409,7 @@ def plan_units(config: BuildConfig, source: Source, detection: dict) -> list[dic
         units.append({
             "unit": f"{source.video_id}.{g[0]['shot_id']:04d}-{g[-1]['shot_id']:04d}", "video_id": source.video_id,
             "path": source.path, "shots": g, "dropped": [i for i in dropped if first <= i < last],
+            "n_frames": detection.get("n_frames"),
             # held runs [start, end) from the detector; None -> the unit computes them (frames.held_threshold)
             "held": None if held is None else [r for r in held if r[0] < last and r[1] > first],
         })

@@ -43,6 +43,63 @@ def decode_size(width: int, height: int, out_width: int, out_height: int, mode: 
     return size if scale < 1 else None
 
 
+def seek_frames(path: str, crop: tuple[int, int, int, int] | None, size: tuple[int, int] | None, start: int,
+                end: int | None, n_frames: int) -> Iterator[tuple[int, float, np.ndarray]] | None:
+    """Frames ``start <= index < end`` of a container, reached by seeking; None when that is not safe.
+
+    ``dataprep.video`` numbers frames by decode count. Here a frame's index is the rank of its pts among all the
+    stream's packet pts (a demux pass: no decoding), which equals the decode count when every packet gives one
+    frame; that is checked (packet count == ``n_frames``, pts unique), else None and the caller decodes from
+    the start. After seeking to the keyframe before ``start`` the frames must arrive as start, start+1, ...;
+    anything else raises, failing the unit loudly rather than mislabelling frames. Images are made as
+    ``open_video`` makes them (decoder-side area scaling without crop; crop then ``cv2.INTER_AREA`` with it).
+    """
+    import av
+
+    try:
+        container = av.open(path)
+        stream = container.streams.video[0]
+        pts = [p.pts for p in container.demux(stream) if p.pts is not None and p.size]
+    except (av.FFmpegError, IndexError, ValueError):
+        return None
+    pts.sort()
+    if len(pts) != n_frames or len(set(pts)) != len(pts) or start >= len(pts):
+        container.close()
+        return None
+    rank = {p: i for i, p in enumerate(pts)}
+
+    def generate() -> Iterator[tuple[int, float, np.ndarray]]:
+        try:
+            container.seek(pts[start], stream=stream, backward=True, any_frame=False)
+            stream.thread_type = "AUTO"
+            expected = None
+            for frame in container.decode(stream):
+                index = rank.get(frame.pts)
+                if index is None:
+                    raise RuntimeError(f"{path}: frame with unknown pts {frame.pts} after seeking")
+                if index < start:
+                    continue
+                if expected is None and index != start or expected is not None and index != expected:
+                    raise RuntimeError(f"{path}: seeking to frame {start} gave frame {index} "
+                                       f"(expected {start if expected is None else expected})")
+                if end is not None and index >= end:
+                    break
+                if crop is None and size is not None:
+                    image = frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
+                else:
+                    image = frame.to_ndarray(format="rgb24")
+                    if crop is not None:
+                        image = image[crop[1]:crop[3], crop[0]:crop[2]]
+                    if size is not None:
+                        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+                yield index, float(frame.time), np.ascontiguousarray(image)
+                expected = index + 1
+        finally:
+            container.close()
+
+    return generate()
+
+
 class StagePipeline:
     """Stage components created once per worker from the build config."""
 
@@ -82,8 +139,13 @@ class StagePipeline:
                 result["note"] = "detected on normalised copies (images of mixed sizes or channels)"
         return json.loads(json.dumps(result))
 
-    def frames(self, path: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    def frames(self, path: str, start: int = 0, end: int | None = None,
+               n_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
         """(index, timestamp seconds, image) for source frames ``start <= index < end``.
+
+        With ``n_frames`` (the decoded frame count from shot detection) a container is entered by seeking
+        (:func:`seek_frames`) instead of decoding every frame before ``start``, so the units of one long video
+        cost no more decoding together than the video itself.
 
         Containers and GIFs stream through :func:`dataprep.video.open_video`, shrunk by the decoder's scaler to
         just cover the stored resolution (much cheaper than full-size RGB). Folders are read here, image by
@@ -113,6 +175,11 @@ class StagePipeline:
         size = decode_size(probe.width, probe.height, self.config.frames.width, self.config.frames.height,
                            self.config.frames.resize)
         del probe
+        if start > 0 and n_frames:
+            seeking = seek_frames(path, crop, size, start, end, n_frames)
+            if seeking is not None:
+                yield from seeking
+                return
         for index, timestamp, image in open_video(path, crop=crop, size=size):
             if index < start:
                 continue

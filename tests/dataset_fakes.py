@@ -51,7 +51,7 @@ class FakePipeline:
                 "params": {}, "cuts": [s["start"] for s in shots[1:]],
                 "shots": [{"start": s["start"], "end": s["end"], "kept": True, "reason": ""} for s in shots]}
 
-    def frames(self, path: str, start: int = 0, end: int | None = None):
+    def frames(self, path: str, start: int = 0, end: int | None = None, n_frames: int | None = None):
         for index, file in enumerate(self._files(path)):
             if index < start or (end is not None and index >= end):
                 continue

@@ -121,7 +121,7 @@ class DiskFullOnClip1(FakePipeline):
             raise OSError(errno.ENOSPC, "No space left on device")
         return super().sketch(rgb)
 
-    def frames(self, path, start=0, end=None):
+    def frames(self, path, start=0, end=None, n_frames=None):
         self.current_path = str(path)
         yield from super().frames(path, start, end)
 

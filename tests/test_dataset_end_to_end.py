@@ -101,3 +101,26 @@ def test_folder_of_mixed_sizes_grey_and_rgba_frames_with_real_stages(tmp_path):
     detection = json.loads(next((out / "meta" / "shots").glob("*.json")).read_text())
     assert detection["n_frames"] == 4 and "mixed" in detection["note"]
     assert len(table(out, "frames")) == 4
+
+
+def test_units_entered_by_seeking_get_the_frames_of_a_full_decode(clip):
+    import numpy as np
+
+    from dataprep.stages_glue import seek_frames
+    from dataprep.video import open_video
+
+    video, truth = clip
+    size = (48, 36)
+    full = [(i, t, im) for i, t, im in open_video(video, size=size)]
+    assert len(full) == truth["n_frames"]
+    for start, end in [(1, 5), (17, 30), (len(full) - 3, None)]:
+        seeking = seek_frames(str(video), None, size, start, end, len(full))
+        assert seeking is not None
+        got = list(seeking)
+        want = full[start:end]
+        assert [g[0] for g in got] == [w[0] for w in want]
+        assert all(abs(g[1] - w[1]) < 1e-6 and np.array_equal(g[2], w[2]) for g, w in zip(got, want))
+        cropped = list(seek_frames(str(video), (8, 4, 72, 52), (32, 24), start, end, len(full)))
+        reference = [im for i, _, im in open_video(video, crop=(8, 4, 72, 52), size=(32, 24))][start:end]
+        assert all(np.array_equal(g[2], r) for g, r in zip(cropped, reference))
+    assert seek_frames(str(video), None, size, 3, 6, len(full) + 1) is None  # counts disagree: no seeking
