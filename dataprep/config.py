@@ -118,7 +118,7 @@ class RunConfig:
 
     executor: str = "local"
     workers: int = 2
-    frames_per_unit: int = 500
+    frames_per_unit: int = 200
 
 
 def _default_samplers() -> dict[str, dict[str, Any]]:
