@@ -540,7 +540,10 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
             manifest.data["units"].pop(f"{source.video_id}.detect", None)
             entry.update({"n_frames": d.get("n_frames"), "fps": d.get("fps"), "detector": d.get("detector"),
                           "shots": len(d.get("shots", [])),
-                          "kept_shots": sum(1 for s in d.get("shots", []) if s.get("kept", True))})
+                          "kept_shots": sum(1 for s in d.get("shots", []) if s.get("kept", True)),
+                          "dropped_shots": dict(Counter(str(s.get("reason")) for s in d.get("shots", [])
+                                                        if not s.get("kept", True))),
+                          "dropped_frames": len(d.get("dropped_frames", []))})
             if d.get("error"):
                 # decoding stopped early (truncated/corrupt file): the frames before it are used, and it is said
                 entry["decode_error"] = d["error"]
