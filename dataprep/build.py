@@ -46,7 +46,7 @@ from dataprep.executor import EXECUTORS, Task, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.pairs import PairSpec, ShotView, create_samplers, held_groups, unseen_fraction
 from dataprep.progress import progress
-from dataprep.schemas import FRAMES, PAIRS, SCHEMA_VERSION, image_value
+from dataprep.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
 
 MANIFEST = Path("meta") / "info.json"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -503,6 +503,8 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
             "format": "celbench-dataset", "schema_version": SCHEMA_VERSION, "toolkit_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "building",
             "config_hash": identity["config_hash"], "config": config.to_dict(),
+            "features": {name: {f.name: "image (PNG)" if f.type == IMAGE else str(f.type) for f in schema}
+                         for name, schema in SCHEMAS.items()},
             "sources": [s.to_json() for s in sources], "units": {}, "counts": {}, "timings": {},
         })
     manifest.data["run"] = config.to_dict()["run"]

@@ -60,6 +60,8 @@ def test_build_writes_valid_dataset_with_manifest(sources, tmp_path):
     validate(out)
     info = json.loads((out / "meta" / "info.json").read_text())
     assert info["status"] == "complete" and info["schema_version"] == "1.0"
+    assert info["features"]["frames"]["colour"] == "image (PNG)" and "interval" in info["features"]["pairs"]
+    assert info["config"]["frames"]["width"] == 48 and len(info["config_hash"]) == 64
     assert [s["sha256"] for s in info["sources"]] and all(len(s["sha256"]) == 64 for s in info["sources"])
     frames = table(out, "frames")
     n_truth = sum(json.loads((s / "truth.json").read_text())["n_frames"] for s in sources)
