@@ -33,18 +33,18 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataprep import __version__
-from dataprep.config import BuildConfig, canonical_json, config_from_dict, config_hash
+from dataprep.config import BuildConfig, config_from_dict, config_hash
 from dataprep.errors import CelbenchError, file_error
 from dataprep.executor import EXECUTORS, Task, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
-from dataprep.pairs import PairSpec, ShotView, create_samplers, held_groups, unseen_fraction
+from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
 from dataprep.progress import progress
 from dataprep.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
 
