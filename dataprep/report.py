@@ -75,8 +75,9 @@ def _frame_row(out: Path, key: str, cache: dict) -> dict:
     return cache[key]
 
 
-def sample_grid(out: Path, rows: int = 6, seed: int = 0) -> np.ndarray | None:
-    """(rows*H, 6*W, 3) uint8 grid of random pairs (see module doc), or None when there are no pairs."""
+def sample_grid(out: Path, rows: int = 6, seed: int = 0) -> tuple[np.ndarray, list[tuple[str, str, str]]] | None:
+    """(rows*H, 6*W, 3) uint8 grid of random pairs (see module doc) and their (reference, target, kind) keys;
+    None when there are no pairs."""
     pair_files = shard_files(out, "pairs")
     index = [(f, i) for f in pair_files for i in range(pq.ParquetFile(f).metadata.num_rows)]
     if not index:
