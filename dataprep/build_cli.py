@@ -61,19 +61,6 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ls_samplers(args: argparse.Namespace) -> int:
-    import inspect
-
-    from dataprep.pairs import SAMPLERS
-
-    for name in SAMPLERS.names():
-        factory = SAMPLERS.get(name)
-        params = ", ".join(f"{p.name}={p.default!r}" for p in inspect.signature(factory).parameters.values())
-        summary = (factory.__doc__ or "").strip().splitlines()[0]
-        print(f"{name:14s} {summary}\n{'':14s} ({params})")
-    return 0
-
-
 def _key_value(text: str) -> str:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
@@ -103,6 +90,3 @@ def add_commands(commands) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draw")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/png")
-
-    ls = commands.group("ls", "list registered components")
-    ls.add("samplers", "pair samplers (dataprep.pairs.SAMPLERS) and their parameters", run_ls_samplers)
