@@ -224,9 +224,10 @@ class StagePipeline:
 
     def describe(self) -> dict[str, str]:
         """Names and canonical-JSON parameters recorded with every row."""
+        # The components' own params (defaults resolved), so rows say exactly what made them.
         return {
             "extractor": self.config.sketch.name,
-            "extractor_params": canonical_json(self.config.sketch.params),
+            "extractor_params": canonical_json(self.extractor.params),
             "field": self.config.field.name,
-            "hint_method": canonical_json({"name": self.config.hints.name, **self.config.hints.params}),
+            "hint_method": canonical_json({"name": self.config.hints.name, **self.hint.params}),
         }
