@@ -58,7 +58,7 @@ def main() -> int:
     if args.out.exists() and not (args.out / "meta" / "info.json").exists():
         raise SystemExit(f"{args.out}: exists and is not a dataset")
     start = time.perf_counter()
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, stdout=sys.stderr)  # stdout stays pure JSON
     peak = 0
     while process.poll() is None:
         peak = max(peak, tree_rss_bytes(process.pid))
