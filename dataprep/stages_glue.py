@@ -44,7 +44,7 @@ def decode_size(width: int, height: int, out_width: int, out_height: int, mode: 
 
 
 def seek_frames(path: str, crop: tuple[int, int, int, int] | None, size: tuple[int, int] | None, start: int,
-                end: int | None, n_frames: int) -> Iterator[tuple[int, float, np.ndarray]] | None:
+                end: int | None, n_frames: int, threads: int = 0) -> Iterator[tuple[int, float, np.ndarray]] | None:
     """Frames ``start <= index < end`` of a container, reached by seeking; None when that is not safe.
 
     ``dataprep.video`` numbers frames by decode count. Here a frame's index is the rank of its pts among all the
@@ -72,6 +72,7 @@ def seek_frames(path: str, crop: tuple[int, int, int, int] | None, size: tuple[i
         try:
             container.seek(pts[start], stream=stream, backward=True, any_frame=False)
             stream.thread_type = "AUTO"
+            stream.thread_count = threads
             expected = None
             for frame in container.decode(stream):
                 index = rank.get(frame.pts)
@@ -109,6 +110,8 @@ class StagePipeline:
         from dataprep.hint import HINTS
 
         self.config = config
+        # One decoder thread per worker when several workers share the cores (0 = FFmpeg's choice).
+        self.decoder_threads = 1 if config.run.workers > 1 else 0
         self.extractor = EXTRACTORS.create(config.sketch.name, **config.sketch.params)
         self.field = FIELDS.create(config.field.name, **config.field.params)
         self.hint = HINTS.create(config.hints.name, **config.hints.params)
@@ -176,11 +179,11 @@ class StagePipeline:
                            self.config.frames.resize)
         del probe
         if start > 0 and n_frames:
-            seeking = seek_frames(path, crop, size, start, end, n_frames)
+            seeking = seek_frames(path, crop, size, start, end, n_frames, threads=self.decoder_threads)
             if seeking is not None:
                 yield from seeking
                 return
-        for index, timestamp, image in open_video(path, crop=crop, size=size):
+        for index, timestamp, image in open_video(path, crop=crop, size=size, threads=self.decoder_threads):
             if index < start:
                 continue
             if end is not None and index >= end:
