@@ -465,6 +465,9 @@ def _prepare_output(out: Path, identity: dict, resume: bool, overwrite: bool) ->
         if out.exists() and any(out.iterdir()):
             raise file_error(out, "output folder is not empty and holds no celbench dataset (meta/info.json)")
         return None
+    if existing.data.get("schema_version") != SCHEMA_VERSION:
+        raise file_error(out, f"holds a dataset of schema version {existing.data.get('schema_version')} "
+                              f"(this toolkit writes {SCHEMA_VERSION}); use another --out or --overwrite")
     old = {"config_hash": existing.data.get("config_hash"),
            "sources": sorted(s["sha256"] for s in existing.data.get("sources", []))}
     if old != identity:
