@@ -1,0 +1,1 @@
+"""Shot-boundary detectors; each module registers its classes in :data:`dataprep.detector.DETECTORS`."""
