@@ -163,6 +163,8 @@ class ContainerSource(VideoSource):
         av = self._av
         try:
             container = av.open(self.path, metadata_errors="ignore")
+        except av.error.EOFError:
+            raise file_error(self.path, "no frames (zero-frame video, or cut off inside its header)") from None
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
             raise file_error(self.path, self._problem(error)) from None
         if not container.streams.video:
@@ -193,8 +195,11 @@ class ContainerSource(VideoSource):
                     yield Frame(index, time, image)
                     index += 1
                     last_time = time
+            except av.error.EOFError:
+                pass  # the demuxer met the end of data while decoding: same as a normal end
             except (av.FFmpegError, ValueError, MemoryError) as error:
-                self.error = f"decoding stopped after {index} frames: {self._problem(error)}"
+                problem = self._problem(error)
+                self.error = f"decoding stopped after {index} frames: {problem}" if index else problem
                 return
             self.error = self._truncation_problem(index, last_time)
         finally:
@@ -203,7 +208,7 @@ class ContainerSource(VideoSource):
     def _truncation_problem(self, decoded: int, last_time: float | None) -> str | None:
         """FFmpeg ends quietly at a cut-off file; compare with what the header promised."""
         if decoded == 0:
-            return "no frames decoded (zero-frame video, or corrupt from the start)"
+            return "no frames (zero-frame video)"
         if self.n_frames is not None and decoded < self.n_frames:
             return f"decoded only {decoded} of {self.n_frames} frames (file truncated or corrupt)"
         if self.n_frames is None and self._duration and last_time is not None and self.fps > 0:
