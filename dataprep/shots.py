@@ -9,7 +9,9 @@ runs a registered cut detector, then applies the paper's filters, each a paramet
   drift whose consecutive steps are tiny still counts as motion. Held drawings (the same drawing on 2s/3s)
   give zero-MSE pairs, but the pairs where the drawing changes stay large, so a moving shot on 2s or 3s is
   not static; only a shot where *no* pair reaches 10 is.
-- Too dark / too faded frames (the paper gives no definition; ours, on the analysis frame in RGB 0-255):
+Everything is measured on the detector's analysis frames (``analysis_width``, default 256 pixels wide).
+
+- Too dark / too faded frames (the paper gives no definition; ours, on a 64-pixel-wide thumbnail, RGB 0-255):
   ``dark_luma``: mean Rec. 601 luma < 20 (black or nearly black frames: fade-outs, night flashes);
   ``faded_contrast``: standard deviation of luma < 8 (washed out or uniform frames: fade to white, blank);
   ``faded_colourfulness``: Hasler-Suesstrunk colourfulness < 4 (no colour: greyscale frames; 0 disables).
@@ -33,7 +35,7 @@ from dataprep.detector import DETECTORS, ShotDetector, load_detectors
 from dataprep.detectors.histogram_mse import REFERENCE_PIXELS, histogram_mse, rgb_histogram
 from dataprep.errors import CelbenchError
 from dataprep.progress import progress
-from dataprep.video import Crop, open_video, scaled_size
+from dataprep.video import Crop, open_video
 
 
 @dataclass
@@ -46,7 +48,6 @@ class ShotParams:
     faded_contrast: float = 8.0
     faded_colourfulness: float = 4.0
     held_mad: float = 1.5
-    analysis_width: int = 256
     reference_pixels: float = REFERENCE_PIXELS
 
 
@@ -136,12 +137,7 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
         det: ShotDetector = factory(**detector_kwargs)
     except TypeError as error:
         raise CelbenchError(f"detector {detector!r}: bad parameter ({error})") from None
-    probe = open_video(path, crop=crop)
-    full = (probe.width, probe.height)
-    stats_size = scaled_size(*full, shot_params.analysis_width)
-    size = scaled_size(*full, det.analysis_width)
-    del probe
-    source = open_video(path, crop=crop, size=None if size == full else size)
+    source = open_video(path, crop=crop, max_width=det.analysis_width)
     det.reset(source.fps)
 
     cuts: list[int] = []
@@ -188,10 +184,13 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
     for frame in progress(source, total=source.n_frames, desc=os.path.basename(os.fspath(path)), unit="frame"):
         image = frame.image
         new_cuts = det.process(frame.index, image)
-        small = image if image.shape[1] == stats_size[0] else cv2.resize(image, stats_size,
-                                                                         interpolation=cv2.INTER_AREA)
-        hist = rgb_histogram(small, shot_params.reference_pixels)
-        mean, contrast, colour = _luma_stats(small)
+        hist = getattr(det, "last_histogram", None)
+        if hist is None or getattr(det, "reference_pixels", None) != shot_params.reference_pixels:
+            hist = rgb_histogram(image, shot_params.reference_pixels)
+        # Brightness, contrast, colour and held-drawing tests are global: a 64-pixel-wide thumbnail suffices.
+        thumb = cv2.resize(image, (64, max(2, round(64 * image.shape[0] / image.shape[1]))),
+                           interpolation=cv2.INTER_AREA)
+        mean, contrast, colour = _luma_stats(thumb)
         reason = None
         if mean < shot_params.dark_luma:
             reason = "dark"
@@ -199,8 +198,7 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
             reason = "faded"
         if reason:
             dropped.append({"frame": frame.index, "reason": reason})
-        grey = cv2.cvtColor(cv2.resize(small, (64, max(2, round(64 * small.shape[0] / small.shape[1]))),
-                                       interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grey = cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY).astype(np.float32)
         pending.append((frame.index, hist, grey, reason is not None))
         cuts.extend(new_cuts)
         cut_set.update(new_cuts)

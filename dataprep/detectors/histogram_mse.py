@@ -137,6 +137,7 @@ class HistogramMSEDetector(ShotDetector):
 
     def process(self, index: int, image: np.ndarray) -> list[int]:
         hist = rgb_histogram(image, self.reference_pixels)
+        self.last_histogram = hist  # lets the shot filters reuse it instead of recomputing
         thumb = tone_thumbnail(image)
         if self._recent:
             _, prev_hist, prev_thumb = self._recent[-1]
