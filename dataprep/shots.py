@@ -9,8 +9,6 @@ runs a registered cut detector, then applies the paper's filters, each a paramet
   drift whose consecutive steps are tiny still counts as motion. Held drawings (the same drawing on 2s/3s)
   give zero-MSE pairs, but the pairs where the drawing changes stay large, so a moving shot on 2s or 3s is
   not static; only a shot where *no* pair reaches 10 is.
-Everything is measured on the detector's analysis frames (``analysis_width``, default 256 pixels wide).
-
 - Too dark / too faded frames (the paper gives no definition; ours, on a 64-pixel-wide thumbnail, RGB 0-255):
   ``dark_luma``: mean Rec. 601 luma < 20 (black or nearly black frames: fade-outs, night flashes);
   ``faded_contrast``: standard deviation of luma < 8 (washed out or uniform frames: fade to white, blank);
@@ -18,6 +16,7 @@ Everything is measured on the detector's analysis frames (``analysis_width``, de
   Such frames are listed in ``dropped_frames`` with their reason; a shot with fewer than ``min_length``
   usable frames left is dropped (``"dark_or_faded"``).
 
+Histograms are measured on the detector's analysis frames (``analysis_width``, default 256 pixels wide).
 Held-frame groups (runs of consecutive frames showing the same drawing: mean absolute difference of the
 grey 64-pixel-wide thumbnails <= ``held_mad``) are reported in ``held_groups`` as [start, end) pairs.
 """
@@ -47,7 +46,7 @@ class ShotParams:
     dark_luma: float = 20.0
     faded_contrast: float = 8.0
     faded_colourfulness: float = 4.0
-    held_mad: float = 1.5
+    held_mad: float = 0.5
     reference_pixels: float = REFERENCE_PIXELS
 
 

@@ -218,3 +218,12 @@ def test_real_vinland_left_half(real_data):
         s = score_cuts(result.cuts, load_truth(clips / "vinland.cuts.json", name))
         tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
     assert 2 * tp / (2 * tp + fp + fn) == 1.0
+
+
+def test_real_held_drawings_on_cropped_input_panel(real_data):
+    folder = real_data / "shot-clips" / "eisai"
+    info = json.loads((folder / "panels.json").read_text())["konobi_s01e007__000282.mp4"]
+    result = detect_shots(folder / "konobi_s01e007__000282.mp4", crop=tuple(info["input_panel_box_xyxy"]))
+    assert result.cuts == [] and result.shots[0].kept  # one shot, drawings held ~9 frames: not static
+    held = {i for start, end in result.held_groups for i in range(start + 1, end)}
+    assert [i for i in range(result.n_frames) if i not in held] == info["frame_indices_where_input_panel_changes"]
