@@ -170,10 +170,12 @@ class ContainerSource(VideoSource):
             self.fps = 24.0 if not self.is_gif else 10.0
         self._open_checked()
 
-    def _problem(self, error: Exception) -> str:
+    def _problem(self, error: Exception, started: bool = False) -> str:
         text = str(getattr(error, "strerror", None) or error).strip().splitlines()[0] if str(error) else type(error).__name__
         text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
-        return f"unreadable GIF ({text})" if self.is_gif else f"not a video file or corrupt ({text})"
+        if self.is_gif:
+            return f"unreadable GIF ({text})"
+        return f"corrupt data ({text})" if started else f"not a video file or corrupt ({text})"
 
     def _open_container(self):
         av = self._av
@@ -215,7 +217,7 @@ class ContainerSource(VideoSource):
             except av.error.EOFError:
                 pass  # the demuxer met the end of data while decoding: same as a normal end
             except (av.FFmpegError, ValueError, MemoryError) as error:
-                problem = self._problem(error)
+                problem = self._problem(error, started=index > 0)
                 self.error = f"decoding stopped after {index} frames: {problem}" if index else problem
                 return
             self.error = self._truncation_problem(index, last_time)

@@ -142,3 +142,26 @@ def test_corrupt_half_way_yields_decoded_part_and_reports(tmp_path):
     assert 5 < len(decoded) < 48
     assert [int(f.image[0, 0, 0]) for f in decoded] == [(i * 7) % 256 for i in range(len(decoded))]
     assert source.error is not None and "truncated or corrupt" in source.error
+
+
+def test_garbage_in_the_middle_stops_with_an_error_not_silently(tmp_path):
+    path = write_video(tmp_path / "full.mkv", coded_frames(60, 96, 128), codec="libx264")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "garbled.mkv"
+    bad.write_bytes(bytes(data))
+    source = open_video(bad)
+    decoded = list(source)
+    # either decoding stops with an error, or every promised frame came out: never fewer frames and no error
+    assert len(decoded) == 60 or (source.error is not None and len(decoded) < 60)
+    assert len(decoded) == 60 or "corrupt" in source.error
+
+
+def test_image_folder_with_unreadable_image_half_way(tmp_path):
+    for i, image in enumerate(coded_frames(6)):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), image)
+    (tmp_path / "003.png").write_bytes(b"not a png")
+    source = open_video(tmp_path)
+    assert len(list(source)) == 3
+    assert "003.png: unreadable image" in source.error
