@@ -26,11 +26,13 @@ class ShotDetector(ABC):
             None asks for full resolution. Detection runs on these small frames, which is what makes it
             fast; the cut indices refer to the original decoded frames either way.
         max_delay: the most frames a cut can be reported after it happened (the caller buffers this many).
+        threshold_param: name of the constructor argument that ``--threshold`` sets.
         fps: frame rate of the video, set by :meth:`reset` (some detectors count time).
     """
 
     analysis_width: int | None = 256
     max_delay: int = 0
+    threshold_param: str = "threshold"
 
     def reset(self, fps: float) -> None:
         """Start a new video at frame rate ``fps``; called before the first :meth:`process`."""

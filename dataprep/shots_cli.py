@@ -17,7 +17,8 @@ def add_commands(commands) -> None:
     p = commands.add("shots", "split a video into shots (Shi et al. Sec. 4.1) and mark the shots to drop", run_shots)
     p.add_argument("input", help="video file, animated GIF or folder of numbered images")
     p.add_argument("--detector", default="histogram-mse", help="cut detector (see `dataprep ls detectors`)")
-    p.add_argument("--threshold", type=float, help="detector threshold (histogram-mse: paper's 200)")
+    p.add_argument("--threshold", type=float,
+                   help="the detector's main threshold (histogram-mse: paper's 200; adaptive: adaptive_threshold)")
     p.add_argument("--crop", type=parse_crop, help="analyse only the box x0,y0,x1,y1 (pixels, x1/y1 exclusive)")
     p.add_argument("--min-length", type=int, help="drop shots shorter than this (paper: 8)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -38,7 +39,8 @@ def add_commands(commands) -> None:
 def run_shots(args) -> int:
     params = {}
     if args.threshold is not None:
-        params["threshold"] = args.threshold
+        load_detectors()
+        params[DETECTORS.get(args.detector).threshold_param] = args.threshold
     if args.min_length is not None:
         params["min_length"] = args.min_length
     truth = load_truth(args.truth, os.path.basename(args.input)) if args.truth else None

@@ -65,6 +65,7 @@ class AdaptiveDetector(_SceneDetectAdapter):
     """PySceneDetect ``AdaptiveDetector``: content score relative to a rolling average."""
 
     detector_class_name = "AdaptiveDetector"
+    threshold_param = "adaptive_threshold"
 
 
 @DETECTORS.register("histogram")
