@@ -227,3 +227,12 @@ def test_real_held_drawings_on_cropped_input_panel(real_data):
     assert result.cuts == [] and result.shots[0].kept  # one shot, drawings held ~9 frames: not static
     held = {i for start, end in result.held_groups for i in range(start + 1, end)}
     assert [i for i in range(result.n_frames) if i not in held] == info["frame_indices_where_input_panel_changes"]
+
+
+def test_cli_threshold_goes_to_each_detectors_own_parameter(synth_clip, capsys):
+    out, _ = synth_clip
+    assert main(["shots", str(out / "video.mp4"), "--detector", "adaptive", "--threshold", "4.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"]["detector"]["adaptive_threshold"] == 4.5
+    assert main(["shots", str(out / "video.mp4"), "--threshold", "1e9", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["params"]["detector"]["threshold"] == 1e9 and data["cuts"] == []
