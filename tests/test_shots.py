@@ -166,14 +166,31 @@ def test_cli_shots_json_and_truth(synth_clip, capsys):
     assert code == 0 and data["score"]["f1"] == 1.0 and data["n_frames"] == clip.n_frames
 
 
-def test_cli_errors_are_one_line_without_output(tmp_path, capsys):
-    bad = tmp_path / "x.mp4"
-    bad.write_text("not video")
-    for argv in [["shots", str(tmp_path / "missing.mp4")], ["shots", str(bad), "--json"]]:
-        assert main(argv) == 2
+def make_bad_inputs(folder):
+    """Every bad input of issue 3, as (argv, file named in the error)."""
+    from video_fixtures import coded_frames
+
+    text = folder / "notes.mp4"
+    text.write_text("not a video\n" * 50)
+    full = write_video(folder / "full.mp4", coded_frames(48), codec="mpeg4")
+    truncated = folder / "truncated.mp4"
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    empty = write_video(folder / "empty.mkv", [])
+    gif = folder / "broken.gif"
+    gif.write_bytes(b"GIF89a" + bytes(range(256)))
+    ok = write_video(folder / "ok.mkv", coded_frames(4))
+    return [(["shots", str(folder / "missing.mp4")], folder / "missing.mp4"), (["shots", str(text)], text),
+            (["shots", str(truncated)], truncated), (["shots", str(empty)], empty), (["shots", str(gif)], gif),
+            (["shots", str(ok), "--crop", "0,0,100,10"], ok)]
+
+
+def test_cli_bad_inputs_one_line_exit_2_no_output(tmp_path, capsys):
+    for argv, named in make_bad_inputs(tmp_path):
+        assert main(argv + ["--json"]) == 2, argv
         captured = capsys.readouterr()
-        assert captured.out == ""
-        assert captured.err.count("\n") == 1 and captured.err.startswith("dataprep: error: ")
+        assert captured.out == "", argv
+        assert captured.err.count("\n") == 1 and captured.err.startswith(f"dataprep: error: {named}: "), argv
+        assert "Traceback" not in captured.err
 
 
 def test_cli_corrupt_half_way_processes_decoded_part_and_fails(tmp_path, capsys):
@@ -236,3 +253,13 @@ def test_cli_threshold_goes_to_each_detectors_own_parameter(synth_clip, capsys):
     assert main(["shots", str(out / "video.mp4"), "--threshold", "1e9", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["params"]["detector"]["threshold"] == 1e9 and data["cuts"] == []
+
+
+def test_cli_process_exit_status_and_stderr(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.mp4"
+    out = subprocess.run([sys.executable, "-m", "dataprep", "shots", str(missing)], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == f"dataprep: error: {missing}: no such file or folder\n"
