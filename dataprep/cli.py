@@ -10,6 +10,7 @@ from dataprep.cli_app import run_cli
 COMMAND_MODULES: list[str] = [
     "dataprep.synth.cli",
     "dataprep.shots_cli",
+    "dataprep.ls_cli",
 ]
 
 

@@ -9,8 +9,6 @@ needs to see a few more frames), so :meth:`ShotDetector.process` returns the cut
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -59,9 +57,10 @@ DETECTORS: Registry[ShotDetector] = Registry("detector", entry_point_group="celb
 
 
 def load_detectors() -> Registry[ShotDetector]:
-    """Import every module of ``dataprep.detectors`` so their ``@DETECTORS.register`` lines run."""
-    import dataprep.detectors as package
-
-    for module in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-        importlib.import_module(module.name)
+    """The registry with every built-in detector registered (they are, once this module is imported)."""
     return DETECTORS
+
+
+# Register the built-in detectors whichever module a caller imports first (``dataprep.detector`` or
+# ``dataprep.detectors``); the package imports names defined above, so this late import is not circular.
+import dataprep.detectors  # noqa: E402,F401

@@ -32,9 +32,6 @@ def add_commands(commands) -> None:
     p.add_argument("--repeat", type=int, default=3, help="runs per row; the fastest counts (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
-    ls = commands.group("ls", "list registered components")
-    ls.add("detectors", "list cut detectors", run_ls_detectors)
-
 
 def run_shots(args) -> int:
     params = {}
@@ -154,12 +151,4 @@ def run_speed(args) -> int:
         for r in rows:
             speedup = f"{r['histogram_mse_speedup']:.2f}" if r["histogram_mse_speedup"] else "-"
             print(f"{r['what']:52s} {r['fps']:8.1f} {r['vs_decode_only']:8.2f} {speedup:>10s}")
-    return 0
-
-
-def run_ls_detectors(args) -> int:
-    load_detectors()
-    for name in DETECTORS.names():
-        doc = (DETECTORS.get(name).__doc__ or "").strip().splitlines()
-        print(f"{name:16s} {doc[0] if doc else ''}")
     return 0

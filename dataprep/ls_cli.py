@@ -1,0 +1,51 @@
+"""``dataprep ls KIND``: list the registered components of each pluggable kind.
+
+Kinds come from one table, :data:`LISTABLE`, mapping the sub-command to ``"module:REGISTRY"``; modules are
+imported only when their kind is listed. Adding a kind is one line there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+
+from dataprep.cli_app import Commands
+from dataprep.registry import Registry
+
+LISTABLE: dict[str, str] = {
+    "detectors": "dataprep.detectors:DETECTORS",
+    "extractors": "dataprep.extractors:EXTRACTORS",
+    "fields": "dataprep.field:FIELDS",
+    "hints": "dataprep.hint:HINTS",
+}
+
+
+def load_registry(spec: str) -> Registry:
+    module_name, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def describe(factory) -> tuple[str, str]:
+    """(one-line summary, ``name=default`` list) of a registered class or function."""
+    summary = getattr(factory, "summary", "") or (inspect.getdoc(factory) or "").split("\n")[0]
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        parameters = []
+    defaults = ", ".join(f"{p.name}={p.default!r}" for p in parameters
+                         if p.default is not inspect.Parameter.empty)
+    return summary, defaults
+
+
+def add_commands(commands: Commands) -> None:
+    group = commands.group("ls", "list registered components")
+    for kind, spec in LISTABLE.items():
+        def run(args: argparse.Namespace, spec: str = spec) -> int:
+            registry = load_registry(spec)
+            for name in registry.names():
+                summary, defaults = describe(registry.get(name))
+                print(f"{name}\t{summary}\t{defaults}")
+            return 0
+
+        group.add(kind, f"list registered {kind} (name, summary, parameters with defaults)", run)

@@ -1,0 +1,247 @@
+"""Components: gap closing on hand-built strokes, features against scikit-image, correspondences against
+the procedural generator's ground truth."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import measure
+
+from dataprep.components import (Component, close_gaps, component_features, extract_components, features_table,
+                                 label_components, match_components, skeleton_endpoints)
+from dataprep.errors import CelbenchError
+from dataprep.synth import SynthClip, SynthConfig
+
+
+def square_outline(size=40, gap=0, thickness=2):
+    """(size, size) bool mask: a square outline from 5 to size-6, with a gap of ``gap`` px in the top side."""
+    lines = np.zeros((size, size), np.uint8)
+    cv2.rectangle(lines, (5, 5), (size - 6, size - 6), 1, thickness)
+    if gap:
+        middle = size // 2
+        lines[:12, middle - gap // 2: middle - gap // 2 + gap] = 0
+    return lines.astype(bool)
+
+
+def n_regions(lines):
+    return int(label_components(lines).max())
+
+
+def test_endpoints_of_a_straight_stroke():
+    skeleton = np.zeros((9, 9), bool)
+    skeleton[4, 2:7] = True
+    assert sorted(map(tuple, skeleton_endpoints(skeleton))) == [(4, 2), (4, 6)]
+
+
+@pytest.mark.parametrize("gap", [2, 4, 6])
+def test_small_gap_in_an_outline_is_closed(gap):
+    lines = square_outline(gap=gap)
+    assert n_regions(lines) == 1  # inside leaks into outside
+    closed = close_gaps(lines, max_gap=8)
+    assert n_regions(closed) == 2
+    # only the gap was drawn in, the rest of the line art is untouched
+    added = closed & ~lines
+    assert added.any() and np.argwhere(added)[:, 0].max() < 12
+    assert (closed | ~lines).all()
+
+
+def test_max_gap_counts_empty_pixels_between_thin_strokes():
+    lines = np.zeros((30, 40), bool)
+    lines[:, 5] = lines[:, 35] = True
+    lines[15, 5:15] = lines[15, 20:36] = True  # 5 empty pixels, columns 15..19
+    assert n_regions(lines) == 3  # left and right margins, and the middle
+    assert n_regions(close_gaps(lines, max_gap=5)) == 4
+    assert n_regions(close_gaps(lines, max_gap=4)) == 3
+
+
+def test_gap_wider_than_max_gap_stays_open():
+    assert n_regions(close_gaps(square_outline(gap=10), max_gap=8)) == 1
+    assert n_regions(close_gaps(square_outline(gap=4), max_gap=0)) == 1
+
+
+def test_the_two_ends_of_one_short_stroke_are_not_joined():
+    lines = np.zeros((30, 30), bool)
+    lines[10:16, 10] = lines[10:16, 14] = lines[15, 10:15] = True  # a "U" with arms 3 empty px apart
+    assert len(skeleton_endpoints(lines)) == 2
+    np.testing.assert_array_equal(close_gaps(lines, max_gap=5), lines)
+    # with the same-stroke test switched off, the U is closed into a region
+    assert n_regions(close_gaps(lines, max_gap=5, same_stroke_factor=0)) == 2
+
+
+def test_gap_between_two_separate_strokes_is_closed():
+    lines = np.zeros((30, 40), bool)
+    lines[:, 10] = True            # left wall
+    lines[:, 30] = True            # right wall
+    lines[15, 10:18] = True        # two half-strokes across, 4 px apart
+    lines[15, 22:31] = True
+    assert n_regions(lines) == 3
+    assert n_regions(close_gaps(lines, max_gap=6)) == 4
+
+
+def test_stroke_stopping_short_of_another_is_joined_to_it_only_straight_ahead():
+    lines = np.zeros((40, 40), bool)
+    lines[:, 5] = lines[:, 35] = lines[5, 5:36] = lines[35, 5:36] = True  # a box
+    lines[20, 5:15] = True       # a stroke from the left wall, stopping 5 empty px short of ...
+    lines[5:36, 20] = True       # ... a vertical stroke across the box (a broken T-junction)
+    before = n_regions(lines)
+    joined = close_gaps(lines, max_gap=6)
+    assert n_regions(joined) == before + 1
+    assert joined[20, 15:20].all()  # the join is the straight continuation
+    assert n_regions(close_gaps(lines, max_gap=6, join_to_lines=False)) == before
+    # a stroke running alongside another, 5 empty px away: nothing ahead within the 45-degree cone
+    beside = np.zeros((40, 40), bool)
+    beside[8, :] = beside[14, 10:20] = True
+    np.testing.assert_array_equal(close_gaps(beside, max_gap=6), beside)
+
+
+def test_two_strokes_ending_side_by_side_are_not_tied_together():
+    lines = np.zeros((40, 40), bool)
+    lines[10, 5:25] = lines[14, 5:25] = True  # two parallel strands ending at column 24, 3 empty px apart
+    np.testing.assert_array_equal(close_gaps(lines, max_gap=6), lines)
+    # without the direction test the gap between the tips would be closed
+    assert (close_gaps(lines, max_gap=6, pair_max_angle=180) & ~lines).any()
+
+
+def test_strokes_leaving_the_frame_are_not_open_ends():
+    lines = np.zeros((30, 30), bool)
+    lines[10:, 10] = lines[10:, 14] = lines[10, 10:15] = True  # an upside-down U cut by the bottom border
+    np.testing.assert_array_equal(close_gaps(lines, max_gap=8, same_stroke_factor=0), lines)
+
+
+def test_gap_closing_restores_regions_of_broken_generator_line_art():
+    frame = next(iter(SynthClip(SynthConfig(width=128, height=128, shots=1, shot_length=(2, 2), seed=1)).frames()))
+    lines = frame.line_art < 128
+    rng = np.random.default_rng(0)
+    broken = lines.copy()
+    for row, col in np.argwhere(lines)[rng.choice(lines.sum(), 12, replace=False)]:
+        broken[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2] = False   # 3x3 holes in the strokes
+
+    # true regions: connected pieces (4-connected) of each generator region id, >= 12 px
+    pieces = [piece for region in np.unique(frame.labels[frame.labels > 0])
+              for piece in measure.regionprops(measure.label(frame.labels == region, connectivity=1))
+              if piece.area >= 12]
+
+    def regions_recovered(art):
+        labels = label_components(art)
+        found = 0
+        for piece in pieces:
+            truth = np.zeros(labels.shape, bool)
+            truth[tuple(piece.coords.T)] = True
+            best = np.bincount(labels[truth]).argmax()
+            found += best > 0 and (truth & (labels == best)).sum() / (truth | (labels == best)).sum() >= 0.9
+        return found / len(pieces)
+
+    assert regions_recovered(lines) == 1.0
+    assert regions_recovered(close_gaps(lines)) == 1.0  # closed line art is left as it is
+    assert regions_recovered(broken) < 0.9
+    assert regions_recovered(close_gaps(broken)) > regions_recovered(broken) + 0.1
+
+
+def test_labels_areas_centroids_and_bboxes_match_regionprops():
+    rng = np.random.default_rng(0)
+    lines = np.zeros((64, 64), np.uint8)
+    for _ in range(8):
+        cv2.line(lines, tuple(int(v) for v in rng.integers(0, 64, 2)), tuple(int(v) for v in rng.integers(0, 64, 2)),
+                 1, 1, cv2.LINE_8)
+    lines = lines.astype(bool)
+    labels = label_components(lines)
+    assert labels.dtype == np.uint16 and (labels[lines] == 0).all() and (labels[~lines] > 0).all()
+    reference = measure.label(~lines, connectivity=1, background=0)
+    assert labels.max() == reference.max()
+    rgb = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    features = {c.id: c for c in component_features(labels, rgb)}
+    for region in measure.regionprops(labels.astype(int)):
+        c = features[region.label]
+        assert c.area == region.area
+        np.testing.assert_allclose(c.centroid, region.centroid)
+        assert c.bbox == tuple(region.bbox)
+        np.testing.assert_allclose(c.mean_rgb, rgb[labels == region.label].mean(axis=0))
+
+
+def test_hu_moments_match_skimage():
+    mask = np.zeros((50, 60), np.uint8)
+    cv2.fillPoly(mask, [np.array([[5, 5], [50, 12], [30, 40], [8, 30]])], 1)
+    labels = label_components(mask == 0)  # the polygon is "paper" enclosed by "line" pixels
+    polygon = next(c for c in component_features(labels, np.zeros((50, 60, 3), np.uint8))
+                   if c.bbox[0] > 0)
+    crop = (labels == polygon.id).astype(float)
+    reference = measure.moments_hu(measure.moments_normalized(measure.moments_central(crop, order=3), order=3))
+    # skimage indexes (row, col), OpenCV (x, y): transposed axes mirror the shape, which flips the sign of hu[6]
+    reference[6] *= -1
+    np.testing.assert_allclose(polygon.hu, reference, rtol=1e-6, atol=1e-12)
+
+
+def test_features_table_has_one_row_per_component():
+    lines = square_outline()
+    labels = label_components(lines)
+    components = component_features(labels, np.zeros((40, 40, 3), np.uint8))
+    table = features_table(components)
+    assert table["id"].tolist() == [1, 2] and table["hu"].shape == (2, 7) and table["bbox"].shape == (2, 4)
+    assert table["area"].sum() == (~lines).sum()
+    empty = features_table([])
+    assert empty["centroid"].shape == (0, 2) and empty["mean_rgb"].dtype == np.float32
+
+
+def test_features_reject_mismatched_frames():
+    with pytest.raises(CelbenchError, match="does not match"):
+        component_features(np.zeros((4, 4), np.uint16), np.zeros((5, 4, 3), np.uint8))
+
+
+def make_component(id, area, centroid, rgb, hu=(1e-1, 1e-3, 1e-4, 1e-4, 1e-8, 1e-6, 1e-9)):
+    return Component(id=id, area=area, centroid=centroid, bbox=(0, 0, 1, 1), hu=hu, mean_rgb=rgb)
+
+
+def test_matching_keeps_unique_colour_matches_and_drops_ambiguous_ones():
+    red, blue, white = (200.0, 20.0, 20.0), (20.0, 20.0, 200.0), (250.0, 250.0, 250.0)
+    frame_a = [make_component(1, 400, (50, 50), red), make_component(2, 300, (100, 100), blue),
+               make_component(3, 100, (30, 150), white), make_component(4, 100, (30, 170), white),
+               make_component(5, 5, (10, 10), red)]
+    frame_b = [make_component(7, 420, (55, 52), (203.0, 18.0, 21.0)), make_component(8, 290, (104, 98), blue),
+               make_component(9, 100, (31, 160), white), make_component(10, 100, (31, 165), white)]
+    pairs = match_components(frame_a, frame_b, (200, 200))
+    # two same-coloured eyes that moved by half their spacing are ambiguous: no pair for them;
+    # the 5-px component is below min_area
+    assert pairs == [(1, 7), (2, 8)]
+    # colour beyond tolerance, or too large a shift, or a big area change: no match
+    assert match_components(frame_a[:1], [make_component(7, 420, (55, 52), (180.0, 20.0, 20.0))], (200, 200)) == []
+    assert match_components(frame_a[:1], [make_component(7, 400, (150, 150), red)], (200, 200)) == []
+    assert match_components(frame_a[:1], [make_component(7, 1000, (50, 50), red)], (200, 200)) == []
+
+
+def majority_region(labels, truth_labels):
+    out = {}
+    for component in np.unique(labels[labels > 0]):
+        ids, counts = np.unique(truth_labels[labels == component], return_counts=True)
+        out[int(component)] = int(ids[counts.argmax()])
+    return out
+
+
+def test_correspondences_agree_with_the_generator_ground_truth():
+    true_pairs = wrong_pairs = 0
+    for seed in (0, 1):
+        clip = SynthClip(SynthConfig(width=128, height=128, shots=1, shot_length=(6, 6), seed=seed))
+        frames = list(clip.frames())
+        a, b = frames[0], frames[4]
+        labels_a, comps_a = extract_components(a.line_art, a.image)
+        labels_b, comps_b = extract_components(b.line_art, b.image)
+        region_a, region_b = majority_region(labels_a, a.labels), majority_region(labels_b, b.labels)
+        for id_a, id_b in match_components(comps_a, comps_b, a.image.shape[:2]):
+            if region_a[id_a] == region_b[id_b]:
+                true_pairs += 1
+            else:
+                wrong_pairs += 1
+    assert true_pairs >= 10
+    assert wrong_pairs / (true_pairs + wrong_pairs) <= 0.1
+
+
+def test_components_of_real_closed_line_art_match_its_segment_map(real_data):
+    """BasicPBC's toon frame 0242: line art (alpha = ink) and a per-segment id map (RGB-encoded ids)."""
+    folder = real_data / "line-art" / "assets"
+    lines = cv2.imread(str(folder / "line0242.png"), cv2.IMREAD_UNCHANGED)[..., 3] > 127
+    seg_rgb = cv2.imread(str(folder / "seg0242.png"))[:, :, ::-1].astype(np.int64)
+    segments = (seg_rgb[..., 0] << 16 | seg_rgb[..., 1] << 8 | seg_rgb[..., 2])[~lines]
+    labels = label_components(lines)[~lines]
+    # a bijection: every segment is exactly one component and vice versa
+    n_pairs = len(np.unique(segments * 65536 + labels))
+    assert n_pairs == len(np.unique(segments)) == len(np.unique(labels)) > 200
