@@ -14,6 +14,7 @@ from dataprep.cli_app import Commands
 from dataprep.registry import Registry
 
 LISTABLE: dict[str, str] = {
+    "detectors": "dataprep.detectors:DETECTORS",
     "extractors": "dataprep.extractors:EXTRACTORS",
     "fields": "dataprep.field:FIELDS",
     "hints": "dataprep.hint:HINTS",

@@ -22,3 +22,11 @@ def real_data() -> Path:
     if not (REAL_DATA / "README.md").is_file():
         pytest.skip(f"real anime data not found at {REAL_DATA} (set CELBENCH_REAL_DATA)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def metric_weights(tmp_path_factory) -> Path:
+    """Folder of random weights in the public files' names and layouts (FID Inception, LPIPS AlexNet/VGG)."""
+    from benchmark.metrics.testing import write_random_weights
+
+    return write_random_weights(tmp_path_factory.mktemp("metric_weights"))
