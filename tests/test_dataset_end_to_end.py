@@ -124,3 +124,21 @@ def test_units_entered_by_seeking_get_the_frames_of_a_full_decode(clip):
         reference = [im for i, _, im in open_video(video, crop=(8, 4, 72, 52), size=(32, 24))][start:end]
         assert all(np.array_equal(g[2], r) for g, r in zip(cropped, reference))
     assert seek_frames(str(video), None, size, 3, 6, len(full) + 1) is None  # counts disagree: no seeking
+
+
+@pytest.mark.parametrize("name", ["onepiece_demo.mp4", "vinland_saga.gif"])
+def test_seeking_into_real_clips_matches_a_full_decode(real_data, name):
+    import numpy as np
+
+    from dataprep.stages_glue import seek_frames
+    from dataprep.video import open_video
+
+    path = real_data / "cut-clips" / name
+    size = (64, 48)
+    full = list(open_video(path, size=size))
+    start = len(full) // 2 + 1
+    seeking = seek_frames(str(path), None, size, start, start + 8, len(full))
+    assert seeking is not None
+    got = list(seeking)
+    assert [g[0] for g in got] == list(range(start, start + 8))
+    assert all(np.array_equal(g[2], w[2]) for g, w in zip(got, full[start:start + 8]))
