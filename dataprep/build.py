@@ -24,6 +24,7 @@ deterministic, independent of the executor and of the other sources, and never d
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -53,11 +54,14 @@ MANIFEST = Path("meta") / "info.json"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 SPLITS = ("train", "val", "test")
 
-#: Factory of the stage adapter; a module attribute so other backends (and tests) can swap it.
-def make_pipeline(config: BuildConfig):
-    from dataprep.stages_glue import StagePipeline
+#: The stage adapter, as "module:attribute"; payloads carry it to the workers (which may be spawned, not forked),
+#: so another adapter (a test stand-in, a GPU pipeline) is chosen by setting this before ``build``.
+PIPELINE = "dataprep.stages_glue:StagePipeline"
 
-    return StagePipeline(config)
+
+def make_pipeline(config: BuildConfig, factory: str | None = None):
+    module, _, attribute = (factory or PIPELINE).partition(":")
+    return getattr(importlib.import_module(module), attribute)(config)
 
 
 # --------------------------------------------------------------------------------------------- sources
@@ -222,7 +226,7 @@ def detect_task(payload: dict) -> dict:
     """Executor task: shot detection of one source, cached as meta/shots/<video_id>.json."""
     t0 = time.perf_counter()
     config = config_from_dict(payload["config"])
-    result = make_pipeline(config).detect(payload["path"])
+    result = make_pipeline(config, payload.get("pipeline")).detect(payload["path"])
     result["seconds"] = time.perf_counter() - t0
     _atomic_write_text(Path(payload["out"]) / "meta" / "shots" / f"{payload['video_id']}.json",
                        json.dumps(result, indent=1))
@@ -268,7 +272,7 @@ def process_unit(payload: dict) -> dict:
     timer = _Timer()
     t_start = time.perf_counter()
     with timer("setup"):
-        pipeline = make_pipeline(config)
+        pipeline = make_pipeline(config, payload.get("pipeline"))
         samplers = create_samplers(config.samplers)
         described = pipeline.describe()
     compression = config.output.png_compression
@@ -529,7 +533,7 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
             detections[source.video_id] = json.loads(cached.read_text())
         else:
             todo.append(Task(source.video_id, {"path": source.path, "video_id": source.video_id,
-                                               "out": str(out), "config": payload_config}))
+                                               "out": str(out), "config": payload_config, "pipeline": PIPELINE}))
     failed: list[str] = []
     detect_seconds = 0.0
     for result in progress(executor.map(detect_task, todo), total=len(todo), desc="detect shots", unit="video"):
@@ -584,7 +588,7 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
             manifest.data["units"][key] = {"status": "pending", "video_id": source.video_id,
                                            "shots": [unit["shots"][0]["shot_id"], unit["shots"][-1]["shot_id"]],
                                            "frames": [unit["shots"][0]["start"], unit["shots"][-1]["end"]]}
-            tasks.append(Task(key, {**unit, "out": str(out), "config": payload_config}))
+            tasks.append(Task(key, {**unit, "out": str(out), "config": payload_config, "pipeline": PIPELINE}))
     for key in [k for k in manifest.data["units"] if k not in planned_keys and not k.endswith(".detect")]:
         # A unit of an earlier plan (another run.frames_per_unit): its rows are redone by the new units.
         remove_unit_files(out, key)

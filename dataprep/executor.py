@@ -81,10 +81,11 @@ class LocalExecutor(Executor):
     reported failed ("worker process died"), the innocent ones complete.
     """
 
-    def __init__(self, workers: int = 2, start_method: str = "fork"):
+    def __init__(self, workers: int = 2, start_method: str = "spawn"):
         super().__init__(workers)
-        # fork: workers start in milliseconds and inherit the parent's imports; the pipeline holds no threads
-        # or locks when tasks are submitted.
+        # spawn, not fork: a forked worker inherits locks held by the parent's threads (OpenCV's and FFmpeg's
+        # pools, the executor's own feeder thread) and can hang on them forever; seen in this project's tests.
+        # Spawning costs about a second of imports per worker and pool.
         self.context = multiprocessing.get_context(start_method)
 
     def map(self, fn, tasks):

@@ -7,7 +7,9 @@ hand-made); the "detector" reads the generator's ground-truth shots from ``truth
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -98,3 +100,21 @@ class FakePipeline:
     def describe(self):
         return {"extractor": "fake", "extractor_params": "{}", "field": "fake",
                 "hint_method": canonical_json({"name": "fake"})}
+
+
+class DiskFullOnClip1(FakePipeline):
+    def sketch(self, rgb):
+        if os.environ.get("CELBENCH_TEST_FAIL") == "disk" and self.current_path.endswith("clip1"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().sketch(rgb)
+
+    def frames(self, path, start=0, end=None, n_frames=None):
+        self.current_path = str(path)
+        yield from super().frames(path, start, end)
+
+
+class WorkerDiesOnClip1(DiskFullOnClip1):
+    def sketch(self, rgb):
+        if os.environ.get("CELBENCH_TEST_FAIL") == "kill" and self.current_path.endswith("clip1"):
+            os._exit(9)  # the worker process dies without cleanup, as when killed
+        return super().sketch(rgb)

@@ -6,9 +6,7 @@ fast and test the builder, not the stages; tests/test_dataset_end_to_end.py runs
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -24,7 +22,7 @@ from dataprep.config import load_config
 from dataprep.errors import CelbenchError
 from dataprep.imaging import decode_png
 from dataprep.validate import ValidationError, validate
-from tests.dataset_fakes import FakePipeline, write_synth_frames
+from tests.dataset_fakes import write_synth_frames
 
 SMALL = ["frames.width=48", "frames.height=48", "samplers.train-window.width=6", "samplers.cmft-test.strides=[1,2]",
          "run.frames_per_unit=10", "split.train=0.5", "split.val=0.25", "split.test=0.25"]
@@ -42,7 +40,7 @@ def sources(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(autouse=True)
 def fake_stages(monkeypatch):
-    monkeypatch.setattr(build_module, "make_pipeline", FakePipeline)
+    monkeypatch.setattr(build_module, "PIPELINE", "tests.dataset_fakes:FakePipeline")
 
 
 def config(*extra: str, executor: str = "serial"):
@@ -117,33 +115,15 @@ def test_output_dir_holding_another_dataset_is_refused(sources, tmp_path):
     assert (other / "thesis.txt").read_text() == "precious"
 
 
-class DiskFullOnClip1(FakePipeline):
-    def sketch(self, rgb):
-        if os.environ.get("CELBENCH_TEST_FAIL") == "disk" and self.current_path.endswith("clip1"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return super().sketch(rgb)
-
-    def frames(self, path, start=0, end=None, n_frames=None):
-        self.current_path = str(path)
-        yield from super().frames(path, start, end)
-
-
-class WorkerDiesOnClip1(DiskFullOnClip1):
-    def sketch(self, rgb):
-        if os.environ.get("CELBENCH_TEST_FAIL") == "kill" and self.current_path.endswith("clip1"):
-            os._exit(9)  # the worker process dies without cleanup, as when killed
-        return super().sketch(rgb)
-
-
 def _frame_keys(out: Path) -> list[str]:
     return table(out, "frames").column("frame_key").to_pylist()
 
 
-@pytest.mark.parametrize("failure, pipeline, executor", [("disk", DiskFullOnClip1, "serial"),
-                                                         ("kill", WorkerDiesOnClip1, "local")])
+@pytest.mark.parametrize("failure, pipeline, executor", [("disk", "DiskFullOnClip1", "serial"),
+                                                         ("kill", "WorkerDiesOnClip1", "local")])
 def test_failed_unit_is_recorded_others_continue_and_resume_completes(sources, tmp_path, monkeypatch,
                                                                       failure, pipeline, executor):
-    monkeypatch.setattr(build_module, "make_pipeline", pipeline)
+    monkeypatch.setattr(build_module, "PIPELINE", f"tests.dataset_fakes:{pipeline}")
     monkeypatch.setenv("CELBENCH_TEST_FAIL", failure)
     out = tmp_path / "ds"
     report = build(sources, out, config(executor=executor))
