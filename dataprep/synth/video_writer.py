@@ -1,0 +1,57 @@
+"""Encode RGB frames to a video file with PyAV (H.264 via libx264 by default)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from dataprep.errors import file_error
+
+
+class VideoWriter:
+    """Context manager writing (H, W, 3) uint8 RGB frames with constant frame rate ``fps``.
+
+    Frame ``i`` gets presentation timestamp ``i / fps`` exactly, so decoders return the frames in
+    order with the same indices.
+    """
+
+    def __init__(self, path: str | Path, codec: str, width: int, height: int, fps: Fraction):
+        from dataprep.synth.clip import CODECS
+
+        encoder, _, pix_fmt, options = CODECS[codec]
+        self.path = Path(path)
+        try:
+            self._container = av.open(str(self.path), mode="w")
+            self._stream = self._container.add_stream(encoder, rate=fps)
+        except (av.FFmpegError, ValueError) as error:
+            raise file_error(self.path, f"cannot open encoder {encoder!r} ({error})") from None
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = pix_fmt
+        self._stream.options = dict(options)
+        self._time_base = 1 / fps
+        self._index = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self._index
+        frame.time_base = self._time_base
+        self._index += 1
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._container.close()
