@@ -299,7 +299,8 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         step, epoch, position = progress_state["step"], progress_state["epoch"], progress_state["position"]
 
     raw_model = model
-    if world > 1:
+    distributed = dist.is_initialized()
+    if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
@@ -352,7 +353,7 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
                 output = model(batch)
                 loss, parts = criterion(output.float(), batch[TARGET_COLOR])
             finite = torch.isfinite(loss.detach()).to(torch.float32)
-            if world > 1:
+            if distributed:
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
             if finite.item() < 1:
                 good = json.loads(latest.read_text())["checkpoint"] if latest.exists() else None
@@ -389,7 +390,7 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         run_validation()
     if main_rank:
         ckpt.save_model_file(run_dir / "model.safetensors", raw_model, config.model, margs)
-    if dist.is_initialized() and world > 1:
+    if distributed:
         dist.barrier()
     return {"steps": step, "epoch": epoch, "last_loss": last_loss, "checkpoint": str(final) if final else None,
             "model_file": str(run_dir / "model.safetensors"), "device": str(device), "world_size": world}
