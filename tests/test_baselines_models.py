@@ -155,3 +155,27 @@ def test_shapes_dataset_sketch_marks_region_boundaries():
     assert set(np.unique(sketch)) <= {0.0, 1.0} and (sketch == 0).any()
     assert np.all(colour[:, sketch == 0] == 0)
     assert item["target_distance"].min() == 0 and item["target_distance"].max() <= 1
+
+
+def test_illustration2vec_encoder_loads_by_path_and_feeds_cmft0(tmp_path):
+    from safetensors.torch import save_file
+
+    from baselines.models.cmft import Illustration2VecTrunk
+
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    for spec in Illustration2VecTrunk.LAYERS:
+        if spec != "pool":
+            name, cin, cout = spec
+            state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3, generator=g) * 0.01
+            state[f"{name}.bias"] = torch.zeros(cout)
+    save_file(state, str(tmp_path / "i2v.safetensors"))
+    model = build_model("cmft", **{**model_preset("cmft", "tiny")["model"],
+                                   "illustration2vec": str(tmp_path / "i2v.safetensors")})
+    trunk = model.encoder_i
+    assert trunk(torch.rand(1, 1, SIZE, SIZE)).shape == (1, 512, SIZE // 8, SIZE // 8)
+    assert not any(p.requires_grad for p in trunk.parameters())
+    assert model(make_batch(b=1)).shape == (1, 3, SIZE, SIZE)
+    save_file({"conv1_1.weight": torch.zeros(64, 3, 3, 3)}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(CelbenchError, match="not Illustration2Vec weights"):
+        Illustration2VecTrunk(str(tmp_path / "bad.safetensors"))
