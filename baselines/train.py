@@ -82,6 +82,7 @@ RESUMABLE_KEYS = {"epochs", "max_steps", "val_every", "checkpoint_every", "keep_
 
 
 def _coerce(name: str, value: Any) -> Any:
+    """Check ``name`` is a setting and convert ``value`` to its type (YAML reads ``1e-3`` as a string)."""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     if name not in fields:
         import difflib
@@ -89,6 +90,24 @@ def _coerce(name: str, value: Any) -> Any:
         close = difflib.get_close_matches(name, fields, n=2)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise CelbenchError(f"unknown training setting {name!r}{hint}")
+    kind = str(fields[name].type)
+    if value is None:
+        if "None" not in kind:
+            raise CelbenchError(f"setting {name}: may not be empty")
+        return None
+    try:
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("int"):
+            if float(value) != int(float(value)):
+                raise ValueError(value)
+            return int(float(value))
+        if kind.startswith("list[float]"):
+            return [float(v) for v in value]
+        if kind.startswith("str"):
+            return str(value)
+    except (TypeError, ValueError):
+        raise CelbenchError(f"setting {name}: expected {kind}, got {value!r}") from None
     return value
 
 
@@ -130,14 +149,14 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: None (full precision) off CUDA or with ``amp=off``; bf16 by default on CUDA, fp16
+    (with a GradScaler) when asked for or when the GPU lacks bf16."""
+    if config.amp not in ("auto", "off", "bf16", "fp16"):
+        raise CelbenchError(f"amp: expected auto, off, bf16 or fp16, got {config.amp!r}")
     if config.amp == "off" or device.type != "cuda":
-        if config.amp in ("bf16", "fp16") and device.type != "cuda":
-            return None  # autocast is only worth it on CUDA here; recorded in config as requested
         return None
     if config.amp == "fp16" or (config.amp == "auto" and not torch.cuda.is_bf16_supported()):
         return torch.float16
-    if config.amp not in ("auto", "bf16"):
-        raise CelbenchError(f"amp: expected auto, off, bf16 or fp16, got {config.amp!r}")
     return torch.bfloat16
 
 

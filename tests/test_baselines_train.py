@@ -153,3 +153,14 @@ def test_distributed_path_with_gloo_world_size_one_matches_single_process(tmp_pa
     assert summary["world_size"] == 1 and summary["steps"] == 2
     single, ddp = weights(tmp_path / "single"), weights(tmp_path / "ddp")
     assert all(torch.allclose(single[k], ddp[k], atol=1e-6) for k in single)
+
+
+def test_settings_are_typed_and_layered():
+    cfg = resolve_config("cmft", "tiny", file_settings={"lr": "1e-3", "epochs": 3, "preset": "paper"},
+                         overrides={"epochs": "5", "betas": [0.9, 0.99], "vgg_weights": None})
+    assert cfg.preset == "paper" and cfg.lr == 1e-3 and cfg.epochs == 5 and cfg.betas == [0.9, 0.99]
+    assert cfg.l1_weight == 10.0 and cfg.batch_size == 2  # from the paper preset
+    with pytest.raises(CelbenchError, match="setting epochs: expected int"):
+        resolve_config("cmft", "tiny", overrides={"epochs": "many"})
+    with pytest.raises(CelbenchError, match="unknown preset 'huge'"):
+        resolve_config("cmft", "huge")
