@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,22 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     from baselines.datasets import open_dataset
-    from baselines.train import resolve_config, train
+    from baselines.train import TrainConfig, resolve_config, train
 
     file_settings = read_config_file(args.config) if args.config else {}
-    config = resolve_config(args.model, args.preset, file_settings, parse_set(args.set))
+    preset = args.preset
+    stored_path = Path(args.out) / "config.json"
+    if args.resume and stored_path.is_file():
+        # Resume from the run's own settings; --config/--set only change what they name.
+        stored = json.loads(stored_path.read_text())
+        if stored.get("model") != args.model:
+            raise CelbenchError(f"{args.out}: run trains {stored.get('model')!r}, not {args.model!r}")
+        fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "model_args"}
+        base = {k: v for k, v in stored.items() if k in fields}
+        base.update({f"model_args.{k}": v for k, v in stored.get("model_args", {}).items()})
+        file_settings = {**base, **file_settings}
+        preset = file_settings.pop("preset", preset)
+    config = resolve_config(args.model, preset, file_settings, parse_set(args.set))
     summary = train(config, open_dataset(args.data), args.out, resume=args.resume, data_spec=args.data)
     if summary["world_size"] == 1 or not args.quiet:
         print(json.dumps(summary))
@@ -56,9 +69,10 @@ def add_commands(commands) -> None:
     p.add_argument("--model", required=True, help="registered model name, e.g. cmft, cmft-nocmft")
     p.add_argument("--data", required=True,
                    help="dataset directory (Parquet) or NAME[:k=v,...] in-memory source, e.g. shapes:n=16,size=32")
-    p.add_argument("--preset", default="paper", help="model preset: paper (default) or tiny")
+    p.add_argument("--preset", default="paper", help="model preset: paper (default) or tiny; a resumed run keeps its own")
     p.add_argument("--config", help="YAML/JSON file of training settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (repeatable), e.g. --set lr=1e-3 --set model_args.widths=[8,8,8,8]")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its latest checkpoint with its stored settings")

@@ -119,6 +119,11 @@ def test_bench_train_cli_end_to_end_on_synth_clip(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 2 and (out / "model.safetensors").is_file()
     assert "val" in (out / "metrics.csv").read_text()
+    # --resume keeps the stored settings (preset, widths); only what --set names changes
+    code = bench_main(["train", "--model", "cmft", "--data", "synth:n=4,size=32", "--out", str(out), "--resume",
+                       "--set", "epochs=2", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["steps"] == 4
     # a second run into the same directory without --resume is a user error, not an overwrite
     code = bench_main(["train", "--model", "cmft", "--preset", "tiny", "--data", "synth:n=4,size=32", "--out", str(out),
                        "--quiet"])
