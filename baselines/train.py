@@ -333,6 +333,10 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     def save() -> Path | None:
         if not main_rank:
             return None
+        if not all(torch.isfinite(p).all() for p in raw_model.parameters()):
+            # A finite loss can still come with non-finite gradients; never let such weights become "latest".
+            raise NonFiniteLoss(f"{run_dir}: weights became non-finite by step {step}; training stopped; "
+                                f"last good checkpoint: {latest_name()}")
         json_path = ckpt.save_checkpoint(
             ckpt_dir / f"step_{step:08d}", model=raw_model, model_name=config.model, model_config=margs,
             optimizer=optimizer, scheduler=scheduler, scaler=scaler,
@@ -345,6 +349,11 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
             old.unlink(missing_ok=True)
             old.with_suffix(".safetensors").unlink(missing_ok=True)
         return json_path
+
+    def latest_name() -> str:
+        if not latest.exists():
+            return "none (no checkpoint was saved before it)"
+        return str(ckpt_dir / json.loads(latest.read_text())["checkpoint"])
 
     def run_validation() -> None:
         if val_loader is not None:
@@ -375,10 +384,8 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
             if distributed:
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
             if finite.item() < 1:
-                good = json.loads(latest.read_text())["checkpoint"] if latest.exists() else None
-                where = f"last good checkpoint: {ckpt_dir / good}" if good else "no checkpoint was saved before it"
                 raise NonFiniteLoss(f"{run_dir}: loss became {float(loss.detach())} at step {step + 1} (epoch {epoch}); "
-                                    f"training stopped; {where}")
+                                    f"training stopped; last good checkpoint: {latest_name()}")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if config.grad_clip > 0:

@@ -169,3 +169,22 @@ def test_settings_are_typed_and_layered():
         resolve_config("cmft", "tiny", overrides={"epochs": "many"})
     with pytest.raises(CelbenchError, match="unknown preset 'huge'"):
         resolve_config("cmft", "huge")
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
+    original_step = torch.optim.Adam.step
+    calls = {"n": 0}
+
+    def step_then_corrupt(self, *args, **kwargs):
+        result = original_step(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:  # finite loss, but the update made weights inf
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("inf"))
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_corrupt)
+    with pytest.raises(NonFiniteLoss, match=r"weights became non-finite by step 3.*step_00000002.json"):
+        train(config(epochs=4, val_fraction=0.0, checkpoint_every=1, batch_size=1), ShapesPairs(n=2, size=16),
+              tmp_path / "run")
+    assert json.loads((tmp_path / "run/checkpoints/latest.json").read_text())["step"] == 2
