@@ -3,12 +3,15 @@
 Prints one JSON line: seconds per frame of ``colorize`` (median of ``--repeat`` runs after one warm-up),
 batch 1, one reference, with ``--threads`` torch threads, and the process's peak resident memory
 (``ru_maxrss``) before and after inference. Run each setting in its own process so peaks do not mix.
+On a shared machine set ``OMP_WAIT_POLICY=PASSIVE`` (recorded in the output): OpenMP's default spin-waiting
+makes two threads slower than one when another process holds a core.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import time
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                       "seconds_per_frame_median": round(statistics.median(times), 4),
                       "seconds_per_frame_min": round(min(times), 4),
                       "peak_rss_mib_before": round(before, 1), "peak_rss_mib": round(peak_rss_mib(), 1),
+                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
                       "torch": torch.__version__}))
     return 0
 
