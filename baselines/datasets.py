@@ -1,17 +1,18 @@
 """Training data sources, chosen by ``bench train --data SPEC``.
 
-``SPEC`` is a directory (the Parquet dataset read by ``benchmark.data``, when that module is installed),
-or ``NAME[:key=value,...]`` for a registered in-memory source, e.g. ``shapes:n=16,size=32``.
-Every source is a ``torch.utils.data.Dataset`` whose items are the batch dict of ``baselines.model``
-without the batch axis: ref_color (K,3,H,W), ref_sketch (K,1,H,W), ref_distance (K,1,H,W),
-target_sketch (1,H,W), target_distance (1,H,W), target_color (3,H,W); float32 in [0, 1].
+``SPEC`` is a dataset directory built by ``dataprep build`` (read with ``benchmark.data.PairDataset``,
+split ``train`` for training and ``val`` for validation), or ``NAME[:key=value,...]`` for a registered
+in-memory source, e.g. ``shapes:n=16,size=32``. Every source is a ``torch.utils.data.Dataset`` whose items
+are the batch dict of ``baselines.model`` without the batch axis: reference_colour (K,3,H,W),
+reference_sketch (K,1,H,W), reference_field (K,1,H,W), target_sketch (1,H,W), target_field (1,H,W),
+target_colour (3,H,W); float32 in [0, 1].
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,12 +49,12 @@ def pair_item(ref_colors: list[np.ndarray], ref_sketches: list[np.ndarray], targ
         return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1) if a.ndim == 3 else a[None]))
 
     return {
-        "ref_color": torch.stack([chw(c) for c in ref_colors]),
-        "ref_sketch": torch.stack([chw(s) for s in ref_sketches]),
-        "ref_distance": torch.stack([chw(distance_field(s)) for s in ref_sketches]),
+        "reference_colour": torch.stack([chw(c) for c in ref_colors]),
+        "reference_sketch": torch.stack([chw(s) for s in ref_sketches]),
+        "reference_field": torch.stack([chw(distance_field(s)) for s in ref_sketches]),
         "target_sketch": chw(target_sketch),
-        "target_distance": chw(distance_field(target_sketch)),
-        "target_color": chw(target_color),
+        "target_field": chw(distance_field(target_sketch)),
+        "target_colour": chw(target_color),
     }
 
 
@@ -153,16 +154,23 @@ def _parse_value(text: str) -> Any:
 
 
 def open_dataset(spec: str) -> Dataset:
-    """A Dataset for ``--data SPEC`` (see the module docstring)."""
+    """The training Dataset for ``--data SPEC`` (see the module docstring)."""
+    return open_datasets(spec)[0]
+
+
+def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
+    """(training set, validation set or None) for ``--data SPEC``; in-memory sources have no separate
+    validation set (the trainer holds out ``val_fraction`` of them)."""
     if os.path.isdir(spec):
         try:
             reader = importlib.import_module("benchmark.data")
         except ImportError:
-            raise CelbenchError(f"{spec}: reading Parquet datasets needs benchmark.data, not in this install") from None
-        opener: Callable[..., Dataset] | None = getattr(reader, "open_dataset", None) or getattr(reader, "PairDataset", None)
-        if opener is None:
-            raise CelbenchError(f"{spec}: benchmark.data has no open_dataset/PairDataset")
-        return opener(spec)
+            raise CelbenchError(f"{spec}: reading dataset folders needs benchmark.data, not in this install") from None
+        train_set = reader.PairDataset(spec, split="train")
+        if len(train_set) == 0:
+            raise CelbenchError(f"{spec}: no pairs in split 'train'")
+        val_set = reader.PairDataset(spec, split="val")
+        return train_set, (val_set if len(val_set) else None)
     name, _, args = spec.partition(":")
     if name not in DATASETS:
         if "/" in spec or os.sep in spec:
@@ -175,6 +183,6 @@ def open_dataset(spec: str) -> Dataset:
             raise CelbenchError(f"--data {spec}: expected key=value, got {part!r}")
         kwargs[key.strip()] = _parse_value(value.strip())
     try:
-        return DATASETS.create(name, **kwargs)
+        return DATASETS.create(name, **kwargs), None
     except TypeError as error:
         raise CelbenchError(f"--data {spec}: {error}") from None

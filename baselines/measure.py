@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         margs["cmft_full_resolution"] = True
     model = build_model(args.model, **margs).eval()
     n = args.size
-    batch = {"ref_color": torch.rand(1, 1, 3, n, n), "ref_sketch": torch.rand(1, 1, 1, n, n),
+    batch = {"reference_colour": torch.rand(1, 1, 3, n, n), "reference_sketch": torch.rand(1, 1, 1, n, n),
              "target_sketch": torch.rand(1, 1, n, n)}
     before = peak_rss_mib()
     model.colorize(batch)

@@ -1,19 +1,20 @@
 """The interface every trainable baseline implements, and the ``MODELS`` registry.
 
-A model maps a *batch dict* to colour frames. Keys (all float tensors, values in [0, 1]):
+A model maps a *batch dict* to colour frames. The keys are those of ``benchmark.model`` (what ``bench``
+passes) and ``benchmark.data.PairDataset`` (what training reads); float tensors with values in [0, 1]:
 
-==================== ================= ==========================================================
-key                  shape             meaning
-==================== ================= ==========================================================
-``ref_color``        (B, K, 3, H, W)   K reference colour frames, RGB
-``ref_sketch``       (B, K, 1, H, W)   their line art (0 = line, 1 = paper)
-``ref_distance``     (B, K, 1, H, W)   their distance fields (optional for models that ignore it)
-``target_sketch``    (B, 1, H, W)      line art to colourise (0 = line, 1 = paper)
-``target_distance``  (B, 1, H, W)      its distance field (optional)
-``hints``            (B, 4, H, W)      optional colour hints (RGB + mask)
-``components``       (B, 1, H, W)      optional component labels
-``target_color``     (B, 3, H, W)      ground truth, training and validation only
-==================== ================= ==========================================================
+======================== ================= ==========================================================
+key                      shape             meaning
+======================== ================= ==========================================================
+``reference_colour``     (B, K, 3, H, W)   K reference colour frames, RGB
+``reference_sketch``     (B, K, 1, H, W)   their line art (0 = line, 1 = paper)
+``reference_field``      (B, K, 1, H, W)   their distance fields (optional for models that ignore it)
+``target_sketch``        (B, 1, H, W)      line art to colourise (0 = line, 1 = paper)
+``target_field``         (B, 1, H, W)      its distance field (optional)
+``hints``                (B, 4, H, W)      optional colour hints (RGB + mask)
+``target_components``    (B, H, W) int64   optional component labels (0 = line pixels)
+``target_colour``        (B, 3, H, W)      ground truth, training and validation only
+======================== ================= ==========================================================
 
 ``forward(batch)`` returns (B, 3, H, W) float RGB in [0, 1]. Adding a model is one class and one
 decorator::
@@ -34,12 +35,12 @@ from torch import nn
 from dataprep.errors import CelbenchError
 from dataprep.registry import Registry
 
-REF_COLOR = "ref_color"
-REF_SKETCH = "ref_sketch"
-REF_DISTANCE = "ref_distance"
+REF_COLOR = "reference_colour"
+REF_SKETCH = "reference_sketch"
+REF_DISTANCE = "reference_field"
 TARGET_SKETCH = "target_sketch"
-TARGET_DISTANCE = "target_distance"
-TARGET_COLOR = "target_color"
+TARGET_DISTANCE = "target_field"
+TARGET_COLOR = "target_colour"
 HINTS = "hints"
 COMPONENTS = "components"
 
@@ -66,7 +67,7 @@ class ColorizationModel(nn.Module):
 
     @torch.no_grad()
     def colorize(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """Inference: ``batch`` as in the module docstring (tensors or ndarrays, no ``target_color``
+        """Inference: ``batch`` as in the module docstring (tensors or ndarrays, no ``target_colour``
         needed); returns (B, 3, H, W) float32 RGB in [0, 1] on the model's device."""
         was_training = self.training
         self.eval()
@@ -87,6 +88,19 @@ def to_device(batch: Mapping[str, Any], device: torch.device | str) -> dict[str,
                              non_blocking=True)
         out[key] = value
     return out
+
+
+def collate_batch(items: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack dataset items into a batch dict, keeping only tensors whose shapes agree across items
+    (PairDataset items also carry strings and variable-length correspondence lists, which models ignore)."""
+    batch: dict[str, torch.Tensor] = {}
+    for key, first in items[0].items():
+        if not isinstance(first, torch.Tensor):
+            continue
+        values = [item[key] for item in items]
+        if all(isinstance(v, torch.Tensor) and v.shape == first.shape for v in values):
+            batch[key] = torch.stack(values)
+    return batch
 
 
 def check_batch(batch: Mapping[str, Any]) -> None:

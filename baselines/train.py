@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from baselines import checkpoint as ckpt
 from baselines.losses import ColorizationLoss
-from baselines.model import TARGET_COLOR, build_model, model_preset, to_device
+from baselines.model import TARGET_COLOR, build_model, collate_batch, model_preset, to_device
 from dataprep.errors import CelbenchError
 from dataprep.progress import progress
 
@@ -252,8 +252,10 @@ def _init_distributed(device_kind: str) -> tuple[int, int]:
 
 
 def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, resume: bool = False,
-          data_spec: str = "") -> dict[str, Any]:
+          data_spec: str = "", val_dataset: Dataset | None = None) -> dict[str, Any]:
     """Train ``config.model`` on ``dataset`` into ``run_dir``; returns a summary dict.
+
+    Validation uses ``val_dataset`` when given, else a seeded ``config.val_fraction`` hold-out of ``dataset``.
 
     Raises CelbenchError for user errors (existing run without ``resume``, missing checkpoint) and
     ``NonFiniteLoss`` when the loss is NaN/inf (no checkpoint is written from that step on)."""
@@ -287,7 +289,10 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
                                                          "world_size": world}, indent=1, sort_keys=True))
 
     _seed_everything(config.seed)
-    train_set, val_set = split_dataset(dataset, config.val_fraction, config.seed)
+    if val_dataset is not None:
+        train_set, val_set = dataset, val_dataset
+    else:
+        train_set, val_set = split_dataset(dataset, config.val_fraction, config.seed)
     if len(train_set) == 0:
         raise CelbenchError(f"{data_spec or 'dataset'}: no training items")
     margs = model_config(config)
@@ -326,7 +331,8 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         model = torch.compile(model)
 
     log = MetricLog(run_dir, main_rank)
-    val_loader = (DataLoader(val_set, batch_size=config.batch_size, num_workers=config.num_workers)
+    val_loader = (DataLoader(val_set, batch_size=config.batch_size, num_workers=config.num_workers,
+                             collate_fn=collate_batch)
                   if val_set is not None and main_rank else None)
     saved: list[Path] = sorted(ckpt_dir.glob("step_*.json")) if main_rank else []
 
@@ -374,6 +380,7 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         sampler.set_position(epoch, position * config.batch_size)
         loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
                             num_workers=config.num_workers, pin_memory=device.type == "cuda",
+                            collate_fn=collate_batch,
                             generator=torch.Generator().manual_seed(config.seed + epoch))
         for batch in loader:
             batch = to_device(batch, device)

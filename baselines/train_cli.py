@@ -41,7 +41,7 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from baselines.datasets import open_dataset
+    from baselines.datasets import open_datasets
     from baselines.train import TrainConfig, resolve_config, train
 
     file_settings = read_config_file(args.config) if args.config else {}
@@ -58,7 +58,8 @@ def run_train(args: argparse.Namespace) -> int:
         file_settings = {**base, **file_settings}
         preset = file_settings.pop("preset", preset)
     config = resolve_config(args.model, preset, file_settings, parse_set(args.set))
-    summary = train(config, open_dataset(args.data), args.out, resume=args.resume, data_spec=args.data)
+    train_set, val_set = open_datasets(args.data)
+    summary = train(config, train_set, args.out, resume=args.resume, data_spec=args.data, val_dataset=val_set)
     if summary["world_size"] == 1 or not args.quiet:
         print(json.dumps(summary))
     return 0

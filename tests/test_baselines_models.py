@@ -30,12 +30,12 @@ def one_torch_thread():
 
 def make_batch(b=2, k=1, size=SIZE, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {"ref_color": torch.rand(b, k, 3, size, size, generator=g),
-            "ref_sketch": torch.rand(b, k, 1, size, size, generator=g),
-            "ref_distance": torch.rand(b, k, 1, size, size, generator=g),
+    return {"reference_colour": torch.rand(b, k, 3, size, size, generator=g),
+            "reference_sketch": torch.rand(b, k, 1, size, size, generator=g),
+            "reference_field": torch.rand(b, k, 1, size, size, generator=g),
             "target_sketch": torch.rand(b, 1, size, size, generator=g),
-            "target_distance": torch.rand(b, 1, size, size, generator=g),
-            "target_color": torch.rand(b, 3, size, size, generator=g)}
+            "target_field": torch.rand(b, 1, size, size, generator=g),
+            "target_colour": torch.rand(b, 3, size, size, generator=g)}
 
 
 def test_registry_lists_cmft_and_ablation():
@@ -51,14 +51,14 @@ def test_tiny_config_forward_step_colorize(name):
     batch = make_batch()
     out = model(batch)
     assert out.shape == (2, 3, SIZE, SIZE)
-    loss, _ = ColorizationLoss(10.0, 0.0)(out, batch["target_color"])
+    loss, _ = ColorizationLoss(10.0, 0.0)(out, batch["target_colour"])
     before = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss.backward()
     opt.step()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    colours = model.colorize({k: v.numpy() for k, v in batch.items() if k != "target_color"})
+    colours = model.colorize({k: v.numpy() for k, v in batch.items() if k != "target_colour"})
     assert colours.shape == (2, 3, SIZE, SIZE) and torch.isfinite(colours).all()
     assert colours.min() >= 0 and colours.max() <= 1
     # two references per target also work (keys over all K references)
@@ -150,11 +150,11 @@ def test_load_cmft_from_model_file(tmp_path):
 def test_shapes_dataset_sketch_marks_region_boundaries():
     item = ShapesPairs(n=2, size=32, seed=5)[1]
     sketch = item["target_sketch"][0].numpy()
-    colour = item["target_color"].numpy()
+    colour = item["target_colour"].numpy()
     # every pixel next to a colour change (away from lines) is a line pixel
     assert set(np.unique(sketch)) <= {0.0, 1.0} and (sketch == 0).any()
     assert np.all(colour[:, sketch == 0] == 0)
-    assert item["target_distance"].min() == 0 and item["target_distance"].max() <= 1
+    assert item["target_field"].min() == 0 and item["target_field"].max() <= 1
 
 
 def test_illustration2vec_encoder_loads_by_path_and_feeds_cmft0(tmp_path):
@@ -179,3 +179,15 @@ def test_illustration2vec_encoder_loads_by_path_and_feeds_cmft0(tmp_path):
     save_file({"conv1_1.weight": torch.zeros(64, 3, 3, 3)}, str(tmp_path / "bad.safetensors"))
     with pytest.raises(CelbenchError, match="not Illustration2Vec weights"):
         Illustration2VecTrunk(str(tmp_path / "bad.safetensors"))
+
+
+def test_colorizer_is_the_callable_bench_expects_and_collate_keeps_only_stackable_tensors():
+    from baselines.model import collate_batch
+
+    colorizer = load_cmft(None, torch.device("cpu"))
+    batch = make_batch(b=1)
+    assert colorizer(batch).shape == (1, 3, SIZE, SIZE)
+    items = [{"target_sketch": torch.zeros(1, 4, 4), "kind": "train-window", "correspondences": torch.zeros(m, 2)}
+             for m in (2, 3)]
+    collated = collate_batch(items)
+    assert set(collated) == {"target_sketch"} and collated["target_sketch"].shape == (2, 1, 4, 4)

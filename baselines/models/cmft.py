@@ -254,7 +254,7 @@ class LCMFTN(ColorizationModel):
         return out.transpose(1, 2).reshape(b, -1, h, w)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """``batch`` keys ref_color (B,K,3,H,W), ref_sketch (B,K,1,H,W), target_sketch (B,1,H,W), all in
+        """``batch`` keys reference_colour (B,K,3,H,W), reference_sketch (B,K,1,H,W), target_sketch (B,1,H,W), all in
         [0, 1]; returns (B, 3, H, W) RGB in [0, 1]. Other keys are ignored."""
         check_batch(batch)
         ref_color, ref_sketch, sketch = batch[REF_COLOR], batch[REF_SKETCH], batch[TARGET_SKETCH]
@@ -307,7 +307,8 @@ class CMFTNoCMFT(LCMFTN):
 
 
 class CMFTColorizer:
-    """What ``bench`` gets from ``load_cmft``: ``colorize(batch) -> (B, 3, H, W)`` float RGB in [0, 1]."""
+    """What ``bench`` gets from ``load_cmft``: ``colorizer(batch)`` / ``colorize(batch)`` -> (B, 3, H, W)
+    float RGB in [0, 1] on the model's device (``benchmark.model.Model``)."""
 
     def __init__(self, model: ColorizationModel, name: str = "cmft"):
         self.model = model.eval()
@@ -317,8 +318,10 @@ class CMFTColorizer:
     def colorize(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return self.model.colorize(batch)
 
+    __call__ = colorize
 
-def load_model_file(path: str | os.PathLike, device: str = "cpu") -> ColorizationModel:
+
+def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> ColorizationModel:
     """Rebuild a model from a weights file written by ``baselines.checkpoint`` (safetensors whose metadata
     holds ``celbench_model`` (registered name) and ``celbench_model_config`` (JSON constructor kwargs))."""
     from safetensors import safe_open
@@ -337,7 +340,7 @@ def load_model_file(path: str | os.PathLike, device: str = "cpu") -> Colorizatio
     return model.to(device).eval()
 
 
-def load_cmft(weights: str | None = None, device: str = "cpu") -> CMFTColorizer:
+def load_cmft(weights: str | None = None, device: str | torch.device = "cpu") -> CMFTColorizer:
     """Entry point ``celbench.models: cmft``. ``weights``: a model/checkpoint safetensors file from
     ``bench train``; None gives an *untrained* paper-size model (seed 0) so pipelines run without weights."""
     if weights is None:
@@ -347,7 +350,7 @@ def load_cmft(weights: str | None = None, device: str = "cpu") -> CMFTColorizer:
     return CMFTColorizer(load_model_file(weights, device))
 
 
-def load_cmft_nocmft(weights: str | None = None, device: str = "cpu") -> CMFTColorizer:
+def load_cmft_nocmft(weights: str | None = None, device: str | torch.device = "cpu") -> CMFTColorizer:
     """Entry point ``celbench.models: cmft-nocmft`` (see ``load_cmft``)."""
     if weights is None:
         torch.manual_seed(0)
