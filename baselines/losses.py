@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.weights import load_state_dict
-from dataprep.errors import file_error
+from dataprep.errors import CelbenchError, file_error
 
 # torchvision's VGG-19 "E" configuration: channels per conv, "M" = 2x2 max pool.
 VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
@@ -91,6 +91,9 @@ class ColorizationLoss(nn.Module):
 
     def __init__(self, l1_weight: float = 10.0, perceptual_weight: float = 2e-2, vgg_weights: str | None = None):
         super().__init__()
+        if vgg_weights and perceptual_weight <= 0:
+            raise CelbenchError(f"{vgg_weights}: VGG-19 weights given but perceptual_weight is {perceptual_weight}; "
+                                "set perceptual_weight > 0 (paper: 2e-2) or drop vgg_weights")
         self.l1_weight = l1_weight
         self.perceptual_weight = perceptual_weight if vgg_weights else 0.0
         self.perceptual = VGGPerceptualLoss(vgg_weights) if vgg_weights and perceptual_weight > 0 else None

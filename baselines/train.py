@@ -282,12 +282,6 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     elif latest.exists():
         raise CelbenchError(f"{run_dir}: already holds a run; pass --resume or choose another --out")
 
-    if main_rank:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "data": data_spec,
-                                                         "model_config": model_config(config),
-                                                         "world_size": world}, indent=1, sort_keys=True))
-
     _seed_everything(config.seed)
     if val_dataset is not None:
         train_set, val_set = dataset, val_dataset
@@ -314,6 +308,13 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     dtype = amp_dtype(config, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights).to(device)
+    # Written only once the data, model and loss are known to work (no half-made run directory on errors).
+    if main_rank:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        losses = "l1+vgg19" if criterion.perceptual is not None else "l1 (no vgg_weights: perceptual loss off)"
+        (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "data": data_spec, "losses": losses,
+                                                         "model_config": margs, "world_size": world},
+                                                        indent=1, sort_keys=True))
 
     step, epoch, position = 0, 0, 0
     if resume_meta is not None:

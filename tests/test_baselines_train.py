@@ -78,7 +78,7 @@ class NaNAfter(ListDataset):
     def __getitem__(self, index):
         item = dict(super().__getitem__(index))
         if self.bad_now:
-            item["target_color"] = torch.full_like(item["target_color"], float("nan"))
+            item["target_colour"] = torch.full_like(item["target_colour"], float("nan"))
         return item
 
 
@@ -188,3 +188,22 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
         train(config(epochs=4, val_fraction=0.0, checkpoint_every=1, batch_size=1), ShapesPairs(n=2, size=16),
               tmp_path / "run")
     assert json.loads((tmp_path / "run/checkpoints/latest.json").read_text())["step"] == 2
+
+
+def test_perceptual_loss_enters_training_when_vgg_weights_are_given(tmp_path):
+    from safetensors.torch import save_file
+
+    from baselines.losses import PAPER_LAYERS, vgg19_features
+
+    torch.manual_seed(0)
+    vgg = vgg19_features(PAPER_LAYERS[-1] + 1)
+    save_file({f"features.{k}": v * 0.1 for k, v in vgg.state_dict().items()}, str(tmp_path / "vgg.safetensors"))
+    train(config(epochs=1, val_fraction=0.0, perceptual_weight=0.02, vgg_weights=str(tmp_path / "vgg.safetensors")),
+          ShapesPairs(n=2, size=16), tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert all(r["vgg"] > 0 and r["loss"] == pytest.approx(10 * r["l1"] + 0.02 * r["vgg"], rel=1e-5) for r in rows)
+    assert json.loads((tmp_path / "run/config.json").read_text())["losses"] == "l1+vgg19"
+    with pytest.raises(CelbenchError, match="perceptual_weight is 0.0"):
+        train(config(epochs=1, perceptual_weight=0.0, vgg_weights=str(tmp_path / "vgg.safetensors")),
+              ShapesPairs(n=2, size=16), tmp_path / "run2")
+    assert not (tmp_path / "run2").exists()
