@@ -56,6 +56,9 @@ def test_tiny_config_forward_step_colorize(name):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss.backward()
     opt.step()
+    # every trainable parameter is used (DistributedDataParallel rejects unused ones) and finite
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not unused, unused
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     colours = model.colorize({k: v.numpy() for k, v in batch.items() if k != "target_colour"})
@@ -96,7 +99,12 @@ def test_ablation_ignores_correlation_and_full_resolution_option_runs():
     full = build_model("cmft", **{**model_preset("cmft", "tiny")["model"], "cmft_full_resolution": True})
     assert full(batch).shape == (1, 3, SIZE, SIZE)
     ablation = build_model("cmft-nocmft", **model_preset("cmft-nocmft", "tiny")["model"])
-    assert ablation.use_cmft is False and ablation.config["use_cmft"] is False
+    assert ablation.use_cmft is False and ablation.config["use_cmft"] is False and ablation.encoder_s is None
+    # the ablation's output does not depend on the sketches' correlation: changing the reference sketch
+    # changes nothing, while it does change the full model's output
+    other = dict(batch, reference_sketch=torch.rand_like(batch["reference_sketch"]))
+    torch.testing.assert_close(ablation(batch), ablation(other))
+    assert not torch.allclose(full(batch), full(other))
 
 
 def test_frame_size_must_divide_by_8():

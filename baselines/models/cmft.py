@@ -230,8 +230,10 @@ class LCMFTN(ColorizationModel):
         self.correlation_scale = correlation_scale
         self.encoder_h = PyramidEncoder(1, widths)
         self.encoder_c = PyramidEncoder(3, widths)
-        self.encoder_s = DilatedSketchEncoder(widths, sketch_dilations)
-        self.encoder_i = Illustration2VecTrunk(illustration2vec) if illustration2vec else None
+        # The ablation has nothing to match, so it has no matching encoders (and no unused parameters,
+        # which DistributedDataParallel would reject).
+        self.encoder_s = DilatedSketchEncoder(widths, sketch_dilations) if use_cmft else None
+        self.encoder_i = Illustration2VecTrunk(illustration2vec) if illustration2vec and use_cmft else None
         w = self.widths
         # RU^0 sees [E_h^0, chi^0]; RU^k (k = 1, 2) sees [E_h^k, RU^{k-1}, chi^k].
         self.upsample = nn.ModuleList([
@@ -239,14 +241,15 @@ class LCMFTN(ColorizationModel):
             ResNeXtUpsample(3 * w[1], w[1], w[2], resnext_blocks, cardinality),
             ResNeXtUpsample(3 * w[2], w[2], w[3], resnext_blocks, cardinality),
         ])
-        final_in = (3 if cmft_full_resolution else 2) * w[3]
+        final_in = (3 if cmft_full_resolution and use_cmft else 2) * w[3]
         self.to_rgb = nn.Sequential(_conv(final_in, w[3]), nn.Conv2d(w[3], 3, 3, padding=1))
 
-    def _transfer(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    def _transfer(self, query: torch.Tensor | None, key: torch.Tensor | None, value: torch.Tensor,
+                  batch: int) -> torch.Tensor:
         """CMFT on maps: query (B, Cq, H, W), key (B*K, Cq, H, W), value (B*K, D, H, W) -> (B, D, H, W).
 
         Without CMFT (ablation) the first reference's features pass through unaligned."""
-        b, _, h, w = query.shape
+        b, (h, w) = batch, value.shape[-2:]
         if not self.use_cmft:
             return value.reshape(b, -1, *value.shape[1:])[:, 0]
         out = correlation_transfer(_flatten(query), _flatten_refs(key, b), _flatten_refs(value, b),
@@ -265,6 +268,11 @@ class LCMFTN(ColorizationModel):
         ref_sketch = ref_sketch.reshape(b * k, 1, h, w)
         e_h = self.encoder_h(sketch)
         e_c = self.encoder_c(ref_color)
+        if self.encoder_s is None:  # ablation: reference colour features enter unaligned
+            x = self.upsample[0](torch.cat([e_h[0], self._transfer(None, None, e_c[0], b)], 1))
+            for level in (1, 2):
+                x = self.upsample[level](torch.cat([e_h[level], x, self._transfer(None, None, e_c[level], b)], 1))
+            return torch.sigmoid(self.to_rgb(torch.cat([e_h[3], x], 1)))
         # One pass of E_s over target and references (shared weights, as in Figure 3).
         e_s_all = self.encoder_s(torch.cat([sketch, ref_sketch]))
         e_s_n = [f[:b] for f in e_s_all]
@@ -274,7 +282,7 @@ class LCMFTN(ColorizationModel):
             i_all = self.encoder_i(torch.cat([sketch, ref_sketch]))
             i_all = F.interpolate(i_all, size=q0.shape[-2:], mode="bilinear", align_corners=False)
             q0, k0 = torch.cat([q0, i_all[:b]], 1), torch.cat([k0, i_all[b:]], 1)
-        x = self.upsample[0](torch.cat([e_h[0], self._transfer(q0, k0, e_c[0])], 1))
+        x = self.upsample[0](torch.cat([e_h[0], self._transfer(q0, k0, e_c[0], b)], 1))
         for level in (1, 2, 3):
             if level == 3 and not self.cmft_full_resolution:
                 x = torch.cat([e_h[3], x], 1)  # section 3.4: RU^2 goes straight to the last convolutions
@@ -282,7 +290,7 @@ class LCMFTN(ColorizationModel):
             # Equations 7-8: query ca(RU^{k-1}, E_s^k(S_n)), key ca(E_c^k(C_p), E_s^k(S_p)), value E_c^k(C_p).
             query = torch.cat([x, e_s_n[level]], 1)
             key = torch.cat([e_c[level], e_s_p[level]], 1)
-            chi = self._transfer(query, key, e_c[level])
+            chi = self._transfer(query, key, e_c[level], b)
             x = torch.cat([e_h[level], x, chi], 1)
             if level < 3:
                 x = self.upsample[level](x)
