@@ -71,6 +71,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on CUDA if supported else fp16; off elsewhere) | off | bf16 | fp16
     compile: str = "auto"  # auto (on CUDA) | on | off
     num_workers: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms: needed for bit-exact resume on CUDA
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,7 +79,7 @@ class TrainConfig:
 
 #: Settings that may change when a run is resumed (everything else must match the stored config).
 RESUMABLE_KEYS = {"epochs", "max_steps", "val_every", "checkpoint_every", "keep_checkpoints", "log_every",
-                  "num_workers", "device", "compile"}
+                  "num_workers", "device", "compile", "deterministic"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -104,6 +105,12 @@ def _coerce(name: str, value: Any) -> Any:
             return int(float(value))
         if kind.startswith("list[float]"):
             return [float(v) for v in value]
+        if kind.startswith("bool"):
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                return value.lower() in ("true", "1", "yes", "on")
+            if isinstance(value, (bool, int)):
+                return bool(value)
+            raise ValueError(value)
         if kind.startswith("str"):
             return str(value)
     except (TypeError, ValueError):
@@ -283,6 +290,11 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         raise CelbenchError(f"{run_dir}: already holds a run; pass --resume or choose another --out")
 
     _seed_everything(config.seed)
+    if config.deterministic:
+        # CUDA matmuls need this workspace setting for deterministic results (set before the first cuBLAS call).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     if val_dataset is not None:
         train_set, val_set = dataset, val_dataset
     else:
