@@ -439,4 +439,4 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     if distributed:
         dist.barrier()
     return {"steps": step, "epoch": epoch, "last_loss": last_loss, "checkpoint": str(final) if final else None,
-            "model_file": str(run_dir / "model.safetensors"), "device": str(device), "world_size": world}
+            "model_file": str(run_dir / "model.safetensors"), "device": str(device), "world_size": world, "rank": rank}

@@ -60,7 +60,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = resolve_config(args.model, preset, file_settings, parse_set(args.set))
     train_set, val_set = open_datasets(args.data)
     summary = train(config, train_set, args.out, resume=args.resume, data_spec=args.data, val_dataset=val_set)
-    if summary["world_size"] == 1 or not args.quiet:
+    if summary["rank"] == 0:  # one summary line per run, not per torchrun process
         print(json.dumps(summary))
     return 0
 
