@@ -107,10 +107,16 @@ def test_ablation_ignores_correlation_and_full_resolution_option_runs():
     assert not torch.allclose(full(batch), full(other))
 
 
-def test_frame_size_must_divide_by_8():
+def test_frame_sizes_not_divisible_by_8_are_padded_and_cropped():
+    torch.manual_seed(0)
     model = build_model("cmft", **model_preset("cmft", "tiny")["model"])
-    with pytest.raises(CelbenchError, match="divisible by 8"):
-        model(make_batch(b=1, size=36))
+    batch = make_batch(b=1, size=36)
+    out = model.colorize(batch)
+    assert out.shape == (1, 3, 36, 36)
+    # the 36x36 result is the top-left of the result on the edge-padded 40x40 frame
+    padded = {k: torch.nn.functional.pad(v.flatten(0, -4), (0, 4, 0, 4), mode="replicate").reshape(*v.shape[:-2], 40, 40)
+              for k, v in batch.items()}
+    torch.testing.assert_close(out, model.colorize(padded)[..., :36, :36])
 
 
 def test_vgg19_loads_torchvision_layout_and_matches_manual_features(tmp_path):

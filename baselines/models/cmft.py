@@ -195,7 +195,7 @@ class LCMFTN(ColorizationModel):
         correlation_scale: factor on ``a^T b`` in ``f`` (paper: 1.0).
         illustration2vec: path of Illustration2Vec weights for E_I, or None (default; see docs/cmft.md).
 
-    Inputs need H and W divisible by 8. With K references the keys of every CMFT are the positions of all
+    Frames whose sides are not multiples of 8 are edge-padded and the output cropped. With K references the keys of every CMFT are the positions of all
     K references (the paper has K = 1).
     """
 
@@ -262,10 +262,17 @@ class LCMFTN(ColorizationModel):
         check_batch(batch)
         ref_color, ref_sketch, sketch = batch[REF_COLOR], batch[REF_SKETCH], batch[TARGET_SKETCH]
         b, k, _, h, w = ref_color.shape
-        if h % 8 or w % 8:
-            raise CelbenchError(f"cmft: frame size {w}x{h} must be divisible by 8")
         ref_color = ref_color.reshape(b * k, 3, h, w)
         ref_sketch = ref_sketch.reshape(b * k, 1, h, w)
+        pad_h, pad_w = -h % 8, -w % 8
+        if pad_h or pad_w:  # three stride-2 levels: pad (edge-replicate) to a multiple of 8, crop at the end
+            ref_color, ref_sketch, sketch = (F.pad(t, (0, pad_w, 0, pad_h), mode="replicate")
+                                             for t in (ref_color, ref_sketch, sketch))
+        return self._generate(ref_color, ref_sketch, sketch, b)[..., :h, :w]
+
+    def _generate(self, ref_color: torch.Tensor, ref_sketch: torch.Tensor, sketch: torch.Tensor,
+                  b: int) -> torch.Tensor:
+        """Equations 5-8 on (B*K, 3, H, W), (B*K, 1, H, W) and (B, 1, H, W) maps with H, W divisible by 8."""
         e_h = self.encoder_h(sketch)
         e_c = self.encoder_c(ref_color)
         if self.encoder_s is None:  # ablation: reference colour features enter unaligned
