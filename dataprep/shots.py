@@ -136,7 +136,7 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
         det: ShotDetector = factory(**detector_kwargs)
     except TypeError as error:
         raise CelbenchError(f"detector {detector!r}: bad parameter ({error})") from None
-    source = open_video(path, crop=crop, max_width=det.analysis_width)
+    source = open_video(path, crop=crop, max_width=det.analysis_width, sampling="stride")
     det.reset(source.fps)
 
     cuts: list[int] = []

@@ -165,3 +165,20 @@ def test_image_folder_with_unreadable_image_half_way(tmp_path):
     source = open_video(tmp_path)
     assert len(list(source)) == 3
     assert "003.png: unreadable image" in source.error
+
+
+def test_stride_sampling_keeps_true_colours_and_respects_max_width(tmp_path):
+    """The analysis path samples the decoder's planes directly; it must return the frame's real colours."""
+    from dataprep.synth import SynthClip, SynthConfig
+
+    clip = SynthClip(SynthConfig(width=640, height=360, shots=1, shot_length=(6, 6)))
+    out = clip.write(tmp_path / "c")
+    sampled = list(open_video(out / "video.mp4", max_width=256, sampling="stride"))
+    assert len(sampled) == 6
+    for frame, truth in zip(sampled, clip.frames()):
+        h, w = frame.image.shape[:2]
+        assert w <= 256 and frame.image.shape[2] == 3
+        stride = -(-640 // 256)
+        expected = truth.image[: h * stride : stride, : w * stride : stride].astype(int)
+        error = np.abs(frame.image.astype(int) - expected)
+        assert np.median(error) <= 2 and np.mean(error) < 6  # only coding noise, mostly at outlines
