@@ -28,6 +28,7 @@ class Commands:
 
     def __init__(self, subparsers: argparse._SubParsersAction):
         self._subparsers = subparsers
+        self._groups: dict[str, Commands] = {}
 
     def add(self, name: str, help: str, run: RunFunction) -> argparse.ArgumentParser:
         """Add sub-command ``name``; returns its parser (with ``--quiet`` already present)."""
@@ -37,9 +38,15 @@ class Commands:
         return parser
 
     def group(self, name: str, help: str) -> "Commands":
-        """A nested command group such as ``dataprep ls detectors`` or ``bench leaderboard build``."""
-        parser = self._subparsers.add_parser(name, help=help, description=help)
-        return Commands(parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND"))
+        """A nested command group such as ``dataprep ls detectors`` or ``bench leaderboard build``.
+
+        Several command modules may add to one group (``ls``): the first call creates it, later calls get it.
+        """
+        if name not in self._groups:
+            parser = self._subparsers.add_parser(name, help=help, description=help)
+            self._groups[name] = Commands(parser.add_subparsers(dest=f"{name}_command", required=True,
+                                                                metavar="COMMAND"))
+        return self._groups[name]
 
 
 def run_cli(prog: str, description: str, command_modules: Sequence[str],

@@ -14,9 +14,12 @@ from dataprep.cli_app import Commands
 from dataprep.registry import Registry
 
 LISTABLE: dict[str, str] = {
+    "detectors": "dataprep.detectors:DETECTORS",
     "extractors": "dataprep.extractors:EXTRACTORS",
     "fields": "dataprep.field:FIELDS",
     "hints": "dataprep.hint:HINTS",
+    "samplers": "dataprep.pairs:SAMPLERS",
+    "executors": "dataprep.executor:EXECUTORS",
 }
 
 

@@ -1,0 +1,442 @@
+"""Shared training loop for every registered model (``bench train``).
+
+Run directory layout::
+
+    RUN_DIR/config.json              resolved run config (model, preset, every setting below)
+    RUN_DIR/metrics.csv, .jsonl      one row per log / validation event (step, split, loss, l1, vgg, psnr, lr)
+    RUN_DIR/checkpoints/step_N.{safetensors,json}, latest.json   (see baselines.checkpoint; no pickle)
+    RUN_DIR/model.safetensors        final weights with the metadata that rebuilds the model
+
+Resume (``--resume``) restores weights, optimizer, scheduler, grad scaler, RNG states and the position in
+the epoch's sample order, so N steps + resume + M steps gives bit-identical weights to N + M steps.
+Devices: cuda > mps > cpu (``device=auto``). On CUDA, AMP (bf16, or fp16 with a GradScaler) and
+``torch.compile`` are on by default. Multi-GPU: launch with ``torchrun``; each rank gets a shard of every
+epoch (DistributedSampler), gradients are averaged by DistributedDataParallel, rank 0 logs and saves.
+TensorBoard event files are not written: ``torch.utils.tensorboard`` needs the tensorboard package,
+which is not a celbench dependency; the CSV/JSONL logs carry the same scalars.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from baselines import checkpoint as ckpt
+from baselines.losses import ColorizationLoss
+from baselines.model import TARGET_COLOR, build_model, collate_batch, model_preset, to_device
+from dataprep.errors import CelbenchError
+from dataprep.progress import progress
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; a model preset's ``train`` section overrides these defaults, then a
+    ``--config`` file, then ``--set key=value``. Paper values (CMFT section 4.1) live in the presets."""
+
+    model: str = "cmft"
+    preset: str = "tiny"
+    model_args: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's constructor kwargs
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # or "cosine" (to 0 over the run)
+    batch_size: int = 2
+    image_size: int = 256  # recorded; the data source decides the actual frame size
+    epochs: int = 40
+    max_steps: int | None = None  # stop earlier than ``epochs`` after this many optimiser steps
+    l1_weight: float = 10.0  # lambda_1, equation 11
+    perceptual_weight: float = 2e-2  # lambda_2, equation 11; 0 when vgg_weights is None
+    vgg_weights: str | None = None  # torchvision-layout VGG-19 file; None -> L1 only
+    grad_clip: float = 0.0  # max grad norm; 0 = off
+    val_fraction: float = 0.1
+    val_every: int = 200  # steps; 0 = only at the end
+    checkpoint_every: int = 200  # steps; a checkpoint is always written at the end
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    amp: str = "auto"  # auto (bf16 on CUDA if supported else fp16; off elsewhere) | off | bf16 | fp16
+    compile: str = "auto"  # auto (on CUDA) | on | off
+    num_workers: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms: needed for bit-exact resume on CUDA
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: Settings that may change when a run is resumed (everything else must match the stored config).
+RESUMABLE_KEYS = {"epochs", "max_steps", "val_every", "checkpoint_every", "keep_checkpoints", "log_every",
+                  "num_workers", "device", "compile", "deterministic"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check ``name`` is a setting and convert ``value`` to its type (YAML reads ``1e-3`` as a string)."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if name not in fields:
+        import difflib
+
+        close = difflib.get_close_matches(name, fields, n=2)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise CelbenchError(f"unknown training setting {name!r}{hint}")
+    kind = str(fields[name].type)
+    if value is None:
+        if "None" not in kind:
+            raise CelbenchError(f"setting {name}: may not be empty")
+        return None
+    try:
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("int"):
+            if float(value) != int(float(value)):
+                raise ValueError(value)
+            return int(float(value))
+        if kind.startswith("list[float]"):
+            return [float(v) for v in value]
+        if kind.startswith("bool"):
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                return value.lower() in ("true", "1", "yes", "on")
+            if isinstance(value, (bool, int)):
+                return bool(value)
+            raise ValueError(value)
+        if kind.startswith("str"):
+            return str(value)
+    except (TypeError, ValueError):
+        raise CelbenchError(f"setting {name}: expected {kind}, got {value!r}") from None
+    return value
+
+
+def resolve_config(model: str, preset: str = "tiny", file_settings: Mapping[str, Any] | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Defaults <- model preset ``train`` section <- ``file_settings`` <- ``overrides``.
+
+    Keys ``model_args.NAME`` set one constructor kwarg; ``preset`` may come from file or overrides."""
+    merged: dict[str, Any] = {}
+    for source in (file_settings or {}, overrides or {}):
+        merged.update(source)
+    preset = merged.pop("preset", preset)
+    merged.pop("model", None)
+    values = TrainConfig(model=model, preset=preset).to_dict()
+    values.update(model_preset(model, preset)["train"])
+    for key, value in merged.items():
+        if key.startswith("model_args."):
+            values["model_args"][key.split(".", 1)[1]] = value
+        else:
+            values[key] = _coerce(key, value)
+    return TrainConfig(**values)
+
+
+def model_config(config: TrainConfig) -> dict[str, Any]:
+    args = model_preset(config.model, config.preset)["model"]
+    args.update(config.model_args)
+    return args
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """cuda > mps > cpu for ``auto``; under torchrun each rank takes cuda:LOCAL_RANK."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: None (full precision) off CUDA or with ``amp=off``; bf16 by default on CUDA, fp16
+    (with a GradScaler) when asked for or when the GPU lacks bf16."""
+    if config.amp not in ("auto", "off", "bf16", "fp16"):
+        raise CelbenchError(f"amp: expected auto, off, bf16 or fp16, got {config.amp!r}")
+    if config.amp == "off" or device.type != "cuda":
+        return None
+    if config.amp == "fp16" or (config.amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (per-epoch seeded shuffle, one shard per rank) that can start mid-epoch."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.start = 0
+
+    def set_position(self, epoch: int, start: int) -> None:
+        self.set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(super().__iter__())[self.start:])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class MetricLog:
+    """Appends rows to metrics.csv and metrics.jsonl (rank 0 only)."""
+
+    COLUMNS = ["step", "epoch", "split", "loss", "l1", "vgg", "psnr", "lr", "seconds"]
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.csv_path, self.jsonl_path = run_dir / "metrics.csv", run_dir / "metrics.jsonl"
+        if enabled and not self.csv_path.exists():
+            with self.csv_path.open("w", newline="") as handle:
+                csv.writer(handle).writerow(self.COLUMNS)
+
+    def write(self, **row: Any) -> None:
+        if not self.enabled:
+            return
+        with self.csv_path.open("a", newline="") as handle:
+            csv.writer(handle).writerow([row.get(c, "") for c in self.COLUMNS])
+        with self.jsonl_path.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
+def split_dataset(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Deterministic train/validation split (validation = a seeded random ``val_fraction`` of items)."""
+    n = len(dataset)
+    n_val = int(round(n * val_fraction)) if n > 1 else 0
+    if n_val == 0:
+        return dataset, None
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return Subset(dataset, sorted(order[n_val:])), Subset(dataset, sorted(order[:n_val]))
+
+
+def _psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB), data range 1, RGB."""
+    mse = ((output - target) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1.0 / mse)
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+    """Mean L1 and PSNR (RGB, [0, 1]) of ``model`` on ``loader``."""
+    was_training = model.training
+    model.eval()
+    l1_sum, psnr_sum, count = 0.0, 0.0, 0
+    for batch in loader:
+        batch = to_device(batch, device)
+        output = model(batch).float().clamp(0, 1)
+        target = batch[TARGET_COLOR]
+        l1_sum += float((output - target).abs().flatten(1).mean(1).sum())
+        psnr_sum += float(_psnr(output, target).sum())
+        count += output.shape[0]
+    model.train(was_training)
+    return {"l1": l1_sum / max(count, 1), "psnr": psnr_sum / max(count, 1)}
+
+
+class NonFiniteLoss(CelbenchError):
+    """Training stopped because the loss became NaN or infinite."""
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _init_distributed(device_kind: str) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, resume: bool = False,
+          data_spec: str = "", val_dataset: Dataset | None = None) -> dict[str, Any]:
+    """Train ``config.model`` on ``dataset`` into ``run_dir``; returns a summary dict.
+
+    Validation uses ``val_dataset`` when given, else a seeded ``config.val_fraction`` hold-out of ``dataset``.
+
+    Raises CelbenchError for user errors (existing run without ``resume``, missing checkpoint) and
+    ``NonFiniteLoss`` when the loss is NaN/inf (no checkpoint is written from that step on)."""
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    latest = ckpt_dir / "latest.json"
+    device = select_device(config.device)
+    rank, world = _init_distributed(device.type)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    main_rank = rank == 0
+
+    resume_meta = resume_tensors = None
+    if resume:
+        if not latest.is_file():
+            raise CelbenchError(f"{run_dir}: no checkpoint to resume from (missing checkpoints/latest.json)")
+        pointer = json.loads(latest.read_text())
+        resume_meta, resume_tensors = ckpt.load_checkpoint(ckpt_dir / pointer["checkpoint"])
+        stored = resume_meta["run_config"]
+        changed = sorted(k for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS and stored.get(k) != v)
+        if changed:
+            raise CelbenchError(f"{run_dir}: cannot resume with changed settings {changed} "
+                                f"(only {sorted(RESUMABLE_KEYS)} may change)")
+    elif latest.exists():
+        raise CelbenchError(f"{run_dir}: already holds a run; pass --resume or choose another --out")
+
+    _seed_everything(config.seed)
+    if config.deterministic:
+        # CUDA matmuls need this workspace setting for deterministic results (set before the first cuBLAS call).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    if val_dataset is not None:
+        train_set, val_set = dataset, val_dataset
+    else:
+        train_set, val_set = split_dataset(dataset, config.val_fraction, config.seed)
+    if len(train_set) == 0:
+        raise CelbenchError(f"{data_spec or 'dataset'}: no training items")
+    margs = model_config(config)
+    model = build_model(config.model, **margs).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas),
+                                 weight_decay=config.weight_decay)
+    sampler = ResumableSampler(train_set, world, rank, config.seed)
+    batches_per_epoch = math.ceil(len(sampler) / config.batch_size)
+    total_steps = batches_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    if config.lr_schedule == "constant":
+        schedule = lambda step: 1.0  # noqa: E731  (paper: constant Adam learning rate)
+    elif config.lr_schedule == "cosine":
+        schedule = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))  # noqa: E731
+    else:
+        raise CelbenchError(f"lr_schedule: expected constant or cosine, got {config.lr_schedule!r}")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    dtype = amp_dtype(config, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights).to(device)
+    # Written only once the data, model and loss are known to work (no half-made run directory on errors).
+    if main_rank:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        losses = "l1+vgg19" if criterion.perceptual is not None else "l1 (no vgg_weights: perceptual loss off)"
+        (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "data": data_spec, "losses": losses,
+                                                         "model_config": margs, "world_size": world},
+                                                        indent=1, sort_keys=True))
+
+    step, epoch, position = 0, 0, 0
+    if resume_meta is not None:
+        ckpt.restore(resume_meta, resume_tensors, model=model, optimizer=optimizer, scheduler=scheduler,
+                     scaler=scaler)
+        progress_state = resume_meta["progress"]
+        step, epoch, position = progress_state["step"], progress_state["epoch"], progress_state["position"]
+
+    raw_model = model
+    distributed = dist.is_initialized()
+    if distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
+        model = torch.compile(model)
+
+    log = MetricLog(run_dir, main_rank)
+    val_loader = (DataLoader(val_set, batch_size=config.batch_size, num_workers=config.num_workers,
+                             collate_fn=collate_batch)
+                  if val_set is not None and main_rank else None)
+    saved: list[Path] = sorted(ckpt_dir.glob("step_*.json")) if main_rank else []
+
+    def save() -> Path | None:
+        if not main_rank:
+            return None
+        if not all(torch.isfinite(p).all() for p in raw_model.parameters()):
+            # A finite loss can still come with non-finite gradients; never let such weights become "latest".
+            raise NonFiniteLoss(f"{run_dir}: weights became non-finite by step {step}; training stopped; "
+                                f"last good checkpoint: {latest_name()}")
+        json_path = ckpt.save_checkpoint(
+            ckpt_dir / f"step_{step:08d}", model=raw_model, model_name=config.model, model_config=margs,
+            optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+            progress={"step": step, "epoch": epoch, "position": position}, run_config=config.to_dict())
+        ckpt._atomic_json(latest, {"checkpoint": json_path.name, "step": step})
+        if json_path not in saved:
+            saved.append(json_path)
+        while len(saved) > max(config.keep_checkpoints, 1):
+            old = saved.pop(0)
+            old.unlink(missing_ok=True)
+            old.with_suffix(".safetensors").unlink(missing_ok=True)
+        return json_path
+
+    def latest_name() -> str:
+        if not latest.exists():
+            return "none (no checkpoint was saved before it)"
+        return str(ckpt_dir / json.loads(latest.read_text())["checkpoint"])
+
+    def run_validation() -> None:
+        if val_loader is not None:
+            metrics = validate(raw_model, val_loader, device)
+            log.write(step=step, epoch=epoch, split="val", loss="", l1=metrics["l1"], psnr=metrics["psnr"],
+                      lr=scheduler.get_last_lr()[0], seconds=round(time.perf_counter() - started, 3))
+
+    started = time.perf_counter()
+    bar = progress(total=total_steps, desc=f"train {config.model}", unit="step") if main_rank else None
+    if bar is not None:
+        bar.update(step)
+    model.train()
+    last_loss = float("nan")
+    while step < total_steps and epoch < config.epochs:
+        if position >= batches_per_epoch:
+            epoch, position = epoch + 1, 0
+            continue
+        sampler.set_position(epoch, position * config.batch_size)
+        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
+                            num_workers=config.num_workers, pin_memory=device.type == "cuda",
+                            collate_fn=collate_batch,
+                            generator=torch.Generator().manual_seed(config.seed + epoch))
+        for batch in loader:
+            batch = to_device(batch, device)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                output = model(batch)
+                loss, parts = criterion(output.float(), batch[TARGET_COLOR])
+            finite = torch.isfinite(loss.detach()).to(torch.float32)
+            if distributed:
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+            if finite.item() < 1:
+                raise NonFiniteLoss(f"{run_dir}: loss became {float(loss.detach())} at step {step + 1} (epoch {epoch}); "
+                                    f"training stopped; last good checkpoint: {latest_name()}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step, position = step + 1, position + 1
+            last_loss = float(loss.detach())
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.4f}")
+            if step % max(config.log_every, 1) == 0 or step == total_steps:
+                log.write(step=step, epoch=epoch, split="train", loss=last_loss, l1=parts["l1"],
+                          vgg=parts.get("vgg", ""), lr=scheduler.get_last_lr()[0],
+                          seconds=round(time.perf_counter() - started, 3))
+            if config.val_every and step % config.val_every == 0:
+                run_validation()
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
+                save()
+            if step >= total_steps:
+                break
+    if bar is not None:
+        bar.close()
+    final = save()
+    if not config.val_every or step % config.val_every:
+        run_validation()
+    if main_rank:
+        ckpt.save_model_file(run_dir / "model.safetensors", raw_model, config.model, margs)
+    if distributed:
+        dist.barrier()
+    return {"steps": step, "epoch": epoch, "last_loss": last_loss, "checkpoint": str(final) if final else None,
+            "model_file": str(run_dir / "model.safetensors"), "device": str(device), "world_size": world, "rank": rank}

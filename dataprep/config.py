@@ -1,0 +1,361 @@
+"""Build configuration: one dataclass tree holding every default of ``dataprep build``.
+
+Load order: dataclass defaults <- a YAML or TOML file (``--config``) <- ``--set key=value`` overrides (dotted keys,
+values parsed as YAML scalars/lists: ``--set frames.width=128``, ``--set samplers.cmft-test.strides=[1,5]``).
+An unknown key or a value of the wrong type is a :class:`~dataprep.errors.CelbenchError` naming the key.
+``configs/default.yaml`` writes every default out (a test keeps it equal to the dataclasses).
+
+:func:`config_hash` is the sha256 of the canonical JSON of everything that changes the dataset's content; the
+``run`` section (executor, workers) does not, so it is left out: resuming with another ``--workers`` is the same
+dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from dataprep.errors import CelbenchError, file_error
+
+RESIZE_MODES = ("centre-crop", "pad", "keep-aspect")
+SPLIT_UNITS = ("shot", "video")
+
+
+@dataclass
+class FramesConfig:
+    """How source frames become stored frames.
+
+    Attributes:
+        width, height: stored resolution in pixels (CMFT 4.1 and Shi 4.1 both use 256x256).
+        resize: 'centre-crop' (scale to cover, crop the centre), 'pad' (scale to fit, pad with white to
+            width x height), 'keep-aspect' (scale so the longer side fits; stored size varies per source).
+        crop: optional [x0, y0, x1, y1] box (pixels, x1/y1 exclusive; as ``dataprep shots --crop``) cut from
+            every source frame before resizing, e.g. a comparison video's panel.
+        held_threshold: mean absolute grey difference (0..255) at or below which consecutive frames count as one
+            held drawing, used only when the shot detector reports no held groups (its own ``held_mad``
+            definition is used otherwise, so one definition holds per dataset; see :mod:`dataprep.pairs`).
+    """
+
+    width: int = 256
+    height: int = 256
+    resize: str = "centre-crop"
+    crop: list[int] | None = None
+    held_threshold: float = 2.0
+
+
+@dataclass
+class ShotsConfig:
+    """Shot detection (:func:`dataprep.shots.detect_shots`); ``params`` go to the detector."""
+
+    detector: str = "histogram-mse"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageConfig:
+    """A registered component chosen by ``name`` with keyword ``params``."""
+
+    name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ComponentsConfig:
+    """Component extraction (:mod:`dataprep.components`); ``params`` go to its labelling function."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SplitConfig:
+    """Train/val/test assignment: hash-based and deterministic, per ``by`` unit ('shot' or 'video').
+
+    Attributes:
+        by: the unit that is never divided between splits.
+        train, val, test: fractions, summing to 1.
+        seed: changes the assignment without changing anything else.
+    """
+
+    by: str = "shot"
+    train: float = 0.8
+    val: float = 0.1
+    test: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class OutputConfig:
+    """Parquet layout.
+
+    Attributes:
+        shard_size: at most this many frames per frames Parquet file (a unit writes one or more shards).
+        png_compression: zlib level 0..9 of the stored PNGs (1 = fast; PNG is lossless at every level).
+    """
+
+    shard_size: int = 1000
+    png_compression: int = 1
+
+
+@dataclass
+class RunConfig:
+    """How the build runs (not part of the config hash: it does not change the dataset).
+
+    Attributes:
+        executor: name in :data:`dataprep.executor.EXECUTORS` ('local' process pool, 'serial').
+        workers: processes for the 'local' executor.
+        frames_per_unit: work units are runs of whole shots of about this many frames (a longer shot is a unit
+            of its own), so one long video still keeps every worker busy; 0 = one unit per source.
+    """
+
+    executor: str = "local"
+    workers: int = 2
+    frames_per_unit: int = 200
+
+
+def _default_samplers() -> dict[str, dict[str, Any]]:
+    return {
+        "train-window": {"width": 40, "stride": 5, "collapse_held": False},
+        "cmft-test": {"strides": [1, 5, 10], "length": 5, "sequences_per_shot": 1, "max_unseen": 0.25,
+                      "collapse_held": False},
+        "shi-seq": {"length": 8, "stride": 8, "collapse_held": True},
+        "shi-long": {"references": 3, "min_length": 16, "collapse_held": True},
+    }
+
+
+@dataclass
+class BuildConfig:
+    """Everything ``dataprep build`` needs besides its inputs. See each section's class."""
+
+    frames: FramesConfig = dataclasses.field(default_factory=FramesConfig)
+    shots: ShotsConfig = dataclasses.field(default_factory=ShotsConfig)
+    sketch: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("xdog"))
+    field: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("euclidean"))
+    components: ComponentsConfig = dataclasses.field(default_factory=ComponentsConfig)
+    hints: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("gaussian-geometric"))
+    unseen_colour_tolerance: float = 24.0
+    samplers: dict[str, dict[str, Any]] = dataclasses.field(default_factory=_default_samplers)
+    split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(hint)
+        return isinstance(value, dict) and all(_type_ok(k, key) and _type_ok(v, item) for k, v in value.items())
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
+    """Merge ``data`` into dataclass ``obj`` in place, checking keys and types."""
+    if not isinstance(data, dict):
+        raise CelbenchError(f"config key {prefix.rstrip('.') or '<root>'}: expected a mapping")
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), sorted(names), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise CelbenchError(f"unknown config key {dotted}{hint}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, dotted + ".")
+        elif key == "samplers" and isinstance(obj, BuildConfig):
+            setattr(obj, key, _merge_samplers(current, value, dotted))
+        else:
+            if hints[key] is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if isinstance(current, dict) and isinstance(value, dict):
+                value = {**current, **value}  # parameter dicts merge key by key (file, then each --set)
+            if not _type_ok(value, hints[key]):
+                raise CelbenchError(f"config key {dotted}: expected {_type_name(hints[key])}, "
+                                    f"got {type(value).__name__} {value!r}")
+            setattr(obj, key, value)
+
+
+def _merge_samplers(current: dict, value: Any, dotted: str) -> dict:
+    """Sampler sections: keys must be registered samplers; params must be constructor keywords of the same type.
+
+    A sampler section set to ``null`` (``--set samplers.shi-long=null``) disables that sampler.
+    """
+    import inspect
+
+    from dataprep.pairs import SAMPLERS
+
+    if not isinstance(value, dict):
+        raise CelbenchError(f"config key {dotted}: expected a mapping of sampler name -> parameters")
+    merged = {k: dict(v) for k, v in current.items()}
+    for name, params in value.items():
+        if params is None:
+            merged.pop(name, None)
+            continue
+        if name not in SAMPLERS:
+            raise CelbenchError(f"config key {dotted}.{name}: {SAMPLERS.unknown_message(name)}")
+        if not isinstance(params, dict):
+            raise CelbenchError(f"config key {dotted}.{name}: expected a mapping of parameters")
+        signature = inspect.signature(SAMPLERS.get(name))
+        entry = merged.setdefault(name, {})
+        for key, item in params.items():
+            parameter = signature.parameters.get(key)
+            if parameter is None:
+                raise CelbenchError(f"unknown config key {dotted}.{name}.{key} "
+                                    f"(known: {', '.join(signature.parameters)})")
+            default = parameter.default
+            ok = True
+            if isinstance(default, bool):
+                ok = isinstance(item, bool)
+            elif isinstance(default, int):
+                ok = isinstance(item, int) and not isinstance(item, bool)
+            elif isinstance(default, float):
+                ok = isinstance(item, (int, float)) and not isinstance(item, bool)
+            elif isinstance(default, (tuple, list)):
+                ok = isinstance(item, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
+            if not ok:
+                raise CelbenchError(f"config key {dotted}.{name}.{key}: expected "
+                                    f"{type(default).__name__}, got {type(item).__name__} {item!r}")
+            entry[key] = list(item) if isinstance(item, tuple) else item
+    return merged
+
+
+def _check(config: BuildConfig) -> None:
+    if config.frames.resize not in RESIZE_MODES:
+        raise CelbenchError(f"config key frames.resize: expected one of {', '.join(RESIZE_MODES)}, "
+                            f"got {config.frames.resize!r}")
+    if config.frames.width < 8 or config.frames.height < 8:
+        raise CelbenchError("config key frames.width/height: must be >= 8 pixels")
+    crop = config.frames.crop
+    if crop is not None and (len(crop) != 4 or crop[2] <= crop[0] or crop[3] <= crop[1] or min(crop) < 0):
+        raise CelbenchError("config key frames.crop: expected [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
+    if config.split.by not in SPLIT_UNITS:
+        raise CelbenchError(f"config key split.by: expected one of {', '.join(SPLIT_UNITS)}, got {config.split.by!r}")
+    fractions = (config.split.train, config.split.val, config.split.test)
+    if min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise CelbenchError(f"config key split: train + val + test must be 1 with none negative, got {fractions}")
+    if config.output.shard_size < 1:
+        raise CelbenchError("config key output.shard_size: must be >= 1")
+    if not 0 <= config.output.png_compression <= 9:
+        raise CelbenchError("config key output.png_compression: must be 0..9")
+    if config.run.workers < 1:
+        raise CelbenchError("config key run.workers: must be >= 1")
+    if config.run.frames_per_unit < 0:
+        raise CelbenchError("config key run.frames_per_unit: must be >= 0")
+    if not config.samplers:
+        raise CelbenchError("config key samplers: at least one sampler is needed")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) config file into a dict."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise file_error(path, f"cannot read config ({error.strerror})") from None
+    try:
+        if path.suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except Exception as error:  # parse errors of either format
+        raise file_error(path, f"invalid config ({str(error).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise file_error(path, "invalid config (top level must be a mapping)")
+    return data
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``a.b.c=value`` -> ``{"a": {"b": {"c": value}}}``; value parsed as YAML (``1``, ``0.5``, ``[1,5]``, ``x``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise CelbenchError(f"--set {text!r}: expected key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> BuildConfig:
+    """Defaults <- file <- ``--set`` overrides, validated."""
+    config = BuildConfig()
+    if path is not None:
+        _merge(config, read_config_file(path), "")
+    for text in overrides:
+        _merge(config, parse_override(text), "")
+    _check(config)
+    return config
+
+
+def config_from_dict(data: dict[str, Any]) -> BuildConfig:
+    """A config from a (resolved) dict such as the manifest's ``config``."""
+    config = BuildConfig()
+    _merge(config, data, "")
+    _check(config)
+    return config
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def config_hash(config: BuildConfig) -> str:
+    """sha256 (hex) of the canonical JSON of the config without its ``run`` section."""
+    data = config.to_dict()
+    data.pop("run")
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def default_yaml() -> str:
+    """The defaults as YAML (``configs/default.yaml``)."""
+    header = ("# celbench dataset build: every default written out (dataprep/config.py is the source;\n"
+              "# tests/test_config.py keeps the two equal). Use with --config, override with --set key=value.\n")
+    return header + yaml.safe_dump(BuildConfig().to_dict(), sort_keys=False, default_flow_style=False)
+
+
+if __name__ == "__main__":
+    print(default_yaml(), end="")

@@ -1,0 +1,66 @@
+"""The shot-boundary detector interface and the ``DETECTORS`` registry.
+
+A detector sees the frames of one video in order and reports *cuts*: the index of the first frame of
+every shot but the first. Cuts may be decided late (a detector that checks whether a change persists
+needs to see a few more frames), so :meth:`ShotDetector.process` returns the cuts decided so far and
+:meth:`ShotDetector.finish` the rest. Adding a detector is one class in ``dataprep/detectors/`` with
+``@DETECTORS.register("name")``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from dataprep.registry import Registry
+
+
+class ShotDetector(ABC):
+    """Finds hard cuts in a stream of frames.
+
+    Attributes:
+        analysis_width: frames are shrunk to at most this width (aspect kept) before :meth:`process`;
+            None asks for full resolution. Detection runs on these small frames, which is what makes it
+            fast; the cut indices refer to the original decoded frames either way.
+        max_delay: the most frames a cut can be reported after it happened (the caller buffers this many).
+        threshold_param: name of the constructor argument that ``--threshold`` sets.
+        fps: frame rate of the video, set by :meth:`reset` (some detectors count time).
+    """
+
+    analysis_width: int | None = 256
+    max_delay: int = 0
+    threshold_param: str = "threshold"
+
+    def reset(self, fps: float) -> None:
+        """Start a new video at frame rate ``fps``; called before the first :meth:`process`."""
+        self.fps = fps
+
+    @abstractmethod
+    def process(self, index: int, image: np.ndarray) -> list[int]:
+        """Take frame ``index`` ((H, W, 3) uint8 RGB, consecutive indices from 0).
+
+        Returns:
+            Cut indices (ascending, each the first frame of a new shot) decided by this call.
+        """
+
+    def finish(self) -> list[int]:
+        """End of video: cut indices still pending."""
+        return []
+
+    def params(self) -> dict:
+        """The settings that change this detector's output, for the result's ``params``."""
+        return {}
+
+
+DETECTORS: Registry[ShotDetector] = Registry("detector", entry_point_group="celbench.detectors")
+
+
+def load_detectors() -> Registry[ShotDetector]:
+    """The registry with every built-in detector registered (they are, once this module is imported)."""
+    return DETECTORS
+
+
+# Register the built-in detectors whichever module a caller imports first (``dataprep.detector`` or
+# ``dataprep.detectors``); the package imports names defined above, so this late import is not circular.
+import dataprep.detectors  # noqa: E402,F401

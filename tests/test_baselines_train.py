@@ -1,0 +1,209 @@
+"""Training machinery: exact resume, overfitting one pair, NaN stop, pickle-free checkpoints, bench train CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from baselines import checkpoint as ckpt
+from baselines.datasets import ListDataset, ShapesPairs
+from baselines.train import NonFiniteLoss, resolve_config, train
+from benchmark.cli import main as bench_main
+from dataprep.errors import CelbenchError
+
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # Tiny models are dominated by threading overhead; one thread is faster and steady on a shared machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = {"val_every": 0, "log_every": 1, "model_args.widths": [8, 8, 4, 4]}
+
+
+def config(**overrides):
+    return resolve_config("cmft", "tiny", overrides={**TINY, **overrides})
+
+
+def weights(run_dir):
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def test_resume_is_bit_identical_to_uninterrupted_run(tmp_path):
+    data = ShapesPairs(n=6, size=16, seed=1)
+    settings = dict(epochs=2, val_fraction=0.0, checkpoint_every=4)  # 3 batches/epoch: resume mid-epoch 2
+    train(config(**settings), data, tmp_path / "full")
+    train(config(**settings, max_steps=4), data, tmp_path / "split")
+    summary = train(config(**settings), data, tmp_path / "split", resume=True)
+    assert summary["steps"] == 6
+    full, split = weights(tmp_path / "full"), weights(tmp_path / "split")
+    assert full.keys() == split.keys()
+    assert all(torch.equal(full[k], split[k]) for k in full)
+    # the optimizer state matches too
+    a = load_file(str(tmp_path / "full/checkpoints/step_00000006.safetensors"))
+    b = load_file(str(tmp_path / "split/checkpoints/step_00000006.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("optimizer."))
+    # and the run without resume differs from a 4-step run (the test can fail)
+    four = load_file(str(tmp_path / "split/checkpoints/step_00000004.safetensors"))
+    assert not all(torch.equal(four[k], full[k]) for k in full)
+
+
+def test_tiny_model_overfits_one_pair(tmp_path):
+    pair = ShapesPairs(n=1, size=32, seed=2)
+    cfg = resolve_config("cmft", "tiny", overrides={"epochs": 300, "val_fraction": 0.0, "log_every": 1,
+                                                   "checkpoint_every": 0, "val_every": 0, "lr": 1e-2,
+                                                   "lr_schedule": "cosine", "batch_size": 1})
+    train(cfg, pair, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    l1 = [r["l1"] for r in rows if r["split"] == "train"]
+    assert len(l1) == 300
+    final = sum(l1[-10:]) / 10
+    assert final < l1[0] / 10, (l1[0], final)
+
+
+class NaNAfter(ListDataset):
+    """Yields NaN targets once ``bad_now`` is set (simulates a diverging run)."""
+
+    def __init__(self, base):
+        super().__init__([base[i] for i in range(len(base))])
+        self.bad_now = False
+
+    def __getitem__(self, index):
+        item = dict(super().__getitem__(index))
+        if self.bad_now:
+            item["target_colour"] = torch.full_like(item["target_colour"], float("nan"))
+        return item
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    data = NaNAfter(ShapesPairs(n=2, size=16))
+    train(config(epochs=2, val_fraction=0.0, checkpoint_every=1, batch_size=1), data, tmp_path / "run")
+    good = load_file(str(tmp_path / "run/model.safetensors"))
+    data.bad_now = True
+    with pytest.raises(NonFiniteLoss, match=r"loss became nan at step 5 .*last good checkpoint: .*step_00000004.json"):
+        train(config(epochs=4, val_fraction=0.0, checkpoint_every=1, batch_size=1), data, tmp_path / "run",
+              resume=True)
+    pointer = json.loads((tmp_path / "run/checkpoints/latest.json").read_text())
+    assert pointer["step"] == 4
+    kept = load_file(str(tmp_path / "run/checkpoints/step_00000004.safetensors"))
+    assert all(torch.isfinite(v).all() for k, v in kept.items() if k.startswith("model."))
+    assert all(torch.equal(kept["model." + k[len("model."):]], good[k]) for k in good)
+
+
+def test_checkpoint_files_contain_no_pickle(tmp_path):
+    train(config(epochs=1, val_fraction=0.0, checkpoint_every=1), ShapesPairs(n=2, size=16), tmp_path / "run")
+    files = sorted((tmp_path / "run").rglob("*.*"))
+    assert any(f.suffix == ".safetensors" for f in files)
+    for path in files:
+        assert not ckpt.file_has_pickle(path), path
+        assert path.suffix in {".safetensors", ".json", ".csv", ".jsonl"}, path
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+    meta = ckpt.safetensors_metadata(tmp_path / "run/model.safetensors")
+    assert meta["celbench_model"] == "cmft"
+
+
+def test_bench_train_cli_end_to_end_on_synth_clip(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = bench_main(["train", "--model", "cmft", "--preset", "tiny", "--data", "synth:n=4,size=32", "--out", str(out),
+                       "--set", "epochs=1", "--set", "val_fraction=0.25", "--set", "model_args.widths=[8,8,4,4]",
+                       "--quiet"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 2 and (out / "model.safetensors").is_file()
+    assert "val" in (out / "metrics.csv").read_text()
+    # --resume keeps the stored settings (preset, widths); only what --set names changes
+    code = bench_main(["train", "--model", "cmft", "--data", "synth:n=4,size=32", "--out", str(out), "--resume",
+                       "--set", "epochs=2", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["steps"] == 4
+    # a second run into the same directory without --resume is a user error, not an overwrite
+    code = bench_main(["train", "--model", "cmft", "--preset", "tiny", "--data", "synth:n=4,size=32", "--out", str(out),
+                       "--quiet"])
+    assert code == 2 and "already holds a run" in capsys.readouterr().err
+    assert bench_main(["train", "--model", "cmft", "--data", "shapes", "--out", str(tmp_path / "x"),
+                       "--set", "lr_rate=1"]) == 2
+    assert "unknown training setting 'lr_rate'" in capsys.readouterr().err
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    train(config(epochs=1, val_fraction=0.0), ShapesPairs(n=2, size=16), tmp_path / "run")
+    with pytest.raises(CelbenchError, match=r"changed settings \['lr'\]"):
+        train(config(epochs=2, val_fraction=0.0, lr=0.5), ShapesPairs(n=2, size=16), tmp_path / "run", resume=True)
+
+
+def test_distributed_path_with_gloo_world_size_one_matches_single_process(tmp_path):
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = ShapesPairs(n=4, size=16, seed=4)
+    cfg = config(epochs=1, val_fraction=0.0)
+    train(cfg, data, tmp_path / "single")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        summary = train(cfg, data, tmp_path / "ddp")
+    finally:
+        dist.destroy_process_group()
+    assert summary["world_size"] == 1 and summary["steps"] == 2
+    single, ddp = weights(tmp_path / "single"), weights(tmp_path / "ddp")
+    assert all(torch.allclose(single[k], ddp[k], atol=1e-6) for k in single)
+
+
+def test_settings_are_typed_and_layered():
+    cfg = resolve_config("cmft", "tiny", file_settings={"lr": "1e-3", "epochs": 3, "preset": "paper"},
+                         overrides={"epochs": "5", "betas": [0.9, 0.99], "vgg_weights": None})
+    assert cfg.preset == "paper" and cfg.lr == 1e-3 and cfg.epochs == 5 and cfg.betas == [0.9, 0.99]
+    assert cfg.l1_weight == 10.0 and cfg.batch_size == 2  # from the paper preset
+    with pytest.raises(CelbenchError, match="setting epochs: expected int"):
+        resolve_config("cmft", "tiny", overrides={"epochs": "many"})
+    with pytest.raises(CelbenchError, match="unknown preset 'huge'"):
+        resolve_config("cmft", "huge")
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
+    original_step = torch.optim.Adam.step
+    calls = {"n": 0}
+
+    def step_then_corrupt(self, *args, **kwargs):
+        result = original_step(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:  # finite loss, but the update made weights inf
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("inf"))
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_corrupt)
+    with pytest.raises(NonFiniteLoss, match=r"weights became non-finite by step 3.*step_00000002.json"):
+        train(config(epochs=4, val_fraction=0.0, checkpoint_every=1, batch_size=1), ShapesPairs(n=2, size=16),
+              tmp_path / "run")
+    assert json.loads((tmp_path / "run/checkpoints/latest.json").read_text())["step"] == 2
+
+
+def test_perceptual_loss_enters_training_when_vgg_weights_are_given(tmp_path):
+    from safetensors.torch import save_file
+
+    from baselines.losses import PAPER_LAYERS, vgg19_features
+
+    torch.manual_seed(0)
+    vgg = vgg19_features(PAPER_LAYERS[-1] + 1)
+    save_file({f"features.{k}": v * 0.1 for k, v in vgg.state_dict().items()}, str(tmp_path / "vgg.safetensors"))
+    train(config(epochs=1, val_fraction=0.0, perceptual_weight=0.02, vgg_weights=str(tmp_path / "vgg.safetensors")),
+          ShapesPairs(n=2, size=16), tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert all(r["vgg"] > 0 and r["loss"] == pytest.approx(10 * r["l1"] + 0.02 * r["vgg"], rel=1e-5) for r in rows)
+    assert json.loads((tmp_path / "run/config.json").read_text())["losses"] == "l1+vgg19"
+    with pytest.raises(CelbenchError, match="perceptual_weight is 0.0"):
+        train(config(epochs=1, perceptual_weight=0.0, vgg_weights=str(tmp_path / "vgg.safetensors")),
+              ShapesPairs(n=2, size=16), tmp_path / "run2")
+    assert not (tmp_path / "run2").exists()

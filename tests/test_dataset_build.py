@@ -1,0 +1,299 @@
+"""``dataprep build`` mechanics: manifest, resume, failures, splits, validation, mixed inputs, CLI.
+
+The stage adapter is replaced by tests/dataset_fakes.FakePipeline (a few lines per stage) so these tests run
+fast and test the builder, not the stages; tests/test_dataset_end_to_end.py runs the real stages.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import dataprep.build as build_module
+from dataprep.build import build, shard_files
+from dataprep.cli import main
+from dataprep.config import load_config
+from dataprep.errors import CelbenchError
+from dataprep.imaging import decode_png
+from dataprep.validate import ValidationError, validate
+from tests.dataset_fakes import write_synth_frames
+
+SMALL = ["frames.width=48", "frames.height=48", "samplers.train-window.width=6", "samplers.cmft-test.strides=[1,2]",
+         "run.frames_per_unit=10", "split.train=0.5", "split.val=0.25", "split.test=0.25"]
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("sources")
+    paths = []
+    for seed in (0, 1):
+        write_synth_frames(root / f"clip{seed}", seed=seed, shots=3, width=64, height=48, shot_length=(8, 12))
+        paths.append(root / f"clip{seed}")
+    return paths
+
+
+@pytest.fixture(autouse=True)
+def fake_stages(monkeypatch):
+    monkeypatch.setattr(build_module, "PIPELINE", "tests.dataset_fakes:FakePipeline")
+
+
+def config(*extra: str, executor: str = "serial"):
+    return load_config(None, SMALL + [f"run.executor={executor}", *extra])
+
+
+def table(out: Path, name: str) -> pa.Table:
+    return pa.concat_tables([pq.read_table(f) for f in shard_files(out, name)])
+
+
+def test_build_writes_valid_dataset_with_manifest(sources, tmp_path):
+    out = tmp_path / "ds"
+    report = build(sources, out, config())
+    assert report.failed == []
+    validate(out)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert info["status"] == "complete" and info["schema_version"] == "1.0"
+    assert info["features"]["frames"]["colour"] == "image (PNG)" and "interval" in info["features"]["pairs"]
+    assert info["config"]["frames"]["width"] == 48 and len(info["config_hash"]) == 64
+    assert [s["sha256"] for s in info["sources"]] and all(len(s["sha256"]) == 64 for s in info["sources"])
+    frames = table(out, "frames")
+    n_truth = sum(json.loads((s / "truth.json").read_text())["n_frames"] for s in sources)
+    assert frames.num_rows == info["counts"]["frames"] == n_truth
+    assert len(info["units"]) > 2  # frames_per_unit=10 splits each source into several units
+    assert set(info["timings"]["stages_cpu_seconds"]) >= {"decode", "sketch", "field", "components", "write"}
+    pairs = table(out, "pairs")
+    assert pairs.num_rows == info["counts"]["pairs"] > 0
+    assert set(pairs.column("kind").to_pylist()) >= {"train-window", "cmft-test@1", "cmft-test@2"}
+    first = frames.slice(0, 1).to_pylist()[0]
+    assert decode_png(first["colour"]["bytes"]).shape == (48, 48, 3)
+    assert decode_png(first["distance_field"]["bytes"]).dtype == np.uint16
+
+
+def test_splits_never_share_a_shot_and_are_deterministic(sources, tmp_path):
+    build(sources, tmp_path / "a", config())
+    frames = table(tmp_path / "a", "frames").to_pylist()
+    split_of_shot: dict = {}
+    for row in frames:
+        split_of_shot.setdefault((row["video_id"], row["shot_id"]), set()).add(row["split"])
+    assert all(len(s) == 1 for s in split_of_shot.values())
+    assert len({next(iter(s)) for s in split_of_shot.values()}) >= 2  # 6 shots, several splits used
+    for pair in table(tmp_path / "a", "pairs").to_pylist():
+        assert split_of_shot[(pair["video_id"], pair["shot_id"])] == {pair["split"]}
+    build(sources, tmp_path / "b", config("split.by=video"))
+    by_video: dict = {}
+    for row in table(tmp_path / "b", "frames").to_pylist():
+        by_video.setdefault(row["video_id"], set()).add(row["split"])
+    assert all(len(s) == 1 for s in by_video.values())
+    again = build(sources, tmp_path / "c", config("run.frames_per_unit=0"))  # other unit layout, same splits
+    assert again.failed == []
+    assert sorted((r["frame_key"], r["split"]) for r in table(tmp_path / "c", "frames").to_pylist()) == \
+        sorted((r["frame_key"], r["split"]) for r in frames)
+
+
+def test_output_dir_holding_another_dataset_is_refused(sources, tmp_path):
+    out = tmp_path / "ds"
+    build(sources[:1], out, config())
+    with pytest.raises(CelbenchError, match="different dataset \\(config"):
+        build(sources[:1], out, config("frames.width=32"), resume=True)
+    with pytest.raises(CelbenchError, match="different dataset \\(sources"):
+        build(sources, out, config(), resume=True)
+    with pytest.raises(CelbenchError, match="already holds this dataset"):
+        build(sources[:1], out, config())
+    assert build(sources[:1], out, config("frames.width=32"), overwrite=True).failed == []
+    assert decode_png(table(out, "frames").slice(0, 1).to_pylist()[0]["colour"]["bytes"]).shape == (48, 32, 3)
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "thesis.txt").write_text("precious")
+    for flags in ({}, {"overwrite": True}):
+        with pytest.raises(CelbenchError, match="not a celbench dataset|holds no celbench dataset"):
+            build(sources[:1], other, config(), **flags)
+    assert (other / "thesis.txt").read_text() == "precious"
+
+
+def _frame_keys(out: Path) -> list[str]:
+    return table(out, "frames").column("frame_key").to_pylist()
+
+
+@pytest.mark.parametrize("failure, pipeline, executor", [("disk", "DiskFullOnClip1", "serial"),
+                                                         ("kill", "WorkerDiesOnClip1", "local")])
+def test_failed_unit_is_recorded_others_continue_and_resume_completes(sources, tmp_path, monkeypatch,
+                                                                      failure, pipeline, executor):
+    monkeypatch.setattr(build_module, "PIPELINE", f"tests.dataset_fakes:{pipeline}")
+    monkeypatch.setenv("CELBENCH_TEST_FAIL", failure)
+    out = tmp_path / "ds"
+    report = build(sources, out, config(executor=executor))
+    info = json.loads((out / "meta" / "info.json").read_text())
+    failed = [k for k, u in info["units"].items() if u["status"] == "failed"]
+    done = [k for k, u in info["units"].items() if u["status"] == "done"]
+    assert failed and sorted(failed) == report.failed and all("clip1" in k for k in failed)
+    assert done and all("clip0" in k for k in done)
+    expected = "No space left on device" if failure == "disk" else "worker process died"
+    assert all(expected in info["units"][k]["error"] for k in failed)
+    assert info["status"] == "incomplete"
+    assert not list((out / "data" / "frames").glob("*clip1*"))  # no partial output of failed units
+    with pytest.raises(ValidationError, match="build incomplete"):
+        validate(out)
+    monkeypatch.delenv("CELBENCH_TEST_FAIL")
+    assert build(sources, out, config(executor=executor), resume=True).failed == []
+    validate(out)
+    reference = tmp_path / "clean"
+    build(sources, reference, config())
+    keys = _frame_keys(out)
+    assert len(keys) == len(set(keys)) and sorted(keys) == sorted(_frame_keys(reference))
+    assert table(out, "pairs").num_rows == table(reference, "pairs").num_rows
+
+
+def test_resume_after_interruption_redoes_only_unfinished_units(sources, tmp_path):
+    out = tmp_path / "ds"
+    build(sources, out, config())
+    info = json.loads((out / "meta" / "info.json").read_text())
+    victim, unrecorded = sorted(info["units"])[1:3]
+    info["units"][unrecorded]["status"] = "pending"  # finished (marker written), build killed before recording
+    # Simulate a unit killed mid-write: marker gone, a half-written temporary file and a stale shard left.
+    (out / "meta" / "units" / f"{victim}.done.json").unlink()
+    (out / "data" / "frames" / f"{victim}.000.parquet.tmp").write_bytes(b"PAR1 half")
+    info["units"][victim]["status"] = "pending"
+    (out / "meta" / "info.json").write_text(json.dumps(info))
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "data" / "frames").glob("*.parquet")}
+    build(sources, out, config(), resume=True)
+    validate(out)
+    keys = _frame_keys(out)
+    assert len(keys) == len(set(keys)) == info["counts"]["frames"]
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "data" / "frames").glob("*.parquet")}
+    changed = {name for name in after if after[name] != mtimes.get(name)}
+    assert changed and all(name.startswith(victim) for name in changed)
+
+
+def test_validate_catches_corrupted_files(sources, tmp_path, capsys):
+    out = tmp_path / "ds"
+    build(sources[:1], out, config())
+    assert main(["validate", str(out)]) == 0
+    shard = shard_files(out, "frames")[0]
+    good = shard.read_bytes()
+    # a PNG cell that does not decode
+    rows = pq.read_table(shard).to_pylist()
+    rows[0]["sketch"]["bytes"] = b"\x89PNG not really"
+    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(shard)), shard)
+    assert main(["validate", str(out)]) == 1
+    assert "sketch is not a decodable PNG" in capsys.readouterr().err
+    # truncated Parquet
+    shard.write_bytes(good[: len(good) // 2])
+    assert main(["validate", str(out)]) == 1
+    assert "unreadable Parquet" in capsys.readouterr().err
+    # a row too few
+    pq.write_table(pq.read_table(pa.BufferReader(good)).slice(1), shard)
+    assert main(["validate", str(out)]) == 1
+    assert "manifest says" in capsys.readouterr().err
+    # wrong schema (a column dropped)
+    pq.write_table(pq.read_table(pa.BufferReader(good)).drop_columns(["held_group"]), shard)
+    assert main(["validate", str(out)]) == 1
+    assert "schema differs" in capsys.readouterr().err
+    shard.write_bytes(good)
+    assert main(["validate", str(out)]) == 0
+
+
+def test_frames_of_mixed_sizes_grey_and_rgba_in_one_folder(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rgb = np.full((60, 80, 3), (30, 60, 200), np.uint8)
+    rgb[20:40, 30:50] = 0
+    cv2.imwrite(str(folder / "0.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    grey = np.full((64, 64), 128, np.uint8)
+    grey[10:20] = 0
+    cv2.imwrite(str(folder / "1.png"), grey)
+    rgba = np.zeros((50, 100, 4), np.uint8)
+    rgba[..., :3] = (200, 10, 10)
+    rgba[:, :50, 3] = 255  # left half opaque red, right half transparent -> paper white
+    cv2.imwrite(str(folder / "2.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    out = tmp_path / "ds"
+    assert build([folder], out, config("frames.resize=pad")).failed == []
+    validate(out)
+    frames = sorted(table(out, "frames").to_pylist(), key=lambda r: r["frame_index"])
+    images = [decode_png(r["colour"]["bytes"]) for r in frames]
+    assert [im.shape for im in images] == [(48, 48, 3)] * 3
+    assert (images[1][24, 24] == 128).all()  # grey replicated to RGB
+    assert images[2][24, 5].tolist() == [200, 10, 10] and images[2][24, 44].tolist() == [255, 255, 255]
+    keep = tmp_path / "keep"
+    build([folder], keep, config("frames.resize=keep-aspect"))
+    sizes = sorted((r["width"], r["height"]) for r in table(keep, "frames").to_pylist())
+    assert sizes == [(48, 24), (48, 36), (48, 48)]
+    validate(keep)
+
+
+def test_cli_build_info_and_ls(sources, tmp_path, capsys):
+    out = tmp_path / "ds"
+    sets = [arg for s in SMALL for arg in ("--set", s)]
+    assert main(["build", str(sources[0]), "--out", str(out), *sets, "--workers", "2", "-q"]) == 0
+    assert "frames" in capsys.readouterr().out
+    assert main(["build", str(sources[0]), "--out", str(out), *sets]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["build", str(sources[0]), "--out", str(out), *sets, "--resume"]) == 0
+    assert main(["build", str(sources[0]), "--out", str(tmp_path / "x"), "--set", "frames.hieght=3"]) == 2
+    assert "frames.hieght" in capsys.readouterr().err
+    assert main(["info", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert summary["frames"] == info["counts"]["frames"] and summary["pairs"] == info["counts"]["pairs"]
+    assert sum(summary["interval_histogram"].values()) == summary["pairs"]
+    assert sum(s.get("frames", 0) for s in summary["splits"].values()) == summary["frames"]
+    assert (out / "report.png").stat().st_size > 1000 and "report.png" in (out / "report.html").read_text()
+    assert main(["validate", str(out)]) == 0  # the report files do not disturb validation
+    assert main(["ls", "samplers"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("train-window", "cmft-test", "shi-seq", "shi-long"))
+
+
+def test_pair_dataset_yields_tensors(sources, tmp_path):
+    torch = pytest.importorskip("torch")
+    from benchmark.data import PairDataset
+
+    out = tmp_path / "ds"
+    build(sources[:1], out, config("samplers.shi-seq.length=4", "samplers.shi-seq.stride=4"))
+    dataset = PairDataset(out)
+    assert len(dataset) == table(out, "pairs").num_rows
+    item = dataset[0]
+    k = len(dataset.pairs[0]["reference_keys"])
+    assert item["reference_colour"].shape == (k, 3, 48, 48) and item["reference_colour"].dtype == torch.float32
+    assert 0 <= float(item["reference_colour"].min()) and float(item["reference_colour"].max()) <= 1
+    assert item["target_sketch"].shape == (1, 48, 48) and item["target_labels"].dtype == torch.int64
+    assert item["hints"].shape == (3, 48, 48) and set(item["hint_mask"].unique().tolist()) <= {0.0, 1.0}
+    frame = dataset.frame(dataset.pairs[0]["target_key"])
+    assert torch.equal(item["target_colour"], torch.from_numpy(frame["colour"]).permute(2, 0, 1).float() / 255)
+    from benchmark.data import collate_pairs
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=collate_pairs)
+    batch = next(iter(loader))
+    assert batch["target_colour"].shape == (4, 3, 48, 48) and len(batch["pair_key"]) == 4
+    shi = PairDataset(out, kinds=["shi-seq"])
+    assert len(shi) > 0 and all(p["kind"] == "shi-seq" for p in shi.pairs)
+    assert shi[0]["reference_colour"].shape[0] == 2  # first and last frame of the sequence
+    assert len(PairDataset(out, kinds=["cmft-test"])) == sum(
+        1 for p in dataset.pairs if p["kind"].startswith("cmft-test@"))
+
+
+def test_datasets_library_decodes_image_columns(sources, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "ds"
+    build(sources[:1], out, config())
+    loaded = datasets.load_dataset("parquet", data_files=[str(p) for p in shard_files(out, "frames")],
+                                   split="train", cache_dir=str(tmp_path / "hf"))
+    row = loaded[0]
+    assert row["colour"].size == (48, 48) and row["colour"].mode == "RGB"
+    assert row["distance_field"].mode.startswith("I;16")
+    assert np.array_equal(np.asarray(row["colour"]), decode_png(table(out, "frames").slice(0, 1)
+                                                                .to_pylist()[0]["colour"]["bytes"]))
+
+
+def test_resume_with_another_unit_size_replaces_the_old_units(sources, tmp_path):
+    out = tmp_path / "ds"
+    build(sources, out, config())
+    keys = sorted(_frame_keys(out))
+    build(sources, out, config("run.frames_per_unit=0"), resume=True)  # run settings: same dataset
+    validate(out)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert len(info["units"]) == 2 and sorted(_frame_keys(out)) == keys
