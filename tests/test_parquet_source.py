@@ -11,7 +11,7 @@ from benchmark_toys import one_torch_thread
 
 dataprep_build = pytest.importorskip("dataprep.build", reason="dataset builder not merged in this checkout")
 from dataprep.config import load_config  # noqa: E402
-from tests.dataset_fakes import FakePipeline, write_synth_frames  # noqa: E402
+from tests.dataset_fakes import write_synth_frames  # noqa: E402
 
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 SMALL = ["frames.width=48", "frames.height=48", "run.frames_per_unit=40", "run.executor=serial",
@@ -23,7 +23,7 @@ def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("parquet")
     write_synth_frames(root / "clip", seed=2, shots=2, width=64, height=48, shot_length=(12, 14))
     patch = pytest.MonkeyPatch()
-    patch.setattr(dataprep_build, "make_pipeline", FakePipeline)
+    patch.setattr(dataprep_build, "PIPELINE", "tests.dataset_fakes:FakePipeline")
     try:
         report = dataprep_build.build([root / "clip"], root / "ds", load_config(None, SMALL))
     finally:
