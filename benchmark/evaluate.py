@@ -481,7 +481,7 @@ def environment(device: torch.device) -> dict[str, str]:
     return env
 
 
-EXAMPLE_TILE = 128
+EXAMPLE_TILE = 96
 
 
 def examples_png(examples: list[dict[str, np.ndarray]]) -> bytes:

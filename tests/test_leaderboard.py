@@ -118,3 +118,10 @@ def test_html_renders_and_sorts_in_headless_chromium(results, tmp_path):
     # ranked run0 (flow-warp), run2 (EVIL), run1 (copy-reference); by name: EVIL ('<' first), copy, flow
     assert ["run2", "run1", "run0"] in runs and ["run3"] in runs
     assert 'data-order="asc"' in dom
+
+
+def test_committed_leaderboards_match_their_records():
+    """The repository's leaderboards/ (floors on the demo dataset, written by `bench demo`) are up to date."""
+    root = Path(__file__).resolve().parents[1] / "leaderboards"
+    assert (root / "results").is_dir()
+    assert check(root / "results", root) == []
