@@ -287,7 +287,7 @@ def _html(protocol_id: str, tables: list[Table]) -> str:
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>celbench leaderboard: {e(protocol_id)}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}td.model,th.model{text-align:left}"
+             "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}td{white-space:nowrap}td.model,th.model{text-align:left}"
              "th{cursor:pointer;background:#f4f4f4}th[data-order=asc]::after{content:' ▲'}"
              "th[data-order=desc]::after{content:' ▼'}code{font-size:90%}</style></head><body>",
              f"<h1>{e(protocol_id)}</h1>",

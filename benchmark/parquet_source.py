@@ -11,6 +11,7 @@ field PNG is divided by 65535 (``benchmark.data``'s encoding), sketches stay uin
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +28,23 @@ _FRAME_IMAGES = ["colour", "sketch", "distance_field", "components"]
 _PAIR_COLUMNS = ["pair_key", "split", "kind", "position", "reference_keys", "target_key", "interval"]
 #: Distance fields are stored as 16-bit PNG; dividing by this gives benchmark.data's [0, 1] encoding.
 FIELD_SCALE = 65535.0
+#: Manifest entries that describe a build run, not the data: left out of the dataset hash so that
+#: rebuilding the same inputs with the same config gives the same hash (and signature).
+VOLATILE_MANIFEST_KEYS = ("created", "updated", "timings", "run")
+VOLATILE_UNIT_KEYS = ("timings", "seconds")
+
+
+def manifest_hash(manifest: dict) -> str:
+    """SHA-256 of the canonical JSON of ``meta/info.json`` without its run-specific entries
+    (dates, timings, executor, input paths), i.e. of the schema, config, sources' hashes, units, files
+    and counts."""
+    content = {k: v for k, v in manifest.items() if k not in VOLATILE_MANIFEST_KEYS}
+    # where the inputs lay on the building machine is not content; their sha256 and ids are
+    content["sources"] = [{k: v for k, v in source.items() if k != "path"} if isinstance(source, dict) else source
+                          for source in manifest.get("sources", [])]
+    content["units"] = {name: {k: v for k, v in unit.items() if k not in VOLATILE_UNIT_KEYS}
+                        for name, unit in manifest.get("units", {}).items()}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 class ParquetSource(SampleSource):
@@ -53,7 +71,10 @@ class ParquetSource(SampleSource):
                 validate_dataset(self.root)
             except ValidationError as error:
                 raise file_error(self.root, f"dataset failed validation: {error}") from None
-        self.manifest_hash = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        try:
+            self.manifest_hash = manifest_hash(json.loads(manifest.read_text()))
+        except (ValueError, AttributeError) as error:
+            raise file_error(manifest, f"unreadable manifest ({error})") from None
         self._cache_shards = cache_shards
         self._tables: OrderedDict[Path, Any] = OrderedDict()
         self._frame_rows: dict[str, tuple[Path, int]] = {}

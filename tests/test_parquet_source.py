@@ -50,8 +50,7 @@ def test_evaluate_cli_on_a_built_dataset(dataset, tmp_path, capsys):
                      "--out", str(out), "-q"]) == 0
     record = read_record(out)
     assert record.status == "complete" and record.samples_valid > 0
-    assert record.dataset["manifest_sha256"] == __import__("hashlib").sha256(
-        (dataset / "meta" / "info.json").read_bytes()).hexdigest()
+    assert record.dataset["manifest_sha256"] == ParquetSource(dataset, validate=False).manifest_hash
     assert set(record.metric("psnr").buckets) <= {"1", "2", "3", "4", "5", "10", "15", "20", "30", "40"}
 
 
@@ -66,3 +65,17 @@ def test_dataset_failing_validation_is_a_one_line_error(dataset, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "dataset failed validation" in err and err.count("\n") == 1
     assert not (tmp_path / "r.json").exists()
+
+
+def test_dataset_hash_ignores_build_dates_and_timings_but_not_content(dataset):
+    import json
+
+    from benchmark.parquet_source import manifest_hash
+
+    manifest = json.loads((dataset / "meta" / "info.json").read_text())
+    rerun = {**manifest, "created": "2030-01-01T00:00:00+00:00", "timings": {"wall": 1.0}}
+    rerun["units"] = {k: {**u, "seconds": 99.0} for k, u in manifest["units"].items()}
+    rerun["sources"] = [{**source, "path": "/elsewhere/clip"} for source in manifest["sources"]]
+    assert manifest_hash(rerun) == manifest_hash(manifest)
+    assert manifest_hash({**manifest, "counts": {**manifest["counts"], "frames": 1}}) != manifest_hash(manifest)
+    assert manifest_hash({**manifest, "config_hash": "0" * 64}) != manifest_hash(manifest)
