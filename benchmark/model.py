@@ -27,7 +27,6 @@ registered in :data:`MODELS` (built-ins in :mod:`benchmark.models`, third-party 
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import re
@@ -36,6 +35,7 @@ from typing import Callable, Mapping, Protocol, runtime_checkable
 
 import torch
 
+from dataprep.hashing import sha256_file
 from dataprep.errors import CelbenchError, file_error
 from dataprep.registry import Registry
 
@@ -55,15 +55,6 @@ MODELS: Registry[Model] = Registry("model", entry_point_group="celbench.models")
 
 # torch.hub's convention: a checkpoint named ``name-<first hex digits of its sha256>.ext``.
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})$")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (streamed, so large checkpoints are fine)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_weights(path: str | os.PathLike, expected_sha256: str | None = None) -> str:

@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataprep.hashing import sha256_file
 from dataprep import __version__
 from dataprep.config import BuildConfig, config_from_dict, config_hash
 from dataprep.errors import CelbenchError, file_error
@@ -78,14 +79,6 @@ class Source:
         return {"path": self.path, "video_id": self.video_id, "sha256": self.sha256, "kind": self.kind}
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolve_source(path: str | os.PathLike) -> Source:
     """Hash a source; a folder's hash covers its image files' names and contents (sorted)."""
     p = Path(path)
@@ -95,10 +88,10 @@ def resolve_source(path: str | os.PathLike) -> Source:
             raise file_error(p, "folder holds no image frames (.png, .jpg, ...)")
         digest = hashlib.sha256()
         for image in images:
-            digest.update(f"{image.name}\0{_file_sha256(image)}\n".encode())
+            digest.update(f"{image.name}\0{sha256_file(image)}\n".encode())
         sha, kind = digest.hexdigest(), "frames"
     elif p.is_file():
-        sha, kind = _file_sha256(p), "video"
+        sha, kind = sha256_file(p), "video"
     else:
         raise file_error(p, "no such file or folder")
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", p.stem if kind == "video" else p.name).strip("_") or "source"

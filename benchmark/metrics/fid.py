@@ -25,7 +25,8 @@ from scipy import linalg
 from benchmark.metric import METRICS, Metric, as_image_batch, check_pair
 from benchmark.metrics.inception import (FEATURE_DIM, FID_WEIGHTS_FILE, FID_WEIGHTS_SHA256_PREFIX, INPUT_SIZE,
                                          FIDInceptionV3)
-from benchmark.metrics.weights import check_sha256_prefix, find_weights, load_into, load_state_dict, sha256_of
+from dataprep.hashing import sha256_file
+from benchmark.metrics.weights import check_sha256_prefix, find_weights, load_into, load_state_dict
 from dataprep.errors import CelbenchError
 
 _NETWORKS: dict[tuple[str, str, str], FIDInceptionV3] = {}
@@ -171,7 +172,7 @@ class InceptionSetMetric(Metric):
                  verify_sha256: bool = True):
         name = self.name
         self.weights_path = find_weights(name, FID_WEIGHTS_FILE, weights_dir)
-        self.weights_sha256 = sha256_of(self.weights_path)
+        self.weights_sha256 = sha256_file(self.weights_path)
         check_sha256_prefix(name, self.weights_path, self.weights_sha256,
                             FID_WEIGHTS_SHA256_PREFIX if verify_sha256 else None)
         self.device = str(device)

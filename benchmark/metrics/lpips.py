@@ -28,7 +28,8 @@ from torch import nn
 
 from benchmark.metric import METRICS, PerSampleMetric
 from dataprep.errors import CelbenchError
-from benchmark.metrics.weights import check_sha256_prefix, find_weights, load_into, load_state_dict, sha256_of
+from dataprep.hashing import sha256_file
+from benchmark.metrics.weights import check_sha256_prefix, find_weights, load_into, load_state_dict
 
 # Per backbone: torchvision `features` layers (conv: (in, out, kernel, stride, padding); "M": max pool 3/2
 # for AlexNet, 2/2 for VGG), the feature indices after which LPIPS taps activations, the tapped channel counts,
@@ -146,8 +147,8 @@ class LPIPS(PerSampleMetric):
         self.batch_size = int(batch_size)
         backbone_path = find_weights("lpips", spec["backbone_file"], weights_dir)
         heads_path = find_weights("lpips", spec["heads_file"], weights_dir)
-        self.backbone_sha256 = sha256_of(backbone_path)
-        self.heads_sha256 = sha256_of(heads_path)
+        self.backbone_sha256 = sha256_file(backbone_path)
+        self.heads_sha256 = sha256_file(heads_path)
         check_sha256_prefix("lpips", backbone_path, self.backbone_sha256,
                             spec["backbone_sha256_prefix"] if verify_sha256 else None)
         self.backbone = Backbone(spec["layers"], spec["pool"], spec["taps"])

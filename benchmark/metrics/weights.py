@@ -9,7 +9,6 @@ plain containers (no code is unpickled).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -39,15 +38,6 @@ def find_weights(metric: str, file_name: str, explicit_dir: str | os.PathLike | 
         raise MetricUnavailable(f"{metric}: weights file {file_name} not found in {folder} "
                                 f"(pass --weights-dir or set {WEIGHTS_DIR_ENV})")
     return path
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_sha256_prefix(metric: str, path: Path, sha256: str, expected_prefix: str | None) -> None:

@@ -23,7 +23,6 @@ torch is imported only when an HED extractor is constructed, so ``import datapre
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from dataprep.hashing import sha256_file
 from dataprep.errors import CelbenchError, file_error
 from dataprep.extractor import EXTRACTORS, SketchExtractor
 
@@ -82,7 +82,7 @@ class HED(SketchExtractor):
         self._torch = importlib.import_module("torch")
         self._functional = importlib.import_module("torch.nn.functional")
         self._tensors = self._load(path)
-        self.weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        self.weights_sha256 = sha256_file(path)
 
     def _load(self, path: Path) -> dict[str, Any]:
         safetensors_torch = importlib.import_module("safetensors.torch")
