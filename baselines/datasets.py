@@ -102,32 +102,138 @@ class ShapesPairs(Dataset):
         return self._cache[index]
 
 
+def window_pairs(length: int, window: int = 40, stride: int = 5) -> list[tuple[int, int]]:
+    """(reference, target) frame indices of a shot of ``length`` frames, CMFT section 4.1: a window of
+    ``window`` frames slides with ``stride``; its first frame is the reference, its last the target.
+
+    Shots shorter than the window use a window of the whole shot (``length - 1`` frames apart), so the
+    sampling scales to short clips; shots of one frame give no pair.
+    """
+    if length < 2:
+        return []
+    span = min(window, length) - 1
+    return [(start, start + span) for start in range(0, length - span, max(stride, 1))]
+
+
+def make_sketcher(sketch: str):
+    """``sketch`` = "labels" (region boundaries of the synthetic label map) or a registered extractor name
+    (``dataprep.extractors``, default settings; "xdog" is what ``dataprep build`` uses by default).
+    Returns f(frame) -> (H, W) float32 line art in [0, 1], 0 = line, for a frame with .image (RGB uint8)."""
+    if sketch == "labels":
+        return None
+    from dataprep.extractor import EXTRACTORS
+    import dataprep.extractors  # noqa: F401  (registers the built-in extractors)
+
+    extractor = EXTRACTORS.create(sketch)
+    return lambda rgb: extractor(rgb).astype(np.float32) / 255
+
+
 @DATASETS.register("synth")
-def synth_pairs(n: int = 16, size: int = 64, seed: int = 0, refs: int = 1) -> Dataset:
-    """Pairs from ``dataprep.synth`` clips: the first frame of a shot is the reference, later frames of the
-    same shot are targets (sketch = the clip's line art)."""
+def synth_pairs(n: int = 16, size: int = 64, seed: int = 0, refs: int = 1, pairs: str = "every3",
+                window: int = 40, stride: int = 5, sketch: str = "line_art", shots: int = 2,
+                min_shot: int = 8, max_shot: int = 12) -> Dataset:
+    """``n`` pairs from ``dataprep.synth`` clips (``shots`` shots of ``min_shot``..``max_shot`` frames,
+    ``size`` px square, clip seeds ``seed``, ``seed + 1``, ...).
+
+    ``pairs``: "every3" (the first ``refs`` frames of a shot are the references, every third later frame a
+    target) or "window" (CMFT section 4.1 sampling, see :func:`window_pairs`; ``refs`` must be 1).
+    ``sketch``: "line_art" (the generator's ground-truth line art), "labels" (region boundaries) or an
+    extractor name such as "xdog" (the sketch a built dataset holds; see :func:`make_sketcher`)."""
     try:
         synth = importlib.import_module("dataprep.synth")
     except ImportError:
         raise CelbenchError("dataset 'synth': dataprep.synth is not available in this install") from None
+    if pairs not in ("every3", "window"):
+        raise CelbenchError(f"dataset 'synth': pairs must be every3 or window, got {pairs!r}")
+    if pairs == "window" and refs != 1:
+        raise CelbenchError("dataset 'synth': pairs=window takes one reference (refs=1)")
+    extract = None if sketch in ("line_art", "labels") else make_sketcher(sketch)
+
+    def sketch_of(frame) -> np.ndarray:
+        if sketch == "line_art":
+            return frame.line_art.astype(np.float32) / 255
+        if sketch == "labels":
+            return sketch_from_labels(frame.labels)
+        return extract(frame.image)
+
     items: list[dict[str, torch.Tensor]] = []
     clip_seed = seed
     while len(items) < n:
-        clip = synth.SynthClip(synth.SynthConfig(width=size, height=size, seed=clip_seed, shots=2,
-                                                 shot_length=(8, 12), fade=False, flash=False))
+        clip = synth.SynthClip(synth.SynthConfig(width=size, height=size, seed=clip_seed, shots=shots,
+                                                 shot_length=(min_shot, max_shot), fade=False, flash=False))
         shot_frames: dict[int, list] = {}
         for frame in clip.frames():
             shot_frames.setdefault(frame.shot, []).append(frame)
         for frames in shot_frames.values():
-            references, targets = frames[:refs], frames[refs::3]
-            for target in targets:
-                if len(items) >= n or not references:
+            if pairs == "window":
+                chosen = [([frames[a]], frames[b]) for a, b in window_pairs(len(frames), window, stride)]
+            else:
+                chosen = [(frames[:refs], target) for target in frames[refs::3]] if frames[:refs] else []
+            for references, target in chosen:
+                if len(items) >= n:
                     break
                 items.append(pair_item([r.image.astype(np.float32) / 255 for r in references],
-                                       [r.line_art.astype(np.float32) / 255 for r in references],
-                                       target.image.astype(np.float32) / 255,
-                                       target.line_art.astype(np.float32) / 255))
+                                       [sketch_of(r) for r in references],
+                                       target.image.astype(np.float32) / 255, sketch_of(target)))
         clip_seed += 1
+    return ListDataset(items)
+
+
+def read_frame_folder(folder: str, size: int) -> list[np.ndarray]:
+    """Frames of one shot: the image files of ``folder`` in numeric-then-name order, each resized so its
+    shorter side is ``size`` and centre-cropped to ``size`` x ``size``; (size, size, 3) uint8 RGB."""
+    import cv2
+
+    def order(name: str) -> tuple:
+        stem = os.path.splitext(name)[0]
+        return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
+
+    names = sorted((f for f in os.listdir(folder) if f.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))),
+                   key=order)
+    frames = []
+    for name in names:
+        bgr = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise CelbenchError(f"{os.path.join(folder, name)}: cannot read image")
+        frames.append(square_crop(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size))
+    return frames
+
+
+def square_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8: shorter side resized to ``size`` (area filter), centre crop."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(resized[top:top + size, left:left + size])
+
+
+@DATASETS.register("frames")
+def frame_folder_pairs(root: str, size: int = 128, window: int = 40, stride: int = 5,
+                       sketch: str = "xdog") -> Dataset:
+    """Pairs from folders of colour frames: every sub-folder of ``root`` (or ``root`` itself when it holds
+    images) is one shot; pairs follow CMFT section 4.1 (:func:`window_pairs`); sketches come from the
+    extractor ``sketch`` run on the resized frame (default xdog, as ``dataprep build``).
+    Frames are resized to ``size`` px (shorter side) and centre-cropped square."""
+    if not os.path.isdir(root):
+        raise CelbenchError(f"{root}: no such frame folder")
+    subdirs = sorted(os.path.join(root, d) for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    folders = subdirs or [root]
+    extract = make_sketcher(sketch)
+    if extract is None:
+        raise CelbenchError("dataset 'frames': real frames have no labels; pick an extractor such as xdog")
+    items: list[dict[str, torch.Tensor]] = []
+    for folder in folders:
+        frames = read_frame_folder(folder, size)
+        sketches = [extract(f) for f in frames]
+        for a, b in window_pairs(len(frames), window, stride):
+            items.append(pair_item([frames[a].astype(np.float32) / 255], [sketches[a]],
+                                   frames[b].astype(np.float32) / 255, sketches[b]))
+    if not items:
+        raise CelbenchError(f"{root}: no frame pairs (each shot folder needs at least 2 images)")
     return ListDataset(items)
 
 
@@ -161,6 +267,13 @@ def open_dataset(spec: str) -> Dataset:
 def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
     """(training set, validation set or None) for ``--data SPEC``; in-memory sources have no separate
     validation set (the trainer holds out ``val_fraction`` of them)."""
+    if "+" in spec and not os.path.isdir(spec):
+        # "A+B": the training items of every part in turn (in-memory sources only; the trainer holds
+        # out val_fraction of the union).
+        parts = [open_datasets(part) for part in spec.split("+")]
+        if any(val is not None for _, val in parts):
+            raise CelbenchError(f"--data {spec}: only in-memory sources can be joined with '+'")
+        return torch.utils.data.ConcatDataset([train for train, _ in parts]), None
     if os.path.isdir(spec):
         try:
             reader = importlib.import_module("benchmark.data")

@@ -57,6 +57,7 @@ class TrainConfig:
     image_size: int = 256  # recorded; the data source decides the actual frame size
     epochs: int = 40
     max_steps: int | None = None  # stop earlier than ``epochs`` after this many optimiser steps
+    max_seconds: float | None = None  # stop after this much training wall time in this process (a budget)
     l1_weight: float = 10.0  # lambda_1, equation 11
     perceptual_weight: float = 2e-2  # lambda_2, equation 11; 0 when vgg_weights is None
     vgg_weights: str | None = None  # torchvision-layout VGG-19 file; None -> L1 only
@@ -78,7 +79,7 @@ class TrainConfig:
 
 
 #: Settings that may change when a run is resumed (everything else must match the stored config).
-RESUMABLE_KEYS = {"epochs", "max_steps", "val_every", "checkpoint_every", "keep_checkpoints", "log_every",
+RESUMABLE_KEYS = {"epochs", "max_steps", "max_seconds", "val_every", "checkpoint_every", "keep_checkpoints", "log_every",
                   "num_workers", "device", "compile", "deterministic"}
 
 
@@ -386,7 +387,18 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         bar.update(step)
     model.train()
     last_loss = float("nan")
-    while step < total_steps and epoch < config.epochs:
+    out_of_time = False
+
+    def budget_spent() -> bool:
+        """True once ``max_seconds`` of wall time have passed (all ranks agree: rank 0's clock decides)."""
+        if config.max_seconds is None:
+            return False
+        spent = torch.tensor(float(time.perf_counter() - started >= config.max_seconds), device=device)
+        if distributed:
+            dist.broadcast(spent, 0)
+        return bool(spent.item())
+
+    while step < total_steps and epoch < config.epochs and not out_of_time:
         if position >= batches_per_epoch:
             epoch, position = epoch + 1, 0
             continue
@@ -428,6 +440,9 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
                 save()
             if step >= total_steps:
+                break
+            if budget_spent():
+                out_of_time = True
                 break
     if bar is not None:
         bar.close()

@@ -198,7 +198,7 @@ def test_illustration2vec_encoder_loads_by_path_and_feeds_cmft0(tmp_path):
 def test_colorizer_is_the_callable_bench_expects_and_collate_keeps_only_stackable_tensors():
     from baselines.model import collate_batch
 
-    colorizer = load_cmft(None, torch.device("cpu"))
+    colorizer = load_cmft("none", torch.device("cpu"))
     batch = make_batch(b=1)
     assert colorizer(batch).shape == (1, 3, SIZE, SIZE)
     items = [{"target_sketch": torch.zeros(1, 4, 4), "kind": "train-window", "correspondences": torch.zeros(m, 2)}

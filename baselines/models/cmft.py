@@ -355,20 +355,32 @@ def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu")
     return model.to(device).eval()
 
 
-def load_cmft(weights: str | None = None, device: str | torch.device = "cpu") -> CMFTColorizer:
+#: ``weights`` value that asks for an untrained network (seed 0) instead of the shipped weights.
+UNTRAINED = "none"
+
+
+def _load(name: str, weights: str | os.PathLike | None, device: str | torch.device) -> CMFTColorizer:
+    if weights is None:
+        from baselines.pretrained import shipped_weights
+
+        weights = shipped_weights(name)
+    if os.fspath(weights) == UNTRAINED:
+        torch.manual_seed(0)
+        return CMFTColorizer(MODELS.create(name, **LCMFTN.presets["paper"]["model"]).to(device), name)
+    model = load_model_file(weights, device)
+    if getattr(model, "use_cmft", None) is not None and model.use_cmft != (name == "cmft"):
+        raise file_error(weights, f"holds a {'cmft' if model.use_cmft else 'cmft-nocmft'} network, not {name}")
+    return CMFTColorizer(model, name)
+
+
+def load_cmft(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> CMFTColorizer:
     """Entry point ``celbench.models: cmft``. ``weights``: a model/checkpoint safetensors file from
-    ``bench train``; None gives an *untrained* paper-size model (seed 0) so pipelines run without weights."""
-    if weights is None:
-        torch.manual_seed(0)
-        model = MODELS.create("cmft", **LCMFTN.presets["paper"]["model"]).to(device)
-        return CMFTColorizer(model)
-    return CMFTColorizer(load_model_file(weights, device))
+    ``bench train``; None (default) uses the weights shipped in ``baselines/pretrained`` (trained on CPU
+    at 128x128, see its MODEL_CARD.md); ``"none"`` gives an *untrained* paper-size model (seed 0) so
+    pipelines and tests run without weights."""
+    return _load("cmft", weights, device)
 
 
-def load_cmft_nocmft(weights: str | None = None, device: str | torch.device = "cpu") -> CMFTColorizer:
-    """Entry point ``celbench.models: cmft-nocmft`` (see ``load_cmft``)."""
-    if weights is None:
-        torch.manual_seed(0)
-        return CMFTColorizer(MODELS.create("cmft-nocmft", **LCMFTN.presets["paper"]["model"]).to(device),
-                             "cmft-nocmft")
-    return CMFTColorizer(load_model_file(weights, device), "cmft-nocmft")
+def load_cmft_nocmft(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> CMFTColorizer:
+    """Entry point ``celbench.models: cmft-nocmft`` (see ``load_cmft``; shipped ``cmft-nocmft.safetensors``)."""
+    return _load("cmft-nocmft", weights, device)
