@@ -10,22 +10,22 @@ target_colour (3,H,W); float32 in [0, 1].
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch.utils.data import Dataset
 
+from benchmark.data import PairDataset
+from dataprep import synth
 from dataprep.errors import CelbenchError
+from dataprep.field import FIELDS
 from dataprep.registry import Registry
 
 DATASETS: Registry[Dataset] = Registry("dataset source")
 
-#: Distances (pixels) are divided by this and clipped to 1 in the distance fields built here.
-DISTANCE_SCALE = 16.0
+_FIELD = FIELDS.create("euclidean")
 
 
 def sketch_from_labels(labels: np.ndarray) -> np.ndarray:
@@ -36,10 +36,11 @@ def sketch_from_labels(labels: np.ndarray) -> np.ndarray:
     return np.where(edge, 0.0, 1.0).astype(np.float32)
 
 
-def distance_field(sketch: np.ndarray, scale: float = DISTANCE_SCALE) -> np.ndarray:
-    """(H, W) line art (0 = line) -> (H, W) float32 Euclidean distance to the nearest line / scale, in [0, 1]."""
-    dist = ndimage.distance_transform_edt(sketch > 0.5)
-    return np.minimum(dist / scale, 1.0).astype(np.float32)
+def distance_field(sketch: np.ndarray) -> np.ndarray:
+    """(H, W) float line art in [0, 1] (0 = line) -> (H, W) float32 field in [0, 1], the same field
+    (``dataprep.field`` ``euclidean`` at its defaults) that ``dataprep build`` stores, so in-memory training
+    data matches built datasets."""
+    return _FIELD.compute(sketch < 0.5)
 
 
 def pair_item(ref_colors: list[np.ndarray], ref_sketches: list[np.ndarray], target_color: np.ndarray,
@@ -139,10 +140,6 @@ def synth_pairs(n: int = 16, size: int = 64, seed: int = 0, refs: int = 1, pairs
     target) or "window" (CMFT section 4.1 sampling, see :func:`window_pairs`; ``refs`` must be 1).
     ``sketch``: "line_art" (the generator's ground-truth line art), "labels" (region boundaries) or an
     extractor name such as "xdog" (the sketch a built dataset holds; see :func:`make_sketcher`)."""
-    try:
-        synth = importlib.import_module("dataprep.synth")
-    except ImportError:
-        raise CelbenchError("dataset 'synth': dataprep.synth is not available in this install") from None
     if pairs not in ("every3", "window"):
         raise CelbenchError(f"dataset 'synth': pairs must be every3 or window, got {pairs!r}")
     if pairs == "window" and refs != 1:
@@ -264,6 +261,10 @@ def open_dataset(spec: str) -> Dataset:
     return open_datasets(spec)[0]
 
 
+#: Pair kinds of a built dataset that training reads (``dataprep.pairs`` samplers).
+TRAIN_PAIR_KINDS = ("train-window",)
+
+
 def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
     """(training set, validation set or None) for ``--data SPEC``; in-memory sources have no separate
     validation set (the trainer holds out ``val_fraction`` of them)."""
@@ -275,14 +276,12 @@ def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
             raise CelbenchError(f"--data {spec}: only in-memory sources can be joined with '+'")
         return torch.utils.data.ConcatDataset([train for train, _ in parts]), None
     if os.path.isdir(spec):
-        try:
-            reader = importlib.import_module("benchmark.data")
-        except ImportError:
-            raise CelbenchError(f"{spec}: reading dataset folders needs benchmark.data, not in this install") from None
-        train_set = reader.PairDataset(spec, split="train")
+        # CMFT section 4.1 trains on sliding-window pairs; the folder's other kinds (test protocol, Shi
+        # sequences with two references) are for evaluation and would not batch with them.
+        train_set = PairDataset(spec, split="train", kinds=TRAIN_PAIR_KINDS)
         if len(train_set) == 0:
-            raise CelbenchError(f"{spec}: no pairs in split 'train'")
-        val_set = reader.PairDataset(spec, split="val")
+            raise CelbenchError(f"{spec}: no {'/'.join(TRAIN_PAIR_KINDS)} pairs in split 'train'")
+        val_set = PairDataset(spec, split="val", kinds=TRAIN_PAIR_KINDS)
         return train_set, (val_set if len(val_set) else None)
     name, _, args = spec.partition(":")
     if name not in DATASETS:

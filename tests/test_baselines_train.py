@@ -207,3 +207,21 @@ def test_perceptual_loss_enters_training_when_vgg_weights_are_given(tmp_path):
         train(config(epochs=1, perceptual_weight=0.0, vgg_weights=str(tmp_path / "vgg.safetensors")),
               ShapesPairs(n=2, size=16), tmp_path / "run2")
     assert not (tmp_path / "run2").exists()
+
+
+def test_bench_train_reads_a_dataset_built_by_dataprep(tmp_path, capsys):
+    """`bench train --data DIR` trains on the folder's CMFT window pairs (its other pair kinds are for evaluation)."""
+    from dataprep.build import build
+    from dataprep.config import load_config
+    from tests.dataset_fakes import write_synth_frames
+
+    write_synth_frames(tmp_path / "clip", seed=5, shots=2, width=64, height=48, shot_length=(44, 46))
+    settings = ["frames.width=32", "frames.height=32", "run.executor=serial", "split.by=video",
+                "split.train=1", "split.val=0", "split.test=0"]
+    report = build([tmp_path / "clip"], tmp_path / "ds", load_config(None, settings))
+    assert report.failed == []
+    out = tmp_path / "run"
+    code = bench_main(["train", "--model", "cmft", "--preset", "tiny", "--data", str(tmp_path / "ds"),
+                       "--out", str(out), "--set", "max_steps=2", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["steps"] == 2 and (out / "model.safetensors").is_file()

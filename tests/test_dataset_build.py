@@ -249,7 +249,7 @@ def test_cli_build_info_and_ls(sources, tmp_path, capsys):
 
 
 def test_pair_dataset_yields_tensors(sources, tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     from benchmark.data import PairDataset
 
     out = tmp_path / "ds"

@@ -10,12 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-pytest.importorskip("dataprep.video", reason="video sources (branch shots) not merged yet")
-pytest.importorskip("dataprep.extractors", reason="stage modules (branch stages) not merged yet")
-
-from dataprep.build import build, shard_files  # noqa: E402
-from dataprep.config import load_config  # noqa: E402
-from dataprep.validate import validate  # noqa: E402
+from dataprep.build import build, shard_files
+from dataprep.config import load_config
+from dataprep.validate import validate
 
 SMALL = ["frames.width=64", "frames.height=64", "samplers.train-window.width=10", "run.frames_per_unit=20"]
 

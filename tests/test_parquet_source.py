@@ -9,9 +9,9 @@ from benchmark.parquet_source import ParquetSource
 from benchmark.record import read_record
 from benchmark_toys import one_torch_thread
 
-dataprep_build = pytest.importorskip("dataprep.build", reason="dataset builder not merged in this checkout")
-from dataprep.config import load_config  # noqa: E402
-from tests.dataset_fakes import write_synth_frames  # noqa: E402
+import dataprep.build as dataprep_build
+from dataprep.config import load_config
+from tests.dataset_fakes import write_synth_frames
 
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 SMALL = ["frames.width=48", "frames.height=48", "run.frames_per_unit=40", "run.executor=serial",
