@@ -3,15 +3,9 @@
 1. generate the built-in demo clip (procedural cel animation, :mod:`dataprep.synth`) -> ``DIR/video``;
 2. build a dataset from it with ``dataprep build`` -> ``DIR/dataset`` (every shot in the test split);
 3. ``bench evaluate`` the built-in floors (``copy-reference``, ``flow-warp``) under every protocol
-   whose inputs they accept -> ``DIR/leaderboards/results``;
+   whose inputs they accept, and the shipped CMFT weights (``cmft-nocmft``, ``cmft``) under their
+   paper's protocol (``cmft-interval``) -> ``DIR/leaderboards/results``;
 4. ``bench leaderboard build`` -> ``DIR/leaderboards/*.md, .csv, .html`` with plots and example grids.
-
-INTEGRATION POINT (dataset builder): when ``dataprep build`` is not available in this checkout, or
-fails because its stages (shot detection, sketch extraction) are not installed, step 2 falls back,
-loudly, to :func:`synth_source`: the generator's own ground truth (line art, region labels, drawing
-numbers) served as an in-memory source. Such results carry a different dataset hash, hence a
-different signature, and are never mixed with results on a built dataset. Protocols that need mined
-pairs (``cmft-interval``) are skipped in that case.
 """
 
 from __future__ import annotations
@@ -29,8 +23,11 @@ from dataprep.synth.cli import describe
 
 from benchmark.source import Frame, MemorySource, SampleSource, Shot
 
-FLOORS = ("copy-reference", "flow-warp")
 PROTOCOLS = ("cmft-interval@1", "shi-kref@1", "components@1", "hints@1")
+#: model -> protocols the demo scores it under: the floors wherever their inputs allow, the learned CMFT
+#: baselines (shipped weights, reached through the ``celbench.models`` entry points) under CMFT's protocol.
+DEMO_MODELS = {"copy-reference": PROTOCOLS, "flow-warp": PROTOCOLS,
+               "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",)}
 #: ``dataprep build --set`` overrides for the demo: the whole clip is test data.
 BUILD_OVERRIDES = ("split.train=0", "split.val=0", "split.test=1", "run.workers=1")
 
@@ -60,26 +57,17 @@ def synth_source(clip: SynthClip) -> MemorySource:
     return MemorySource({"test": shot_list}, frames, manifest={"synth": clip.truth}, location="synth-ground-truth")
 
 
-def demo_dataset(clip: SynthClip, video_dir: Path, dataset_dir: Path, log=print) -> SampleSource:
-    """Step 2: ``dataprep build`` the video, or fall back to :func:`synth_source` (see module docs)."""
-    try:
-        from dataprep.build import build
-        from dataprep.config import load_config
-    except ImportError as error:
-        log(f"bench demo: dataprep build is not available here ({error}); "
-            "using the generator's ground truth instead of a built dataset")
-        return synth_source(clip)
+def demo_dataset(video_dir: Path, dataset_dir: Path, log=print) -> SampleSource:
+    """Step 2: ``dataprep build`` the demo video into ``dataset_dir`` (every shot in the test split)."""
     from benchmark.parquet_source import ParquetSource
+    from dataprep.build import build
+    from dataprep.config import load_config
 
     video = next(p for p in sorted(video_dir.iterdir()) if p.stem == "video")
-    try:
-        report = build([video], dataset_dir, load_config(None, list(BUILD_OVERRIDES)), overwrite=True,
-                       log=lambda message: log(f"dataprep build: {message}"))
-        if report.failed:
-            raise CelbenchError(f"units failed: {', '.join(report.failed)}")
-    except (CelbenchError, ImportError) as error:  # ImportError: a stage's module is not merged yet
-        log(f"bench demo: dataprep build failed ({error}); using the generator's ground truth instead")
-        return synth_source(clip)
+    report = build([video], dataset_dir, load_config(None, list(BUILD_OVERRIDES)), overwrite=True,
+                   log=lambda message: log(f"dataprep build: {message}"))
+    if report.failed:
+        raise CelbenchError(f"{dataset_dir}: dataprep build failed for units {', '.join(report.failed)}")
     return ParquetSource(dataset_dir)
 
 
@@ -93,12 +81,12 @@ def run_demo(args: argparse.Namespace) -> int:
     clip = SynthClip(demo_config())
     video_dir = clip.write(out / "video", overwrite=args.overwrite or (out / "video" / "truth.json").exists())
     print(describe(video_dir))
-    source = demo_dataset(clip, Path(video_dir), out / "dataset", log=lambda m: print(m, file=sys.stderr))
+    source = demo_dataset(Path(video_dir), out / "dataset", log=lambda m: print(m, file=sys.stderr))
     device = pick_device(args.device)
     results = out / "leaderboards" / "results"
     for protocol_id in PROTOCOLS:
         protocol = load_protocol(protocol_id)
-        for name in FLOORS:
+        for name in (m for m, protocols in DEMO_MODELS.items() if protocol_id in protocols):
             model = load_model(name, device=device)
             needs = set(getattr(model, "requires", ()))
             if not needs <= set(protocol.inputs):
