@@ -392,7 +392,8 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     settings = {m.name: m.settings for m in metric_results}
     sig_fields = signature_fields(protocol, source, split, limit, settings)
     record = ResultRecord(
-        model=model_name, weights_sha256=weights_sha256, protocol=protocol.name,
+        model=model_name, weights_sha256=weights_sha256 or getattr(model, "weights_sha256", None),
+        protocol=protocol.name,
         protocol_version=protocol.version, protocol_sha256=protocol.content_sha256,
         dataset={"location": str(source.location), "manifest_sha256": source.manifest_hash},
         split=split, limit=limit, resolution=list(protocol.resolution), bucket_key=protocol.bucket,

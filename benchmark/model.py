@@ -44,7 +44,12 @@ Batch = Mapping[str, torch.Tensor]
 
 @runtime_checkable
 class Model(Protocol):
-    """What ``bench`` calls: ``model(batch) -> (B, 3, H, W)`` float RGB in [0, 1] (see module docs)."""
+    """What ``bench`` calls: ``model(batch) -> (B, 3, H, W)`` float RGB in [0, 1] (see module docs).
+
+    Optional attributes: ``requires`` (batch keys the model needs) and ``weights_sha256`` (hex SHA-256 of
+    the weights file a factory loaded by itself, e.g. shipped default weights; recorded in the result when
+    the user passed no ``--weights``, so every record names the exact weights behind its numbers).
+    """
 
     def __call__(self, batch: Batch) -> torch.Tensor: ...
 

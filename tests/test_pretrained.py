@@ -3,6 +3,7 @@ data sources, the wall-time budget and the interval evaluation's PSNR."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import cv2
@@ -45,6 +46,8 @@ def test_shipped_weights_load_by_default_name_the_model_and_give_finite_rgb(name
     assert (FOLDER / f"{name}.json").is_file() and (FOLDER / "MODEL_CARD.md").is_file()
     colorizer = loader(None)
     assert colorizer.name == name
+    # result records name the exact weights even when the user passed none
+    assert colorizer.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     out = colorizer(batch())
     assert out.shape == (1, 3, 48, 48) and torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
     # the default is the shipped file, not an untrained network

@@ -34,6 +34,7 @@ from torch import nn
 
 from baselines.model import (MODELS, REF_COLOR, REF_SKETCH, TARGET_SKETCH, ColorizationModel, check_batch)
 from baselines.weights import load_state_dict
+from dataprep.hashing import sha256_file
 from dataprep.errors import CelbenchError, file_error
 
 NEGATIVE_SLOPE = 0.2  # LeakyReLU slope of the Ci et al. generator the paper builds on (ref [5])
@@ -328,6 +329,7 @@ class CMFTColorizer:
     def __init__(self, model: ColorizationModel, name: str = "cmft"):
         self.model = model.eval()
         self.name = name
+        self.weights_sha256: str | None = None  # set when loaded from a file
         self.config = model.config
 
     def colorize(self, batch: Mapping[str, Any]) -> torch.Tensor:
@@ -370,7 +372,9 @@ def _load(name: str, weights: str | os.PathLike | None, device: str | torch.devi
     model = load_model_file(weights, device)
     if getattr(model, "use_cmft", None) is not None and model.use_cmft != (name == "cmft"):
         raise file_error(weights, f"holds a {'cmft' if model.use_cmft else 'cmft-nocmft'} network, not {name}")
-    return CMFTColorizer(model, name)
+    colorizer = CMFTColorizer(model, name)
+    colorizer.weights_sha256 = sha256_file(weights)  # the result record names the weights, shipped ones too
+    return colorizer
 
 
 def load_cmft(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> CMFTColorizer:
