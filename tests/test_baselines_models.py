@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -11,21 +10,17 @@ import torch
 from baselines.datasets import ShapesPairs
 from baselines.losses import ColorizationLoss, VGGPerceptualLoss, vgg19_features
 from baselines.model import MODELS, build_model, model_preset
-from baselines.models.cmft import correlation_transfer, load_cmft, load_model_file
+from baselines.models.cmft import correlation_transfer, load_cmft
 from baselines import checkpoint as ckpt
 from dataprep.errors import CelbenchError
 
 import baselines.models  # noqa: F401
+from benchmark_toys import one_torch_thread
 
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 def make_batch(b=2, k=1, size=SIZE, seed=0):

@@ -13,16 +13,11 @@ from baselines.datasets import ListDataset, ShapesPairs
 from baselines.train import NonFiniteLoss, resolve_config, train
 from benchmark.cli import main as bench_main
 from dataprep.errors import CelbenchError
+from benchmark_toys import one_torch_thread
 
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny models are dominated by threading overhead; one thread is faster and steady on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 TINY = {"val_every": 0, "log_every": 1, "model_args.widths": [8, 8, 4, 4]}

@@ -18,14 +18,10 @@ from baselines.models.cmft import load_cmft, load_cmft_nocmft
 from baselines.pretrained import FOLDER, shipped_weights
 from baselines.train import resolve_config, train
 from dataprep.errors import CelbenchError
+from benchmark_toys import one_torch_thread
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 def batch(size=48, seed=0):
