@@ -19,7 +19,9 @@ import pyarrow.parquet as pq
 
 from dataprep.build import Manifest, shard_files
 from dataprep.errors import file_error
+from dataprep.field import decode_field
 from dataprep.imaging import decode_png
+from dataprep.visual import as_rgb, colorize_labels, image_grid
 
 COLUMNS = ["reference colour", "target colour", "target sketch", "distance field", "components", "hints"]
 
@@ -58,13 +60,6 @@ def summarise(out: Path) -> dict:
     }
 
 
-def _label_colours(labels: np.ndarray) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    palette = rng.integers(40, 256, size=(int(labels.max()) + 1, 3), dtype=np.uint8)
-    palette[0] = 0
-    return palette[labels]
-
-
 def _frame_row(out: Path, key: str, cache: dict) -> dict:
     if key not in cache:
         for path in shard_files(out, "frames"):
@@ -76,43 +71,31 @@ def _frame_row(out: Path, key: str, cache: dict) -> dict:
 
 
 def sample_grid(out: Path, rows: int = 6, seed: int = 0) -> tuple[np.ndarray, list[tuple[str, str, str]]] | None:
-    """(rows*H, 6*W, 3) uint8 grid of random pairs (see module doc) and their (reference, target, kind) keys;
-    None when there are no pairs."""
+    """(H, W, 3) uint8 RGB grid of random pairs, one row each with the :data:`COLUMNS` (titled), and their
+    (reference, target, kind) keys; None when there are no pairs."""
     pair_files = shard_files(out, "pairs")
     index = [(f, i) for f in pair_files for i in range(pq.ParquetFile(f).metadata.num_rows)]
     if not index:
         return None
     chosen = random.Random(seed).sample(index, min(rows, len(index)))
+    tables = {f: pq.read_table(f) for f in {f for f, _ in chosen}}  # each shard read once
+    pairs = [tables[f].slice(i, 1).to_pylist()[0] for f, i in chosen]
     cache: dict = {}
-    tiles = []
-    for path, i in chosen:
-        pair = pq.read_table(path).slice(i, 1).to_pylist()[0]
+    grid_rows, titles = [], []
+    for pair in pairs:
         ref = _frame_row(out, pair["reference_keys"][0], cache)
         tgt = _frame_row(out, pair["target_key"], cache)
         sketch = decode_png(tgt["sketch"]["bytes"])
-        field = decode_png(tgt["distance_field"]["bytes"])
-        labels = decode_png(tgt["components"]["bytes"])
         hints = decode_png(pair["hints"]["bytes"])
         mask = decode_png(pair["hint_mask"]["bytes"]) > 0
-        over = np.repeat(sketch[:, :, None], 3, axis=2)
+        over = as_rgb(sketch)
         over[mask] = hints[mask]
-        field8 = (field.astype(np.float32) / 65535 * 255).astype(np.uint8)
-        images = [decode_png(ref["colour"]["bytes"]), decode_png(tgt["colour"]["bytes"]),
-                  np.repeat(sketch[:, :, None], 3, axis=2), np.repeat(field8[:, :, None], 3, axis=2),
-                  _label_colours(labels), over]
-        h, w = images[1].shape[:2]
-        tiles.append(np.concatenate([_fit(im, h, w) for im in images], axis=1))
-    width = max(t.shape[1] for t in tiles)
-    tiles = [np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
-    return np.concatenate(tiles, axis=0), [(p["reference_keys"][0], p["target_key"], p["kind"])
-                                          for p in [pq.read_table(f).slice(i, 1).to_pylist()[0]
-                                                    for f, i in chosen]]
-
-
-def _fit(image: np.ndarray, h: int, w: int) -> np.ndarray:
-    import cv2
-
-    return image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h), interpolation=cv2.INTER_NEAREST)
+        grid_rows.append([decode_png(ref["colour"]["bytes"]), decode_png(tgt["colour"]["bytes"]), sketch,
+                          decode_field(decode_png(tgt["distance_field"]["bytes"])),
+                          colorize_labels(decode_png(tgt["components"]["bytes"])), over])
+        titles.append(f"{pair['kind']} {pair['reference_keys'][0].split('/')[-1]}->{pair['target_key'].split('/')[-1]}")
+    grid = image_grid(grid_rows, row_titles=titles, col_titles=COLUMNS)
+    return grid, [(p["reference_keys"][0], p["target_key"], p["kind"]) for p in pairs]
 
 
 def write_report(out: Path, summary: dict, rows: int = 6, seed: int = 0) -> list[Path]:
@@ -134,15 +117,11 @@ def write_report(out: Path, summary: dict, rows: int = 6, seed: int = 0) -> list
     axes_hist.set_ylabel("pairs")
     axes_hist.set_title("interval histogram")
     if grid is not None:
-        image, labels = grid
+        image, keys = grid
         axes = fig.add_subplot(fig_rows, 1, 1)
         axes.imshow(image)
-        width = image.shape[1] / len(COLUMNS)
-        axes.set_xticks([width * (i + 0.5) for i in range(len(COLUMNS))], COLUMNS)
-        height = image.shape[0] / len(labels)
-        axes.set_yticks([height * (i + 0.5) for i in range(len(labels))],
-                        [f"{k}\n{r.split('/')[-1]}->{t.split('/')[-1]}" for r, t, k in labels], fontsize=7)
-        axes.set_title(f"{len(labels)} random pairs")
+        axes.set_axis_off()
+        axes.set_title(f"{len(keys)} random pairs")
     fig.tight_layout()
     fig.savefig(png, dpi=80)
     plt.close(fig)

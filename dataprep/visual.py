@@ -34,16 +34,20 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence[str] =
     Returns (H, W, 3) uint8 RGB on a white background.
     """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    left = 110 if row_titles else 0
+    font, row_scale, col_scale = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0.42
+    # the left margin fits the longest row title, so titles are never cut
+    left = max((cv2.getTextSize(str(t), font, row_scale, 1)[0][0] + 12 for t in row_titles), default=0)
     top = 22 if col_titles else 0
     sheet = np.full((top + n_rows * (cell + pad) + pad, left + n_cols * (cell + pad) + pad, 3), 255, np.uint8)
-    font = cv2.FONT_HERSHEY_SIMPLEX
     for c, title in enumerate(col_titles):
-        cv2.putText(sheet, str(title)[:22], (left + pad + c * (cell + pad), 16), font, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        text = str(title)
+        while len(text) > 1 and cv2.getTextSize(text, font, col_scale, 1)[0][0] > cell:  # keep within its column
+            text = text[:-1]
+        cv2.putText(sheet, text, (left + pad + c * (cell + pad), 16), font, col_scale, (0, 0, 0), 1, cv2.LINE_AA)
     for r, row in enumerate(rows):
         y0 = top + pad + r * (cell + pad)
         if r < len(row_titles):
-            cv2.putText(sheet, str(row_titles[r])[:14], (4, y0 + cell // 2), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(sheet, str(row_titles[r]), (4, y0 + cell // 2), font, row_scale, (0, 0, 0), 1, cv2.LINE_AA)
         for c, image in enumerate(row):
             rgb = as_rgb(image)
             h, w = rgb.shape[:2]

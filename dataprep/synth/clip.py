@@ -15,22 +15,17 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
+import av
 import cv2
 import numpy as np
 
 from dataprep.errors import CelbenchError, file_error
+from dataprep.progress import progress
 from dataprep.synth.scene import ShotPlan, plan_shots
+from dataprep.synth.sheet import contact_sheet
+from dataprep.synth.video_writer import CODECS, VideoWriter
 
 MAX_WIDTH, MAX_HEIGHT = 1920, 1080
-
-#: codec name -> (PyAV encoder, container extension, pixel format, encoder options)
-CODECS: dict[str, tuple[str, str, str, dict[str, str]]] = {
-    "h264": ("libx264", "mp4", "yuv420p", {"crf": "16", "preset": "veryfast"}),
-    "mpeg4": ("mpeg4", "mp4", "yuv420p", {"qscale": "2"}),
-    "mjpeg": ("mjpeg", "avi", "yuvj420p", {"q": "2"}),
-    "ffv1": ("ffv1", "mkv", "yuv444p", {}),
-}
-
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -84,8 +79,6 @@ class SynthConfig:
 
 def resolve_codec(codec: str) -> str:
     """Check ``codec`` and fall back from H.264 to MPEG-4 Part 2 when this PyAV build lacks libx264."""
-    import av
-
     if codec not in CODECS:
         raise CelbenchError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
     if CODECS[codec][0] not in av.codecs_available:
@@ -225,10 +218,6 @@ class SynthClip:
         lossless ``frames/NNNNNN.png``. Everything is written to a temporary sibling folder and renamed
         into place at the end, so an error leaves no partial output.
         """
-        from dataprep.progress import progress
-        from dataprep.synth.sheet import contact_sheet
-        from dataprep.synth.video_writer import VideoWriter
-
         codec = resolve_codec(codec)
         out = Path(out_dir)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -10,6 +10,14 @@ import numpy as np
 
 from dataprep.errors import file_error
 
+#: codec name -> (PyAV encoder, container extension, pixel format, encoder options)
+CODECS: dict[str, tuple[str, str, str, dict[str, str]]] = {
+    "h264": ("libx264", "mp4", "yuv420p", {"crf": "16", "preset": "veryfast"}),
+    "mpeg4": ("mpeg4", "mp4", "yuv420p", {"qscale": "2"}),
+    "mjpeg": ("mjpeg", "avi", "yuvj420p", {"q": "2"}),
+    "ffv1": ("ffv1", "mkv", "yuv444p", {}),
+}
+
 
 class VideoWriter:
     """Context manager writing (H, W, 3) uint8 RGB frames with constant frame rate ``fps``.
@@ -19,8 +27,6 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, codec: str, width: int, height: int, fps: Fraction):
-        from dataprep.synth.clip import CODECS
-
         encoder, _, pix_fmt, options = CODECS[codec]
         self.path = Path(path)
         try:
