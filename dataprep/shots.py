@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from dataprep.detector import DETECTORS, ShotDetector, load_detectors
-from dataprep.detectors.histogram_mse import REFERENCE_PIXELS, histogram_mse, rgb_histogram
+from dataprep.detectors.histogram_mse import REFERENCE_PIXELS, frame_thumbnail, histogram_mse, rgb_histogram
 from dataprep.errors import CelbenchError
 from dataprep.progress import progress
 from dataprep.video import Crop, open_video
@@ -84,14 +84,20 @@ class ShotResult:
         return [s for s in self.shots if s.kept]
 
 
+#: Rows: Rec. 601 luma, and the opponent channels rg = R - G, yb = (R + G) / 2 - B of Hasler and Suesstrunk.
+_LUMA_OPPONENT = np.array([[0.299, 0.587, 0.114], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]], np.float32)
+
+
 def _luma_stats(image: np.ndarray) -> tuple[float, float, float]:
-    """Mean luma, luma standard deviation and Hasler-Suesstrunk colourfulness of an RGB uint8 frame."""
-    rgb = image.astype(np.float32)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    luma = 0.299 * r + 0.587 * g + 0.114 * b
-    rg, yb = r - g, 0.5 * (r + g) - b
-    colourfulness = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
-    return float(luma.mean()), float(luma.std()), colourfulness
+    """Mean luma, luma standard deviation and Hasler-Suesstrunk colourfulness of an RGB uint8 frame.
+
+    Colourfulness = hypot(std rg, std yb) + 0.3 hypot(mean rg, mean yb); standard deviations are population
+    ones (ddof 0), as numpy's default.
+    """
+    channels = cv2.transform(image.astype(np.float32), _LUMA_OPPONENT)
+    mean, std = (v.ravel().astype(np.float64) for v in cv2.meanStdDev(channels))
+    colourfulness = float(np.hypot(std[1], std[2]) + 0.3 * np.hypot(mean[1], mean[2]))
+    return float(mean[0]), float(std[0]), colourfulness
 
 
 class _ShotStats:
@@ -183,12 +189,13 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
     for frame in progress(source, total=source.n_frames, desc=os.path.basename(os.fspath(path)), unit="frame"):
         image = frame.image
         new_cuts = det.process(frame.index, image)
-        hist = getattr(det, "last_histogram", None)
+        # histogram-mse computed both for this frame already; other detectors leave them to us
+        hist, thumb = getattr(det, "last_features", None) or (None, None)
         if hist is None or getattr(det, "reference_pixels", None) != shot_params.reference_pixels:
             hist = rgb_histogram(image, shot_params.reference_pixels)
-        # Brightness, contrast, colour and held-drawing tests are global: a 64-pixel-wide thumbnail suffices.
-        thumb = cv2.resize(image, (64, max(2, round(64 * image.shape[0] / image.shape[1]))),
-                           interpolation=cv2.INTER_AREA)
+        if thumb is None:
+            # Brightness, contrast, colour and held-drawing tests are global: a 64-pixel-wide thumbnail suffices.
+            thumb = frame_thumbnail(image)
         mean, contrast, colour = _luma_stats(thumb)
         reason = None
         if mean < shot_params.dark_luma:

@@ -263,3 +263,15 @@ def test_cli_process_exit_status_and_stderr(tmp_path):
     out = subprocess.run([sys.executable, "-m", "dataprep", "shots", str(missing)], capture_output=True, text=True)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == f"dataprep: error: {missing}: no such file or folder\n"
+
+
+def test_luma_stats_match_numpy_definitions():
+    """Mean luma (Rec. 601), its standard deviation and Hasler-Suesstrunk colourfulness, against numpy."""
+    from dataprep.shots import _luma_stats
+
+    rng = np.random.default_rng(3)
+    for image in (rng.integers(0, 256, (48, 64, 3), np.uint8), np.full((10, 12, 3), (200, 40, 90), np.uint8)):
+        r, g, b = (image[..., c].astype(np.float64) for c in range(3))
+        luma, rg, yb = 0.299 * r + 0.587 * g + 0.114 * b, r - g, 0.5 * (r + g) - b
+        colourfulness = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
+        np.testing.assert_allclose(_luma_stats(image), (luma.mean(), luma.std(), colourfulness), rtol=1e-5, atol=1e-4)

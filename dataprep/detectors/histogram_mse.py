@@ -18,7 +18,7 @@ Anime guards, each a documented parameter:
   sides, so some pair is close and the candidate is rejected (at the flash's start and at its end).
 - Fades, dissolves, colour grading, GIF palette switches, and drawing changes of flat-colour cels
   (``tone_r2``): if frame i is explained by a per-channel gain and offset of frame i-1 on a blurred
-  32-pixel-wide thumbnail (coefficient of determination R^2 >= ``tone_r2`` = 0.65), the layout of the
+  32-pixel-wide thumbnail (half the 64-pixel :func:`frame_thumbnail`) (coefficient of determination R^2 >= ``tone_r2`` = 0.65), the layout of the
   picture is kept and only its tone or a detail changed: not a cut. On the real clips every true cut has
   R^2 <= 0.50 and every within-shot change above the MSE threshold R^2 >= 0.71 (synthetic drawing changes
   0.84-0.92), so 0.65 sits in the gap. Weak spot: a cut between two very similar compositions (the same
@@ -66,10 +66,26 @@ def histogram_mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(diff, diff) / diff.size)
 
 
-def tone_thumbnail(image: np.ndarray) -> np.ndarray:
-    """(h, 32, 3) float32 blurred thumbnail used by the tone-change test (structure, not texture or dither)."""
+#: Width of the frame thumbnail shared by the tone test and the shot filters (:mod:`dataprep.shots`).
+THUMBNAIL_WIDTH = 64
+
+
+def frame_thumbnail(image: np.ndarray) -> np.ndarray:
+    """(h, 64, 3) uint8 area-averaged thumbnail of an (H, W, 3) uint8 RGB frame, aspect kept (h >= 2)."""
     h, w = image.shape[:2]
-    small = cv2.resize(image, (32, max(2, round(32 * h / w))), interpolation=cv2.INTER_AREA)
+    size = (THUMBNAIL_WIDTH, max(2, round(THUMBNAIL_WIDTH * h / w)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def tone_thumbnail(thumbnail: np.ndarray) -> np.ndarray:
+    """(h, 32, 3) float32 blurred thumbnail used by the tone-change test (structure, not texture or dither).
+
+    Args:
+        thumbnail: the :func:`frame_thumbnail` of the frame; halving it (an exact 2x2 box where its height
+            is even) is far cheaper than a second area resize of the whole frame.
+    """
+    h, w = thumbnail.shape[:2]
+    small = cv2.resize(thumbnail, (w // 2, max(2, round(h / 2))), interpolation=cv2.INTER_AREA)
     return cv2.GaussianBlur(small.astype(np.float32), (3, 3), 0)
 
 
@@ -137,8 +153,10 @@ class HistogramMSEDetector(ShotDetector):
 
     def process(self, index: int, image: np.ndarray) -> list[int]:
         hist = rgb_histogram(image, self.reference_pixels)
-        self.last_histogram = hist  # lets the shot filters reuse it instead of recomputing
-        thumb = tone_thumbnail(image)
+        frame_thumb = frame_thumbnail(image)
+        # lets the shot filters reuse both instead of computing them again for every frame
+        self.last_features = (hist, frame_thumb)
+        thumb = tone_thumbnail(frame_thumb)
         if self._recent:
             _, prev_hist, prev_thumb = self._recent[-1]
             if (histogram_mse(prev_hist, hist) > self.threshold
