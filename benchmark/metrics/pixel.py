@@ -4,18 +4,18 @@ All three are computed on RGB (not luma), data range 255, and match scikit-image
 (``skimage.metrics.mean_squared_error``, ``peak_signal_noise_ratio``,
 ``structural_similarity(..., channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False)``) to 1e-4 per frame (tests/test_metrics_pixel.py). MSE/PSNR are one
-vectorised integer reduction over the batch. SSIM filters each channel of each frame as a contiguous 2-D
-float64 array with scipy's separable ``correlate1d``: on CPU that measured 2x faster than filtering an
-interleaved moment stack and 4x faster than filtering the whole batch at once (cache size), and about as fast
-as scikit-image itself.
+vectorised integer reduction over the batch. SSIM filters the five local moments of each frame, each an
+(H, W, 3) float64 image, with OpenCV's separable ``sepFilter2D``: on CPU at 256x256 that measured 1.7x faster
+than scipy's ``correlate1d`` per channel (the previous implementation, about as fast as scikit-image) and
+faster than one 15-channel moment stack; the results agree with scikit-image to 1e-14.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from benchmark.metric import METRICS, PerSampleMetric
 from dataprep.errors import CelbenchError
@@ -61,7 +61,7 @@ def ssim_batch(preds: np.ndarray, targets: np.ndarray, *, sigma: float = 1.5, tr
     Local statistics use a Gaussian window (11 taps for sigma 1.5) and population (not sample) covariance;
     C1 = (k1 L)^2, C2 = (k2 L)^2 with L = data_range. As scikit-image, the SSIM map is averaged over the
     frame minus a border of the window radius on each side; since no window centred there touches the
-    border, the padding mode does not matter (scipy's "reflect", as scikit-image, is used).
+    border, the padding mode does not matter (OpenCV BORDER_REFLECT, scipy's "reflect" as in scikit-image, is used).
 
     Args:
         preds, targets: ``(N, H, W, 3)`` uint8 RGB, H and W at least the window size.
@@ -72,22 +72,21 @@ def ssim_batch(preds: np.ndarray, targets: np.ndarray, *, sigma: float = 1.5, tr
     n, h, w, _ = preds.shape
     if h < len(kernel) or w < len(kernel):
         raise CelbenchError(f"SSIM needs frames of at least {len(kernel)}x{len(kernel)} pixels, got {h}x{w}")
-    # one channel of one frame at a time: 2-D contiguous float64 filtering is cache-friendly (2x faster than
-    # filtering an interleaved (H, W, 15) moment stack, 4x faster than whole batches)
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
-    return np.array([np.mean([_ssim_channel(p[..., c], t[..., c], kernel, c1, c2) for c in range(3)])
-                     for p, t in zip(preds, targets)], dtype=np.float64).reshape(n)
+    return np.array([_ssim_frame(p, t, kernel, c1, c2) for p, t in zip(preds, targets)], dtype=np.float64).reshape(n)
 
 
-def _ssim_channel(pred: np.ndarray, target: np.ndarray, kernel: np.ndarray, c1: float, c2: float) -> float:
+def _ssim_frame(pred: np.ndarray, target: np.ndarray, kernel: np.ndarray, c1: float, c2: float) -> float:
+    """Mean over R, G, B of each channel's mean SSIM for one (H, W, 3) uint8 frame pair."""
     radius = len(kernel) // 2
-    h, w = pred.shape
-    p = np.ascontiguousarray(pred, dtype=np.float64)
-    t = np.ascontiguousarray(target, dtype=np.float64)
+    h, w, _ = pred.shape
+    p = pred.astype(np.float64)
+    t = target.astype(np.float64)
 
     def local_mean(image: np.ndarray) -> np.ndarray:
-        filtered = ndimage.correlate1d(ndimage.correlate1d(image, kernel, axis=0), kernel, axis=1)
+        # BORDER_REFLECT is scipy's (and scikit-image's) "reflect"; the cropped border makes it moot anyway
+        filtered = cv2.sepFilter2D(image, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_REFLECT)
         return filtered[radius:h - radius, radius:w - radius]
 
     mu_p, mu_t = local_mean(p), local_mean(t)
@@ -95,8 +94,8 @@ def _ssim_channel(pred: np.ndarray, target: np.ndarray, kernel: np.ndarray, c1: 
     var_t = local_mean(t * t) - mu_t * mu_t
     cov = local_mean(p * t) - mu_p * mu_t
     ssim_map = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
-    # per-channel mean; channels are then averaged (scikit-image's channel_axis behaviour)
-    return float(ssim_map.mean())
+    # per-channel means, then their mean (scikit-image's channel_axis behaviour)
+    return float(ssim_map.reshape(-1, 3).mean(axis=0).mean())
 
 
 @METRICS.register("mse")
