@@ -4,6 +4,8 @@ Run directory layout::
 
     RUN_DIR/config.json              resolved run config (model, preset, every setting below)
     RUN_DIR/metrics.csv, .jsonl      one row per log / validation event (step, split, loss, l1, vgg, psnr, lr)
+    RUN_DIR/events.out.tfevents.*    the same scalars for TensorBoard, tags SPLIT/NAME (train/loss, val/psnr);
+                                     one file per process, a resume adds a file (see baselines.tfevents)
     RUN_DIR/checkpoints/step_N.{safetensors,json}, latest.json   (see baselines.checkpoint; no pickle)
     RUN_DIR/model.safetensors        final weights with the metadata that rebuilds the model
 
@@ -12,8 +14,9 @@ the epoch's sample order, so N steps + resume + M steps gives bit-identical weig
 Devices: cuda > mps > cpu (``device=auto``). On CUDA, AMP (bf16, or fp16 with a GradScaler) and
 ``torch.compile`` are on by default. Multi-GPU: launch with ``torchrun``; each rank gets a shard of every
 epoch (DistributedSampler), gradients are averaged by DistributedDataParallel, rank 0 logs and saves.
-TensorBoard event files are not written: ``torch.utils.tensorboard`` needs the tensorboard package,
-which is not a celbench dependency; the CSV/JSONL logs carry the same scalars.
+TensorBoard event files are written by ``baselines.tfevents`` (TFRecord + hand-encoded Event protobufs), not
+``torch.utils.tensorboard``, which needs the tensorboard package (not a celbench dependency);
+``tensorboard --logdir RUN_DIR`` (or a folder of run directories) shows them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from baselines import checkpoint as ckpt
 from baselines.losses import ColorizationLoss
 from baselines.model import TARGET_COLOR, build_model, collate_batch, model_preset, to_device
+from baselines.tfevents import EventFileWriter
 from dataprep.errors import CelbenchError
 from dataprep.progress import progress
 
@@ -187,16 +191,27 @@ class ResumableSampler(DistributedSampler):
 
 
 class MetricLog:
-    """Appends rows to metrics.csv and metrics.jsonl (rank 0 only)."""
+    """Appends rows to metrics.csv and metrics.jsonl and their scalars to a TensorBoard event file (rank 0 only).
+
+    Event tags are ``SPLIT/NAME`` for the numeric ones of loss, l1, vgg, psnr and lr (``train/loss``,
+    ``val/psnr``); empty cells (no vgg without VGG weights, no loss on validation rows) get no event.
+    Each process writes a new event file; ``resume_step`` (the checkpoint step a resumed run restarts from)
+    makes that file tell TensorBoard to drop the earlier files' events after that step, which this process
+    logs again (the CSV keeps both rows)."""
 
     COLUMNS = ["step", "epoch", "split", "loss", "l1", "vgg", "psnr", "lr", "seconds"]
+    SCALARS = ["loss", "l1", "vgg", "psnr", "lr"]
 
-    def __init__(self, run_dir: Path, enabled: bool):
+    def __init__(self, run_dir: Path, enabled: bool, resume_step: int | None = None):
         self.enabled = enabled
         self.csv_path, self.jsonl_path = run_dir / "metrics.csv", run_dir / "metrics.jsonl"
+        self.events: EventFileWriter | None = None
         if enabled and not self.csv_path.exists():
             with self.csv_path.open("w", newline="") as handle:
                 csv.writer(handle).writerow(self.COLUMNS)
+        if enabled:
+            # In RUN_DIR itself, so `tensorboard --logdir RUNS` names each run after its directory.
+            self.events = EventFileWriter(run_dir, start_step=0 if resume_step is None else resume_step + 1)
 
     def write(self, **row: Any) -> None:
         if not self.enabled:
@@ -205,6 +220,10 @@ class MetricLog:
             csv.writer(handle).writerow([row.get(c, "") for c in self.COLUMNS])
         with self.jsonl_path.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
+        if self.events is not None:
+            scalars = {f"{row['split']}/{name}": float(row[name]) for name in self.SCALARS
+                       if isinstance(row.get(name), (int, float))}
+            self.events.add_scalars(int(row["step"]), scalars)
 
 
 def split_dataset(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
@@ -344,7 +363,7 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
         model = torch.compile(model)
 
-    log = MetricLog(run_dir, main_rank)
+    log = MetricLog(run_dir, main_rank, resume_step=step if resume_meta is not None else None)
     val_loader = (DataLoader(val_set, batch_size=config.batch_size, num_workers=config.num_workers,
                              collate_fn=collate_batch)
                   if val_set is not None and main_rank else None)
