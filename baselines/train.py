@@ -12,7 +12,10 @@ Run directory layout::
 Resume (``--resume``) restores weights, optimizer, scheduler, grad scaler, RNG states and the position in
 the epoch's sample order, so N steps + resume + M steps gives bit-identical weights to N + M steps.
 Devices: cuda > mps > cpu (``device=auto``). On CUDA, AMP (bf16, or fp16 with a GradScaler) and
-``torch.compile`` are on by default. Multi-GPU: launch with ``torchrun``; each rank gets a shard of every
+``torch.compile`` are on by default. On CPU both are off by default and run when asked for (``amp=bf16``:
+CPU autocast; ``amp=fp16``: CPU autocast with ``GradScaler("cpu")``; ``compile=on``: inductor, which needs a
+C++ compiler), so the code paths CUDA runs by default are exercised by the CPU tests (``config.json`` records
+``amp_dtype`` and ``compiled``). Multi-GPU: launch with ``torchrun``; each rank gets a shard of every
 epoch (DistributedSampler), gradients are averaged by DistributedDataParallel, rank 0 logs and saves.
 TensorBoard event files are written by ``baselines.tfevents`` (TFRecord + hand-encoded Event protobufs), not
 ``torch.utils.tensorboard``, which needs the tensorboard package (not a celbench dependency);
@@ -73,7 +76,7 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: str = "auto"  # auto (bf16 on CUDA if supported else fp16; off elsewhere) | off | bf16 | fp16
+    amp: str = "auto"  # auto (bf16 on CUDA if supported else fp16; off elsewhere) | off | bf16 | fp16 (cuda, cpu)
     compile: str = "auto"  # auto (on CUDA) | on | off
     num_workers: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms: needed for bit-exact resume on CUDA
@@ -81,6 +84,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+#: Settings whose value is one of a fixed set of words (checked when the config is resolved).
+CHOICES = {"amp": ("auto", "off", "bf16", "fp16"), "compile": ("auto", "on", "off"),
+           "lr_schedule": ("constant", "cosine")}
 
 #: Settings that may change when a run is resumed (everything else must match the stored config).
 RESUMABLE_KEYS = {"epochs", "max_steps", "max_seconds", "val_every", "checkpoint_every", "keep_checkpoints", "log_every",
@@ -117,9 +124,15 @@ def _coerce(name: str, value: Any) -> Any:
                 return bool(value)
             raise ValueError(value)
         if kind.startswith("str"):
-            return str(value)
+            if isinstance(value, bool):
+                # --set values are YAML, and YAML 1.1 reads on/off (also yes/no, true/false) as booleans:
+                # `--set compile=on` arrives as True and would otherwise become the string "True".
+                value = "on" if value else "off"
+            value = str(value)
     except (TypeError, ValueError):
         raise CelbenchError(f"setting {name}: expected {kind}, got {value!r}") from None
+    if name in CHOICES and value not in CHOICES[name]:
+        raise CelbenchError(f"setting {name}: expected {', '.join(CHOICES[name])}, got {value!r}")
     return value
 
 
@@ -150,26 +163,59 @@ def model_config(config: TrainConfig) -> dict[str, Any]:
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """cuda > mps > cpu for ``auto``; under torchrun each rank takes cuda:LOCAL_RANK."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """cuda > mps > cpu for ``auto``; ``auto`` and a bare ``cuda`` take cuda:LOCAL_RANK (each torchrun rank
+    its own GPU; 0 outside torchrun). A bare ``cuda`` needs the index: ``torch.cuda.set_device`` and
+    DistributedDataParallel's ``device_ids`` reject a device without one."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        else:
+            return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise CelbenchError(f"setting device: {error}") from None
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: None (full precision) off CUDA or with ``amp=off``; bf16 by default on CUDA, fp16
-    (with a GradScaler) when asked for or when the GPU lacks bf16."""
-    if config.amp not in ("auto", "off", "bf16", "fp16"):
-        raise CelbenchError(f"amp: expected auto, off, bf16 or fp16, got {config.amp!r}")
-    if config.amp == "off" or device.type != "cuda":
+    """Autocast dtype, or None for full precision.
+
+    CUDA: bf16 by default (``auto``), fp16 (with a GradScaler) when asked for or when the GPU lacks bf16.
+    CPU: off by default (autocast rarely pays off there); ``bf16`` and ``fp16`` use CPU autocast, fp16 with
+    ``GradScaler("cpu")``, which skips steps with inf/NaN gradients and backs off as the CUDA one does
+    (checked on torch 2.13). Other devices (mps): off; asking for AMP there is an error, since it has never
+    been run on them."""
+    if config.amp not in CHOICES["amp"]:
+        raise CelbenchError(f"setting amp: expected {', '.join(CHOICES['amp'])}, got {config.amp!r}")
+    if config.amp == "off":
         return None
-    if config.amp == "fp16" or (config.amp == "auto" and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
+    if device.type == "cuda":
+        if config.amp == "fp16" or (config.amp == "auto" and not torch.cuda.is_bf16_supported()):
+            return torch.float16
+        return torch.bfloat16
+    if config.amp == "auto":
+        return None
+    if device.type != "cpu":
+        raise CelbenchError(f"amp={config.amp} runs on cuda and cpu, not {device.type}; use amp=off or auto there")
+    return torch.bfloat16 if config.amp == "bf16" else torch.float16
+
+
+def use_compile(config: TrainConfig, device: torch.device) -> bool:
+    """``compile=on`` everywhere, ``auto`` on CUDA only (on CPU the first step's compilation takes about
+    a minute for the tiny preset, more than a short CPU run gains)."""
+    if config.compile not in CHOICES["compile"]:
+        raise CelbenchError(f"setting compile: expected {', '.join(CHOICES['compile'])}, got {config.compile!r}")
+    return config.compile == "on" or (config.compile == "auto" and device.type == "cuda")
+
+
+def dtype_name(dtype: torch.dtype | None) -> str | None:
+    """"bfloat16" / "float16" / None (full precision), as recorded in config.json and the summary."""
+    return None if dtype is None else str(dtype).removeprefix("torch.")
 
 
 class ResumableSampler(DistributedSampler):
@@ -338,14 +384,17 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         raise CelbenchError(f"lr_schedule: expected constant or cosine, got {config.lr_schedule!r}")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     dtype = amp_dtype(config, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    compiled = use_compile(config, device)
+    # fp16 needs loss scaling (its gradients underflow); bf16 has float32's exponent range and does not.
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights).to(device)
     # Written only once the data, model and loss are known to work (no half-made run directory on errors).
     if main_rank:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         losses = "l1+vgg19" if criterion.perceptual is not None else "l1 (no vgg_weights: perceptual loss off)"
         (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "data": data_spec, "losses": losses,
-                                                         "model_config": margs, "world_size": world},
+                                                         "model_config": margs, "world_size": world,
+                                                         "amp_dtype": dtype_name(dtype), "compiled": compiled},
                                                         indent=1, sort_keys=True))
 
     step, epoch, position = 0, 0, 0
@@ -360,7 +409,10 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
+    if compiled:
+        # Only the training forward is compiled; checkpoints, model.safetensors and validation use
+        # raw_model, whose state-dict keys have no "_orig_mod." (compile) or "module." (DDP) prefix, so
+        # they load into an uncompiled model and a run can resume with compile switched on or off.
         model = torch.compile(model)
 
     log = MetricLog(run_dir, main_rank, resume_step=step if resume_meta is not None else None)
@@ -429,7 +481,10 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         for batch in loader:
             batch = to_device(batch, device)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                output = model(batch)
+                output = model(batch)  # bf16/fp16 under AMP (convolutions and the SDPA correlation)
+                # L1 is taken in float32; VGG's convolutions still run in the autocast dtype (its MSE in
+                # float32), which moves the perceptual term by about 1% once outputs are within 0.01 of
+                # the target (measured with bf16; docs/cmft.md).
                 loss, parts = criterion(output.float(), batch[TARGET_COLOR])
             finite = torch.isfinite(loss.detach()).to(torch.float32)
             if distributed:
@@ -473,4 +528,5 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     if distributed:
         dist.barrier()
     return {"steps": step, "epoch": epoch, "last_loss": last_loss, "checkpoint": str(final) if final else None,
-            "model_file": str(run_dir / "model.safetensors"), "device": str(device), "world_size": world, "rank": rank}
+            "model_file": str(run_dir / "model.safetensors"), "device": str(device), "world_size": world, "rank": rank,
+            "amp_dtype": dtype_name(dtype), "compiled": compiled}
