@@ -47,26 +47,62 @@ def line_mask(sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray
 
 def skeleton_endpoints(skeleton: np.ndarray) -> np.ndarray:
     """(N, 2) int (row, col) of skeleton pixels with exactly one 8-neighbour on the skeleton."""
-    neighbours = ndimage.convolve(skeleton.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - 1
-    return np.argwhere(skeleton & (neighbours == 1))
+    skeleton = np.asarray(skeleton, bool)
+    # 3x3 box sum (the pixel and its 8 neighbours; outside the frame counts 0): exact small integers.
+    neighbours = cv2.filter2D(skeleton.view(np.uint8), -1, np.ones((3, 3), np.float32),
+                              borderType=cv2.BORDER_CONSTANT)
+    return np.argwhere(skeleton & (neighbours == 2))
 
 
-def _skeleton_steps(skeleton: np.ndarray, start: tuple[int, int], max_steps: int) -> dict[tuple[int, int], int]:
-    """Skeleton pixels within ``max_steps`` 8-connected steps of ``start`` -> their step count (breadth-first)."""
+def _tip_half_widths(lines: np.ndarray, ends: np.ndarray, radius: int = 6) -> np.ndarray:
+    """Euclidean distance from each of ``ends`` (line pixels) to the nearest paper pixel; the frame border is line.
+
+    Equal to ``ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))`` at ``ends`` (what it
+    was computed with before), but only looks at a ``radius`` window around each tip: a paper pixel found at
+    distance <= ``radius`` is the nearest one (anything outside the window is farther); tips of wider strokes
+    fall back to the full transform.
+    """
+    if len(ends) == 0:
+        return np.zeros(0)
+    padded = np.pad(lines, radius, constant_values=True)
+    offsets = np.stack(np.mgrid[-radius:radius + 1, -radius:radius + 1], axis=-1).reshape(-1, 2)
+    squared = (offsets ** 2).sum(axis=1)
+    centre = ends + radius
+    paper = ~padded[centre[:, None, 0] + offsets[None, :, 0], centre[:, None, 1] + offsets[None, :, 1]]
+    nearest = np.where(paper, squared[None, :], np.iinfo(np.int64).max).min(axis=1)
+    found = nearest <= radius * radius
+    widths = np.sqrt(np.where(found, nearest, 0).astype(np.float64))
+    if not found.all():
+        full = ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))[1:-1, 1:-1]
+        widths[~found] = full[ends[~found, 0], ends[~found, 1]]
+    return widths
+
+
+def _skeleton_steps(skeleton: np.ndarray, start: tuple[int, int], max_steps: int,
+                    lookup: bytes | None = None) -> dict[tuple[int, int], int]:
+    """Skeleton pixels within ``max_steps`` 8-connected steps of ``start`` -> their step count (breadth-first).
+
+    ``lookup``: ``np.pad(skeleton, 1).tobytes()``, made once per frame by the caller (bytes indexing is several
+    times faster than numpy scalar indexing); the padding's zeros stand for the outside of the frame.
+    """
     height, width = skeleton.shape
+    if lookup is None:
+        lookup = np.pad(np.asarray(skeleton, bool), 1).tobytes()
+    stride = width + 2
+    neighbours = [(d_row, d_col, d_row * stride + d_col) for d_row in (-1, 0, 1) for d_col in (-1, 0, 1)]
     steps_to = {start: 0}
-    queue = deque([start])
+    queue = deque([(start[0], start[1], (start[0] + 1) * stride + start[1] + 1)])
     while queue:
-        row, col = queue.popleft()
+        row, col, flat = queue.popleft()
         steps = steps_to[(row, col)]
         if steps == max_steps:
             continue
-        for d_row in (-1, 0, 1):
-            for d_col in (-1, 0, 1):
+        for d_row, d_col, d_flat in neighbours:
+            if lookup[flat + d_flat]:
                 nxt = (row + d_row, col + d_col)
-                if (0 <= nxt[0] < height and 0 <= nxt[1] < width and nxt not in steps_to and skeleton[nxt]):
+                if nxt not in steps_to:
                     steps_to[nxt] = steps + 1
-                    queue.append(nxt)
+                    queue.append((nxt[0], nxt[1], flat + d_flat))
     return steps_to
 
 
@@ -119,8 +155,7 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
     skeleton = skeletonize(lines)
     ends = skeleton_endpoints(skeleton)
     # Distance to the nearest paper pixel; the frame border counts as line, so tips at the border stay "inside".
-    half_width = ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))[1:-1, 1:-1]
-    tip_half_width = half_width[ends[:, 0], ends[:, 1]]
+    tip_half_width = _tip_half_widths(lines, ends)
     # A stroke whose tip touches the frame border continues outside the picture: it is not an open end.
     height, width = lines.shape
     border_distance = np.min([ends[:, 0], ends[:, 1], height - 1 - ends[:, 0], width - 1 - ends[:, 1]], axis=0) \
@@ -135,10 +170,12 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
     max_steps = int(np.ceil(same_stroke_factor * max_gap))
     canvas = closed.view(np.uint8)
     steps_cache: dict[int, dict[tuple[int, int], int]] = {}
+    lookup = np.pad(skeleton, 1).tobytes()
 
     def steps_from(index: int) -> dict[tuple[int, int], int]:
         if index not in steps_cache:
-            steps_cache[index] = _skeleton_steps(skeleton, (int(ends[index, 0]), int(ends[index, 1])), max_steps)
+            steps_cache[index] = _skeleton_steps(skeleton, (int(ends[index, 0]), int(ends[index, 1])), max_steps,
+                                                 lookup)
         return steps_cache[index]
 
     def draw(a: np.ndarray, b: np.ndarray) -> None:
@@ -196,11 +233,15 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
 def label_components(lines: np.ndarray) -> np.ndarray:
     """(H, W) bool line mask -> (H, W) uint16 labels: 0 on lines, 1..N on 4-connected non-line regions.
 
-    Labels are numbered in raster order of each region's first pixel (``scipy.ndimage.label``).
+    Labels are numbered in raster order of each region's first pixel (as ``scipy.ndimage.label``, which this
+    used before; ``cv2.connectedComponents`` gives the same numbering and is what runs now).
     """
-    labels, count = ndimage.label(~np.asarray(lines, bool), structure=FOUR_CONNECTED)
-    if count > np.iinfo(np.uint16).max:
-        raise CelbenchError(f"{count} components do not fit a uint16 label map; the sketch is too fragmented")
+    paper = np.ascontiguousarray(~np.asarray(lines, bool))
+    if paper.size == 0:
+        return np.zeros(paper.shape, np.uint16)
+    count, labels = cv2.connectedComponents(paper.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    if count - 1 > np.iinfo(np.uint16).max:
+        raise CelbenchError(f"{count - 1} components do not fit a uint16 label map; the sketch is too fragmented")
     return labels.astype(np.uint16)
 
 
@@ -233,33 +274,133 @@ def component_features(labels: np.ndarray, rgb: np.ndarray) -> list[Component]:
         labels: (H, W) integer label map, 0 = line.
         rgb: (H, W, 3) uint8 RGB colour frame.
     """
+    columns = component_columns(labels, rgb)
+    return [Component(id=i, area=a, centroid=tuple(c), bbox=tuple(b), hu=tuple(h), mean_rgb=tuple(m))
+            for i, a, c, b, h, m in zip(*(columns[k] for k in ("id", "area", "centroid", "bbox", "hu",
+                                                               "mean_rgb")))]
+
+
+def component_columns(labels: np.ndarray, rgb: np.ndarray) -> dict[str, list]:
+    """:func:`component_features` as columns of Python values (``id, area, centroid, bbox, hu, mean_rgb``).
+
+    Vectorised over the horizontal runs of equal labels (a few thousand on a 256 x 256 cel frame, not 65536
+    pixels, and no per-component pass over the image): per run, the closed-form sums of ``x**p`` over its
+    columns give exact integer raw moments of every component mask in its bounding box's coordinates, prefix
+    sums along rows give its colour sums; then OpenCV's own formulas (``cv::moments``' central and normalised
+    moments, ``cv::HuMoments``) run in the same order of float operations, so ``hu`` is bit-identical to
+    ``cv2.HuMoments(cv2.moments(mask, binaryImage=True))`` of the cropped mask, as computed before.
+    """
     labels = np.asarray(labels)
     rgb = np.asarray(rgb)
     if rgb.shape[:2] != labels.shape or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise CelbenchError(f"colour frame {rgb.shape} does not match label map {labels.shape}")
-    flat = labels.ravel().astype(np.int64)
-    count = int(flat.max(initial=0))
-    area = np.bincount(flat, minlength=count + 1)
-    rows, cols = np.indices(labels.shape)
-    sum_row = np.bincount(flat, weights=rows.ravel(), minlength=count + 1)
-    sum_col = np.bincount(flat, weights=cols.ravel(), minlength=count + 1)
-    colour_sums = [np.bincount(flat, weights=rgb[..., c].ravel().astype(np.float64), minlength=count + 1)
-                   for c in range(3)]
-    components = []
-    for index, box in enumerate(ndimage.find_objects(labels.astype(np.int64)), start=1):
-        if box is None:
-            continue
-        mask = (labels[box] == index).astype(np.uint8)
-        hu = cv2.HuMoments(cv2.moments(mask, binaryImage=True)).ravel()
-        n = float(area[index])
-        components.append(Component(
-            id=index, area=int(area[index]),
-            centroid=(sum_row[index] / n, sum_col[index] / n),
-            bbox=(box[0].start, box[1].start, box[0].stop, box[1].stop),
-            hu=tuple(float(v) for v in hu),
-            mean_rgb=tuple(float(colour_sums[c][index] / n) for c in range(3)),  # type: ignore[arg-type]
-        ))
-    return components
+    columns: dict[str, list] = {"id": [], "area": [], "centroid": [], "bbox": [], "hu": [], "mean_rgb": []}
+    height, width = labels.shape
+    if labels.size == 0:
+        return columns
+    change = np.empty(labels.shape, bool)
+    change[:, 0] = True  # every row starts a run, so runs never span rows
+    np.not_equal(labels[:, 1:], labels[:, :-1], out=change[:, 1:])
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:], labels.size)
+    run_label = labels.ravel()[starts].astype(np.int64)
+    keep = run_label > 0
+    starts, ends, run_label = starts[keep], ends[keep], run_label[keep]
+    if len(run_label) == 0:
+        return columns
+    row = starts // width
+    first_col = starts - row * width
+    stop_col = ends - row * width  # exclusive
+    n = int(run_label.max()) + 1
+    present, first_run = np.unique(run_label, return_index=True)  # runs are in raster order
+    last_run = len(run_label) - 1 - np.unique(run_label[::-1], return_index=True)[1]
+    top = np.zeros(n, np.int64)
+    bottom = np.zeros(n, np.int64)
+    left = np.full(n, width, np.int64)
+    right = np.zeros(n, np.int64)
+    top[present] = row[first_run]
+    bottom[present] = row[last_run] + 1
+    np.minimum.at(left, run_label, first_col)
+    np.maximum.at(right, run_label, stop_col)
+
+    # Local coordinates (cv2.moments' x = column, y = row, from the crop's corner); exact int64 arithmetic.
+    y = row - top[run_label]
+    a = first_col - left[run_label]
+    b = stop_col - left[run_label]
+
+    def power_sums(k: np.ndarray) -> tuple[np.ndarray, ...]:
+        """sum of x**p over x in 0..k-1 for p = 0..3 (Faulhaber)."""
+        s1 = k * (k - 1) // 2
+        return k, s1, (k - 1) * k * (2 * k - 1) // 6, s1 * s1
+
+    s0, s1, s2, s3 = (hi - lo for hi, lo in zip(power_sums(b), power_sums(a)))
+    y2 = y * y
+
+    def total(weights: np.ndarray) -> np.ndarray:
+        # integers below 2**53 summed in float64: exact whatever the order
+        return np.bincount(run_label, weights=weights, minlength=n)
+
+    m00, m10, m01 = total(s0), total(s1), total(s0 * y)
+    m20, m11, m02 = total(s2), total(s1 * y), total(s0 * y2)
+    m30, m21, m12, m03 = total(s3), total(s2 * y), total(s1 * y2), total(s0 * y2 * y)
+    hu = _hu_moments(*(m[present] for m in (m00, m10, m01, m20, m11, m02, m30, m21, m12, m03)))
+    size = m00[present]
+    # centroid in frame coordinates: exact sums / area
+    sum_row = m01[present] + top[present] * size
+    sum_col = m10[present] + left[present] * size
+    # colour sums of the runs from the integral image (exact integers: int32 while they cannot overflow)
+    integral = cv2.integral(np.ascontiguousarray(rgb, dtype=np.uint8),
+                            sdepth=cv2.CV_32S if labels.size * 255 < 2**31 else cv2.CV_64F)
+    run_colour = ((integral[row + 1, stop_col] - integral[row + 1, first_col])
+                  - (integral[row, stop_col] - integral[row, first_col]))
+    colour = np.stack([total(run_colour[:, c])[present] for c in range(3)], axis=1)
+    columns["id"] = present.tolist()
+    columns["area"] = size.astype(np.int64).tolist()
+    columns["centroid"] = np.stack([sum_row / size, sum_col / size], axis=1).tolist()
+    columns["bbox"] = np.stack([top[present], left[present], bottom[present], right[present]], axis=1).tolist()
+    columns["hu"] = hu.tolist()
+    columns["mean_rgb"] = (colour / size[:, None]).tolist()
+    return columns
+
+
+def _hu_moments(m00, m10, m01, m20, m11, m02, m30, m21, m12, m03) -> np.ndarray:
+    """(N, 7) Hu moments from raw moment arrays, operation for operation as OpenCV's ``cv::moments``
+    (``completeMomentState``) and ``cv::HuMoments`` compute them (bit-identical results, tested)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_m00 = np.where(np.abs(m00) > np.finfo(np.float64).eps, 1.0 / np.where(m00 == 0, 1.0, m00), 0.0)
+    cx = m10 * inv_m00
+    cy = m01 * inv_m00
+    mu20 = m20 - m10 * cx
+    mu11 = m11 - m10 * cy
+    mu02 = m02 - m01 * cy
+    mu30 = m30 - cx * (3 * mu20 + cx * m10)
+    twice_mu11 = mu11 + mu11
+    mu21 = m21 - cx * (twice_mu11 + cx * m01) - cy * mu20
+    mu12 = m12 - cy * (twice_mu11 + cy * m10) - cx * mu02
+    mu03 = m03 - cy * (3 * mu02 + cy * m01)
+    s2 = inv_m00 * inv_m00
+    s3 = s2 * np.sqrt(np.abs(inv_m00))
+    nu20, nu11, nu02 = mu20 * s2, mu11 * s2, mu02 * s2
+    nu30, nu21, nu12, nu03 = mu30 * s3, mu21 * s3, mu12 * s3, mu03 * s3
+    t0 = nu30 + nu12
+    t1 = nu21 + nu03
+    q0, q1 = t0 * t0, t1 * t1
+    n4 = 4 * nu11
+    s = nu20 + nu02
+    d = nu20 - nu02
+    hu = np.empty((len(m00), 7))
+    hu[:, 0] = s
+    hu[:, 1] = d * d + n4 * nu11
+    hu[:, 3] = q0 + q1
+    hu[:, 5] = d * (q0 - q1) + n4 * t0 * t1
+    t0 = t0 * (q0 - 3 * q1)
+    t1 = t1 * (3 * q0 - q1)
+    q0 = nu30 - 3 * nu12
+    q1 = 3 * nu21 - nu03
+    hu[:, 2] = q0 * q0 + q1 * q1
+    hu[:, 4] = q0 * t0 + q1 * t1
+    hu[:, 6] = q1 * t0 - q0 * t1
+    return hu
 
 
 def features_table(components: list[Component]) -> dict[str, np.ndarray]:
@@ -278,10 +419,15 @@ def features_table(components: list[Component]) -> dict[str, np.ndarray]:
     }
 
 
+def extract_labels(sketch: np.ndarray, max_gap: float = 8.0, line_threshold: int = LINE_THRESHOLD) -> np.ndarray:
+    """Sketch -> uint16 label map after gap closing (the first half of :func:`extract_components`)."""
+    return label_components(close_gaps(line_mask(sketch, line_threshold), max_gap))
+
+
 def extract_components(sketch: np.ndarray, rgb: np.ndarray, max_gap: float = 8.0,
                        line_threshold: int = LINE_THRESHOLD) -> tuple[np.ndarray, list[Component]]:
     """Sketch + colour frame -> (uint16 label map after gap closing, component features)."""
-    labels = label_components(close_gaps(line_mask(sketch, line_threshold), max_gap))
+    labels = extract_labels(sketch, max_gap, line_threshold)
     return labels, component_features(labels, rgb)
 
 
@@ -324,19 +470,47 @@ def match_components(components_a: list[Component], components_b: list[Component
     Returns:
         Sorted list of (id_a, id_b) pairs, each id at most once.
     """
-    keep_a = [c for c in components_a if c.area >= min_area]
-    keep_b = [c for c in components_b if c.area >= min_area]
-    if not keep_a or not keep_b:
+    return match_arrays(MatchArrays.of(components_a), MatchArrays.of(components_b), shape,
+                        colour_tolerance=colour_tolerance, min_area=min_area, max_shift=max_shift,
+                        max_area_ratio=max_area_ratio, ambiguity_ratio=ambiguity_ratio,
+                        position_weight=position_weight, area_weight=area_weight, shape_weight=shape_weight)
+
+
+@dataclass(frozen=True)
+class MatchArrays:
+    """What :func:`match_components` needs of one frame's components, as arrays (one row per component)."""
+
+    id: np.ndarray  # (N,) int
+    mean_rgb: np.ndarray  # (N, 3) float64
+    centroid: np.ndarray  # (N, 2) float64
+    area: np.ndarray  # (N,) float64
+    log_hu: np.ndarray  # (N, 6) float64: log_hu(hu)[:, :6]
+
+    @classmethod
+    def of(cls, components) -> "MatchArrays":
+        """From :class:`Component` objects or component-table rows (dicts with the same keys)."""
+        rows = [c if isinstance(c, dict) else c.__dict__ for c in components]
+        return cls(np.array([r["id"] for r in rows], np.int64).reshape(-1),
+                   np.array([r["mean_rgb"] for r in rows], np.float64).reshape(-1, 3),
+                   np.array([r["centroid"] for r in rows], np.float64).reshape(-1, 2),
+                   np.array([r["area"] for r in rows], np.float64).reshape(-1),
+                   log_hu(np.array([r["hu"] for r in rows], np.float64).reshape(-1, 7))[:, :6])
+
+
+def match_arrays(a: MatchArrays, b: MatchArrays, shape: tuple[int, int], colour_tolerance: float = 12.0,
+                 min_area: int = 12, max_shift: float = 0.2, max_area_ratio: float = 2.0,
+                 ambiguity_ratio: float = 0.3, position_weight: float = 1.0, area_weight: float = 1.0,
+                 shape_weight: float = 0.25) -> list[tuple[int, int]]:
+    """:func:`match_components` on :class:`MatchArrays` (precomputed once per frame when a frame is in many
+    pairs)."""
+    keep_a = np.flatnonzero(a.area >= min_area)
+    keep_b = np.flatnonzero(b.area >= min_area)
+    if not len(keep_a) or not len(keep_b):
         return []
     diagonal = float(np.hypot(*shape))
-
-    def arrays(components: list[Component]):
-        return (np.array([c.mean_rgb for c in components]), np.array([c.centroid for c in components]),
-                np.array([c.area for c in components], np.float64),
-                log_hu(np.array([c.hu for c in components]))[:, :6])
-
-    colour_a, centre_a, area_a, hu_a = arrays(keep_a)
-    colour_b, centre_b, area_b, hu_b = arrays(keep_b)
+    ids_a, ids_b = a.id[keep_a].tolist(), b.id[keep_b].tolist()
+    colour_a, centre_a, area_a, hu_a = a.mean_rgb[keep_a], a.centroid[keep_a], a.area[keep_a], a.log_hu[keep_a]
+    colour_b, centre_b, area_b, hu_b = b.mean_rgb[keep_b], b.centroid[keep_b], b.area[keep_b], b.log_hu[keep_b]
     colour_diff = np.abs(colour_a[:, None, :] - colour_b[None, :, :]).max(axis=2)
     shift = np.linalg.norm(centre_a[:, None, :] - centre_b[None, :, :], axis=2)
     area_log_ratio = np.abs(np.log2(area_a[:, None] / area_b[None, :]))
@@ -363,5 +537,5 @@ def match_components(components_a: list[Component], components_b: list[Component
     for i in np.nonzero(clear_a)[0]:
         j = best_b[i]
         if clear_b[j] and best_a[j] == i:
-            pairs.append((keep_a[i].id, keep_b[j].id))
+            pairs.append((ids_a[i], ids_b[j]))
     return sorted(pairs)

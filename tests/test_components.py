@@ -245,3 +245,64 @@ def test_components_of_real_closed_line_art_match_its_segment_map(real_data):
     # a bijection: every segment is exactly one component and vice versa
     n_pairs = len(np.unique(segments * 65536 + labels))
     assert n_pairs == len(np.unique(segments)) == len(np.unique(labels)) > 200
+
+
+def _random_line_art(rng, height, width):
+    lines = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(3, 25))):
+        cv2.line(lines, tuple(int(v) for v in rng.integers(0, max(height, width), 2)),
+                 tuple(int(v) for v in rng.integers(0, max(height, width), 2)), 1, int(rng.integers(1, 6)))
+    lines[rng.random((height, width)) < 0.003] = 1
+    return lines.astype(bool)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorised_features_equal_per_component_opencv_and_bincount(seed):
+    # component_features works on runs of labels with OpenCV's moment formulas; the values must be exactly those
+    # of cv2.HuMoments(cv2.moments(mask)) on each cropped mask and of exact per-pixel sums (what it replaced).
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(20, 120, 2))
+    labels = label_components(close_gaps(_random_line_art(rng, height, width)))
+    if seed == 3:
+        labels = (labels.astype(np.int64) * 7 % 23).astype(np.int32)  # ids missing, regions split over rows
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    got = component_features(labels, rgb)
+    boxes = ndimage.find_objects(labels.astype(np.int64))
+    present = [i for i, box in enumerate(boxes, start=1) if box is not None]
+    assert [c.id for c in got] == present
+    rows, cols = np.indices(labels.shape)
+    for c, box in zip(got, (boxes[i - 1] for i in present)):
+        inside = labels == c.id
+        n = float(inside.sum())
+        assert c.area == int(n)
+        assert c.bbox == (box[0].start, box[1].start, box[0].stop, box[1].stop)
+        assert c.centroid == (rows[inside].sum() / n, cols[inside].sum() / n)
+        assert c.mean_rgb == tuple(rgb[inside].astype(np.float64).sum(axis=0) / n)
+        hu = cv2.HuMoments(cv2.moments(inside[box].astype(np.uint8), binaryImage=True)).ravel()
+        assert c.hu == tuple(hu.tolist())
+
+
+def test_labels_equal_scipy_label_numbering():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    for density in (0.2, 0.45, 0.6):
+        lines = rng.random((57, 83)) < density
+        expected, _ = ndimage.label(~lines, structure=ndimage.generate_binary_structure(2, 1))
+        np.testing.assert_array_equal(label_components(lines), expected.astype(np.uint16))
+    assert label_components(np.ones((3, 4), bool)).max() == 0 and label_components(np.zeros((0, 5), bool)).shape == (0, 5)
+
+
+def test_tip_half_widths_equal_the_full_distance_transform():
+    from scipy import ndimage
+
+    from dataprep.components import _tip_half_widths
+
+    rng = np.random.default_rng(2)
+    lines = _random_line_art(rng, 90, 70)
+    lines[10:40, 20:40] = True  # a blob wider than the search window
+    points = np.argwhere(lines)[::7]
+    expected = ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))[1:-1, 1:-1]
+    np.testing.assert_array_equal(_tip_half_widths(lines, points), expected[points[:, 0], points[:, 1]])
