@@ -19,8 +19,8 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from dataprep.errors import CelbenchError
 from dataprep.registry import Registry
@@ -48,10 +48,17 @@ class DistanceField(abc.ABC):
     line_threshold: int = DEFAULT_LINE_THRESHOLD
 
     def __call__(self, sketch: np.ndarray) -> np.ndarray:
+        return self.compute(self._line_mask(sketch))
+
+    def _line_mask(self, sketch: np.ndarray) -> np.ndarray:
         sketch = np.asarray(sketch)
         if sketch.ndim != 2 or sketch.dtype != np.uint8:
             raise CelbenchError(f"expected an (H, W) uint8 sketch, got shape {sketch.shape} dtype {sketch.dtype}")
-        return self.compute(sketch < self.line_threshold)
+        return sketch < self.line_threshold
+
+    def encoded(self, sketch: np.ndarray) -> np.ndarray:
+        """``encode_field(self(sketch))``: the stored uint16 form. Implementations may compute it directly."""
+        return encode_field(self(sketch))
 
 
 FIELDS: Registry[DistanceField] = Registry("field", entry_point_group="celbench.fields")
@@ -59,7 +66,7 @@ FIELDS: Registry[DistanceField] = Registry("field", entry_point_group="celbench.
 
 @FIELDS.register("euclidean")
 class EuclideanField(DistanceField):
-    """Truncated, normalised exact Euclidean distance transform (``scipy.ndimage.distance_transform_edt``).
+    """Truncated, normalised exact Euclidean distance transform (:func:`euclidean_distance`).
 
     A frame without any line pixel is 1 everywhere (every pixel is at least ``truncation`` away).
 
@@ -85,8 +92,61 @@ class EuclideanField(DistanceField):
     def compute(self, line_mask: np.ndarray) -> np.ndarray:
         if not line_mask.any():
             return np.ones(line_mask.shape, np.float32)
-        distance = ndimage.distance_transform_edt(~line_mask)
+        distance = euclidean_distance(~line_mask)
         return (np.minimum(distance, self.truncation) / self.truncation).astype(np.float32)
+
+    def encoded(self, sketch: np.ndarray) -> np.ndarray:
+        """``encode_field(self(sketch))`` through a table indexed by the integer squared distance.
+
+        Every pixel's distance is ``sqrt(n)`` for an integer ``n``, and only ``n <= truncation**2`` are not
+        clipped, so the uint16 values are a lookup of ``n`` in a table made with the very same float
+        operations as :meth:`compute` and :func:`encode_field` (identical output, tested).
+        """
+        line_mask = self._line_mask(sketch)
+        if not line_mask.any():
+            return np.full(line_mask.shape, FIELD_SCALE, np.uint16)
+        squared = _squared_distance(~line_mask)
+        if squared is None:
+            return encode_field(self.compute(line_mask))
+        return np.take(self._table(), squared, mode="clip")  # beyond the table: the clipped last entry
+
+    def _table(self) -> np.ndarray:
+        table = getattr(self, "_lookup", None)
+        if table is None:
+            n = np.arange(int(self.truncation ** 2) + 2, dtype=np.float64)  # the last entry: beyond truncation
+            field = (np.minimum(np.sqrt(n), self.truncation) / self.truncation).astype(np.float32)
+            table = self._lookup = encode_field(field)
+        return table
+
+
+def _squared_distance(mask: np.ndarray) -> np.ndarray | None:
+    """Integer squared Euclidean distance (int32) from every True pixel to the nearest False one, or None
+    when the image is too large for it to be exact in float32 (see :func:`euclidean_distance`)."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    if mask.ndim != 2 or mask.shape[0] ** 2 + mask.shape[1] ** 2 >= 1 << 21:
+        return None
+    root = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # root = sqrt(n) (1 + e), |e| <= 2**-24; squared in float32 (one more rounding of 2**-24): the error is at
+    # most n * (2**-23 + 2**-24) < 0.375 for n < 2**21, so rounding recovers n exactly.
+    np.multiply(root, root, out=root)
+    return np.rint(root, out=root).astype(np.int32)
+
+
+def euclidean_distance(mask: np.ndarray) -> np.ndarray:
+    """Exact Euclidean distance (float64) from every True pixel to the nearest False pixel; 0 on False pixels.
+
+    The same values as ``scipy.ndimage.distance_transform_edt(mask)`` (what was used before; tested equal), about
+    3x faster: ``cv2.distanceTransform`` with ``DIST_MASK_PRECISE`` (Felzenszwalb & Huttenlocher, exact) returns
+    float32 ``sqrt(n)`` of the integer squared distance ``n``; ``n`` is recovered exactly by rounding the square,
+    and its float64 square root taken as scipy does. Images with ``H**2 + W**2 >= 2**21`` (about 1450 px
+    diagonal), where that recovery is not guaranteed, use scipy. ``mask`` must hold at least one False pixel.
+    """
+    squared = _squared_distance(mask)
+    if squared is None:
+        from scipy import ndimage  # imported here: 0.15 s that a shot-detection worker need not pay
+
+        return ndimage.distance_transform_edt(mask)
+    return np.sqrt(squared.astype(np.float64))
 
 
 def encode_field(field: np.ndarray) -> np.ndarray:

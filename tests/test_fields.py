@@ -78,3 +78,25 @@ def test_bad_inputs_are_user_errors():
 def test_ls_fields(capsys):
     assert main(["ls", "fields"]) == 0
     assert capsys.readouterr().out.startswith("euclidean\t")
+
+
+def test_fast_transform_and_lookup_equal_scipy_exactly():
+    # euclidean_distance (cv2 + exact recovery of the squared distance) and EuclideanField.encoded (a lookup
+    # table) replaced scipy's distance_transform_edt and encode_field(field(...)): the values must be identical.
+    from scipy import ndimage
+
+    from dataprep.field import euclidean_distance
+
+    rng = np.random.default_rng(11)
+    for shape, density in (((64, 80), 0.01), ((256, 256), 0.002), ((300, 17), 0.3), ((1, 9), 0.2), ((900, 1100), 1e-5)):
+        sketch = np.where(rng.random(shape) < density, 0, 255).astype(np.uint8)
+        sketch.flat[rng.integers(sketch.size)] = 0
+        paper = sketch >= 128
+        np.testing.assert_array_equal(euclidean_distance(paper), ndimage.distance_transform_edt(paper))
+        for truncation in (32.0, 5.5):
+            euclidean = FIELDS.create("euclidean", truncation=truncation)
+            expected = (np.minimum(ndimage.distance_transform_edt(paper), truncation) / truncation).astype(np.float32)
+            np.testing.assert_array_equal(euclidean(sketch), expected)
+            np.testing.assert_array_equal(euclidean.encoded(sketch), encode_field(expected))
+    blank = np.full((5, 6), 255, np.uint8)
+    assert (FIELDS.create("euclidean").encoded(blank) == 65535).all()
