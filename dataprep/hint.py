@@ -113,14 +113,17 @@ class GaussianGeometricHints(HintSampler):
         if self.max_hints:
             count = min(count, self.max_hints)
         hints = []
+        centre = (height / 2, width / 2)
+        sigma = (height * self.sigma_fraction, width * self.sigma_fraction)
         for _ in range(count):
-            centre_y, centre_x = rng.normal((height / 2, width / 2), (height * self.sigma_fraction,
-                                                                        width * self.sigma_fraction))
+            centre_y, centre_x = rng.normal(centre, sigma).tolist()
             size = int(rng.integers(self.min_size, self.max_size + 1))
             size = min(size, height, width)
-            top = int(np.clip(round(centre_y - size / 2), 0, height - size))
-            left = int(np.clip(round(centre_x - size / 2), 0, width - size))
-            patch = target[top:top + size, left:left + size].reshape(-1, 3).astype(np.float64)
-            rgb = tuple(int(v) for v in np.rint(patch.mean(axis=0)))
+            # Python scalars instead of np.clip/np.rint on scalars (same values, a fraction of the time):
+            # round() is half-to-even as np.rint, and the integer patch sum is exact, as the float mean was.
+            top = min(max(round(centre_y - size / 2), 0), height - size)
+            left = min(max(round(centre_x - size / 2), 0), width - size)
+            sums = target[top:top + size, left:left + size].sum(axis=(0, 1), dtype=np.int64).tolist()
+            rgb = tuple(round(v / (size * size)) for v in sums)
             hints.append(Hint(top=top, left=left, size=size, rgb=rgb))  # type: ignore[arg-type]
         return hints

@@ -90,3 +90,24 @@ def test_parameters_are_configurable_and_checked():
 def test_ls_hints(capsys):
     assert main(["ls", "hints"]) == 0
     assert capsys.readouterr().out.startswith("gaussian-geometric\t")
+
+
+def test_draws_are_those_of_the_numpy_formulation():
+    # The sampler uses Python scalars for clipping, rounding and patch means; pinned against the numpy
+    # formulation it replaced (np.clip, np.rint of the float mean), draw for draw, so datasets do not change.
+    sampler = HINTS.create("gaussian-geometric", max_size=12)
+    rng = np.random.default_rng(3)
+    for seed in range(200):
+        height, width = (int(v) for v in rng.integers(1, 90, 2))
+        target = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        draws = np.random.default_rng(seed)
+        expected = []
+        for _ in range(int(draws.geometric(sampler.p))):
+            centre_y, centre_x = draws.normal((height / 2, width / 2), (height / 4, width / 4))
+            size = min(int(draws.integers(1, 13)), height, width)
+            top = int(np.clip(round(centre_y - size / 2), 0, height - size))
+            left = int(np.clip(round(centre_x - size / 2), 0, width - size))
+            patch = target[top:top + size, left:left + size].reshape(-1, 3).astype(np.float64)
+            expected.append((top, left, size, tuple(int(v) for v in np.rint(patch.mean(axis=0)))))
+        got = sampler.sample(target, np.random.default_rng(seed))
+        assert [(h.top, h.left, h.size, h.rgb) for h in got] == expected
