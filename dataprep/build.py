@@ -303,8 +303,8 @@ def process_unit(payload: dict) -> dict:
                     "reference_keys": [f"{video_id}/{r:06d}" for r in spec.references],
                     "target_key": f"{video_id}/{tgt:06d}", "interval": spec.interval,
                     "correspondences": [{"ref_id": a, "tgt_id": b} for a, b in matches],
-                    "hints": image_value(encode_png(hint_rgb, compression)),
-                    "hint_mask": image_value(encode_png(hint_mask, compression)),
+                    "hints": image_value(encode_png(hint_rgb, compression, "hints")),
+                    "hint_mask": image_value(encode_png(hint_mask, compression, "hint_mask")),
                     "hint_method": described["hint_method"], "hint_seed": seed,
                 }
             with timer("write"):
@@ -343,14 +343,14 @@ def process_unit(payload: dict) -> dict:
             with timer("components"):
                 labels, table = pipeline.components(sketch, rgb)
             with timer("encode"):
-                colour_png = encode_png(rgb, compression)
-                labels_png = encode_png(labels, compression)
+                colour_png = encode_png(rgb, compression, "colour")
+                labels_png = encode_png(labels, compression, "components")
                 row = {
                     "frame_key": f"{video_id}/{index:06d}", "video_id": video_id, "shot_id": state.shot_id,
                     "shot_start": state.start, "frame_index": index, "timestamp": timestamp,
                     "split": state.split, "held_group": group, "width": rgb.shape[1], "height": rgb.shape[0],
-                    "colour": image_value(colour_png), "sketch": image_value(encode_png(sketch, compression)),
-                    "distance_field": image_value(encode_png(field, compression)),
+                    "colour": image_value(colour_png), "sketch": image_value(encode_png(sketch, compression, "sketch")),
+                    "distance_field": image_value(encode_png(field, compression, "distance_field")),
                     "components": image_value(labels_png), "component_table": table,
                     "extractor": described["extractor"], "extractor_params": described["extractor_params"],
                     "field": described["field"], "seed": derive_seed(config.seed, video_id, index),

@@ -98,7 +98,8 @@ class OutputConfig:
 
     Attributes:
         shard_size: at most this many frames per frames Parquet file (a unit writes one or more shards).
-        png_compression: zlib level 0..9 of the stored PNGs (1 = fast; PNG is lossless at every level).
+        png_compression: zlib level 0..9 of the stored PNGs (1 = fast; PNG is lossless at every level). The PNG
+            filter and zlib strategy are chosen per column (:data:`dataprep.imaging.PNG_OPTIONS`).
     """
 
     shard_size: int = 1000

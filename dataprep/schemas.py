@@ -167,7 +167,9 @@ def markdown() -> str:
         "A dataset directory holds `meta/info.json` (the manifest: schema version, resolved config and its hash, "
         "sources with sha256, counts, per-unit status, timings), `data/frames/*.parquet` and "
         "`data/pairs/*.parquet`. Image columns are `struct<bytes: binary, path: string>` holding PNG bytes "
-        "(the Hugging Face `datasets` Image layout).",
+        "(the Hugging Face `datasets` Image layout); zlib level `output.png_compression`, PNG filter and zlib "
+        "strategy chosen per column for speed (`dataprep.imaging.PNG_OPTIONS`; lossless, so the decoded pixels "
+        "do not depend on them).",
         "",
     ]
     lines += [
