@@ -8,16 +8,23 @@ come back as ``TaskResult(ok=False, error=...)``.
 
 Adding a backend (Ray, Spark, a cluster queue) is one class with ``map`` and a decorator; ``fn`` and tasks are
 plain picklable values, and the tasks' outputs go to the shared output directory, not through the executor.
+
+``tasks`` is pulled lazily, one ``next()`` at a time, and pulled again after every result is handed back, so it
+may be a :class:`TaskQueue` that the caller fills *while* the map runs (the dataset builder queues a video's units
+as soon as its shot detection comes back, while other work is still running). ``close()`` releases what an
+executor keeps between maps (the local executor's worker processes, which it reuses so workers are spawned and
+warmed up once per build, not once per map).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import traceback
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 from dataprep.registry import Registry
 
@@ -50,14 +57,54 @@ def call_task(fn: Callable[[Any], Any], task: Task) -> TaskResult:
         return TaskResult(task.key, False, error=message, detail=traceback.format_exc())
 
 
+class TaskQueue:
+    """Tasks that may be added while an executor maps over them (see the module docstring).
+
+    ``next()`` on an empty queue raises ``StopIteration`` *for now*: an executor asks again after it has handed
+    back the next result, and a map ends when the queue is empty and nothing is running.
+    """
+
+    def __init__(self, tasks: Iterable[Task] = ()):
+        self._tasks: deque[Task] = deque(tasks)
+
+    def put(self, task: Task) -> None:
+        self._tasks.append(task)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> "TaskQueue":
+        return self
+
+    def __next__(self) -> Task:
+        if not self._tasks:
+            raise StopIteration
+        return self._tasks.popleft()
+
+
 class Executor:
-    """Runs tasks; see the module docstring. ``workers`` is a hint a backend may ignore."""
+    """Runs tasks; see the module docstring. ``workers`` is a hint a backend may ignore.
+
+    ``keeps_workers``: whether a worker process outlives its task (so a warm-up task, imports and caches, pays
+    off for the tasks that follow on it).
+    """
+
+    keeps_workers: bool = False
 
     def __init__(self, workers: int = 1):
         self.workers = max(1, int(workers))
 
-    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Task]) -> Iterator[TaskResult]:
+    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Task]) -> Iterator[TaskResult]:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers kept between maps (nothing by default)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 EXECUTORS: Registry[Executor] = Registry("executor", entry_point_group="celbench.executors")
@@ -68,7 +115,8 @@ class SerialExecutor(Executor):
     """In this process, one task after another (debugging, profiling, tiny datasets)."""
 
     def map(self, fn, tasks):
-        for task in tasks:
+        pending = iter(tasks)
+        while (task := next(pending, None)) is not None:
             yield call_task(fn, task)
 
 
@@ -79,7 +127,12 @@ class LocalExecutor(Executor):
     When a worker dies the pool breaks and every task still running in it is lost with it; the culprit is
     unknown, so each lost task is rerun alone in a fresh one-process pool: the task that kills its worker again is
     reported failed ("worker process died"), the innocent ones complete.
+
+    The pool is kept between maps until :meth:`close` (a broken one is replaced), so workers are spawned and
+    import their modules once per build.
     """
+
+    keeps_workers = True
 
     def __init__(self, workers: int = 2, start_method: str = "spawn"):
         super().__init__(workers)
@@ -87,49 +140,60 @@ class LocalExecutor(Executor):
         # pools, the executor's own feeder thread) and can hang on them forever; seen in this project's tests.
         # Spawning costs about a second of imports per worker and pool.
         self.context = multiprocessing.get_context(start_method)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def map(self, fn, tasks):
         lost: list[Task] = []
-        yield from self._run_pool(fn, list(tasks), self.workers, lost)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.context)
+        broken = yield from self._run_pool(self._pool, fn, iter(tasks), self.workers, lost)
+        if broken:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
         for task in lost:
             retry_lost: list[Task] = []
-            yield from self._run_pool(fn, [task], 1, retry_lost)
+            with ProcessPoolExecutor(max_workers=1, mp_context=self.context) as pool:
+                yield from self._run_pool(pool, fn, iter([task]), 1, retry_lost)
             for dead in retry_lost:
                 yield TaskResult(dead.key, False, error="worker process died (killed or crashed) while running it")
 
-    def _run_pool(self, fn, tasks: list[Task], workers: int, lost: list[Task]) -> Iterator[TaskResult]:
-        if not tasks:
-            return
-        pending = iter(tasks)
+    @staticmethod
+    def _run_pool(pool: ProcessPoolExecutor, fn, pending: Iterator[Task], workers: int,
+                  lost: list[Task]) -> Iterator[TaskResult]:
+        """Run ``pending`` in ``pool``; returns (as the generator's value) whether the pool broke."""
         running: dict[Future, Task] = {}
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=self.context) as pool:
-            broken = False
+        broken = False
 
-            def submit_next() -> bool:
+        def fill() -> None:
+            # Keep at most 2 tasks per worker queued, so a broken pool loses few and memory stays bounded.
+            while not broken and len(running) < 2 * workers:
                 task = next(pending, None)
                 if task is None:
-                    return False
+                    return
                 try:
                     running[pool.submit(call_task, fn, task)] = task
                 except BrokenProcessPool:
                     lost.append(task)
-                    return False
-                return True
+                    return
 
-            # Keep at most 2 tasks per worker queued, so a broken pool loses few and memory stays bounded.
-            for _ in range(2 * workers):
-                if not submit_next():
-                    break
-            while running:
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = running.pop(future)
-                    try:
-                        yield future.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        lost.append(task)
-                    if not broken:
-                        submit_next()
-            if broken:
-                lost.extend(pending)
+        fill()
+        while running:
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                task = running.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    lost.append(task)
+                    continue
+                yield result
+            fill()  # after handing results back: the caller may have queued more tasks meanwhile
+        if broken:
+            lost.extend(pending)
+        return broken

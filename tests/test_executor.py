@@ -1,0 +1,32 @@
+"""Executors: tasks queued while a map runs are run too; the local executor keeps its workers between maps."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dataprep.executor import EXECUTORS, Task, TaskQueue
+
+
+def _pid_and_double(payload):
+    return os.getpid(), payload * 2
+
+
+@pytest.mark.parametrize("name", ["serial", "local"])
+def test_tasks_queued_in_response_to_results_are_run(name):
+    with EXECUTORS.create(name, workers=2) as executor:
+        queue = TaskQueue([Task("a", 1)])
+        seen = {}
+        for result in executor.map(_pid_and_double, queue):
+            assert result.ok
+            seen[result.key] = result.value[1]
+            if result.key == "a":  # like a shot detection coming back: queue its units
+                for k in range(3):
+                    queue.put(Task(f"b{k}", 10 + k))
+        assert seen == {"a": 2, "b0": 20, "b1": 22, "b2": 24}
+        first = {r.value[0] for r in executor.map(_pid_and_double, [Task(str(k), k) for k in range(4)])}
+        second = {r.value[0] for r in executor.map(_pid_and_double, [Task(str(k), k) for k in range(4)])}
+        if name == "local":
+            # workers are other processes, and the second map reuses the first map's (at most 2 in all)
+            assert os.getpid() not in first and len(first | second) <= 2
