@@ -14,8 +14,15 @@ complete, then writes its marker; a unit without marker is redone from scratch (
 rerun with ``--resume`` neither loses nor duplicates rows. A failing unit (exception, ``OSError`` such as a full
 disk, a killed worker) is recorded as failed in the manifest and the others go on; ``--resume`` redoes it.
 
+Shot detection and units run in one executor session (:class:`dataprep.executor.TaskQueue`): the workers are
+spawned once, a worker with nothing to detect warms up meanwhile (imports, the source's packet index), and a
+source's units are queued, longest first, as soon as its shots are known, so the next source's detection overlaps
+with them and no worker idles long at the end.
+
 Frames stream shot by shot: a unit holds the encoded PNGs and component tables of one shot at a time (needed to
-mine pairs inside the shot), so memory is bounded by the longest shot (~150 kB per 256x256 frame), not by the video.
+mine pairs inside the shot), so memory is bounded by the longest shot (~150 kB per 256x256 frame), not by the video;
+the decoded colour frames and label maps are kept as well up to :data:`RAW_BUDGET` per shot (64 MiB), so mining
+pairs decodes no PNG for shots of up to about 200 frames.
 
 Splits are assigned per shot (or per source, ``split.by``) from a hash of (split seed, video id, shot start):
 deterministic, independent of the executor and of the other sources, and never divide a shot.
@@ -30,7 +37,7 @@ import os
 import re
 import shutil
 import time
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,7 +52,7 @@ from dataprep.hashing import sha256_file
 from dataprep import __version__
 from dataprep.config import BuildConfig, config_from_dict, config_hash
 from dataprep.errors import CelbenchError, file_error
-from dataprep.executor import EXECUTORS, Task, TaskResult
+from dataprep.executor import EXECUTORS, Task, TaskQueue, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
 from dataprep.progress import progress
@@ -215,6 +222,26 @@ class _Timer:
         return _Span()
 
 
+def build_task(payload: dict) -> Any:
+    """Executor task of a build: ``payload["task"]`` is 'detect' (:func:`detect_task`), 'unit'
+    (:func:`process_unit`) or 'warm' (:func:`warm_task`)."""
+    return {"detect": detect_task, "unit": process_unit, "warm": warm_task}[payload["task"]](payload)
+
+
+def warm_task(payload: dict) -> None:
+    """Executor task: make a worker ready while others detect shots (imports, the pipeline's per-source prep)."""
+    config = config_from_dict(payload["config"])
+    pipeline = make_pipeline(config, payload.get("pipeline"))
+    create_samplers(config.samplers)
+    prepare = getattr(pipeline, "prepare", None)
+    if prepare is not None:
+        for path in payload["paths"]:
+            try:
+                prepare(path)
+            except Exception:  # only a head start: the unit that needs it reports any problem
+                pass
+
+
 def detect_task(payload: dict) -> dict:
     """Executor task: shot detection of one source, cached as meta/shots/<video_id>.json."""
     t0 = time.perf_counter()
@@ -235,9 +262,58 @@ class _ShotState:
         self.groups: list[int] = []
         self.colour_png: dict[int, bytes] = {}
         self.labels_png: dict[int, bytes] = {}
+        # The arrays themselves too, up to RAW_BUDGET bytes per shot, so mining pairs needs no PNG decoding
+        self.colour_raw: dict[int, np.ndarray] = {}
+        self.labels_raw: dict[int, np.ndarray] = {}
+        self.raw_bytes = 0
         self.tables: dict[int, list[dict]] = {}
         self.anchor: np.ndarray | None = None
         self.run_first: dict[int, int] = {}
+
+
+#: Bytes of decoded colour frames and label maps a unit keeps per shot for mining its pairs (64 MiB: about
+#: 200 frames at 256 x 256); frames beyond it are decoded again from their PNG when a pair needs them.
+RAW_BUDGET = 64 << 20
+
+
+def _keep_raw(state: _ShotState, index: int, rgb: np.ndarray, labels: np.ndarray) -> None:
+    """Keep a frame's arrays for pair mining while the budget allows and they equal their PNG round trip."""
+    size = rgb.nbytes + labels.nbytes
+    if (state.raw_bytes + size > RAW_BUDGET or rgb.dtype != np.uint8 or rgb.ndim != 3
+            or labels.dtype not in (np.uint8, np.uint16) or labels.ndim != 2):
+        return
+    for array, store in ((rgb, state.colour_raw), (labels, state.labels_raw)):
+        array = np.ascontiguousarray(array)
+        array.setflags(write=False)
+        store[index] = array
+    state.raw_bytes += size
+
+
+class _DecodeCache:
+    """``cache[index]``: the image of ``encoded[index]``: the kept array when there is one, else the decoded PNG,
+    the ``size`` most recently used kept decoded.
+
+    Pairs are mined sequence by sequence in time order, so a small cache decodes almost every frame once.
+    Arrays handed out are read-only (a shared array must not be changed by one pair for the next).
+    """
+
+    def __init__(self, encoded: dict[int, bytes], raw: dict[int, np.ndarray] | None = None, size: int = 64):
+        self.encoded, self.raw, self.size = encoded, raw or {}, size
+        self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index in self.raw:
+            return self.raw[index]
+        array = self._decoded.get(index)
+        if array is None:
+            array = decode_png(self.encoded[index])
+            array.setflags(write=False)
+            self._decoded[index] = array
+            if len(self._decoded) > self.size:
+                self._decoded.popitem(last=False)
+        else:
+            self._decoded.move_to_end(index)
+        return array
 
 
 def _held_group(state: _ShotState, rgb: np.ndarray, index: int, threshold: float) -> int:
@@ -286,16 +362,19 @@ def process_unit(payload: dict) -> dict:
     def finish_shot(s: _ShotState) -> None:
         with timer("pairs"):
             specs = _mine(samplers, s, video_id, config)
+        # A frame is in many pairs: decode each PNG once (a bounded cache, so memory stays per-frame small).
+        labels_of = _DecodeCache(s.labels_png, s.labels_raw)
+        colour_of = _DecodeCache(s.colour_png, s.colour_raw)
         for spec in specs:
             with timer("pairs"):
                 ref, tgt = spec.references[0], spec.target
-                ref_comp = (decode_png(s.labels_png[ref]), s.tables[ref])
-                tgt_labels = decode_png(s.labels_png[tgt])
+                ref_comp = (labels_of[ref], s.tables[ref])
+                tgt_labels = labels_of[tgt]
                 matches = pipeline.correspondences(ref_comp, (tgt_labels, s.tables[tgt]))
             with timer("hints"):
                 pair_key = f"{spec.sequence_id}/{tgt:06d}"
                 seed = derive_seed(config.seed, "hint", pair_key)
-                hint_rgb, hint_mask = pipeline.hints(decode_png(s.colour_png[tgt]), tgt_labels, seed)
+                hint_rgb, hint_mask = pipeline.hints(colour_of[tgt], tgt_labels, seed)
             with timer("encode"):
                 row = {
                     "pair_key": pair_key, "video_id": video_id, "shot_id": s.shot_id, "split": s.split,
@@ -360,6 +439,7 @@ def process_unit(payload: dict) -> dict:
             state.indices.append(index)
             state.groups.append(group)
             state.colour_png[index], state.labels_png[index], state.tables[index] = colour_png, labels_png, table
+            _keep_raw(state, index, rgb, labels)
             counts["frames"] += 1
             counts[f"frames:{state.split}"] += 1
         if state is not None:
@@ -516,88 +596,133 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
     manifest.save()
     payload_config = config.to_dict()
 
-    # Phase 1: shot detection per source (cached).
+    # Shot detection (cached per source) and the units run in one executor session: a source's units are
+    # queued as soon as its detection is known, so the next source's detection overlaps with this one's units,
+    # and the workers are spawned once.
     t0 = time.perf_counter()
+    queue = TaskQueue()
     detections: dict[str, dict] = {}
-    todo = []
+    failed: list[str] = []
+    planned_keys: set[str] = set()
+    shots_in: dict[str, int] = {}
+    detect_seconds = 0.0
+    bar = progress(total=0, desc="build", unit="shot")
+    by_id = {s.video_id: s for s in sources}
+    undetected = 0
     for source in sources:
         cached = out / "meta" / "shots" / f"{source.video_id}.json"
         if cached.exists():
             detections[source.video_id] = json.loads(cached.read_text())
         else:
-            todo.append(Task(source.video_id, {"path": source.path, "video_id": source.video_id,
-                                               "out": str(out), "config": payload_config, "pipeline": PIPELINE}))
-    failed: list[str] = []
-    detect_seconds = 0.0
-    for result in progress(executor.map(detect_task, todo), total=len(todo), desc="detect shots", unit="video"):
-        if result.ok:
-            detections[result.key] = json.loads((out / "meta" / "shots" / f"{result.key}.json").read_text())
-            detect_seconds += result.value["seconds"]
-        else:
-            manifest.data["units"][f"{result.key}.detect"] = {"status": "failed", "video_id": result.key,
-                                                             "stage": "detect", "error": result.error}
-            failed.append(f"{result.key}.detect")
-            if log:
-                log(f"{result.key}: shot detection failed: {result.error}")
-    for source in sources:
-        entry = next(s for s in manifest.data["sources"] if s["sha256"] == source.sha256)
-        entry["path"] = source.path
-        if source.video_id in detections:
-            d = detections[source.video_id]
-            manifest.data["units"].pop(f"{source.video_id}.detect", None)
-            entry.update({"n_frames": d.get("n_frames"), "fps": d.get("fps"), "detector": d.get("detector"),
-                          "shots": len(d.get("shots", [])),
-                          "kept_shots": sum(1 for s in d.get("shots", []) if s.get("kept", True)),
-                          "dropped_shots": dict(Counter(str(s.get("reason")) for s in d.get("shots", [])
-                                                        if not s.get("kept", True))),
-                          "dropped_frames": len(d.get("dropped_frames", []))})
-            if d.get("error"):
-                # decoding stopped early (truncated/corrupt file): the frames before it are used, and it is said
-                entry["decode_error"] = d["error"]
-                if log:
-                    log(f"{source.path}: {d['error']}")
-    manifest.save()
+            undetected += 1
+            queue.put(Task(f"{source.video_id}.detect", {
+                "task": "detect", "path": source.path, "video_id": source.video_id, "out": str(out),
+                "config": payload_config, "pipeline": PIPELINE}))
+    workers = getattr(executor, "workers", 1)
+    if getattr(executor, "keeps_workers", False) and 0 < undetected < workers:
+        # Idle workers meanwhile import the stage modules and read the sources' headers (warm_task), so the
+        # units start at full speed when the detections come back.
+        for k in range(workers - undetected):
+            queue.put(Task(f"warm-{k}", {"task": "warm", "paths": [s.path for s in sources],
+                                         "config": payload_config, "pipeline": PIPELINE}))
 
-    # Phase 2: units.
-    tasks = []
-    planned_keys: set[str] = set()
-    for source in sources:
-        if source.video_id not in detections:
-            continue
-        for unit in plan_units(config, source, detections[source.video_id]):
+    def queue_units(source: Source) -> None:
+        _record_detection(manifest, source, detections[source.video_id], log)
+        units = plan_units(config, source, detections[source.video_id])
+        # Longest first: the last units to finish are short ones, so no worker idles long at the end.
+        for unit in sorted(units, key=lambda u: -sum(s["end"] - s["start"] for s in u["shots"])):
             key = unit["unit"]
             planned_keys.add(key)
-            marker = out / "meta" / "units" / f"{key}.done.json"
-            if marker.exists():
-                # The marker is the truth: it is written after the unit's last shard, so a unit whose marker
-                # exists is complete even when the build was killed before recording it in the manifest.
-                done = json.loads(marker.read_text())
-                if all((out / "data" / t / f).exists() for t, fs in done["files"].items() for f in fs):
-                    record = manifest.data["units"].setdefault(key, {"video_id": source.video_id})
-                    record.update({"status": "done", "files": done["files"], "counts": done["counts"],
-                                   "timings": done["timings"], "seconds": done["seconds"]})
-                    record.pop("error", None)
-                    continue
+            if _unit_done(out, manifest, key, source.video_id):
+                continue
             manifest.data["units"][key] = {"status": "pending", "video_id": source.video_id,
                                            "shots": [unit["shots"][0]["shot_id"], unit["shots"][-1]["shot_id"]],
                                            "frames": [unit["shots"][0]["start"], unit["shots"][-1]["end"]]}
-            tasks.append(Task(key, {**unit, "out": str(out), "config": payload_config, "pipeline": PIPELINE}))
-    for key in [k for k in manifest.data["units"] if k not in planned_keys and not k.endswith(".detect")]:
-        # A unit of an earlier plan (another run.frames_per_unit): its rows are redone by the new units.
-        remove_unit_files(out, key)
-        del manifest.data["units"][key]
+            shots_in[key] = len(unit["shots"])
+            bar.total += shots_in[key]
+            bar.refresh()
+            queue.put(Task(key, {**unit, "task": "unit", "out": str(out), "config": payload_config,
+                                 "pipeline": PIPELINE}))
+
+    def drop_stale_units() -> None:
+        # A unit of an earlier plan (another run.frames_per_unit, a source gone): its rows are redone (or gone).
+        for key in [k for k in manifest.data["units"] if k not in planned_keys and not k.endswith(".detect")]:
+            remove_unit_files(out, key)
+            del manifest.data["units"][key]
+
+    for source in sources:
+        if source.video_id in detections:
+            queue_units(source)
+    if not undetected:
+        drop_stale_units()
     manifest.save()
-    shots_in = {t.key: len(t.payload["shots"]) for t in tasks}
-    bar = progress(total=sum(shots_in.values()), desc="build", unit="shot")
-    for result in executor.map(process_unit, tasks):
-        bar.update(shots_in[result.key])
-        _record(manifest, result, log, failed)
-        manifest.save()
-    bar.close()
+    try:
+        for result in executor.map(build_task, queue):
+            if result.key.startswith("warm-"):
+                continue
+            if result.key.endswith(".detect"):
+                video_id = result.key[: -len(".detect")]
+                undetected -= 1
+                if result.ok:
+                    detections[video_id] = json.loads((out / "meta" / "shots" / f"{video_id}.json").read_text())
+                    detect_seconds += result.value["seconds"]
+                    queue_units(by_id[video_id])
+                else:
+                    manifest.data["units"][result.key] = {"status": "failed", "video_id": video_id,
+                                                          "stage": "detect", "error": result.error}
+                    failed.append(result.key)
+                    if log:
+                        log(f"{video_id}: shot detection failed: {result.error}")
+                if not undetected:
+                    drop_stale_units()
+            else:
+                bar.update(shots_in[result.key])
+                _record(manifest, result, log, failed)
+            manifest.save()
+    finally:
+        bar.close()
+        executor.close()
     _finish(manifest, detect_seconds, time.perf_counter() - t0, time.perf_counter() - t_build)
     manifest.save()
     return BuildReport(out, manifest.data, sorted(k for k, u in manifest.data["units"].items()
                                                   if u.get("status") == "failed"))
+
+
+def _record_detection(manifest: Manifest, source: Source, d: dict, log) -> None:
+    """The manifest's entry of a detected source: frame and shot counts, what was dropped, decode errors."""
+    entry = next(s for s in manifest.data["sources"] if s["sha256"] == source.sha256)
+    entry["path"] = source.path
+    manifest.data["units"].pop(f"{source.video_id}.detect", None)
+    entry.update({"n_frames": d.get("n_frames"), "fps": d.get("fps"), "detector": d.get("detector"),
+                  "shots": len(d.get("shots", [])),
+                  "kept_shots": sum(1 for s in d.get("shots", []) if s.get("kept", True)),
+                  "dropped_shots": dict(Counter(str(s.get("reason")) for s in d.get("shots", [])
+                                                if not s.get("kept", True))),
+                  "dropped_frames": len(d.get("dropped_frames", []))})
+    if d.get("error"):
+        # decoding stopped early (truncated/corrupt file): the frames before it are used, and it is said
+        entry["decode_error"] = d["error"]
+        if log:
+            log(f"{source.path}: {d['error']}")
+
+
+def _unit_done(out: Path, manifest: Manifest, key: str, video_id: str) -> bool:
+    """Whether a unit is complete on disk (its marker and every file it lists); recorded as done if so.
+
+    The marker is the truth: it is written after the unit's last shard, so a unit whose marker exists is
+    complete even when the build was killed before recording it in the manifest.
+    """
+    marker = out / "meta" / "units" / f"{key}.done.json"
+    if not marker.exists():
+        return False
+    done = json.loads(marker.read_text())
+    if not all((out / "data" / t / f).exists() for t, fs in done["files"].items() for f in fs):
+        return False
+    record = manifest.data["units"].setdefault(key, {"video_id": video_id})
+    record.update({"status": "done", "files": done["files"], "counts": done["counts"],
+                   "timings": done["timings"], "seconds": done["seconds"]})
+    record.pop("error", None)
+    return True
 
 
 def _record(manifest: Manifest, result: TaskResult, log, failed: list[str]) -> None:

@@ -176,7 +176,10 @@ def markdown() -> str:
         "## How rows are made",
         "",
         "- **Units and resume.** Work is split into units (runs of whole shots of one source, "
-        "`run.frames_per_unit`); a unit's shards are written under temporary names, renamed when complete, "
+        "`run.frames_per_unit`, default 100 frames); shot detection and units share one set of workers, a "
+        "source's units are queued (longest first) as soon as its shots are known, and `meta/info.json` records "
+        "each stage's seconds summed over the workers (`timings.stages_cpu_seconds`). A unit's shards are "
+        "written under temporary names, renamed when complete, "
         "then `meta/units/<unit>.done.json` is written. `dataprep build --resume` skips units with a marker and "
         "redoes the rest from scratch, so nothing is lost or duplicated. Failed units are listed in the manifest "
         "with their error.",
