@@ -126,7 +126,8 @@ class LocalExecutor(Executor):
 
     When a worker dies the pool breaks and every task still running in it is lost with it; the culprit is
     unknown, so each lost task is rerun alone in a fresh one-process pool: the task that kills its worker again is
-    reported failed ("worker process died"), the innocent ones complete.
+    reported failed ("worker process died"), the innocent ones complete. Tasks not started yet (and tasks queued
+    meanwhile) then run in a fresh pool.
 
     The pool is kept between maps until :meth:`close` (a broken one is replaced), so workers are spawned and
     import their modules once per build.
@@ -148,28 +149,34 @@ class LocalExecutor(Executor):
             self._pool = None
 
     def map(self, fn, tasks):
-        lost: list[Task] = []
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.context)
-        broken = yield from self._run_pool(self._pool, fn, iter(tasks), self.workers, lost)
-        if broken:
+        pending = iter(tasks)
+        while True:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.context)
+            lost: list[Task] = []
+            broken = yield from self._run_pool(self._pool, fn, pending, self.workers, lost)
+            if not broken:
+                return  # nothing left to pull and nothing running
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-        for task in lost:
-            retry_lost: list[Task] = []
-            with ProcessPoolExecutor(max_workers=1, mp_context=self.context) as pool:
-                yield from self._run_pool(pool, fn, iter([task]), 1, retry_lost)
-            for dead in retry_lost:
-                yield TaskResult(dead.key, False, error="worker process died (killed or crashed) while running it")
+            for task in lost:
+                retry_lost: list[Task] = []
+                with ProcessPoolExecutor(max_workers=1, mp_context=self.context) as pool:
+                    yield from self._run_pool(pool, fn, iter([task]), 1, retry_lost)
+                for dead in retry_lost:
+                    yield TaskResult(dead.key, False, error="worker process died (killed or crashed) while running it")
+            # then go on with the tasks not started yet (and any queued meanwhile) in a fresh pool
 
     @staticmethod
     def _run_pool(pool: ProcessPoolExecutor, fn, pending: Iterator[Task], workers: int,
                   lost: list[Task]) -> Iterator[TaskResult]:
-        """Run ``pending`` in ``pool``; returns (as the generator's value) whether the pool broke."""
+        """Run tasks from ``pending`` in ``pool`` until it is empty and nothing runs, or the pool breaks; tasks
+        that were running in a broken pool go to ``lost``. Returns (as the generator's value) whether it broke."""
         running: dict[Future, Task] = {}
         broken = False
 
         def fill() -> None:
+            nonlocal broken
             # Keep at most 2 tasks per worker queued, so a broken pool loses few and memory stays bounded.
             while not broken and len(running) < 2 * workers:
                 task = next(pending, None)
@@ -178,8 +185,8 @@ class LocalExecutor(Executor):
                 try:
                     running[pool.submit(call_task, fn, task)] = task
                 except BrokenProcessPool:
+                    broken = True
                     lost.append(task)
-                    return
 
         fill()
         while running:
@@ -194,6 +201,4 @@ class LocalExecutor(Executor):
                     continue
                 yield result
             fill()  # after handing results back: the caller may have queued more tasks meanwhile
-        if broken:
-            lost.extend(pending)
         return broken

@@ -30,3 +30,27 @@ def test_tasks_queued_in_response_to_results_are_run(name):
         if name == "local":
             # workers are other processes, and the second map reuses the first map's (at most 2 in all)
             assert os.getpid() not in first and len(first | second) <= 2
+
+
+def _sleep_or_die(payload):
+    import time
+
+    kind, seconds = payload
+    time.sleep(seconds)
+    if kind == "die":
+        os._exit(3)  # like a worker killed by the OOM killer
+    return kind
+
+
+def test_tasks_queued_after_a_worker_died_still_run():
+    # A worker dies while another task runs: both are lost with the pool and rerun alone; a task queued in
+    # response to the innocent one's result (a detection's units) must run too, in a fresh pool.
+    with EXECUTORS.create("local", workers=2) as executor:
+        queue = TaskQueue([Task("slow", ("ok", 0.6)), Task("die", ("die", 0.1))])
+        results = {}
+        for result in executor.map(_sleep_or_die, queue):
+            results[result.key] = result
+            if result.key == "slow":
+                queue.put(Task("later", ("ok", 0.0)))
+    assert results["slow"].ok and results["later"].ok and results["later"].value == "ok"
+    assert not results["die"].ok and "worker process died" in results["die"].error
