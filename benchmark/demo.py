@@ -58,16 +58,29 @@ def synth_source(clip: SynthClip) -> MemorySource:
 
 
 def demo_dataset(video_dir: Path, dataset_dir: Path, log=print) -> SampleSource:
-    """Step 2: ``dataprep build`` the demo video into ``dataset_dir`` (every shot in the test split)."""
+    """Step 2: ``dataprep build`` the demo video into ``dataset_dir`` (every shot in the test split), then
+    ``dataprep validate`` and ``dataprep info``: build messages go to ``log``, the summary to stdout, the
+    report (random samples: colour, sketch, distance field, components, hints) to ``dataset_dir/report.html``
+    and ``report.png``."""
     from benchmark.parquet_source import ParquetSource
     from dataprep.build import build
     from dataprep.config import load_config
+    from dataprep.report import format_summary, summarise, write_report
+    from dataprep.validate import ValidationError, validate
 
     video = next(p for p in sorted(video_dir.iterdir()) if p.stem == "video")
     report = build([video], dataset_dir, load_config(None, list(BUILD_OVERRIDES)), overwrite=True,
                    log=lambda message: log(f"dataprep build: {message}"))
     if report.failed:
         raise CelbenchError(f"{dataset_dir}: dataprep build failed for units {', '.join(report.failed)}")
+    try:
+        validate(dataset_dir)
+    except ValidationError as error:  # a demo scored on an invalid dataset would mislead
+        raise CelbenchError(f"{dataset_dir}: dataprep validate: invalid: {error}") from None
+    summary = summarise(dataset_dir)
+    print(format_summary(summary))
+    written = write_report(dataset_dir, summary)
+    print("dataset report (open the .html in a browser): " + ", ".join(str(p) for p in written))
     return ParquetSource(dataset_dir)
 
 

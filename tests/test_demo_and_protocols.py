@@ -25,6 +25,9 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, caps
     board = tmp_path / "demo" / "leaderboards"
     assert f"{board / 'shi-kref@1.html'}" in out
     assert "skip flow-warp on hints@1" in out
+    dataset = tmp_path / "demo" / "dataset"
+    assert f"dataset report (open the .html in a browser): {dataset / 'report.png'}" in out
+    assert (dataset / "report.html").is_file() and (dataset / "report.png").stat().st_size > 0
     for protocol in ("shi-kref@1", "components@1", "hints@1"):
         assert (board / f"{protocol}.md").is_file()
     records = [read_record(r) for r in sorted((board / "results").rglob("*.json"))]
