@@ -30,6 +30,7 @@ from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
 from dataprep.errors import CelbenchError
+from dataprep.field import euclidean_distance
 
 #: Sketch pixels darker than this (0..255) are line pixels.
 LINE_THRESHOLD = 128
@@ -58,7 +59,7 @@ def _tip_half_widths(lines: np.ndarray, ends: np.ndarray, radius: int = 6) -> np
     """Euclidean distance from each of ``ends`` (line pixels) to the nearest paper pixel; the frame border is line.
 
     Equal to ``ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))`` at ``ends`` (what it
-    was computed with before), but only looks at a ``radius`` window around each tip: a paper pixel found at
+    was computed with before; :func:`dataprep.field.euclidean_distance` gives the same values), but only looks at a ``radius`` window around each tip: a paper pixel found at
     distance <= ``radius`` is the nearest one (anything outside the window is farther); tips of wider strokes
     fall back to the full transform.
     """
@@ -73,7 +74,7 @@ def _tip_half_widths(lines: np.ndarray, ends: np.ndarray, radius: int = 6) -> np
     found = nearest <= radius * radius
     widths = np.sqrt(np.where(found, nearest, 0).astype(np.float64))
     if not found.all():
-        full = ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))[1:-1, 1:-1]
+        full = euclidean_distance(np.pad(lines, 1, constant_values=True))[1:-1, 1:-1]
         widths[~found] = full[ends[~found, 0], ends[~found, 1]]
     return widths
 

@@ -121,9 +121,10 @@ class EuclideanField(DistanceField):
 
 def _squared_distance(mask: np.ndarray) -> np.ndarray | None:
     """Integer squared Euclidean distance (int32) from every True pixel to the nearest False one, or None
-    when the image is too large for it to be exact in float32 (see :func:`euclidean_distance`)."""
+    when the image is too large for it to be exact in float32 (see :func:`euclidean_distance`) or has no False
+    pixel (OpenCV then has no distance to give)."""
     mask = np.ascontiguousarray(mask, dtype=bool)
-    if mask.ndim != 2 or mask.shape[0] ** 2 + mask.shape[1] ** 2 >= 1 << 21:
+    if mask.ndim != 2 or mask.shape[0] ** 2 + mask.shape[1] ** 2 >= 1 << 21 or mask.all():
         return None
     root = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     # root = sqrt(n) (1 + e), |e| <= 2**-24; squared in float32 (one more rounding of 2**-24): the error is at
@@ -139,7 +140,7 @@ def euclidean_distance(mask: np.ndarray) -> np.ndarray:
     3x faster: ``cv2.distanceTransform`` with ``DIST_MASK_PRECISE`` (Felzenszwalb & Huttenlocher, exact) returns
     float32 ``sqrt(n)`` of the integer squared distance ``n``; ``n`` is recovered exactly by rounding the square,
     and its float64 square root taken as scipy does. Images with ``H**2 + W**2 >= 2**21`` (about 1450 px
-    diagonal), where that recovery is not guaranteed, use scipy. ``mask`` must hold at least one False pixel.
+    diagonal), where that recovery is not guaranteed, and masks without a False pixel use scipy.
     """
     squared = _squared_distance(mask)
     if squared is None:

@@ -150,6 +150,8 @@ class StagePipeline:
         self.extractor = EXTRACTORS.create(config.sketch.name, **config.sketch.params)
         self.field = FIELDS.create(config.field.name, **config.field.params)
         self.hint = HINTS.create(config.hints.name, **config.hints.params)
+        # id(table) -> (table, its MatchArrays); holding the table keeps its id from being reused meanwhile
+        self._match_cache: dict[int, tuple[list[dict], Any]] = {}
 
     # --- sources -------------------------------------------------------------------------------------
     def _crop(self) -> tuple[int, int, int, int] | None:
@@ -273,10 +275,10 @@ class StagePipeline:
 
     def _match_arrays(self, table: list[dict]):
         """A frame's table as :class:`dataprep.components.MatchArrays`, converted once for the many pairs it is
-        in. Keyed by the table object; the cache holds the table too, so its id cannot be reused meanwhile."""
+        in (see ``_match_cache``)."""
         from dataprep.components import MatchArrays
 
-        cache = self.__dict__.setdefault("_match_cache", {})
+        cache = self._match_cache
         hit = cache.get(id(table))
         if hit is not None and hit[0] is table:
             return hit[1]

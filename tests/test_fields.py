@@ -100,3 +100,5 @@ def test_fast_transform_and_lookup_equal_scipy_exactly():
             np.testing.assert_array_equal(euclidean.encoded(sketch), encode_field(expected))
     blank = np.full((5, 6), 255, np.uint8)
     assert (FIELDS.create("euclidean").encoded(blank) == 65535).all()
+    no_false = np.ones((20, 20), bool)  # nothing to measure to: OpenCV has no answer, scipy's is kept
+    np.testing.assert_array_equal(euclidean_distance(no_false), ndimage.distance_transform_edt(no_false))
