@@ -5,11 +5,16 @@ every shot but the first. Cuts may be decided late (a detector that checks wheth
 needs to see a few more frames), so :meth:`ShotDetector.process` returns the cuts decided so far and
 :meth:`ShotDetector.finish` the rest. Adding a detector is one class in ``dataprep/detectors/`` with
 ``@DETECTORS.register("name")``.
+
+The work is in two parts so that most of it runs beside the decoder, on several threads: :meth:`ShotDetector.features`
+(what depends on one frame alone: histograms, thumbnails) may be called for many frames at once and in any order;
+:meth:`ShotDetector.process` then takes those features frame by frame, in order, and decides.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 
@@ -36,9 +41,17 @@ class ShotDetector(ABC):
         """Start a new video at frame rate ``fps``; called before the first :meth:`process`."""
         self.fps = fps
 
+    def features(self, image: np.ndarray) -> Any:
+        """The per-frame part of the work on one (H, W, 3) uint8 RGB analysis frame; the default is the frame.
+
+        Called on decoding threads, several frames at once, in any order: it must depend on ``image`` and the
+        constructor's parameters only (no state of the video being processed).
+        """
+        return image
+
     @abstractmethod
-    def process(self, index: int, image: np.ndarray) -> list[int]:
-        """Take frame ``index`` ((H, W, 3) uint8 RGB, consecutive indices from 0).
+    def process(self, index: int, features: Any) -> list[int]:
+        """Take frame ``index`` (consecutive indices from 0) as :meth:`features` returned it.
 
         Returns:
             Cut indices (ascending, each the first frame of a new shot) decided by this call.

@@ -31,10 +31,11 @@ import cv2
 import numpy as np
 
 from dataprep.detector import DETECTORS, ShotDetector, load_detectors
-from dataprep.detectors.histogram_mse import REFERENCE_PIXELS, frame_thumbnail, histogram_mse, rgb_histogram
-from dataprep.errors import CelbenchError
+from dataprep.detectors.histogram_mse import (REFERENCE_PIXELS, FrameFeatures, frame_thumbnail, histogram_mse,
+                                              rgb_histogram)
+from dataprep.errors import CelbenchError, file_error
 from dataprep.progress import progress
-from dataprep.video import Crop, open_video
+from dataprep.video import Crop, decode_workers, open_video
 
 
 @dataclass
@@ -118,13 +119,16 @@ def _split_params(params: dict) -> tuple[ShotParams, dict]:
 
 
 def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop: Crop | None = None,
-                 **params) -> ShotResult:
+                 workers: int | None = None, **params) -> ShotResult:
     """Split a video into shots and mark the ones to drop (Shi et al. Sec. 4.1).
 
     Args:
         path: video file, GIF or folder of numbered images (see :func:`dataprep.video.open_video`).
         detector: registered detector name (``dataprep ls detectors``).
         crop: optional (x0, y0, x1, y1) box of the source frame to analyse.
+        workers: decoding threads (default: :func:`dataprep.video.decode_workers`, the usable cores); the
+            per-frame features run on them too (:meth:`dataprep.video.VideoSource.map`). The result does not
+            depend on it.
         **params: :class:`ShotParams` fields, plus keyword arguments of the detector
             (e.g. ``threshold=200``).
 
@@ -142,7 +146,8 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
         det: ShotDetector = factory(**detector_kwargs)
     except TypeError as error:
         raise CelbenchError(f"detector {detector!r}: bad parameter ({error})") from None
-    source = open_video(path, crop=crop, max_width=det.analysis_width, sampling="stride")
+    # Header only: the first frame is decoded with the others (a file whose frames never decode fails below).
+    source = open_video(path, crop=crop, max_width=det.analysis_width, sampling="stride", check=False)
     det.reset(source.fps)
 
     cuts: list[int] = []
@@ -184,14 +189,15 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
             held_start = index
         prev_hist, prev_thumb = hist, thumb
 
-    cut_set: set[int] = set()
-    keep_back = det.max_delay + 1
-    for frame in progress(source, total=source.n_frames, desc=os.path.basename(os.fspath(path)), unit="frame"):
-        image = frame.image
-        new_cuts = det.process(frame.index, image)
-        # histogram-mse computed both for this frame already; other detectors leave them to us
-        hist, thumb = getattr(det, "last_features", None) or (None, None)
-        if hist is None or getattr(det, "reference_pixels", None) != shot_params.reference_pixels:
+    def analyse(image: np.ndarray) -> tuple:
+        """Everything that needs the pixels of one frame (runs on the decoding threads)."""
+        features = det.features(image)
+        thumb = hist = None
+        if isinstance(features, FrameFeatures):  # histogram-mse computed both already
+            thumb = features.thumbnail
+            if det.reference_pixels == shot_params.reference_pixels:
+                hist = features.histogram
+        if hist is None:
             hist = rgb_histogram(image, shot_params.reference_pixels)
         if thumb is None:
             # Brightness, contrast, colour and held-drawing tests are global: a 64-pixel-wide thumbnail suffices.
@@ -202,10 +208,17 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
             reason = "dark"
         elif contrast < shot_params.faded_contrast or colour < shot_params.faded_colourfulness:
             reason = "faded"
+        return features, hist, cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY).astype(np.float32), reason
+
+    cut_set: set[int] = set()
+    keep_back = det.max_delay + 1
+    frames = source.map(analyse, decode_workers() if workers is None else workers)
+    for index, _, (features, hist, grey, reason) in progress(frames, total=source.n_frames,
+                                                             desc=os.path.basename(os.fspath(path)), unit="frame"):
+        new_cuts = det.process(index, features)
         if reason:
-            dropped.append({"frame": frame.index, "reason": reason})
-        grey = cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        pending.append((frame.index, hist, grey, reason is not None))
+            dropped.append({"frame": index, "reason": reason})
+        pending.append((index, hist, grey, reason is not None))
         cuts.extend(new_cuts)
         cut_set.update(new_cuts)
         if new_cuts and min(new_cuts) < n - keep_back:
@@ -213,7 +226,9 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
         # Frames older than the detector's max_delay can no longer start a shot: they are final.
         while len(pending) > keep_back:
             consume(*pending.pop(0))
-        n = frame.index + 1
+        n = index + 1
+    if n == 0:
+        raise file_error(path, source.error or "no frames (zero-frame video)")
     late = det.finish()
     cuts.extend(late)
     cut_set.update(late)

@@ -1,8 +1,9 @@
 """Video sources: decoded frames of a container, an animated GIF or a folder of numbered images.
 
 ``open_video(path, crop=None, size=None)`` is the one entry point the pipeline uses. It checks the input
-eagerly (the first frame is decoded at open time), so a missing file, a non-video file, a zero-frame
-video, an unreadable GIF or a crop box outside the frame fail at once with one line naming the file.
+eagerly (the first frame is decoded at open time, unless ``check=False``), so a missing file, a non-video
+file, a zero-frame video, an unreadable GIF or a crop box outside the frame fail at once with one line naming
+the file.
 
 Iterating a :class:`VideoSource` streams :class:`Frame` tuples ``(index, time, image)``:
 
@@ -12,9 +13,11 @@ Iterating a :class:`VideoSource` streams :class:`Frame` tuples ``(index, time, i
   pts, and for image folders).
 - ``image``: (H, W, 3) uint8 RGB, after the crop then the optional downscale to ``size``.
 
-Only one decoded frame is held at a time. A file that is corrupt or truncated half-way yields the frames
-that decoded, then stops and records the problem in ``source.error`` (one line); callers must check it,
-so nothing is silently dropped.
+Iterating holds one decoded frame at a time. :meth:`VideoSource.map` gives the same frames with a per-frame
+function applied, decoding independent keyframe segments on several threads where the codec allows
+(:mod:`dataprep.parallel_decode`; a bounded number of frames in flight). A file that is corrupt or truncated
+half-way yields the frames that decoded, then stops and records the problem in ``source.error`` (one line);
+callers must check it, so nothing is silently dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple, TypeVar
 
 import cv2
 import numpy as np
@@ -38,6 +41,7 @@ DEFAULT_FOLDER_FPS = 24.0
 
 Crop = tuple[int, int, int, int]
 Size = tuple[int, int]
+T = TypeVar("T")
 
 
 class Frame(NamedTuple):
@@ -77,12 +81,14 @@ class VideoSource(ABC):
     def _decode(self) -> Iterator[Frame]:
         """Yield decoded frames; on a mid-stream failure set ``self.error`` and return."""
 
-    def _open_checked(self) -> None:
-        """Decode the first frame now so bad input fails at open time; keep it for the first iteration."""
+    def _open_checked(self, keep: bool = True) -> None:
+        """Decode the first frame now so bad input fails at open time; ``keep`` it for the first iteration."""
         frames = self._decode()
         first = next(frames, None)
         if first is None:
             raise file_error(self.path, self.error or "no frames (zero-frame video)")
+        if not keep:
+            frames.close()
         self.source_height, self.source_width = first.image.shape[:2]
         if self.crop is not None:
             self._check_crop()
@@ -90,6 +96,8 @@ class VideoSource(ABC):
             self.size = self._max_width_size(self.source_width, self.source_height)
         out = self._finish(first.image)
         self.height, self.width = out.shape[:2]
+        if not keep:
+            return
 
         def chain() -> Iterator[Frame]:
             yield first
@@ -131,6 +139,16 @@ class VideoSource(ABC):
         for frame in frames:
             yield Frame(frame.index, frame.time, self._finish(frame.image))
 
+    def map(self, fn: Callable[[np.ndarray], T], workers: int = 1) -> Iterator[tuple[int, float, T]]:
+        """``(index, time, fn(image))`` for every frame, in order: what iterating gives, with ``fn`` applied.
+
+        ``fn`` may run on up to ``workers`` threads at once (sources that can decode in parallel do:
+        :class:`ContainerSource`), so it must be a pure function of the frame; it should be where the per-frame
+        work is, since it runs beside the decoder. Indices, times and ``error`` are those of a sequential decode.
+        """
+        for frame in self:
+            yield frame.index, frame.time, fn(frame.image)
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.path!r}, {self.width}x{self.height}, fps={self.fps:.3f}, "
                 f"n_frames={self.n_frames})")
@@ -139,17 +157,19 @@ class VideoSource(ABC):
 class ContainerSource(VideoSource):
     """Video files (mp4, mkv, webm, avi, mov, ...) and animated GIFs, decoded with PyAV (FFmpeg).
 
-    Decoding is threaded (FFmpeg frame/slice threads). Without a crop, the downscale to ``size`` happens
-    in FFmpeg's swscale during the colour conversion (``VideoFrame.reformat``), so full-resolution RGB
-    frames are never built; with a crop the full frame is converted, cropped, then resized.
+    Iterating decodes with FFmpeg's frame/slice threads (``threads``); :meth:`map` with several workers decodes
+    keyframe segments side by side instead. Without a crop, the downscale to ``size`` happens in FFmpeg's swscale
+    during the colour conversion (``VideoFrame.reformat``), so full-resolution RGB frames are never built; with a
+    crop the full frame is converted, cropped, then resized.
     """
 
     def __init__(self, path, crop=None, size=None, threads: int = 0, max_width: int | None = None,
-                 sampling: str = "area"):
+                 sampling: str = "area", check: bool = True):
         super().__init__(path, crop, size, max_width)
         if sampling not in SAMPLINGS:
             raise CelbenchError(f"unknown sampling {sampling!r} (choose from {', '.join(SAMPLINGS)})")
         self.threads = threads
+        self._handover = None
         self.sampling = sampling
         import av
         import av.video.reformatter
@@ -157,6 +177,7 @@ class ContainerSource(VideoSource):
         self._av = av
         self.is_gif = Path(self.path).suffix.lower() == ".gif" or _has_gif_magic(self.path)
         container = self._open_container()
+        keep_open = False
         try:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -175,11 +196,29 @@ class ContainerSource(VideoSource):
                     self.size = stride_sampled_size(stream.width, stream.height, self._stride)
             elif self.size is not None and sampling == "stride" and self.crop is None:
                 self._stride = max(1, min(stream.width // self.size[0], stream.height // self.size[1]))
+            if self.fps <= 0:
+                self.fps = 24.0 if not self.is_gif else 10.0
+            if check or not (stream.width and stream.height):
+                # The check decodes the first frame from this container, on one thread: FFmpeg's thread pool
+                # (and frame threading's delay of several packets) is not worth it for one frame. Every iteration
+                # then decodes afresh, with the decoder threads asked for; the checked frame is not kept.
+                stream.thread_count = 1
+                self._handover = (container, stream)
+                self._open_checked(keep=False)
+            else:
+                # The header's frame size stands for the first frame's; this container is the first decode's.
+                self.source_width, self.source_height = stream.width, stream.height
+                if self.crop is not None:
+                    self._check_crop()
+                self.width, self.height = self.size or (
+                    (self.crop[2] - self.crop[0], self.crop[3] - self.crop[1]) if self.crop else
+                    (self.source_width, self.source_height))
+                self._handover = self._configure(container, stream)
+                keep_open = True
         finally:
-            container.close()
-        if self.fps <= 0:
-            self.fps = 24.0 if not self.is_gif else 10.0
-        self._open_checked()
+            if not keep_open:
+                self._handover = None
+                container.close()
 
     def _problem(self, error: Exception, started: bool = False) -> str:
         text = str(getattr(error, "strerror", None) or error).strip().splitlines()[0] if str(error) else type(error).__name__
@@ -202,44 +241,108 @@ class ContainerSource(VideoSource):
             raise file_error(self.path, kind)
         return container
 
-    def _decode(self) -> Iterator[Frame]:
-        av = self._av
+    def _open_stream(self):
+        """``(container, video stream)`` opened afresh (at open time: the header's container), the decoder set up
+        for :attr:`sampling`."""
+        if self._handover is not None:
+            container, stream = self._handover
+            self._handover = None
+            return container, stream
         container = self._open_container()
-        stream = container.streams.video[0]
+        return self._configure(container, container.streams.video[0])
+
+    def _configure(self, container, stream):
         stream.thread_type = "AUTO"
         stream.thread_count = self.threads
         if self.sampling == "stride":
             stream.codec_context.options = dict(ANALYSIS_DECODER_OPTIONS)
+        return container, stream
+
+    def _frame_converter(self, finish: bool = True) -> Callable[[object], np.ndarray]:
+        """``convert(av_frame) -> image`` as iterating yields it: stride sample or swscale, then (``finish``) the
+        crop and resize of :meth:`_finish`.
+
+        Each call makes a converter of its own, so threads decoding in parallel do not share one.
+        """
         # swscale can shrink while converting when there is no crop: far cheaper than full-size RGB.
         direct = self.crop is None and self.size is not None
         width, height = self.size if direct else (None, None)
         # One reformatter for the whole stream: PyAV's frame.reformat() rebuilds the swscale context on
         # every call, which costs more than decoding (measured 3x slower on a 640x480 clip).
-        reformatter = av.video.reformatter.VideoReformatter()
+        reformatter = self._av.video.reformatter.VideoReformatter()
         stride = self._stride if direct and self._stride > 1 else 0
+        finish = self._finish if finish else (lambda image: image)
+
+        def convert(av_frame) -> np.ndarray:
+            if stride and av_frame.format.name in _I420_FORMATS:
+                return finish(stride_sample_i420(av_frame, stride))
+            return finish(reformatter.reformat(av_frame, width, height, "rgb24", interpolation="AREA").to_ndarray())
+
+        return convert
+
+    def _decode(self) -> Iterator[Frame]:
+        for index, time, image in self._decode_converted(self._frame_converter(finish=False)):
+            yield Frame(index, time, image)
+
+    def _decode_converted(self, convert: Callable[[object], T], skip: int = 0) -> Iterator[tuple[int, float, T]]:
+        """Sequential decode: ``(index, time, convert(av_frame))``; frames before index ``skip`` are not converted."""
+        av = self._av
+        container, stream = self._open_stream()
         index = 0
         last_time = None
         try:
             try:
                 for av_frame in container.decode(stream):
                     time = float(av_frame.time) if av_frame.time is not None else index / self.fps
-                    if stride and av_frame.format.name in _I420_FORMATS:
-                        image = stride_sample_i420(av_frame, stride)
-                    else:
-                        image = reformatter.reformat(av_frame, width, height, "rgb24",
-                                                     interpolation="AREA").to_ndarray()
-                    yield Frame(index, time, image)
+                    if index >= skip:
+                        yield index, time, convert(av_frame)
                     index += 1
                     last_time = time
             except av.error.EOFError:
                 pass  # the demuxer met the end of data while decoding: same as a normal end
             except (av.FFmpegError, ValueError, MemoryError) as error:
-                problem = self._problem(error, started=index > 0)
-                self.error = f"decoding stopped after {index} frames: {problem}" if index else problem
+                self._stopped_by(error, index)
                 return
             self.error = self._truncation_problem(index, last_time)
         finally:
             container.close()
+
+    def _stopped_by(self, error: Exception, index: int) -> None:
+        problem = self._problem(error, started=index > 0)
+        self.error = f"decoding stopped after {index} frames: {problem}" if index else problem
+
+    def map(self, fn: Callable[[np.ndarray], T], workers: int = 1) -> Iterator[tuple[int, float, T]]:
+        """See :meth:`VideoSource.map`. With ``workers`` >= 2 and a codec whose keyframes are independent
+        (H.264/HEVC IDR, VP8/VP9, intra-only codecs), segments between keyframes are decoded side by side, each on
+        a single-threaded decoder, and ``fn`` runs on those threads (:mod:`dataprep.parallel_decode`); otherwise
+        this is a sequential decode. Should a segment not decode as it would sequentially (checked frame by
+        frame), the rest of the video is decoded sequentially; nothing is yielded twice or skipped.
+        """
+        from dataprep.parallel_decode import DecodeError, Mismatch, parallel_map
+
+        self.error = None
+        convert = self._frame_converter
+        segments = None
+        if workers >= 2:
+            segments = parallel_map(self._open_stream, lambda: _composed(fn, convert()), workers)
+        if segments is None:
+            yield from self._decode_converted(_composed(fn, convert()))
+            return
+        index = 0
+        last_time = None
+        for item in segments:
+            if isinstance(item, Mismatch):
+                yield from self._decode_converted(_composed(fn, convert()), skip=index)
+                return
+            if isinstance(item, DecodeError):
+                self._stopped_by(item.error, index)
+                return
+            time, value = item
+            time = time if time is not None else index / self.fps
+            yield index, time, value
+            index += 1
+            last_time = time
+        self.error = self._truncation_problem(index, last_time)
 
     def _truncation_problem(self, decoded: int, last_time: float | None) -> str | None:
         """FFmpeg ends quietly at a cut-off file; compare with what the header promised."""
@@ -354,7 +457,7 @@ def parse_crop(text: str) -> Crop:
 
 def open_video(path: str | os.PathLike, crop: Crop | None = None, size: Size | None = None,
                fps: float | None = None, threads: int = 0, max_width: int | None = None,
-               sampling: str = "area") -> VideoSource:
+               sampling: str = "area", check: bool = True) -> VideoSource:
     """Open a video file, animated GIF or folder of numbered images.
 
     Args:
@@ -368,6 +471,10 @@ def open_video(path: str | os.PathLike, crop: Crop | None = None, size: Size | N
         sampling: how containers shrink frames without a crop (see :data:`SAMPLINGS`): ``"area"`` for frames
             whose pixels are kept, ``"stride"`` for analysis only (shot detection): several times cheaper, and
             decoded with :data:`ANALYSIS_DECODER_OPTIONS` (with or without a crop).
+        check: decode a container's first frame now, so that a file whose frames do not decode fails here.
+            With False only the header is read (missing, empty, non-video, zero-stream and bad-crop inputs
+            still fail here); a caller that reads the frames once anyway saves a decode, and must itself
+            treat "no frame decoded" (``error`` set, nothing yielded) as unusable input.
 
     Raises:
         CelbenchError: one line naming the file: missing, not a video, zero frames, unreadable GIF,
@@ -380,7 +487,16 @@ def open_video(path: str | os.PathLike, crop: Crop | None = None, size: Size | N
         return ImageFolderSource(path, crop, size, fps=fps or DEFAULT_FOLDER_FPS, max_width=max_width)
     if p.stat().st_size == 0:
         raise file_error(path, "empty file (not a video)")
-    return ContainerSource(path, crop, size, threads=threads, max_width=max_width, sampling=sampling)
+    return ContainerSource(path, crop, size, threads=threads, max_width=max_width, sampling=sampling, check=check)
+
+
+def decode_workers() -> int:
+    """Default number of decoding threads: the cores this process may use (at most 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def scaled_size(width: int, height: int, max_width: int | None) -> Size:
@@ -392,4 +508,8 @@ def scaled_size(width: int, height: int, max_width: int | None) -> Size:
 
 
 __all__ = ["Frame", "VideoSource", "ContainerSource", "ImageFolderSource", "open_video", "parse_crop",
-           "scaled_size"]
+           "scaled_size", "decode_workers"]
+
+
+def _composed(fn: Callable[[np.ndarray], T], convert: Callable[[object], np.ndarray]) -> Callable[[object], T]:
+    return lambda av_frame: fn(convert(av_frame))

@@ -29,7 +29,8 @@ class BrightnessNet:
 
 def run(detector, frames):
     detector.reset(24.0)
-    return [c for i, image in enumerate(frames) for c in detector.process(i, image)] + detector.finish()
+    return [c for i, image in enumerate(frames) for c in detector.process(i, detector.features(image))] + \
+        detector.finish()
 
 
 def reference_cuts(model, frames):

@@ -62,8 +62,11 @@ class TransNetV2Detector(ShotDetector):
         self._seen = 0
         self._in_transition = False
 
-    def process(self, index: int, image: np.ndarray) -> list[int]:
-        small = cv2.resize(image, INPUT_SIZE, interpolation=cv2.INTER_AREA)
+    def features(self, image: np.ndarray) -> np.ndarray:
+        """The network's input frame: (27, 48, 3) uint8 RGB, area-averaged."""
+        return cv2.resize(image, INPUT_SIZE, interpolation=cv2.INTER_AREA)
+
+    def process(self, index: int, small: np.ndarray) -> list[int]:
         if not self._buffer and self._seen == 0:
             self._buffer = [small] * PAD
         self._buffer.append(small)

@@ -31,6 +31,7 @@ frames at a cut land in the right shot.
 from __future__ import annotations
 
 from collections import deque
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -111,6 +112,14 @@ def tone_r2(previous: np.ndarray, current: np.ndarray) -> float:
     return 1.0 - residual / total
 
 
+class FrameFeatures(NamedTuple):
+    """What :meth:`HistogramMSEDetector.features` computes per frame (the shot filters reuse the first two)."""
+
+    histogram: np.ndarray  #: (768,) float64, :func:`rgb_histogram`
+    thumbnail: np.ndarray  #: (h, 64, 3) uint8 RGB, :func:`frame_thumbnail`
+    tone: np.ndarray  #: (h', 32, 3) float32, :func:`tone_thumbnail`
+
+
 @DETECTORS.register("histogram-mse")
 class HistogramMSEDetector(ShotDetector):
     """Shi et al. Sec. 4.1 histogram-MSE cuts with resolution-independent histograms and anime guards.
@@ -151,12 +160,12 @@ class HistogramMSEDetector(ShotDetector):
         self._candidates: deque[int] = deque()
         self._last_cut = 0
 
-    def process(self, index: int, image: np.ndarray) -> list[int]:
-        hist = rgb_histogram(image, self.reference_pixels)
-        frame_thumb = frame_thumbnail(image)
-        # lets the shot filters reuse both instead of computing them again for every frame
-        self.last_features = (hist, frame_thumb)
-        thumb = tone_thumbnail(frame_thumb)
+    def features(self, image: np.ndarray) -> FrameFeatures:
+        thumbnail = frame_thumbnail(image)
+        return FrameFeatures(rgb_histogram(image, self.reference_pixels), thumbnail, tone_thumbnail(thumbnail))
+
+    def process(self, index: int, features: FrameFeatures) -> list[int]:
+        hist, thumb = features.histogram, features.tone
         if self._recent:
             _, prev_hist, prev_thumb = self._recent[-1]
             if (histogram_mse(prev_hist, hist) > self.threshold
