@@ -178,15 +178,18 @@ class _Segment:
         self.results: queue.Queue = queue.Queue(depth)
 
 
-def parallel_map(open_stream: Callable[[], tuple[Any, Any]], convert: Callable[[], Callable[[Any], Any]],
-                 workers: int, depth: int | None = None) -> Iterator[Any] | None:
+def parallel_map(container, stream, open_stream: Callable[[], tuple[Any, Any]],
+                 convert: Callable[[], Callable[[Any], Any]], workers: int,
+                 depth: int | None = None) -> Iterator[Any] | None:
     """Decode a stream's segments on ``workers`` threads; None when the stream cannot be split safely.
 
     Args:
-        open_stream: ``() -> (container, video stream)``, a fresh PyAV container each call, its decoder options
-            set. The reader thread demuxes one; a worker's decoder is a bare decoder of the same codec, extradata
-            and options where that is enough (:data:`_BARE_DECODERS`), else the codec context of its own
-            container. Decoders run single-threaded.
+        container, stream: an opened PyAV container and its video stream, nothing read yet, decoder options set.
+            The reader thread demuxes it (and closes it). When this returns None it is left untouched, for the
+            caller's sequential decode.
+        open_stream: ``() -> (container, video stream)`` opened afresh the same way, for codecs whose decoder needs
+            more than the extradata (not :data:`_BARE_DECODERS`): each worker then decodes with the codec context
+            of its own container. Decoders run single-threaded.
         convert: ``() -> f`` called once per worker thread; ``f(av_frame)`` is the per-frame work, run on the
             worker threads (it must not share mutable state between calls).
         workers: decoding threads (>= 2 to be worth it).
@@ -198,14 +201,8 @@ def parallel_map(open_stream: Callable[[], tuple[Any, Any]], convert: Callable[[
         sequentially after the frames received), or a :class:`DecodeError` (decoding stopped there, as it would
         have sequentially). Closing the iterator early stops every thread.
     """
-    container, stream = open_stream()
-    try:
-        rule = segment_rule(stream.codec_context)
-    except Exception:
-        container.close()
-        raise
+    rule = segment_rule(stream.codec_context)
     if rule is None:
-        container.close()
         return None
     return _run(container, stream, rule, open_stream, convert, workers, depth or DEFAULT_DEPTH)
 

@@ -147,7 +147,8 @@ def run_speed(args) -> int:
     # Rounds over all rows rather than all runs of one row then the next: a change in the machine's load then
     # hits every row alike, and the fastest run of each row (the one least disturbed) counts.
     best: dict[str, tuple[float, int]] = {}
-    for _ in range(max(1, args.repeat)):
+    rounds = max(1, args.repeat)
+    for round_ in range(rounds):
         for label, fn in list(candidates):
             try:
                 timing = _timed(fn)
@@ -156,6 +157,8 @@ def run_speed(args) -> int:
                 candidates.remove((label, fn))
                 continue
             best[label] = min(best.get(label, timing), timing)
+            if round_ == 0:  # progress on slow rows; the table below has the best of all rounds
+                print(f"  {label}: {timing[1] / timing[0]:.1f} fps (round 1 of {rounds})", file=sys.stderr)
     rows = [{"what": label, "frames": best[label][1], "seconds": best[label][0],
              "fps": best[label][1] / best[label][0]} for label, _ in candidates]
     by = {r["what"]: r["fps"] for r in rows}

@@ -284,10 +284,14 @@ class ContainerSource(VideoSource):
         for index, time, image in self._decode_converted(self._frame_converter(finish=False)):
             yield Frame(index, time, image)
 
-    def _decode_converted(self, convert: Callable[[object], T], skip: int = 0) -> Iterator[tuple[int, float, T]]:
-        """Sequential decode: ``(index, time, convert(av_frame))``; frames before index ``skip`` are not converted."""
+    def _decode_converted(self, convert: Callable[[object], T], skip: int = 0,
+                          opened: tuple | None = None) -> Iterator[tuple[int, float, T]]:
+        """Sequential decode: ``(index, time, convert(av_frame))``; frames before index ``skip`` are not converted.
+
+        ``opened``: a ``(container, stream)`` from :meth:`_open_stream` not read yet (else one is opened here).
+        """
         av = self._av
-        container, stream = self._open_stream()
+        container, stream = opened or self._open_stream()
         index = 0
         last_time = None
         try:
@@ -322,11 +326,12 @@ class ContainerSource(VideoSource):
 
         self.error = None
         convert = self._frame_converter
+        opened = self._open_stream()
         segments = None
         if workers >= 2:
-            segments = parallel_map(self._open_stream, lambda: _composed(fn, convert()), workers)
-        if segments is None:
-            yield from self._decode_converted(_composed(fn, convert()))
+            segments = parallel_map(*opened, self._open_stream, lambda: _composed(fn, convert()), workers)
+        if segments is None:  # one container either way: a stream that cannot be split is decoded from it
+            yield from self._decode_converted(_composed(fn, convert()), opened=opened)
             return
         index = 0
         last_time = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from fractions import Fraction
 
 import av
 import numpy as np
@@ -14,30 +13,17 @@ import dataprep.parallel_decode as parallel_decode
 from dataprep.errors import CelbenchError
 from dataprep.shots import detect_shots
 from dataprep.video import ContainerSource, open_video
-from video_fixtures import coded_frames
+from video_fixtures import coded_frames, write_video
 
 
-def encode(path, frames, codec, options=None, gop=12, pix_fmt="yuv420p", fps=24):
-    """Encode (H, W, 3) uint8 RGB frames with an FFmpeg encoder; returns the path."""
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps, options=options or {})
-        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        stream.time_base = Fraction(1, fps)
-        stream.codec_context.gop_size = gop
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+def encode(path, frames, codec, options=None, pix_fmt=None):
+    """A clip with a keyframe every 12 frames (segments of 24 frames, as MIN_SEGMENT_PACKETS is 16)."""
+    return write_video(path, frames, codec=codec, options=options, gop=12, pix_fmt=pix_fmt)
 
 
-def moving_frames(n=60, h=96, w=128):
+def moving_frames(n=60):
     """Frames that change every frame (a bar, a ramp), so a frame taken from the wrong place shows."""
-    return coded_frames(n, h, w)
+    return coded_frames(n, 96, 128)
 
 
 CODECS = {
@@ -74,7 +60,7 @@ def checksum(image: np.ndarray) -> tuple:
 @pytest.mark.parametrize("sampling", ["stride", "area"])
 def test_parallel_map_gives_the_sequential_frames(name, sampling, tmp_path, monkeypatch):
     encoder, suffix, options = CODECS[name]
-    pix_fmt = "yuvj420p" if encoder == "mjpeg" else "yuv420p"
+    pix_fmt = "yuvj420p" if encoder == "mjpeg" else None
     path = encode(tmp_path / f"clip{suffix}", moving_frames(), encoder, options, pix_fmt=pix_fmt)
     size = {"max_width": 64, "sampling": sampling}
     sequential = [(i, t, checksum(im)) for i, t, im in open_video(path, **size)]
@@ -133,7 +119,7 @@ def test_detect_shots_does_not_depend_on_the_number_of_threads(tmp_path):
 
 
 def test_function_errors_reach_the_caller_and_threads_stop(tmp_path):
-    path = encode(tmp_path / "clip.mp4", moving_frames(), *CODECS["h264"][:1], CODECS["h264"][2])
+    path = encode(tmp_path / "clip.mp4", moving_frames(), "libx264", CODECS["h264"][2])
     before = threading.active_count()
 
     def explode(image):

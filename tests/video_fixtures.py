@@ -10,14 +10,20 @@ import numpy as np
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 24, codec: str = "ffv1",
-                pts: list[int] | None = None) -> Path:
-    """Encode (H, W, 3) uint8 RGB ``frames``; ffv1 (bgr0) in .mkv is lossless, so decoded pixels equal the input."""
+                pts: list[int] | None = None, options: dict | None = None, gop: int | None = None,
+                pix_fmt: str | None = None) -> Path:
+    """Encode (H, W, 3) uint8 RGB ``frames``; ffv1 (bgr0) in .mkv is lossless, so decoded pixels equal the input.
+
+    ``options`` go to the encoder, ``gop`` is its keyframe interval, ``pix_fmt`` overrides bgr0 / yuv420p.
+    """
     h, w = frames[0].shape[:2] if frames else (48, 64)
     container = av.open(str(path), "w")
-    stream = container.add_stream(codec, rate=fps)
+    stream = container.add_stream(codec, rate=fps, options=options or {})
     stream.width, stream.height = w, h
-    stream.pix_fmt = "bgr0" if codec == "ffv1" else "yuv420p"  # bgr0: lossless RGB
+    stream.pix_fmt = pix_fmt or ("bgr0" if codec == "ffv1" else "yuv420p")  # bgr0: lossless RGB
     stream.time_base = Fraction(1, fps)
+    if gop is not None:
+        stream.codec_context.gop_size = gop
     if not frames:
         container.start_encoding()  # write the header of a stream that never gets a frame
     for i, image in enumerate(frames):
