@@ -576,7 +576,7 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
     ids = Counter(s.video_id for s in sources)
     if any(n > 1 for n in ids.values()):
         raise CelbenchError(f"the same source is given twice: {', '.join(k for k, n in ids.items() if n > 1)}")
-    executor = EXECUTORS.create(config.run.executor, workers=config.run.workers)
+    executor = EXECUTORS.get(config.run.executor).from_run_config(config.run)
     create_samplers(config.samplers)  # parameter errors before any work
     identity = _dataset_identity(config, sources)
     existing = _prepare_output(out, identity, resume, overwrite)

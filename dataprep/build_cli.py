@@ -76,7 +76,7 @@ def add_commands(commands) -> None:
     p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="override one config key, e.g. --set frames.width=128 (repeatable)")
     p.add_argument("--workers", type=int, help="worker processes (run.workers)")
-    p.add_argument("--executor", help="executor name (run.executor: local, serial)")
+    p.add_argument("--executor", help="executor name (run.executor: local, serial, ray)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted or partly failed build")
     p.add_argument("--overwrite", action="store_true", help="delete the dataset in --out and rebuild")
 

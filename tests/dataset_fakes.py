@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -118,3 +119,25 @@ class WorkerDiesOnClip1(DiskFullOnClip1):
         if os.environ.get("CELBENCH_TEST_FAIL") == "kill" and self.current_path.endswith("clip1"):
             os._exit(9)  # the worker process dies without cleanup, as when killed
         return super().sketch(rgb)
+
+
+class WaitsToBeKilled(FakePipeline):
+    """Records each attempt of a unit as ``<source>.attempts/<first frame>-<pid>-<node>`` (node: the Ray node id,
+    '-' outside Ray) and, when that folder exists and this is the first attempt of the source's first unit, stops
+    after a few frames and waits, so a test can kill the worker process in the middle of the unit."""
+
+    def frames(self, path, start=0, end=None, n_frames=None):
+        attempts = Path(f"{path}.attempts")
+        first = attempts.is_dir() and start == 0 and not any(attempts.glob("0-*"))
+        if attempts.is_dir():
+            try:
+                import ray
+
+                node = ray.get_runtime_context().get_node_id()
+            except Exception:
+                node = "-"
+            (attempts / f"{start}-{os.getpid()}-{node}").write_text("")
+        for k, item in enumerate(super().frames(path, start, end)):
+            if first and k == 5:
+                time.sleep(120)  # killed by the test long before
+            yield item

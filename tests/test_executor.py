@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 
+import sys
+
 import pytest
 
+from dataprep.config import load_config
+from dataprep.errors import CelbenchError
 from dataprep.executor import EXECUTORS, Task, TaskQueue
 
 
@@ -54,3 +58,9 @@ def test_tasks_queued_after_a_worker_died_still_run():
                 queue.put(Task("later", ("ok", 0.0)))
     assert results["slow"].ok and results["later"].ok and results["later"].value == "ok"
     assert not results["die"].ok and "worker process died" in results["die"].error
+
+
+def test_ray_executor_without_ray_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import ray raises ImportError
+    with pytest.raises(CelbenchError, match=r"pip install 'celbench\[ray\]'"):
+        EXECUTORS.get("ray").from_run_config(load_config(None, ["run.executor=ray"]).run)
