@@ -3,6 +3,7 @@
 Layout of a dataset directory::
 
     meta/info.json                  manifest (LeRobot-like): schema version, config + hash, sources, units, counts
+    meta/lock.json                  while a build runs: who runs it (a second build on the output is refused)
     meta/shots/<video_id>.json      shot detection result per source (cached; a resumed build reuses it)
     meta/units/<unit>.done.json     completion marker of a unit: its files and counts (datatrove-style)
     data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.schemas.FRAMES)
@@ -23,6 +24,10 @@ Frames stream shot by shot: a unit holds the encoded PNGs and component tables o
 mine pairs inside the shot), so memory is bounded by the longest shot (~150 kB per 256x256 frame), not by the video;
 the decoded colour frames and label maps are kept as well up to :data:`RAW_BUDGET` per shot (64 MiB), so mining
 pairs decodes no PNG for shots of up to about 200 frames.
+
+The output and the inputs may be URLs of any fsspec filesystem (``s3://``, ``gs://`` ...; :mod:`dataprep.storage`),
+and the executor may be a Ray cluster (docs/scale-out.md): a unit's payload names its source and the output, and
+workers anywhere read and write them.
 
 Splits are assigned per shot (or per source, ``split.by``) from a hash of (split seed, video id, shot start):
 deterministic, independent of the executor and of the other sources, and never divide a shot.
@@ -56,7 +61,7 @@ from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
 from dataprep.progress import progress
 from dataprep.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
-from dataprep.storage import BuildLock, Storage, input_storage, is_url, local_input
+from dataprep.storage import BuildLock, Storage, is_url, local_input, local_path
 
 MANIFEST = "meta/info.json"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -89,13 +94,9 @@ class Source:
 def resolve_source(path: str | os.PathLike) -> Source:
     """Hash a source; a folder's hash covers its image files' names and contents (sorted). ``path`` may be a URL
     (:mod:`dataprep.storage`): its bytes are read here once to hash them, and workers copy it to their cache."""
-    if is_url(path):
-        folder, name = input_storage(str(path))
-        where, path_of, location = Storage(folder / name), None, str(path).rstrip("/")
-    else:
-        p = Path(path)
-        where, path_of, location = Storage(p), p, str(p.resolve())
-        name = p.name
+    local = local_path(path)
+    where = Storage(path)
+    name = Path(local).name if local is not None else str(path).rstrip("/").rpartition("/")[2]
     if where.isdir():
         images = [f for f in where.listdir() if Path(f).suffix.lower() in IMAGE_SUFFIXES]
         if not images:
@@ -104,13 +105,14 @@ def resolve_source(path: str | os.PathLike) -> Source:
         for image in images:
             digest.update(f"{image}\0{hashlib.sha256(where.read_bytes(image)).hexdigest()}\n".encode())
         sha, kind = digest.hexdigest(), "frames"
-    elif path_of is not None and path_of.is_file():
-        sha, kind = sha256_file(path_of), "video"
-    elif path_of is None and where.exists():
+    elif local is not None and Path(local).is_file():
+        sha, kind = sha256_file(local), "video"
+    elif local is None and where.exists():
         sha, kind = sha256_stream(where.fs.open(where.path())), "video"
     else:
         raise file_error(path, "no such file or folder")
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem if kind == "video" else name).strip("_") or "source"
+    location = str(Path(local).resolve()) if local is not None else where.location
     return Source(location, f"{stem}-{sha[:8]}", sha, kind)
 
 

@@ -56,29 +56,31 @@ class Storage:
     Picklable (it is rebuilt from :attr:`location` on the worker), so a payload can carry it.
     """
 
-    def __init__(self, location: str | os.PathLike):
+    def __init__(self, location: "str | os.PathLike | Storage"):
         if isinstance(location, Storage):
-            location = location.location
-        if is_url(location) and not str(location).startswith("file://"):
+            location = location.shown
+        local = local_path(location)
+        if local is None:
             self.fs, self.root = _filesystem(str(location))
             self.root = self.root.rstrip("/")
             self.local_root: Path | None = None
             self.location = str(location).rstrip("/")
         else:
-            path = Path(str(location)[len("file://"):] if str(location).startswith("file://") else location)
-            self.fs, self.local_root = None, path.absolute()
+            self.fs, self.local_root = None, Path(local).absolute()
             self.root = str(self.local_root)
-            self.location = str(location)
+            self.location = self.root  # absolute: workers may run in another folder
+        self.shown = os.fspath(location)
 
     def __reduce__(self):
         return Storage, (self.location,)
 
     def __str__(self) -> str:
-        return self.location
+        """The location as the user gave it (for messages)."""
+        return self.shown
 
     def __truediv__(self, name: str) -> str:
         """How to name ``name`` in messages: ``<location>/<name>``."""
-        return f"{self.location}/{name}"
+        return f"{self.shown}/{name}"
 
     # --- names ---------------------------------------------------------------------------------------
     def path(self, name: str = "") -> str:
@@ -269,6 +271,14 @@ class BuildLock:
         self.release()
 
 
+def local_path(location: str | os.PathLike) -> str | None:
+    """The local path that ``location`` (a path or a ``file://`` URL) names; None for any other URL."""
+    text = os.fspath(location)
+    if text.startswith("file://"):
+        return text[len("file://"):]
+    return None if is_url(text) else text
+
+
 def input_storage(location: str) -> tuple[Storage, str]:
     """(the folder holding an input URL, the input's name in it)."""
     parent, _, name = location.rstrip("/").rpartition("/")
@@ -281,8 +291,9 @@ def local_input(location: str, sha256: str) -> str:
     The copy is made once per machine (named by the source's hash; written to a temporary name and renamed,
     so concurrent workers never see a half copy) and reused by every unit of the source.
     """
-    if not is_url(location) or location.startswith("file://"):
-        return location[len("file://"):] if location.startswith("file://") else location
+    local = local_path(location)
+    if local is not None:
+        return local
     storage, name = input_storage(location)
     cache = Path(os.environ.get("CELBENCH_CACHE") or Path(tempfile.gettempdir()) / "celbench-inputs")
     target = cache / sha256[:16] / name
