@@ -491,8 +491,8 @@ def plan_units(config: BuildConfig, source: Source, detection: dict) -> list[dic
         first, last = g[0]["start"], g[-1]["end"]
         units.append({
             "unit": f"{source.video_id}.{g[0]['shot_id']:04d}-{g[-1]['shot_id']:04d}", "video_id": source.video_id,
-            "path": source.path, "sha256": source.sha256, "shots": g, "dropped": [i for i in dropped if first <= i < last],
-            "n_frames": detection.get("n_frames"),
+            "path": source.path, "sha256": source.sha256, "shots": g,
+            "dropped": [i for i in dropped if first <= i < last], "n_frames": detection.get("n_frames"),
             # held runs [start, end) from the detector; None -> the unit computes them (frames.held_threshold)
             "held": None if held is None else [r for r in held if r[0] < last and r[1] > first],
         })
@@ -543,14 +543,14 @@ def _check_output(out: Storage, identity: dict, resume: bool, overwrite: bool) -
         return None
     if existing.data.get("schema_version") != SCHEMA_VERSION:
         raise file_error(str(out), f"holds a dataset of schema version {existing.data.get('schema_version')} "
-                              f"(this toolkit writes {SCHEMA_VERSION}); use another --out or --overwrite")
+                                   f"(this toolkit writes {SCHEMA_VERSION}); use another --out or --overwrite")
     old = {"config_hash": existing.data.get("config_hash"),
            "sources": sorted(s["sha256"] for s in existing.data.get("sources", []))}
     if old != identity:
         what = "config" if old["config_hash"] != identity["config_hash"] else "sources"
         raise file_error(str(out), f"holds a different dataset ({what} differ: config hash "
-                              f"{str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}); "
-                              "use another --out or --overwrite")
+                                   f"{str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}); "
+                                   "use another --out or --overwrite")
     if not resume:
         raise file_error(str(out), "already holds this dataset; use --resume to finish it or --overwrite to rebuild")
     return existing

@@ -228,11 +228,10 @@ class BuildLock:
                 return
             holder = self._holder()
             if holder is not None and not self._dead_here(holder):
-                raise file_error(self.storage / self.NAME,
-                                 f"another build is writing to this output ({holder.get('user')}@"
-                                 f"{holder.get('host')}, process {holder.get('pid')}, since "
-                                 f"{holder.get('started')}); wait for it, or delete this file if that build no "
-                                 "longer runs")
+                who = (f"{holder.get('user')}@{holder.get('host')}, process {holder.get('pid')}, since "
+                       f"{holder.get('started')}" if holder else "its lock file is unreadable")
+                raise file_error(self.storage / self.NAME, f"another build is writing to this output ({who}); "
+                                 "wait for it, or delete this file if that build no longer runs")
             if self.log:
                 self.log(f"{self.storage / self.NAME}: taking over the lock of a build that no longer runs "
                          f"(process {holder.get('pid') if holder else '?'} on this host)")

@@ -34,6 +34,18 @@ def write_synth_frames(folder: Path, seed: int = 0, shots: int = 2, width: int =
     return truth
 
 
+def dataset_bytes(out: Path) -> dict[str, bytes | dict]:
+    """The dataset's content: every shard's bytes, each source's shots (without its location) and each unit's
+    marker, without timings."""
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "data").rglob("*")) if p.is_file()}
+    for path in sorted((out / "meta").rglob("*.json")):
+        if path.parent.name in ("shots", "units"):
+            record = json.loads(path.read_text())
+            files[str(path.relative_to(out))] = {k: v for k, v in record.items()
+                                                 if k not in ("seconds", "timings", "input")}
+    return files
+
+
 class FakePipeline:
     """Same methods as :class:`dataprep.stages_glue.StagePipeline`, computed in a few lines each."""
 

@@ -21,7 +21,7 @@ from dataprep.build import build
 from dataprep.cli import main
 from dataprep.config import load_config
 from dataprep.validate import validate
-from tests.dataset_fakes import write_synth_frames
+from tests.dataset_fakes import dataset_bytes, write_synth_frames
 
 ray = pytest.importorskip("ray", reason="the ray executor's tests need Ray (pip install 'celbench[ray]')")
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,17 +47,6 @@ def cluster(tmp_path_factory):
         yield cluster.address
     finally:
         cluster.shutdown()
-
-
-def dataset_bytes(out: Path) -> dict[str, bytes | dict]:
-    """The dataset's content: every shard's bytes, each source's shots (without its location) and each unit's
-    marker, without timings."""
-    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "data").rglob("*")) if p.is_file()}
-    for path in sorted((out / "meta").rglob("*.json")):
-        if path.parent.name in ("shots", "units"):
-            record = json.loads(path.read_text())
-            files[str(path.relative_to(out))] = {k: v for k, v in record.items() if k not in ("seconds", "timings", "input")}
-    return files
 
 
 def test_demo_clip_built_on_the_cluster_is_byte_identical_to_a_local_build(cluster, tmp_path):

@@ -22,8 +22,7 @@ from dataprep.cli import main
 from dataprep.config import load_config
 from dataprep.errors import CelbenchError
 from dataprep.storage import BuildLock, Storage
-from tests.dataset_fakes import write_synth_frames
-from tests.test_executor_ray import dataset_bytes
+from tests.dataset_fakes import dataset_bytes, write_synth_frames
 
 SMALL = ["frames.width=32", "frames.height=32", "samplers.train-window.width=6", "samplers.cmft-test.strides=[1,2]",
          "run.frames_per_unit=10", "output.shard_size=4"]
@@ -126,7 +125,8 @@ def s3_server():
     """A local S3-compatible server (moto) and the environment that points boto at it, for this process and the
     worker processes it spawns."""
     pytest.importorskip("s3fs", reason="S3 tests need s3fs (pip install s3fs)")
-    server_module = pytest.importorskip("moto.server", reason="S3 tests need moto's server (pip install 'moto[server]')")
+    server_module = pytest.importorskip("moto.server",
+                                        reason="S3 tests need moto's server (pip install 'moto[server]')")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -166,6 +166,10 @@ def test_s3_inputs_and_output_with_worker_processes_equal_a_local_build(s3_serve
     assert storage_bytes(storage, tmp_path / "copy") == reference
     assert not storage.exists(BuildLock.NAME)
     assert not [n for f in ("data/frames", "data/pairs") for n in storage.listdir(f) if not n.endswith(".parquet")]
+    # a second driver on the bucket is refused (the lock is created with a conditional PUT)
+    with BuildLock(storage):
+        with pytest.raises(CelbenchError, match="another build is writing"):
+            build(inputs, out, load_config(None, SMALL + ["run.executor=serial"]), resume=True)
     # a source changed in the bucket is another dataset: refused, not mixed
     fs.pipe_file("celbench/inputs/clip1/0000.png", (sources[0] / "0000.png").read_bytes())
     with pytest.raises(CelbenchError, match="holds a different dataset"):
