@@ -123,7 +123,6 @@ def make_sketcher(sketch: str):
     if sketch == "labels":
         return None
     from dataprep.extractor import EXTRACTORS
-    import dataprep.extractors  # noqa: F401  (registers the built-in extractors)
 
     extractor = EXTRACTORS.create(sketch)
     return lambda rgb: extractor(rgb).astype(np.float32) / 255

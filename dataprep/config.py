@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import yaml
 
 from dataprep.errors import CelbenchError, file_error
+from dataprep.registry import did_you_mean
 
 RESIZE_MODES = ("centre-crop", "pad", "keep-aspect")
 SPLIT_UNITS = ("shot", "video")
@@ -189,10 +190,7 @@ def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in names:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), sorted(names), n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            hint = did_you_mean(dotted, [prefix + str(n) for n in names], n=1, cutoff=0.6)
             raise CelbenchError(f"unknown config key {dotted}{hint}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):

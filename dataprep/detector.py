@@ -70,10 +70,6 @@ DETECTORS: Registry[ShotDetector] = Registry("detector", entry_point_group="celb
 
 
 def load_detectors() -> Registry[ShotDetector]:
-    """The registry with every built-in detector registered (they are, once this module is imported)."""
+    """The detector registry (built-ins come from the ``builtin`` entry of ``celbench.detectors``)."""
     return DETECTORS
 
-
-# Register the built-in detectors whichever module a caller imports first (``dataprep.detector`` or
-# ``dataprep.detectors``); the package imports names defined above, so this late import is not circular.
-import dataprep.detectors  # noqa: E402,F401

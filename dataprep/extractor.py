@@ -62,7 +62,3 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 EXTRACTORS: Registry[SketchExtractor] = Registry("extractor", entry_point_group="celbench.extractors")
-
-# Register the built-in extractors whichever module a caller imports first (``dataprep.extractor`` or
-# ``dataprep.extractors``); the package imports names defined above, so this late import is not circular.
-import dataprep.extractors  # noqa: E402,F401
