@@ -13,12 +13,12 @@ from dataprep.cli_app import Commands
 from dataprep.registry import Registry
 
 LISTABLE: dict[str, str] = {
-    "detectors": "dataprep.detectors:DETECTORS",
-    "extractors": "dataprep.extractors:EXTRACTORS",
+    "detectors": "dataprep.shots.detectors:DETECTORS",
+    "extractors": "dataprep.sketch.extractors:EXTRACTORS",
     "fields": "dataprep.field:FIELDS",
-    "hints": "dataprep.hint:HINTS",
+    "hints": "dataprep.hints:HINTS",
     "samplers": "dataprep.pairs:SAMPLERS",
-    "executors": "dataprep.executor:EXECUTORS",
+    "executors": "dataprep.build.executor:EXECUTORS",
 }
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from dataprep.hashing import sha256_file
 from dataprep.errors import CelbenchError, file_error
-from dataprep.extractor import EXTRACTORS, SketchExtractor
+from dataprep.sketch.extractor import EXTRACTORS, SketchExtractor
 
 #: Convolutions per VGG16 block and their output channels.
 VGG16_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
