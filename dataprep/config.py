@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import yaml
 
 from dataprep.errors import CelbenchError, file_error
+from dataprep.registry import did_you_mean
 
 RESIZE_MODES = ("centre-crop", "pad", "keep-aspect")
 SPLIT_UNITS = ("shot", "video")
@@ -54,7 +55,7 @@ class FramesConfig:
 
 @dataclass
 class ShotsConfig:
-    """Shot detection (:func:`dataprep.shots.detect_shots`); ``params`` go to the detector."""
+    """Shot detection (:func:`dataprep.shots.detect.detect_shots`); ``params`` go to the detector."""
 
     detector: str = "histogram-mse"
     params: dict[str, Any] = field(default_factory=dict)
@@ -111,7 +112,7 @@ class RunConfig:
     """How the build runs (not part of the config hash: it does not change the dataset).
 
     Attributes:
-        executor: name in :data:`dataprep.executor.EXECUTORS` ('local' process pool, 'serial', 'ray').
+        executor: name in :data:`dataprep.build.executor.EXECUTORS` ('local' process pool, 'serial', 'ray').
         workers: processes for the 'local' executor; for 'ray', units run at once across the cluster (at most
             twice as many are submitted: the back-pressure that keeps the driver's memory bounded).
         address: 'ray' only: '' = a private Ray instance on this machine, 'auto' = the cluster this machine
@@ -198,10 +199,7 @@ def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in names:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), sorted(names), n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            hint = did_you_mean(dotted, [prefix + str(n) for n in names], n=1, cutoff=0.6)
             raise CelbenchError(f"unknown config key {dotted}{hint}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):

@@ -47,7 +47,7 @@ def dataset_bytes(out: Path) -> dict[str, bytes | dict]:
 
 
 class FakePipeline:
-    """Same methods as :class:`dataprep.stages_glue.StagePipeline`, computed in a few lines each."""
+    """Same methods as :class:`dataprep.build.pipeline.StagePipeline`, computed in a few lines each."""
 
     def __init__(self, config: BuildConfig):
         self.config = config

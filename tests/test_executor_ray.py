@@ -20,7 +20,7 @@ import dataprep.build as build_module
 from dataprep.build import build
 from dataprep.cli import main
 from dataprep.config import load_config
-from dataprep.validate import validate
+from dataprep.dataset.validate import validate
 from tests.dataset_fakes import dataset_bytes, write_synth_frames
 
 ray = pytest.importorskip("ray", reason="the ray executor's tests need Ray (pip install 'celbench[ray]')")

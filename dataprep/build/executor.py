@@ -21,6 +21,7 @@ warmed up once per build, not once per map).
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -104,6 +105,10 @@ class Executor:
 
     def map(self, fn: Callable[[Any], Any], tasks: Iterable[Task]) -> Iterator[TaskResult]:
         raise NotImplementedError
+
+    def start(self) -> None:
+        """Connect to what runs the tasks now, so a bad setting fails before any output is written (nothing by
+        default; :meth:`map` starts what it needs)."""
 
     def close(self) -> None:
         """Release workers kept between maps (nothing by default)."""
@@ -217,6 +222,18 @@ def _ray_call(fn: Callable[[Any], Any], task: Task) -> TaskResult:
     return call_task(fn, task)
 
 
+def _check_reachable(address: str) -> None:
+    """A one-line error now for a ``host:port`` (or ``ray://host:port``) nobody listens on; Ray itself would
+    retry for minutes before giving up. 'auto' is left to Ray (it fails at once when no cluster runs here)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as error:
+        raise CelbenchError(f"run.address {address}: no Ray cluster answers there ({error.strerror or error})") from None
+
+
 @EXECUTORS.register("ray")
 class RayExecutor(Executor):
     """Tasks as Ray tasks on a Ray cluster (``pip install 'celbench[ray]'``; docs/scale-out.md).
@@ -255,12 +272,13 @@ class RayExecutor(Executor):
         return cls(workers=run.workers, address=run.address, cpus=run.cpus_per_task,
                    memory_mb=run.memory_per_task_mb)
 
-    def _connect(self) -> None:
+    def start(self) -> None:
         ray = self._ray
         if ray.is_initialized():
             return
         kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
         if self.address:
+            _check_reachable(self.address)
             kwargs["address"] = self.address
         else:
             # a private instance sized to the workers asked for; the dashboard is not needed by a build
@@ -279,7 +297,7 @@ class RayExecutor(Executor):
             self._started = False
 
     def map(self, fn, tasks):
-        self._connect()
+        self.start()
         ray = self._ray
         remote = ray.remote(_ray_call).options(**self.options)
         pending = iter(tasks)

@@ -6,16 +6,16 @@ Layout of a dataset directory::
     meta/lock.json                  while a build runs: who runs it (a second build on the output is refused)
     meta/shots/<video_id>.json      shot detection result per source (cached; a resumed build reuses it)
     meta/units/<unit>.done.json     completion marker of a unit: its files and counts (datatrove-style)
-    data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.schemas.FRAMES)
-    data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.schemas.PAIRS)
+    data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.dataset.schemas.FRAMES)
+    data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.dataset.schemas.PAIRS)
 
 Work is split into independent *units* (a whole source, or a range of its shots, ``run.frames_per_unit``) run by an
-executor from :data:`dataprep.executor.EXECUTORS`. A unit writes each shard to a temporary name and renames it when
+executor from :data:`dataprep.build.executor.EXECUTORS`. A unit writes each shard to a temporary name and renames it when
 complete, then writes its marker; a unit without marker is redone from scratch (its leftovers deleted first) so a
 rerun with ``--resume`` neither loses nor duplicates rows. A failing unit (exception, ``OSError`` such as a full
 disk, a killed worker) is recorded as failed in the manifest and the others go on; ``--resume`` redoes it.
 
-Shot detection and units run in one executor session (:class:`dataprep.executor.TaskQueue`): the workers are
+Shot detection and units run in one executor session (:class:`dataprep.build.executor.TaskQueue`): the workers are
 spawned once, a worker with nothing to detect warms up meanwhile (imports, the source's packet index), and a
 source's units are queued, longest first, as soon as its shots are known, so the next source's detection overlaps
 with them and no worker idles long at the end.
@@ -55,21 +55,21 @@ import pyarrow.parquet as pq
 from dataprep.hashing import sha256_file, sha256_stream
 from dataprep import __version__
 from dataprep.config import BuildConfig, config_from_dict, config_hash
+from dataprep.dataset.manifest import Manifest
 from dataprep.errors import CelbenchError, file_error
-from dataprep.executor import EXECUTORS, Task, TaskQueue, TaskResult
+from dataprep.build.executor import EXECUTORS, Task, TaskQueue, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
 from dataprep.progress import progress
-from dataprep.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
+from dataprep.dataset.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
 from dataprep.storage import BuildLock, Storage, is_url, local_input, local_path
 
-MANIFEST = "meta/info.json"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 SPLITS = ("train", "val", "test")
 
 #: The stage adapter, as "module:attribute"; payloads carry it to the workers (which may be spawned, not forked),
 #: so another adapter (a test stand-in, a GPU pipeline) is chosen by setting this before ``build``.
-PIPELINE = "dataprep.stages_glue:StagePipeline"
+PIPELINE = "dataprep.build.pipeline:StagePipeline"
 
 
 def make_pipeline(config: BuildConfig, factory: str | None = None):
@@ -499,28 +499,6 @@ def plan_units(config: BuildConfig, source: Source, detection: dict) -> list[dic
     return units
 
 
-class Manifest:
-    """meta/info.json, rewritten atomically after every change so an interrupted build leaves a valid one."""
-
-    def __init__(self, out: str | os.PathLike | Storage, data: dict):
-        self.out, self.data = out, data
-        self.storage = Storage(out)
-
-    @classmethod
-    def load(cls, out: str | os.PathLike | Storage) -> "Manifest | None":
-        storage = Storage(out)
-        if not storage.exists(MANIFEST):
-            return None
-        try:
-            return cls(out, json.loads(storage.read_text(MANIFEST)))
-        except (OSError, json.JSONDecodeError) as error:
-            raise file_error(storage / MANIFEST, f"unreadable manifest ({error})") from None
-
-    def save(self) -> None:
-        self.data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.storage.write_text(MANIFEST, json.dumps(self.data, indent=1, sort_keys=False))
-
-
 def _dataset_identity(config: BuildConfig, sources: Sequence[Source]) -> dict:
     return {"config_hash": config_hash(config), "sources": sorted(s.sha256 for s in sources)}
 
@@ -592,6 +570,7 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
     # already there is looked at first, so a second driver hears that a build runs, not that the folder is odd.
     lock = BuildLock(out, log)
     try:
+        executor.start()
         if out.exists(BuildLock.NAME):
             lock.acquire()
         existing = _check_output(out, identity, resume, overwrite)
@@ -788,15 +767,3 @@ def _finish(manifest: Manifest, detect_seconds: float, wall: float, total_wall: 
     data["timings"] = {"stages_cpu_seconds": {k: round(v, 3) for k, v in sorted(timings.items())},
                        "last_run_wall_seconds": round(total_wall, 3)}
     data["status"] = "complete" if all(u.get("status") == "done" for u in data["units"].values()) else "incomplete"
-
-
-def shard_files(out: Path, table: str) -> list[Path]:
-    """The finished shards of ``table`` ('frames' or 'pairs') listed by the manifest's done units."""
-    manifest = Manifest.load(out)
-    if manifest is None:
-        raise file_error(str(out), "not a celbench dataset (no meta/info.json)")
-    files = []
-    for unit in manifest.data["units"].values():
-        if unit.get("status") == "done":
-            files += [out / "data" / table / f for f in unit["files"][table]]
-    return sorted(files)
