@@ -43,7 +43,7 @@ def _filesystem(location: str):
     try:
         import fsspec
     except ImportError:  # pragma: no cover - fsspec comes with the base install
-        raise CelbenchError(f"{location}: URLs need fsspec (pip install fsspec)") from None
+        raise CelbenchError(f"{location}: URLs need fsspec (pip install 'celbench[storage]')") from None
     try:
         return fsspec.core.url_to_fs(location)
     except (ImportError, ValueError) as error:  # unknown protocol, or its package (s3fs, gcsfs ...) missing

@@ -78,5 +78,6 @@ def test_ray_address_where_no_cluster_answers_is_a_one_line_error_before_any_out
     (tmp_path / "clip").mkdir()
     cv2.imwrite(str(tmp_path / "clip" / "0000.png"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(CelbenchError, match=rf"run.address 127.0.0.1:{port}: no Ray cluster answers there"):
-        build([tmp_path / "clip"], tmp_path / "ds", load_config(None, ["run.executor=ray", f"run.address=127.0.0.1:{port}"]))
+        build([tmp_path / "clip"], tmp_path / "ds",
+              load_config(None, ["run.executor=ray", f"run.address=127.0.0.1:{port}"]))
     assert not (tmp_path / "ds").exists()

@@ -71,7 +71,8 @@ def add_commands(commands) -> None:
     p = commands.add("build", "build a Parquet dataset (frames, sketches, fields, components, pairs, hints) "
                               "from videos, GIFs or frame folders", run_build)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video/GIF files or folders of frames")
-    p.add_argument("--out", required=True, help="dataset folder, or a URL (s3://bucket/ds, file://..., docs/scale-out.md)")
+    p.add_argument("--out", required=True,
+                   help="dataset folder, or a URL: s3://bucket/ds, gs://..., file://... (docs/scale-out.md)")
     p.add_argument("--config", type=Path, help="YAML or TOML config (defaults: configs/default.yaml)")
     p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="override one config key, e.g. --set frames.width=128 (repeatable)")

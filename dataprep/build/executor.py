@@ -231,7 +231,8 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as error:
-        raise CelbenchError(f"run.address {address}: no Ray cluster answers there ({error.strerror or error})") from None
+        reason = error.strerror or error
+        raise CelbenchError(f"run.address {address}: no Ray cluster answers there ({reason})") from None
 
 
 @EXECUTORS.register("ray")
