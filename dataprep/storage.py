@@ -42,7 +42,7 @@ def is_url(location: str | os.PathLike) -> bool:
 def _filesystem(location: str):
     try:
         import fsspec
-    except ImportError:  # pragma: no cover - fsspec comes with the base install
+    except ImportError:  # pragma: no cover - torch depends on fsspec, so it is nearly always there
         raise CelbenchError(f"{location}: URLs need fsspec (pip install 'celbench[storage]')") from None
     try:
         return fsspec.core.url_to_fs(location)
