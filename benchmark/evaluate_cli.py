@@ -6,6 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
+from dataprep.cli_app import bounded
 from dataprep.errors import CelbenchError, file_error
 
 from benchmark.evaluate import evaluate, output_paths, save
@@ -71,7 +72,7 @@ def add_commands(commands) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--out", help="result record FILE.json (default leaderboards/results/PROTOCOL/MODEL.json); "
                                  "per-sample values go to FILE.samples.parquet")
-    p.add_argument("--limit", type=int, help="score only the first N samples (recorded in the signature)")
+    p.add_argument("--limit", type=bounded(int, 1), help="score only the first N samples (recorded in the signature)")
 
 
 __all__ = ["add_commands", "open_source", "output_paths"]

@@ -55,6 +55,7 @@ from dataprep.errors import CelbenchError, file_error
 from dataprep.executor import EXECUTORS, Task, TaskQueue, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
+from dataprep.paths import safe_name
 from dataprep.progress import progress
 from dataprep.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
 
@@ -193,7 +194,12 @@ class ShardWriter:
 
 
 def remove_unit_files(out: Path, unit: str) -> None:
-    """Delete every shard, temporary file and marker a unit may have left."""
+    """Delete every shard, temporary file and marker a unit may have left.
+
+    ``unit`` may come from a manifest: it is checked to be a plain name first, so a tampered key cannot reach
+    ``glob``/``unlink`` outside ``out``.
+    """
+    safe_name(unit, "unit key", out / MANIFEST)
     for table in ("frames", "pairs"):
         directory = out / "data" / table
         if directory.is_dir():
@@ -510,34 +516,79 @@ class Manifest:
         if not path.exists():
             return None
         try:
-            return cls(out, json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as error:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise file_error(path, f"unreadable manifest ({error})") from None
+        check_manifest_structure(path, data)
+        return cls(out, data)
 
     def save(self) -> None:
         self.data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _atomic_write_text(self.out / MANIFEST, json.dumps(self.data, indent=1, sort_keys=False))
 
 
+def check_manifest_structure(path: Path, data: Any) -> None:
+    """Refuse a manifest whose shape is wrong or whose unit keys / shard names are not plain file names.
+
+    Those names become paths (``data/<table>/<name>``, ``meta/units/<key>.done.json``) that are read and deleted;
+    checking them here, where every reader loads the manifest, keeps a tampered manifest inside ``out``.
+    """
+    def bad(problem: str) -> CelbenchError:
+        return file_error(path, f"malformed manifest: {problem}")
+
+    if not isinstance(data, dict):
+        raise bad("top level is not a JSON object")
+    for key, kind in (("units", dict), ("sources", list), ("counts", dict), ("config", dict)):
+        if key in data and not isinstance(data[key], kind):
+            raise bad(f"{key} is not a JSON {'object' if kind is dict else 'array'}")
+    if not all(isinstance(s, dict) and isinstance(s.get("sha256"), str) for s in data.get("sources", [])):
+        raise bad("every source needs a sha256")
+    for key, unit in data.get("units", {}).items():
+        safe_name(key, "unit key", path)
+        if not isinstance(unit, dict):
+            raise bad(f"unit {key} is not a JSON object")
+        files = unit.get("files", {} if unit.get("status") != "done" else None)
+        if not isinstance(files, dict) or (unit.get("status") == "done" and set(files) != {"frames", "pairs"}):
+            raise bad(f"unit {key} lists no frames/pairs files")
+        for table, names in files.items():
+            if table not in ("frames", "pairs") or not isinstance(names, list):
+                raise bad(f"unit {key}: files.{table} is not a list of shard names")
+            for name in names:
+                safe_name(name, "shard file name", path)
+        if not isinstance(unit.get("counts", {}), dict):
+            raise bad(f"unit {key}: counts is not a JSON object")
+
+
 def _dataset_identity(config: BuildConfig, sources: Sequence[Source]) -> dict:
     return {"config_hash": config_hash(config), "sources": sorted(s.sha256 for s in sources)}
 
 
+#: What a build writes in its folder; ``--overwrite`` moves these aside (to :data:`REPLACED`) and deletes them only
+#: when the new build has produced frames, so a failing rebuild gives the old dataset back.
+DATASET_ENTRIES = ("data", "meta", "report.html", "report.png")
+REPLACED = ".celbench-replaced"
+
+
 def _prepare_output(out: Path, identity: dict, resume: bool, overwrite: bool) -> Manifest | None:
-    """Refuse to mix datasets: returns the existing manifest to resume, or None for a fresh build."""
-    existing = Manifest.load(out) if out.exists() else None
+    """Refuse to mix datasets: returns the existing manifest to resume, or None for a fresh build.
+
+    With ``overwrite`` an existing dataset is moved into ``out/.celbench-replaced`` (see :func:`_restore`).
+    """
     if out.exists() and not out.is_dir():
         raise file_error(out, "output exists and is not a folder")
     if overwrite:
-        if existing is None and out.exists() and any(out.iterdir()):
+        if (out.exists() and not (out / MANIFEST).is_file()
+                and any(entry.name != REPLACED for entry in out.iterdir())):
             raise file_error(out, "refusing to overwrite a non-empty folder that is not a celbench dataset")
-        for name in ("data", "meta", "report.html", "report.png"):
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        replaced = out / REPLACED
+        if replaced.exists():  # left by an earlier --overwrite that was killed: the dataset it replaced
+            shutil.rmtree(replaced)
+        for name in DATASET_ENTRIES:
+            if (out / name).exists():
+                replaced.mkdir(exist_ok=True)
+                os.replace(out / name, replaced / name)
         return None
+    existing = Manifest.load(out) if out.exists() else None
     if existing is None:
         if out.exists() and any(out.iterdir()):
             raise file_error(out, "output folder is not empty and holds no celbench dataset (meta/info.json)")
@@ -548,13 +599,19 @@ def _prepare_output(out: Path, identity: dict, resume: bool, overwrite: bool) ->
     old = {"config_hash": existing.data.get("config_hash"),
            "sources": sorted(s["sha256"] for s in existing.data.get("sources", []))}
     if old != identity:
-        what = "config" if old["config_hash"] != identity["config_hash"] else "sources"
-        raise file_error(out, f"holds a different dataset ({what} differ: config hash "
-                              f"{str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}); "
-                              "use another --out or --overwrite")
+        if old["config_hash"] != identity["config_hash"]:
+            what = f"config hash {str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}"
+        else:
+            what = (f"sources differ: {len(old['sources'])} there ({', '.join(h[:8] for h in old['sources'])}), "
+                    f"{len(identity['sources'])} given ({', '.join(h[:8] for h in identity['sources'])})")
+        raise file_error(out, f"holds a different dataset ({what}); use another --out or --overwrite")
     if not resume:
         raise file_error(out, "already holds this dataset; use --resume to finish it or --overwrite to rebuild")
     return existing
+
+
+class EmptyBuild(CelbenchError):
+    """Every source failed or none gave a usable frame; the build leaves nothing behind."""
 
 
 @dataclass
@@ -577,10 +634,47 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
     if any(n > 1 for n in ids.values()):
         raise CelbenchError(f"the same source is given twice: {', '.join(k for k, n in ids.items() if n > 1)}")
     executor = EXECUTORS.create(config.run.executor, workers=config.run.workers)
-    create_samplers(config.samplers)  # parameter errors before any work
+    # The whole config (samplers, stage names and parameters) is checked here, before anything is deleted or
+    # written; a worker failing on it later would cost an --overwrite'n dataset.
+    create_samplers(config.samplers)
+    pipeline = make_pipeline(config)
+    if hasattr(pipeline, "check"):
+        pipeline.check()
     identity = _dataset_identity(config, sources)
+    created = not out.exists()
     existing = _prepare_output(out, identity, resume, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        report = _build(sources, out, config, executor, existing, identity, log, t_build)
+    except BaseException as error:
+        # A rebuild that fails gives the replaced dataset back; a fresh build that produced nothing leaves
+        # nothing (no manifest blocking the next build). An interrupted fresh build stays, for --resume.
+        if existing is None and ((out / REPLACED).exists() or isinstance(error, EmptyBuild)):
+            _restore(out, created)
+        raise
+    shutil.rmtree(out / REPLACED, ignore_errors=True)
+    return report
+
+
+def _restore(out: Path, created: bool) -> None:
+    """Undo a fresh build that failed as a whole: delete what it wrote, give back a dataset it was to replace."""
+    for name in DATASET_ENTRIES:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    replaced = out / REPLACED
+    if replaced.is_dir():
+        for entry in replaced.iterdir():
+            os.replace(entry, out / entry.name)
+        replaced.rmdir()
+    if created and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
+def _build(sources: list[Source], out: Path, config: BuildConfig, executor, existing: Manifest | None,
+           identity: dict, log, t_build: float) -> BuildReport:
     if existing is not None:
         manifest = existing
     else:
@@ -671,7 +765,7 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
                     manifest.data["units"][result.key] = {"status": "failed", "video_id": video_id,
                                                           "stage": "detect", "error": result.error}
                     failed.append(result.key)
-                    if log:
+                    if log and len(sources) > 1:  # a single source's failure is the build's own error
                         log(f"{video_id}: shot detection failed: {result.error}")
                 if not undetected:
                     drop_stale_units()
@@ -684,8 +778,27 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
         executor.close()
     _finish(manifest, detect_seconds, time.perf_counter() - t0, time.perf_counter() - t_build)
     manifest.save()
+    if not manifest.data["counts"]["frames"]:
+        raise EmptyBuild(f"{out}: no frames were built: {_why_empty(manifest.data)}")
     return BuildReport(out, manifest.data, sorted(k for k, u in manifest.data["units"].items()
                                                   if u.get("status") == "failed"))
+
+
+def _why_empty(data: dict) -> str:
+    """Why a build produced no frame, per source: its failure, else what shot detection kept of it."""
+    reasons = []
+    failures = {u.get("video_id"): u.get("error") for u in data["units"].values() if u.get("status") == "failed"}
+    for source in data["sources"]:
+        where = source.get("path", source.get("video_id"))
+        failure = failures.get(source.get("video_id"))
+        if failure:
+            reasons.append(failure if str(where) in failure else f"{where}: {failure}")
+            continue
+        dropped = ", ".join(f"{n} {reason}" for reason, n in source.get("dropped_shots", {}).items())
+        reasons.append(f"{where}: {source.get('n_frames', 0)} frame(s) decoded, {source.get('kept_shots', 0)} of "
+                       f"{source.get('shots', 0)} shot(s) kept" + (f" (dropped: {dropped})" if dropped else "")
+                       + (f"; {source['decode_error']}" if source.get("decode_error") else ""))
+    return "; ".join(reasons)
 
 
 def _record_detection(manifest: Manifest, source: Source, d: dict, log) -> None:
@@ -715,7 +828,13 @@ def _unit_done(out: Path, manifest: Manifest, key: str, video_id: str) -> bool:
     marker = out / "meta" / "units" / f"{key}.done.json"
     if not marker.exists():
         return False
-    done = json.loads(marker.read_text())
+    try:
+        done = json.loads(marker.read_text())
+        if not isinstance(done, dict) or not {"files", "counts", "timings", "seconds"} <= set(done):
+            return False
+        check_manifest_structure(marker, {"units": {key: {**done, "status": "done"}}})
+    except (OSError, ValueError, CelbenchError):
+        return False  # unreadable or tampered marker: the unit is redone (remove_unit_files deletes the marker)
     if not all((out / "data" / t / f).exists() for t, fs in done["files"].items() for f in fs):
         return False
     record = manifest.data["units"].setdefault(key, {"video_id": video_id})
