@@ -4,7 +4,7 @@ Layout of a dataset directory::
 
     meta/info.json                  manifest (LeRobot-like): schema version, config + hash, sources, units, counts
     meta/shots/<video_id>.json      shot detection result per source (cached; a resumed build reuses it)
-    meta/units/<unit>.done.json     completion marker of a unit: its files and counts (datatrove-style)
+    meta/units/<unit>.done.json     completion marker of a unit: its files, their sha256 and counts (datatrove-style)
     data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.schemas.FRAMES)
     data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.schemas.PAIRS)
 
@@ -191,6 +191,13 @@ class ShardWriter:
                 pass
         if self._tmp is not None and self._tmp.exists():
             self._tmp.unlink()
+
+
+def shard_hashes(out: Path, files: dict[str, list[str]]) -> dict[str, str]:
+    """``{"<table>/<shard name>": sha256}`` of a unit's shards: stored in its marker and the manifest, checked by
+    ``dataprep validate`` (so an edited frame is caught) and part of the dataset hash in result signatures."""
+    return {f"{table}/{name}": sha256_file(out / "data" / table / name) for table, names in files.items()
+            for name in names}
 
 
 def remove_unit_files(out: Path, unit: str) -> None:
@@ -457,8 +464,8 @@ def process_unit(payload: dict) -> dict:
         pairs_writer.abort()
         remove_unit_files(out, unit)
         raise
-    result = {"unit": unit, "files": files, "counts": dict(counts), "timings": dict(timer.seconds),
-              "seconds": time.perf_counter() - t_start}
+    result = {"unit": unit, "files": files, "sha256": shard_hashes(out, files), "counts": dict(counts),
+              "timings": dict(timer.seconds), "seconds": time.perf_counter() - t_start}
     _atomic_write_text(out / "meta" / "units" / f"{unit}.done.json", json.dumps(result, indent=1))
     return result
 
@@ -557,6 +564,9 @@ def check_manifest_structure(path: Path, data: Any) -> None:
                 safe_name(name, "shard file name", path)
         if not isinstance(unit.get("counts", {}), dict):
             raise bad(f"unit {key}: counts is not a JSON object")
+        hashes = unit.get("sha256", {})
+        if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+            raise bad(f"unit {key}: sha256 is not a JSON object of hex digests")
 
 
 def _dataset_identity(config: BuildConfig, sources: Sequence[Source]) -> dict:
@@ -830,15 +840,16 @@ def _unit_done(out: Path, manifest: Manifest, key: str, video_id: str) -> bool:
         return False
     try:
         done = json.loads(marker.read_text())
-        if not isinstance(done, dict) or not {"files", "counts", "timings", "seconds"} <= set(done):
+        if not isinstance(done, dict) or not {"files", "sha256", "counts", "timings", "seconds"} <= set(done):
             return False
         check_manifest_structure(marker, {"units": {key: {**done, "status": "done"}}})
+        # a shard changed or truncated since (disk fault, an edit): the unit is redone
+        if shard_hashes(out, done["files"]) != done["sha256"]:
+            return False
     except (OSError, ValueError, CelbenchError):
-        return False  # unreadable or tampered marker: the unit is redone (remove_unit_files deletes the marker)
-    if not all((out / "data" / t / f).exists() for t, fs in done["files"].items() for f in fs):
-        return False
+        return False  # unreadable or tampered marker or shard: the unit is redone (its files deleted first)
     record = manifest.data["units"].setdefault(key, {"video_id": video_id})
-    record.update({"status": "done", "files": done["files"], "counts": done["counts"],
+    record.update({"status": "done", "files": done["files"], "sha256": done["sha256"], "counts": done["counts"],
                    "timings": done["timings"], "seconds": done["seconds"]})
     record.pop("error", None)
     return True
@@ -848,8 +859,8 @@ def _record(manifest: Manifest, result: TaskResult, log, failed: list[str]) -> N
     unit = manifest.data["units"][result.key]
     if result.ok:
         value = result.value
-        unit.update({"status": "done", "files": value["files"], "counts": value["counts"],
-                     "timings": value["timings"], "seconds": value["seconds"]})
+        unit.update({"status": "done", "files": value["files"], "sha256": value["sha256"],
+                     "counts": value["counts"], "timings": value["timings"], "seconds": value["seconds"]})
         unit.pop("error", None)
     else:
         unit.update({"status": "failed", "error": result.error})
