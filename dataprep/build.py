@@ -125,10 +125,15 @@ def derive_seed(*parts: Any) -> int:
 
 # ---------------------------------------------------------------------------------------------- output
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write through ``<name>.tmp`` and a rename; on failure (a full disk) the old file stays and no ``.tmp``."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise file_error(path, f"cannot write ({error.strerror or error})") from None
 
 
 class ShardWriter:

@@ -153,6 +153,29 @@ def _validate(out: Path) -> dict:
     return dict(totals)
 
 
+def verify_shards(out: str | Path) -> None:
+    """The quick check a reader makes before trusting a dataset (``bench train``): the manifest is sound, the
+    build complete, and every shard it lists is there with its recorded sha256. Hashing only, no decoding: a
+    truncated or changed shard is a one-line :class:`ValidationError` before any training step.
+    """
+    out = Path(out)
+    manifest = Manifest.load(out)
+    if manifest is None:
+        raise ValidationError(f"{out}: not a celbench dataset (no meta/info.json)")
+    for key, unit in sorted(manifest.data.get("units", {}).items()):
+        if unit.get("status") != "done":
+            raise ValidationError(f"{out}: build incomplete: unit {key} is {unit.get('status')}; "
+                                  "rerun dataprep build --resume")
+        for table, names in unit["files"].items():
+            for name in names:
+                path = out / "data" / table / name
+                if not path.is_file():
+                    raise ValidationError(f"{path}: missing (listed by unit {key})")
+                if sha256_file(path) != unit.get("sha256", {}).get(f"{table}/{name}"):
+                    raise ValidationError(f"{path}: sha256 differs from the manifest's (truncated or changed "
+                                          "after the build; dataprep validate tells more)")
+
+
 def check_dataset_dir(out: str | Path) -> Path:
     out = Path(out)
     if not out.is_dir():
