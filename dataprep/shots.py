@@ -136,12 +136,12 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
         return result
     import tempfile
 
-    from dataprep.imaging import fit_frame, to_rgb
+    from dataprep.imaging import fit_frame, read_image, to_rgb
 
     files = open_video(path).files
     with tempfile.TemporaryDirectory(prefix="celbench-frames-") as tmp:
         for index, file in enumerate(files):
-            image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+            image = read_image(file)
             if image is None:
                 raise file_error(file, "unreadable image")
             if image.ndim == 3:

@@ -24,6 +24,7 @@ import numpy as np
 
 from dataprep.config import BuildConfig, canonical_json
 from dataprep.errors import CelbenchError, file_error
+from dataprep.imaging import read_image
 
 
 DEFAULT_FOLDER_FPS = 24.0  # as dataprep.video: a folder of images carries no timing
@@ -230,7 +231,7 @@ class StagePipeline:
                     continue
                 if end is not None and index >= end:
                     break
-                image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+                image = read_image(file)
                 if image is None:
                     raise file_error(file, "unreadable image")
                 if image.ndim == 3:

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from dataprep.errors import CelbenchError, file_error
+from dataprep.imaging import read_image
 
 #: Container extensions read with PyAV (anything else that FFmpeg can open works too).
 CONTAINER_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".ts")
@@ -239,6 +240,9 @@ class ContainerSource(VideoSource):
             container.close()
             kind = "unreadable GIF (no image stream)" if self.is_gif else "not a video file (no video stream)"
             raise file_error(self.path, kind)
+        if getattr(container.streams.video[0], "codec_context", None) is None:  # a codec id FFmpeg cannot decode
+            container.close()
+            raise file_error(self.path, "not a video file or corrupt (no decoder for its video stream)")
         return container
 
     def _open_stream(self):
@@ -424,7 +428,7 @@ class ImageFolderSource(VideoSource):
     def _decode(self) -> Iterator[Frame]:
         shape = None
         for index, file in enumerate(self.files):
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            image = read_image(file, cv2.IMREAD_COLOR)
             if image is None:
                 self.error = f"decoding stopped after {index} frames: {file.name}: unreadable image"
                 return
