@@ -34,7 +34,8 @@ def add_commands(commands) -> None:
     p.add_argument("--repeat", type=bounded(int, 1), default=3,
                    help="rounds over all rows (interleaved, so a change in machine load hits every row alike); "
                         "each row's fastest run counts (default %(default)s)")
-    p.add_argument("--workers", type=bounded(int, 1), help="decoding threads of celbench's rows (default: the usable cores)")
+    p.add_argument("--workers", type=bounded(int, 1),
+                   help="decoding threads of celbench's rows (default: the usable cores)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
 

@@ -224,8 +224,8 @@ class SynthClip:
             if not overwrite:
                 raise file_error(out, "exists and is not empty (use --overwrite to replace it)")
             if not written_by_synth(out):
-                raise file_error(out, "refusing to overwrite: not a folder written by dataprep synth "
-                                      "(truth.json, cuts.json, video.*, contact_sheet.png, line_art/, labels/, frames/)")
+                raise file_error(out, "refusing to overwrite: not a folder written by dataprep synth (truth.json, "
+                                      "cuts.json, video.*, contact_sheet.png, line_art/, labels/, frames/)")
         parent = out.resolve().parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
