@@ -139,8 +139,8 @@ def _coerce(name: str, value: Any) -> Any:
 #: Allowed ranges (low, high; None = open) of numeric settings, checked when a config is resolved: a negative or
 #: NaN learning rate, a zero batch would otherwise fail deep in training or train nonsense.
 RANGES: dict[str, tuple[float | None, float | None]] = {
-    "lr": (1e-12, None), "weight_decay": (0, None), "batch_size": (1, None), "image_size": (8, None),
-    "epochs": (1, None), "max_steps": (1, None), "max_seconds": (1e-3, None), "l1_weight": (0, None),
+    "lr": (0, None), "weight_decay": (0, None), "batch_size": (1, None), "image_size": (8, None),
+    "epochs": (1, None), "max_steps": (1, None), "max_seconds": (0, None), "l1_weight": (0, None),
     "perceptual_weight": (0, None), "grad_clip": (0, None), "val_fraction": (0, 0.9), "val_every": (0, None),
     "checkpoint_every": (0, None), "keep_checkpoints": (1, None), "log_every": (1, None), "num_workers": (0, None),
 }

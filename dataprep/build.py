@@ -650,7 +650,7 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
         raise CelbenchError(f"the same source is given twice: {', '.join(k for k, n in ids.items() if n > 1)}")
     executor = EXECUTORS.create(config.run.executor, workers=config.run.workers)
     # The whole config (samplers, stage names and parameters) is checked here, before anything is deleted or
-    # written; a worker failing on it later would cost an --overwrite'n dataset.
+    # written: a worker failing on it later would already have cost the dataset that --overwrite replaces.
     create_samplers(config.samplers)
     pipeline = make_pipeline(config)
     if hasattr(pipeline, "check"):

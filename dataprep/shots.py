@@ -136,18 +136,11 @@ def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop:
         return result
     import tempfile
 
-    from dataprep.imaging import fit_frame, read_image, to_rgb
+    from dataprep.imaging import fit_frame, to_rgb
+    from dataprep.video import folder_images
 
-    files = open_video(path).files
     with tempfile.TemporaryDirectory(prefix="celbench-frames-") as tmp:
-        for index, file in enumerate(files):
-            image = read_image(file)
-            if image is None:
-                raise file_error(file, "unreadable image")
-            if image.ndim == 3:
-                image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-            if crop is not None:
-                image = image[crop[1]:crop[3], crop[0]:crop[2]]
+        for index, image in folder_images(path, crop):
             rgb = to_rgb(image)
             if folder_size is None:
                 folder_size = (rgb.shape[1], rgb.shape[0])

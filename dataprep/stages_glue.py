@@ -23,8 +23,7 @@ import cv2
 import numpy as np
 
 from dataprep.config import BuildConfig, canonical_json
-from dataprep.errors import CelbenchError, file_error
-from dataprep.imaging import read_image
+from dataprep.errors import CelbenchError
 
 
 DEFAULT_FOLDER_FPS = 24.0  # as dataprep.video: a folder of images carries no timing
@@ -221,23 +220,11 @@ class StagePipeline:
         image with their own size and channels (grey, RGB, RGBA), in ``open_video``'s numeric order, so a
         folder of mixed frames works; :func:`dataprep.imaging.to_rgb` and ``fit_frame`` normalise them.
         """
-        from dataprep.video import open_video
+        from dataprep.video import folder_images, open_video
 
         crop = self._crop()
         if Path(path).is_dir():
-            files = open_video(path).files
-            for index, file in enumerate(files):
-                if index < start:
-                    continue
-                if end is not None and index >= end:
-                    break
-                image = read_image(file)
-                if image is None:
-                    raise file_error(file, "unreadable image")
-                if image.ndim == 3:
-                    image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-                if crop is not None:
-                    image = image[crop[1]:crop[3], crop[0]:crop[2]]
+            for index, image in folder_images(path, crop, start, end):
                 yield index, index / DEFAULT_FOLDER_FPS, image
             return
         width, height = self._source_size(path)

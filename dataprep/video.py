@@ -440,6 +440,26 @@ class ImageFolderSource(VideoSource):
             yield Frame(index, index / self.fps, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
+def folder_images(path: str | os.PathLike, crop: Crop | None = None, start: int = 0,
+                  end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, image) of a frame folder's images ``start <= index < end`` in :class:`ImageFolderSource`'s order,
+    each with its own size and channels: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16, cut to
+    ``crop``. Unlike the folder source, images may differ in size; an unreadable one is a CelbenchError."""
+    for index, file in enumerate(ImageFolderSource(path).files):
+        if index < start:
+            continue
+        if end is not None and index >= end:
+            break
+        image = read_image(file)
+        if image is None:
+            raise file_error(file, "unreadable image")
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        if crop is not None:
+            image = image[crop[1]:crop[3], crop[0]:crop[2]]
+        yield index, image
+
+
 def _natural_key(path: Path) -> tuple:
     parts = re.split(r"(\d+)", path.stem)
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts) + (path.suffix,)
