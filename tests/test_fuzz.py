@@ -19,7 +19,7 @@ import pytest
 
 from benchmark import cli as bench_cli
 from dataprep import cli as dataprep_cli
-from dataprep.build import shard_files
+from dataprep.dataset.manifest import shard_files
 from tests.hostile import TINY, assert_no_crash, make_victim, outcome, snapshot, tiny_clip, tiny_dataset
 
 __all__ = ["tiny_clip", "tiny_dataset"]  # session fixtures used below

@@ -22,7 +22,7 @@ import pytest
 
 from benchmark import cli as bench_cli
 from dataprep import cli as dataprep_cli
-from dataprep.build import shard_files
+from dataprep.dataset.manifest import shard_files
 from tests.hostile import (PYTHON, TINY, assert_one_line_error, make_victim, outcome, python_env, rehash, snapshot,
                            tiny_clip, tiny_dataset)
 
@@ -263,13 +263,13 @@ def test_evaluate_stopped_keeps_the_scored_samples(tiny_dataset, tmp_path, monke
 
 # ------------------------------------------------------------------ 6. workers die with their parent
 def test_a_worker_exits_when_its_parent_is_killed(tmp_path):
-    from dataprep.executor import LocalExecutor, exit_with_parent
+    from dataprep.build.executor import LocalExecutor, exit_with_parent
 
     pool = LocalExecutor(workers=1)._new_pool(1)
     assert pool._initializer is exit_with_parent  # every pool of the local executor watches its parent
     pool.shutdown()
     # parent -> child that runs exit_with_parent; kill -9 the parent; the child must end by itself
-    child_code = ("import os, time; from dataprep.executor import exit_with_parent; "
+    child_code = ("import os, time; from dataprep.build.executor import exit_with_parent; "
                   "exit_with_parent(os.getppid()); print('ready', flush=True); time.sleep(120)")
     parent_code = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {child_code!r}], "
                    "stdout=subprocess.PIPE, text=True); p.stdout.readline(); print(p.pid, flush=True); time.sleep(120)")
@@ -427,7 +427,7 @@ def test_repainted_ground_truth_is_caught(dataset, tmp_path, capfd):
 
 
 def test_dataset_hash_in_the_signature_covers_content(dataset):
-    from benchmark.parquet_source import manifest_hash
+    from dataprep.dataset.manifest import manifest_hash
 
     manifest = json.loads((dataset / "meta" / "info.json").read_text())
     before = manifest_hash(manifest)

@@ -8,10 +8,10 @@ import sys
 import time
 
 from dataprep.cli_app import bounded
-from dataprep.detector import DETECTORS, load_detectors
+from dataprep.shots.detector import DETECTORS, load_detectors
 from dataprep.errors import CelbenchError
-from dataprep.shots import detect_shots, load_truth, score_cuts
-from dataprep.video import decode_workers, open_video, parse_crop, scaled_size
+from dataprep.shots.detect import detect_shots, load_truth, score_cuts
+from dataprep.video.source import decode_workers, open_video, parse_crop, scaled_size
 
 
 def add_commands(commands) -> None:
