@@ -158,10 +158,9 @@ def _check_model_args(config: "TrainConfig") -> None:
     """``model_args`` keys must be keywords of the model's constructor (a typo fails here, not mid-run)."""
     import inspect
 
-    from baselines.model import MODELS, _register_builtin_models
+    from baselines.model import trainable_network
 
-    _register_builtin_models()
-    parameters = inspect.signature(MODELS.get(config.model)).parameters
+    parameters = inspect.signature(trainable_network(config.model)).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
     unknown = sorted(set(config.model_args) - set(parameters))

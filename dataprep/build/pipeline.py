@@ -220,7 +220,7 @@ class StagePipeline:
         image with their own size and channels (grey, RGB, RGBA), in ``open_video``'s numeric order, so a
         folder of mixed frames works; :func:`dataprep.imaging.to_rgb` and ``fit_frame`` normalise them.
         """
-        from dataprep.video.source import folder_images
+        from dataprep.video.source import folder_images, open_video
 
         crop = self._crop()
         if Path(path).is_dir():
