@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from dataprep.cli_app import bounded
 from benchmark.model import Model, load_model, pick_device
 from benchmark.timing import measure
 
@@ -79,9 +80,9 @@ def add_commands(commands) -> None:
     p = commands.add("speed", "latency, throughput and peak memory of a model on this machine", run)
     p.add_argument("--model", required=True, help="registered model name or package.module:factory")
     p.add_argument("--weights", help="weights file for the model factory")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--references", type=int, default=1, help="reference frames per target (K)")
+    p.add_argument("--size", type=bounded(int, 8), default=256, help="image side in pixels (default 256)")
+    p.add_argument("--batch-size", type=bounded(int, 1), default=1)
+    p.add_argument("--references", type=bounded(int, 1), default=1, help="reference frames per target (K)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
-    p.add_argument("--repeats", type=int, default=10, help="timed calls (default 10)")
+    p.add_argument("--warmup", type=bounded(int, 0), default=2, help="untimed calls first (default 2)")
+    p.add_argument("--repeats", type=bounded(int, 1), default=10, help="timed calls (default 10)")

@@ -114,6 +114,12 @@ class Storage:
     def read_text(self, name: str) -> str:
         return self.read_bytes(name).decode()
 
+    def open(self, name: str):
+        """``name`` opened for binary reading (a local file or an fsspec file)."""
+        if self.fs is None:
+            return open(self.path(name), "rb")
+        return self.fs.open(self.path(name), "rb")
+
     def listdir(self, name: str = "") -> list[str]:
         """Names of what is directly in folder ``name`` (none if it does not exist)."""
         if self.fs is None:
@@ -148,11 +154,15 @@ class Storage:
         parent = name.rpartition("/")[0]
         self.makedirs(parent)
         temporary = f"{name}.{uuid.uuid4().hex[:8]}.tmp"  # unique: two writers never share one
-        if self.fs is None:
-            Path(self.path(temporary)).write_bytes(data)
-        else:
-            self.fs.pipe_file(self.path(temporary), data)
-        self.commit(temporary, name)
+        try:
+            if self.fs is None:
+                Path(self.path(temporary)).write_bytes(data)
+            else:
+                self.fs.pipe_file(self.path(temporary), data)
+            self.commit(temporary, name)
+        except OSError as error:  # a full disk: the old file stays, no .tmp is left, one line names the file
+            self.remove(temporary)
+            raise file_error(self / name, f"cannot write ({error.strerror or error})") from None
 
     def write_text(self, name: str, text: str) -> None:
         self.write_bytes(name, text.encode())
@@ -178,6 +188,25 @@ class Storage:
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         else:
             self.fs.rm(self.path(name), recursive=True)
+
+    def move(self, name: str, new_name: str) -> None:
+        """Rename file or folder ``name`` to ``new_name`` (parents created; a recursive move on object stores)."""
+        self.makedirs(new_name.rpartition("/")[0])
+        if self.fs is None:
+            os.replace(self.path(name), self.path(new_name))
+        else:
+            self.fs.mv(self.path(name), self.path(new_name), recursive=True)
+
+    def remove_empty_tree(self) -> None:
+        """Remove this folder if it holds nothing but empty folders (a local disk; object stores have no
+        empty folders to leave behind)."""
+        if self.fs is not None or self.local_root is None or not self.local_root.is_dir():
+            return
+        for folder in sorted((p for p in self.local_root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        if not any(self.local_root.iterdir()):
+            self.local_root.rmdir()
 
     def create_exclusive(self, name: str, data: bytes) -> bool:
         """Write ``name`` only if it does not exist; False if it does. Atomic on local disks, AWS S3, GCS and

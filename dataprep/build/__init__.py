@@ -5,7 +5,7 @@ Layout of a dataset directory::
     meta/info.json                  manifest (LeRobot-like): schema version, config + hash, sources, units, counts
     meta/lock.json                  while a build runs: who runs it (a second build on the output is refused)
     meta/shots/<video_id>.json      shot detection result per source (cached; a resumed build reuses it)
-    meta/units/<unit>.done.json     completion marker of a unit: its files and counts (datatrove-style)
+    meta/units/<unit>.done.json     completion marker of a unit: its files, their sha256 and counts (datatrove-style)
     data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.dataset.schemas.FRAMES)
     data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.dataset.schemas.PAIRS)
 
@@ -55,11 +55,12 @@ import pyarrow.parquet as pq
 from dataprep.hashing import sha256_file, sha256_stream
 from dataprep import __version__
 from dataprep.config import BuildConfig, config_from_dict, config_hash
-from dataprep.dataset.manifest import Manifest
+from dataprep.dataset.manifest import Manifest, check_manifest_structure, shard_hashes
 from dataprep.errors import CelbenchError, file_error
 from dataprep.build.executor import EXECUTORS, Task, TaskQueue, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
+from dataprep.paths import safe_name
 from dataprep.progress import progress
 from dataprep.dataset.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
 from dataprep.storage import BuildLock, Storage, is_url, local_input, local_path
@@ -199,7 +200,12 @@ class ShardWriter:
 
 
 def remove_unit_files(out: Storage, unit: str) -> None:
-    """Delete every shard, temporary file and marker a unit may have left."""
+    """Delete every shard, temporary file and marker a unit may have left.
+
+    ``unit`` may come from a manifest: it is checked to be a plain name first, so a tampered key cannot reach
+    ``glob``/``remove`` outside ``out``.
+    """
+    safe_name(unit, "unit key", out / "meta/info.json")
     for name in (out.glob("data/frames", f"{unit}.") + out.glob("data/pairs", f"{unit}.")
                  + out.glob("meta/units", f"{unit}.done.json")):
         out.remove(name)
@@ -452,8 +458,8 @@ def process_unit(payload: dict) -> dict:
         pairs_writer.abort()
         remove_unit_files(out, unit)
         raise
-    result = {"unit": unit, "files": files, "counts": dict(counts), "timings": dict(timer.seconds),
-              "seconds": time.perf_counter() - t_start}
+    result = {"unit": unit, "files": files, "sha256": shard_hashes(out, files), "counts": dict(counts),
+              "timings": dict(timer.seconds), "seconds": time.perf_counter() - t_start}
     out.write_text(f"meta/units/{unit}.done.json", json.dumps(result, indent=1))
     return result
 
@@ -503,14 +509,19 @@ def _dataset_identity(config: BuildConfig, sources: Sequence[Source]) -> dict:
     return {"config_hash": config_hash(config), "sources": sorted(s.sha256 for s in sources)}
 
 
+#: Where ``--overwrite`` keeps the dataset it replaces until the new build has produced frames.
+REPLACED = ".celbench-replaced"
+
+
 def _check_output(out: Storage, identity: dict, resume: bool, overwrite: bool) -> Manifest | None:
-    """Refuse to mix datasets: returns the existing manifest to resume, or None for a fresh build (after
-    :func:`_clear_output` when ``overwrite``). Reads only."""
+    """Refuse to mix datasets: returns the existing manifest to resume, or None for a fresh build (the caller
+    then sets an existing dataset aside when ``overwrite``, :func:`_set_aside`). Reads only."""
     if out.exists() and not out.isdir():
         raise file_error(str(out), "output exists and is not a folder")
     existing = Manifest.load(out)
     # what is there besides the lock of this build
-    occupied = out.listdir() not in ([], ["meta"]) or out.listdir("meta") not in ([], ["lock.json"])
+    occupied = ([n for n in out.listdir() if n != REPLACED] not in ([], ["meta"])
+                or out.listdir("meta") not in ([], ["lock.json"]))
     if overwrite:
         if existing is None and occupied:
             raise file_error(str(out), "refusing to overwrite a non-empty folder that is not a celbench dataset")
@@ -525,22 +536,49 @@ def _check_output(out: Storage, identity: dict, resume: bool, overwrite: bool) -
     old = {"config_hash": existing.data.get("config_hash"),
            "sources": sorted(s["sha256"] for s in existing.data.get("sources", []))}
     if old != identity:
-        what = "config" if old["config_hash"] != identity["config_hash"] else "sources"
-        raise file_error(str(out), f"holds a different dataset ({what} differ: config hash "
-                                   f"{str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}); "
-                                   "use another --out or --overwrite")
+        if old["config_hash"] != identity["config_hash"]:
+            what = f"config hash {str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}"
+        else:
+            what = (f"sources differ: {len(old['sources'])} there ({', '.join(h[:8] for h in old['sources'])}), "
+                    f"{len(identity['sources'])} given ({', '.join(h[:8] for h in identity['sources'])})")
+        raise file_error(str(out), f"holds a different dataset ({what}); use another --out or --overwrite")
     if not resume:
         raise file_error(str(out), "already holds this dataset; use --resume to finish it or --overwrite to rebuild")
     return existing
 
 
-def _clear_output(out: Storage) -> None:
-    """Delete the dataset in ``out`` (``--overwrite``), all but the build lock this build holds."""
-    for name in ("data", "report.html", "report.png"):
+def _set_aside(out: Storage) -> None:
+    """``--overwrite``: move the dataset in ``out`` (all but the lock this build holds) into :data:`REPLACED`.
+
+    It is deleted once the new build has produced frames and put back by :func:`_restore` if the rebuild fails,
+    so a failing rebuild never costs the dataset it was to replace.
+    """
+    out.remove_tree(REPLACED)  # left by an earlier --overwrite that was killed: the dataset it replaced
+    names = [name for name in ("data", "report.html", "report.png", "README.md") if out.exists(name)]
+    names += [f"meta/{name}" for name in (out.listdir("meta") if out.isdir("meta") else [])
+              if f"meta/{name}" != BuildLock.NAME]
+    for name in names:
+        out.move(name, f"{REPLACED}/{name}")
+
+
+def _restore(out: Storage) -> None:
+    """Undo a fresh build that failed as a whole: delete what it wrote, give back a dataset it was to replace."""
+    for name in ("data", "report.html", "report.png", "README.md"):
         out.remove_tree(name)
-    for name in out.listdir("meta"):
+    for name in out.listdir("meta") if out.isdir("meta") else []:
         if f"meta/{name}" != BuildLock.NAME:
             out.remove_tree(f"meta/{name}")
+    if out.isdir(REPLACED):
+        for top in out.listdir(REPLACED):
+            inner = out.listdir(f"{REPLACED}/{top}") if top == "meta" else [None]
+            for name in inner:
+                relative = top if name is None else f"{top}/{name}"
+                out.move(f"{REPLACED}/{relative}", relative)
+        out.remove_tree(REPLACED)
+
+
+class EmptyBuild(CelbenchError):
+    """Every source failed or none gave a usable frame; the build leaves nothing behind."""
 
 
 @dataclass
@@ -564,8 +602,15 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
     if any(n > 1 for n in ids.values()):
         raise CelbenchError(f"the same source is given twice: {', '.join(k for k, n in ids.items() if n > 1)}")
     executor = EXECUTORS.get(config.run.executor).from_run_config(config.run)
-    create_samplers(config.samplers)  # parameter errors before any work
+    # The whole config (samplers, stage names and parameters) is checked here, before anything is deleted or
+    # written: a worker failing on it later would already have cost the dataset that --overwrite replaces.
+    create_samplers(config.samplers)
+    pipeline = make_pipeline(config)
+    if hasattr(pipeline, "check"):
+        pipeline.check()
     identity = _dataset_identity(config, sources)
+    created = not out.exists()
+    restored = False
     # One driver per output: a second one would redo and delete the first one's units under its feet. A lock
     # already there is looked at first, so a second driver hears that a build runs, not that the folder is odd.
     lock = BuildLock(out, log)
@@ -577,11 +622,23 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
         if not lock.held:
             lock.acquire()
         if overwrite:
-            _clear_output(out)
-        return _build_locked(sources, out, shown, config, existing, identity, executor, log, t_build)
+            _set_aside(out)
+        try:
+            report = _build_locked(sources, out, shown, config, existing, identity, executor, log, t_build)
+        except BaseException as error:
+            # A rebuild that fails gives the replaced dataset back; a fresh build that produced nothing leaves
+            # nothing (no manifest blocking the next build). An interrupted fresh build stays, for --resume.
+            if existing is None and (out.exists(REPLACED) or isinstance(error, EmptyBuild)):
+                _restore(out)
+                restored = True
+            raise
+        out.remove_tree(REPLACED)
+        return report
     finally:
         executor.close()
         lock.release()
+        if restored and created:
+            out.remove_empty_tree()
 
 
 def _build_locked(sources: Sequence[Source], out: Storage, shown: Path | str, config: BuildConfig,
@@ -678,7 +735,7 @@ def _build_locked(sources: Sequence[Source], out: Storage, shown: Path | str, co
                     manifest.data["units"][result.key] = {"status": "failed", "video_id": video_id,
                                                           "stage": "detect", "error": result.error}
                     failed.append(result.key)
-                    if log:
+                    if log and len(sources) > 1:  # a single source's failure is the build's own error
                         log(f"{video_id}: shot detection failed: {result.error}")
                 if not undetected:
                     drop_stale_units()
@@ -690,8 +747,27 @@ def _build_locked(sources: Sequence[Source], out: Storage, shown: Path | str, co
         bar.close()
     _finish(manifest, detect_seconds, time.perf_counter() - t0, time.perf_counter() - t_build)
     manifest.save()
+    if not manifest.data["counts"]["frames"]:
+        raise EmptyBuild(f"{shown}: no frames were built: {_why_empty(manifest.data)}")
     return BuildReport(shown, manifest.data, sorted(k for k, u in manifest.data["units"].items()
                                                   if u.get("status") == "failed"))
+
+
+def _why_empty(data: dict) -> str:
+    """Why a build produced no frame, per source: its failure, else what shot detection kept of it."""
+    reasons = []
+    failures = {u.get("video_id"): u.get("error") for u in data["units"].values() if u.get("status") == "failed"}
+    for source in data["sources"]:
+        where = source.get("path", source.get("video_id"))
+        failure = failures.get(source.get("video_id"))
+        if failure:
+            reasons.append(failure if str(where) in failure else f"{where}: {failure}")
+            continue
+        dropped = ", ".join(f"{n} {reason}" for reason, n in source.get("dropped_shots", {}).items())
+        reasons.append(f"{where}: {source.get('n_frames', 0)} frame(s) decoded, {source.get('kept_shots', 0)} of "
+                       f"{source.get('shots', 0)} shot(s) kept" + (f" (dropped: {dropped})" if dropped else "")
+                       + (f"; {source['decode_error']}" if source.get("decode_error") else ""))
+    return "; ".join(reasons)
 
 
 def _record_detection(manifest: Manifest, source: Source, d: dict, log) -> None:
@@ -721,11 +797,18 @@ def _unit_done(out: Storage, manifest: Manifest, key: str, video_id: str) -> boo
     marker = f"meta/units/{key}.done.json"
     if not out.exists(marker):
         return False
-    done = json.loads(out.read_text(marker))
-    if not all(out.exists(f"data/{t}/{f}") for t, fs in done["files"].items() for f in fs):
-        return False
+    try:
+        done = json.loads(out.read_text(marker))
+        if not isinstance(done, dict) or not {"files", "sha256", "counts", "timings", "seconds"} <= set(done):
+            return False
+        check_manifest_structure(out / marker, {"units": {key: {**done, "status": "done"}}})
+        # a shard missing, changed or truncated since (disk fault, an edit): the unit is redone
+        if shard_hashes(out, done["files"]) != done["sha256"]:
+            return False
+    except (OSError, ValueError, CelbenchError):
+        return False  # unreadable or tampered marker or shard: the unit is redone (its files deleted first)
     record = manifest.data["units"].setdefault(key, {"video_id": video_id})
-    record.update({"status": "done", "files": done["files"], "counts": done["counts"],
+    record.update({"status": "done", "files": done["files"], "sha256": done["sha256"], "counts": done["counts"],
                    "timings": done["timings"], "seconds": done["seconds"]})
     record.pop("error", None)
     return True
@@ -735,8 +818,8 @@ def _record(manifest: Manifest, result: TaskResult, log, failed: list[str]) -> N
     unit = manifest.data["units"][result.key]
     if result.ok:
         value = result.value
-        unit.update({"status": "done", "files": value["files"], "counts": value["counts"],
-                     "timings": value["timings"], "seconds": value["seconds"]})
+        unit.update({"status": "done", "files": value["files"], "sha256": value["sha256"],
+                     "counts": value["counts"], "timings": value["timings"], "seconds": value["seconds"]})
         unit.pop("error", None)
     else:
         unit.update({"status": "failed", "error": result.error})

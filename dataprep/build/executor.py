@@ -21,7 +21,10 @@ warmed up once per build, not once per map).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import socket
+import threading
+import time
 import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -54,11 +57,34 @@ class TaskResult:
 
 def call_task(fn: Callable[[Any], Any], task: Task) -> TaskResult:
     """Run ``fn(task.payload)``, turning any exception into a failed result (errors as values)."""
+    from dataprep.errors import CelbenchError
+
     try:
         return TaskResult(task.key, True, fn(task.payload))
     except Exception as error:  # every failure of a unit is reported, none stops the others
-        message = f"{type(error).__name__}: {error}".splitlines()[0]
-        return TaskResult(task.key, False, error=message, detail=traceback.format_exc())
+        # A user error's message names the file and the problem already; other errors need their type.
+        message = str(error) if isinstance(error, CelbenchError) else f"{type(error).__name__}: {error}"
+        return TaskResult(task.key, False, error=message.splitlines()[0] if message else type(error).__name__,
+                          detail=traceback.format_exc())
+
+
+#: Seconds between a worker's checks that the process that started it is still alive.
+PARENT_CHECK_SECONDS = 0.5
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this process when ``parent_pid`` dies (kill -9 of a build leaves no worker going
+    on with its units and then waiting forever).
+
+    A watcher thread compares ``os.getppid()`` with the parent's pid (portable; Linux's parent-death signal
+    would follow the *thread* that spawned the worker, not the process).
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="celbench-parent-watch", daemon=True).start()
 
 
 class TaskQueue:
@@ -161,11 +187,15 @@ class LocalExecutor(Executor):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self.context, initializer=exit_with_parent,
+                                   initargs=(os.getpid(),))
+
     def map(self, fn, tasks):
         pending = iter(tasks)
         while True:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.context)
+                self._pool = self._new_pool(self.workers)
             lost: list[Task] = []
             broken = yield from self._run_pool(self._pool, fn, pending, self.workers, lost)
             if not broken:
@@ -174,7 +204,7 @@ class LocalExecutor(Executor):
             self._pool = None
             for task in lost:
                 retry_lost: list[Task] = []
-                with ProcessPoolExecutor(max_workers=1, mp_context=self.context) as pool:
+                with self._new_pool(1) as pool:
                     yield from self._run_pool(pool, fn, iter([task]), 1, retry_lost)
                 for dead in retry_lost:
                     yield TaskResult(dead.key, False, error="worker process died (killed or crashed) while running it")
