@@ -496,11 +496,13 @@ class _LineJoins:
         owner, rows, cols = pixels
         if not len(endpoints) or not len(owner):
             return (np.zeros(0, np.int64),) * 3
-        near = cKDTree(self.ends[endpoints]).sparse_distance_matrix(
-            cKDTree(np.stack([rows, cols], 1)), self.radius, p=np.inf, output_type="ndarray")
-        endpoint, point = endpoints[near["i"]], near["j"]
-        keep = owner[point] < endpoint
-        endpoint, point = endpoint[keep], point[keep]
+        # all pairs at once: a few hundred endpoints by a few thousand pixels at most
+        centres = self.ends[endpoints]
+        near = ((np.abs(rows[:, None] - centres[:, 0]) <= self.radius)
+                & (np.abs(cols[:, None] - centres[:, 1]) <= self.radius)
+                & (owner[:, None] < endpoints))
+        point, which = np.nonzero(near)
+        endpoint = endpoints[which]
         return endpoint, rows[point] - self.ends[endpoint, 0], cols[point] - self.ends[endpoint, 1]
 
     def _windows(self, endpoints: np.ndarray) -> np.ndarray:
