@@ -148,18 +148,22 @@ def _unpack(words: np.ndarray, size: int) -> np.ndarray:
     return bits[..., :size].astype(bool)
 
 
-def _dilate_rows(x: np.ndarray) -> np.ndarray:
-    """One 8-neighbour dilation of packed windows (R, K, N) (bits pushed past the window edge are dropped)."""
-    h = x << _ONE
+def _dilate_rows(x: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+    """One 8-neighbour dilation of packed windows (R, K, N) (bits pushed past the window edge are dropped), into
+    ``out`` (new if None; ``scratch`` is a buffer of the same shape)."""
+    out = np.empty_like(x) if out is None else out
+    h = np.empty_like(x) if scratch is None else scratch
+    np.left_shift(x, _ONE, out=h)
     h |= x
-    h |= x >> _ONE
+    np.right_shift(x, _ONE, out=out)
+    h |= out
     if x.shape[1] > 1:  # carries between the words of a row
         h[:, 1:] |= x[:, :-1] >> _TOP
         h[:, :-1] |= x[:, 1:] << _TOP
-    v = h.copy()
-    v[1:] |= h[:-1]
-    v[:-1] |= h[1:]
-    return v
+    np.copyto(out, h)
+    out[1:] |= h[:-1]
+    out[:-1] |= h[1:]
+    return out
 
 
 def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int) -> None:
@@ -168,10 +172,11 @@ def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int) 
     ``mask`` (the pixels of ``scipy.ndimage.binary_dilation(seed, iterations=s, mask=mask)``). Only the rows a
     walk can have reached are touched."""
     centre = reach.shape[0] // 2
+    grown, scratch = np.empty_like(reach), np.empty_like(reach)
     for step in range(first_step, last_step + 1):
         low, high = max(centre - step, 0), min(centre + step + 1, reach.shape[0])
-        grown = _dilate_rows(reach[low:high])
-        np.bitwise_and(grown, mask[low:high], out=reach[low:high])
+        _dilate_rows(reach[low:high], grown[low:high], scratch[low:high])
+        np.bitwise_and(grown[low:high], mask[low:high], out=reach[low:high])
 
 
 def _seed(windows: np.ndarray) -> np.ndarray:
