@@ -45,6 +45,7 @@ from baselines.losses import ColorizationLoss
 from baselines.model import TARGET_COLOR, build_model, collate_batch, model_preset, to_device
 from baselines.tfevents import EventFileWriter
 from dataprep.errors import CelbenchError
+from dataprep.registry import did_you_mean
 from dataprep.progress import progress
 
 
@@ -98,11 +99,7 @@ def _coerce(name: str, value: Any) -> Any:
     """Check ``name`` is a setting and convert ``value`` to its type (YAML reads ``1e-3`` as a string)."""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     if name not in fields:
-        import difflib
-
-        close = difflib.get_close_matches(name, fields, n=2)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise CelbenchError(f"unknown training setting {name!r}{hint}")
+        raise CelbenchError(f"unknown training setting {name!r}{did_you_mean(name, fields, n=2, cutoff=0.6)}")
     kind = str(fields[name].type)
     if value is None:
         if "None" not in kind:

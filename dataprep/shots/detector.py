@@ -3,7 +3,7 @@
 A detector sees the frames of one video in order and reports *cuts*: the index of the first frame of
 every shot but the first. Cuts may be decided late (a detector that checks whether a change persists
 needs to see a few more frames), so :meth:`ShotDetector.process` returns the cuts decided so far and
-:meth:`ShotDetector.finish` the rest. Adding a detector is one class in ``dataprep/detectors/`` with
+:meth:`ShotDetector.finish` the rest. Adding a detector is one class in ``dataprep/shots/detectors/`` with
 ``@DETECTORS.register("name")``.
 
 The work is in two parts so that most of it runs beside the decoder, on several threads: :meth:`ShotDetector.features`
@@ -70,10 +70,6 @@ DETECTORS: Registry[ShotDetector] = Registry("detector", entry_point_group="celb
 
 
 def load_detectors() -> Registry[ShotDetector]:
-    """The registry with every built-in detector registered (they are, once this module is imported)."""
+    """The detector registry (built-ins come from the ``builtin`` entry of ``celbench.detectors``)."""
     return DETECTORS
 
-
-# Register the built-in detectors whichever module a caller imports first (``dataprep.detector`` or
-# ``dataprep.detectors``); the package imports names defined above, so this late import is not circular.
-import dataprep.detectors  # noqa: E402,F401

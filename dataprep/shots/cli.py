@@ -7,10 +7,10 @@ import os
 import sys
 import time
 
-from dataprep.detector import DETECTORS, load_detectors
+from dataprep.shots.detector import DETECTORS, load_detectors
 from dataprep.errors import CelbenchError
-from dataprep.shots import detect_shots, load_truth, score_cuts
-from dataprep.video import decode_workers, open_video, parse_crop, scaled_size
+from dataprep.shots.detect import detect_shots, load_truth, score_cuts
+from dataprep.video.source import decode_workers, open_video, parse_crop, scaled_size
 
 
 def add_commands(commands) -> None:

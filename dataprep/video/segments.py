@@ -21,7 +21,7 @@ Guarantees:
 * Each segment is checked while it decodes: the pts of its decoded frames must be its packets' pts in ascending
   order (a decoder that wanted a frame of the previous segment drops or invents frames, which breaks this). A frame
   is handed out only once it has passed; at the first mismatch the results end with :data:`MISMATCH` and the caller
-  continues sequentially from there (:meth:`dataprep.video.ContainerSource.map` does).
+  continues sequentially from there (:meth:`dataprep.video.source.ContainerSource.map` does).
 * Memory is bounded: at most ``workers + 1`` segments are in flight, each with at most :data:`PACKET_BUDGET` bytes of
   packets queued and ``depth`` results buffered, whatever the length of the video.
 """
