@@ -315,7 +315,7 @@ GAP_SETTINGS = [{}, {"max_gap": 12.0}, {"max_gap": 5.0, "max_angle": 80.0, "pair
 
 
 def _xdog_lines(rgb):
-    from dataprep.extractors import EXTRACTORS
+    from dataprep.sketch.extractors import EXTRACTORS
 
     return EXTRACTORS.create("xdog")(rgb) < 128
 
