@@ -11,9 +11,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from skimage.morphology import skeletonize
 
-from dataprep.components import _tip_half_widths, skeleton_endpoints
+from dataprep.components import open_ends
 
 EIGHT = ndimage.generate_binary_structure(2, 2)
 
@@ -52,14 +51,7 @@ def close_gaps_reference(lines, max_gap=8.0, same_stroke_factor=3.0, join_to_lin
     closed = lines.copy()
     if max_gap <= 0 or not lines.any():
         return closed
-    skeleton = skeletonize(lines)
-    ends = skeleton_endpoints(skeleton)
-    tip_half_width = _tip_half_widths(lines, ends)
-    height, width = lines.shape
-    border = np.min([ends[:, 0], ends[:, 1], height - 1 - ends[:, 0], width - 1 - ends[:, 1]], axis=0) \
-        if len(ends) else np.zeros(0)
-    keep = border > tip_half_width + 1
-    ends, tip_radius = ends[keep], tip_half_width[keep] - 1.0
+    skeleton, ends, tip_radius = open_ends(lines)  # shared: skeleton, endpoints and their widths
     if len(ends) == 0:
         return closed
     max_steps = int(np.ceil(same_stroke_factor * max_gap))

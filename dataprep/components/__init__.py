@@ -270,6 +270,26 @@ def _product_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _TIE = 2.0 ** -46
 
 
+def open_ends(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The open stroke ends of (H, W) bool line art that :func:`close_gaps` works on: (skeleton (H, W) bool,
+    tips (N, 2) int (row, col), tip radii (N,) float64).
+
+    Tips are skeleton endpoints not within about a stroke half-width of the frame border (such a stroke continues
+    outside the picture). A tip's radius is its distance to the nearest paper pixel minus 1 (0 for 1-px strokes):
+    skeleton tips sit about half a stroke width inside the stroke ends, so subtracting it makes a distance between
+    tips the empty span between the drawn strokes, whatever their width.
+    """
+    skeleton = skeletonize(lines)
+    ends = skeleton_endpoints(skeleton)
+    # Distance to the nearest paper pixel; the frame border counts as line, so tips at the border stay "inside".
+    tip_half_width = _tip_half_widths(lines, ends)
+    height, width = lines.shape
+    border_distance = np.min([ends[:, 0], ends[:, 1], height - 1 - ends[:, 0], width - 1 - ends[:, 1]], axis=0) \
+        if len(ends) else np.zeros(0)
+    keep = border_distance > tip_half_width + 1  # skeletons stop short of the border by about a half-width
+    return skeleton, ends[keep], tip_half_width[keep] - 1.0
+
+
 def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: float = 3.0,
                join_to_lines: bool = True, max_angle: float = 45.0, pair_max_angle: float = 75.0) -> np.ndarray:
     """Close small gaps in line art (after Fourey et al. 2018, which Dang et al. 2020 use before labelling).
@@ -311,21 +331,9 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
     closed = lines.copy()
     if max_gap <= 0 or not lines.any():
         return closed
-    skeleton = skeletonize(lines)
-    ends = skeleton_endpoints(skeleton)
-    # Distance to the nearest paper pixel; the frame border counts as line, so tips at the border stay "inside".
-    tip_half_width = _tip_half_widths(lines, ends)
-    # A stroke whose tip touches the frame border continues outside the picture: it is not an open end.
-    height, width = lines.shape
-    border_distance = np.min([ends[:, 0], ends[:, 1], height - 1 - ends[:, 0], width - 1 - ends[:, 1]], axis=0) \
-        if len(ends) else np.zeros(0)
-    keep = border_distance > tip_half_width + 1  # skeletons stop short of the border by about a half-width
-    ends, tip_half_width = ends[keep], tip_half_width[keep]
+    skeleton, ends, tip_radius = open_ends(lines)
     if len(ends) == 0:
         return closed
-    # Skeleton tips sit about half a stroke width inside the stroke ends; subtracting that radius (0 for
-    # 1-px strokes) makes the distance the empty span between the drawn strokes, whatever their width.
-    tip_radius = tip_half_width - 1.0
     max_steps = int(np.ceil(same_stroke_factor * max_gap))
     directions, defined = _outward_directions(skeleton, ends, max_steps)
     canvas = closed.view(np.uint8)

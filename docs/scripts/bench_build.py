@@ -29,11 +29,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure_build import tree_rss_bytes  # noqa: E402
+from measure_build import run_measured  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,16 +59,10 @@ def run_build(tree: Path, inputs: list[str], overrides: list[str], out: Path, wo
                "--workers", str(workers), "-q"]
     for item in overrides:
         command += ["--set", item]
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=out.parent, env=env, stdout=subprocess.DEVNULL)
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, tree_rss_bytes(process.pid))
-        time.sleep(0.05)
-    wall = time.perf_counter() - start
-    if process.returncode != 0:
-        raise SystemExit(f"bench_build: build of {inputs} with {tree} failed (exit {process.returncode})")
+    returncode, wall, peak = run_measured(command, cwd=out.parent, env=dict(os.environ, PYTHONPATH=str(tree)),
+                                          stdout=subprocess.DEVNULL)
+    if returncode != 0:
+        raise SystemExit(f"bench_build: build of {inputs} with {tree} failed (exit {returncode})")
     info = json.loads((out / "meta" / "info.json").read_text())
     return {"wall": wall, "peak_rss": peak, "frames": info["counts"]["frames"],
             "source_frames": sum(s.get("n_frames") or 0 for s in info["sources"]),
