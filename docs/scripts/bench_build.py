@@ -17,8 +17,8 @@ build runs for both trees, alternating within each round (``PYTHONPATH`` selects
 the work folder as current directory so neither checkout shadows the other), and the two datasets of each
 build are compared file by file (every Parquet shard and every manifest except its timings) to show that the
 change keeps the output. Prints one table per clip set: wall seconds, source frames per second, peak RSS of
-the build's process tree, and the manifest's CPU seconds per stage summed over workers (``timings``), with the
-ratio baseline / this tree. Linux only (RSS from /proc, via ``measure_build.py``).
+the build's process tree, and the manifest's seconds per stage summed over workers (``timings``), with a
+last column: baseline time / this tree's time (this tree's / baseline's for frames per second and RSS). Linux only (RSS from /proc, via ``measure_build.py``).
 """
 
 from __future__ import annotations
@@ -103,17 +103,20 @@ def report(name: str, totals: dict[str, dict], rounds: int) -> None:
     trees = list(totals)
     print(f"\n## {name}: {totals[trees[0]]['source_frames'] // rounds} source frames, "
           f"{totals[trees[0]]['frames'] // rounds} stored frames per round, {rounds} round(s)")
-    header = "| | " + " | ".join(trees) + (" | ratio |" if len(trees) == 2 else " |")
+    header = "| | " + " | ".join(trees) + (" | speed-up |" if len(trees) == 2 else " |")
     print(header)
     print("|---" * (len(trees) + 1 + (len(trees) == 2)) + "|")
 
-    def row(label: str, values: list[float], fmt: str) -> None:
-        ratio = f" | {values[0] / values[1]:.2f} |" if len(values) == 2 and values[1] else " |"
+    def row(label: str, values: list[float], fmt: str, higher_is_faster: bool = False) -> None:
+        """speed-up: baseline time / this tree's time (this tree's rate / baseline's for rates)."""
+        ratio = " |"
+        if len(values) == 2 and values[0] and values[1]:
+            ratio = f" | {(values[1] / values[0]) if higher_is_faster else (values[0] / values[1]):.2f} |"
         print(f"| {label} | " + " | ".join(format(v, fmt) for v in values) + ratio)
 
     row("wall s", [t["wall"] / rounds for t in totals.values()], ".2f")
-    row("source frames/s", [t["source_frames"] / t["wall"] for t in totals.values()], ".1f")
-    row("peak RSS MiB", [t["peak_rss"] / 2**20 for t in totals.values()], ".0f")
+    row("source frames/s", [t["source_frames"] / t["wall"] for t in totals.values()], ".1f", True)
+    row("peak RSS MiB", [t["peak_rss"] / 2**20 for t in totals.values()], ".0f", True)
     stages = sorted(totals[trees[-1]]["stages"], key=lambda s: -totals[trees[-1]]["stages"][s])
     for stage in stages:
         row(f"{stage} CPU s", [t["stages"].get(stage, 0.0) / rounds for t in totals.values()], ".2f")
