@@ -509,13 +509,20 @@ class _LineJoins:
         owner, rows, cols = pixels
         if not len(endpoints) or not len(owner):
             return (np.zeros(0, np.int64),) * 3
-        # all pairs at once: a few hundred endpoints by a few thousand pixels at most
+        # all pairs, in blocks of pixels so the comparison matrix stays below about 2 million entries (a real
+        # 256 x 256 frame is one block; a large frame has thousands of tips)
         centres = self.ends[endpoints]
-        near = ((np.abs(rows[:, None] - centres[:, 0]) <= self.radius)
-                & (np.abs(cols[:, None] - centres[:, 1]) <= self.radius)
-                & (owner[:, None] < endpoints))
-        point, which = np.nonzero(near)
-        endpoint = endpoints[which]
+        block = max(1, (1 << 21) // len(endpoints))
+        found = []
+        for start in range(0, len(owner), block):
+            part = slice(start, start + block)
+            near = ((np.abs(rows[part, None] - centres[:, 0]) <= self.radius)
+                    & (np.abs(cols[part, None] - centres[:, 1]) <= self.radius)
+                    & (owner[part, None] < endpoints))
+            point, which = np.nonzero(near)
+            found.append((point + start, which))
+        point = np.concatenate([f[0] for f in found])
+        endpoint = endpoints[np.concatenate([f[1] for f in found])]
         return endpoint, rows[point] - self.ends[endpoint, 0], cols[point] - self.ends[endpoint, 1]
 
     def _windows(self, endpoints: np.ndarray) -> np.ndarray:
