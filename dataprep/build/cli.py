@@ -71,12 +71,13 @@ def add_commands(commands) -> None:
     p = commands.add("build", "build a Parquet dataset (frames, sketches, fields, components, pairs, hints) "
                               "from videos, GIFs or frame folders", run_build)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video/GIF files or folders of frames")
-    p.add_argument("--out", required=True, type=Path, help="dataset folder")
+    p.add_argument("--out", required=True,
+                   help="dataset folder, or a URL: s3://bucket/ds, gs://..., file://... (docs/scale-out.md)")
     p.add_argument("--config", type=Path, help="YAML or TOML config (defaults: configs/default.yaml)")
     p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="override one config key, e.g. --set frames.width=128 (repeatable)")
     p.add_argument("--workers", type=int, help="worker processes (run.workers)")
-    p.add_argument("--executor", help="executor name (run.executor: local, serial)")
+    p.add_argument("--executor", help="executor name (run.executor: local, serial, ray)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted or partly failed build")
     p.add_argument("--overwrite", action="store_true", help="delete the dataset in --out and rebuild")
 

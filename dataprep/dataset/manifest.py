@@ -3,12 +3,14 @@
 Layout of a dataset folder (see ``docs/dataset.md``; the tables' columns are in :mod:`dataprep.dataset.schemas`)::
 
     meta/info.json                      the manifest: schema version, config + hash, sources, units, counts
+    meta/lock.json                      while a build writes: who runs it (dataprep.storage.BuildLock)
     meta/shots/<video_id>.json          shot detection result per source (cached for resumed builds)
     meta/units/<unit>.done.json         completion marker of a unit: its files and counts
     data/frames/<unit>.<nnn>.parquet    frames table shards
     data/pairs/<unit>.<nnn>.parquet     pairs table shards
 
 A shard belongs to the dataset only when the manifest lists it under a unit whose status is ``done``.
+The builder reads and writes the manifest through :class:`dataprep.storage.Storage`, so the folder may be a URL.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dataprep.errors import file_error
+from dataprep.storage import Storage
 
-MANIFEST = Path("meta") / "info.json"
+MANIFEST = "meta/info.json"
 TABLES = ("frames", "pairs")
 #: Manifest entries that describe a build run, not the data: left out of the dataset hash so that
 #: rebuilding the same inputs with the same config gives the same hash (and signature).
@@ -29,34 +32,27 @@ VOLATILE_MANIFEST_KEYS = ("created", "updated", "timings", "run")
 VOLATILE_UNIT_KEYS = ("timings", "seconds")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class Manifest:
     """``meta/info.json``, rewritten atomically after every change so an interrupted build leaves a valid one."""
 
-    def __init__(self, out: Path, data: dict):
+    def __init__(self, out: str | os.PathLike | Storage, data: dict):
         self.out, self.data = out, data
+        self.storage = Storage(out)
 
     @classmethod
-    def load(cls, out: Path) -> "Manifest | None":
-        """The manifest of dataset folder ``out``; None when it has none; one-line error when unreadable."""
-        path = out / MANIFEST
-        if not path.exists():
+    def load(cls, out: str | os.PathLike | Storage) -> "Manifest | None":
+        """The manifest of dataset folder (or URL) ``out``; None when it has none; one-line error when unreadable."""
+        storage = Storage(out)
+        if not storage.exists(MANIFEST):
             return None
         try:
-            return cls(out, json.loads(path.read_text()))
+            return cls(out, json.loads(storage.read_text(MANIFEST)))
         except (OSError, json.JSONDecodeError) as error:
-            raise file_error(path, f"unreadable manifest ({error})") from None
+            raise file_error(storage / MANIFEST, f"unreadable manifest ({error})") from None
 
     def save(self) -> None:
         self.data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        atomic_write_text(self.out / MANIFEST, json.dumps(self.data, indent=1, sort_keys=False))
+        self.storage.write_text(MANIFEST, json.dumps(self.data, indent=1, sort_keys=False))
 
 
 def shard_files(out: Path, table: str) -> list[Path]:
