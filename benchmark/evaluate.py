@@ -35,7 +35,7 @@ from benchmark.model import Model
 from benchmark.protocol import MetricSpec, Protocol, simulate_hints
 from benchmark.timing import measure
 from benchmark.record import MetricResult, Problem, ResultRecord, Speed, compute_signature
-from benchmark.source import Frame, SampleSource, SampleSpec
+from benchmark.source import Frame, SampleSource, SampleSpec, empty_split_hint
 
 #: Outputs may leave [0, 1] by this much (float rounding in a final sigmoid/clamp) and still count as valid.
 RANGE_TOLERANCE = 1e-4
@@ -273,7 +273,7 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
         samples = samples[:limit]
     if not samples:
         raise CelbenchError(f"{source.location}: split {split!r} has no samples for protocol {protocol.id} "
-                            "(shots too short or none)")
+                            f"(shots too short or none){empty_split_hint(source, split)}")
 
     metrics: dict[str, Any] = {}
     unavailable: dict[str, tuple[MetricSpec, str]] = {}

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from dataprep.errors import file_error
 
-from benchmark.source import Frame, SampleSource, SampleSpec, Shot, kind_matches
+from benchmark.source import Frame, SampleSource, SampleSpec, Shot, empty_split_hint, kind_matches
 
 _FRAME_META = ["frame_key", "video_id", "shot_id", "frame_index", "split", "held_group"]
 _FRAME_IMAGES = ["colour", "sketch", "distance_field", "components"]
@@ -94,8 +94,11 @@ class ParquetSource(SampleSource):
 
     def shots(self, split: str) -> list[Shot]:
         if split not in self._shots:
-            raise file_error(self.root, f"no frames in split {split!r} (have: {', '.join(sorted(self._shots)) or 'none'})")
+            raise file_error(self.root, f"no frames in split {split!r}{empty_split_hint(self, split)}")
         return list(self._shots[split])
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(shots) for name, shots in self._shots.items()}
 
     def _table(self, path: Path):
         if path in self._tables:

@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 
 from dataprep.hashing import sha256_file
 from dataprep import __version__
-from dataprep.config import BuildConfig, config_from_dict, config_hash
+from dataprep.config import SPLITS, BuildConfig, config_from_dict, config_hash
 from dataprep.errors import CelbenchError, file_error
 from dataprep.executor import EXECUTORS, Task, TaskQueue, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
@@ -60,7 +60,6 @@ from dataprep.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, imag
 
 MANIFEST = Path("meta") / "info.json"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-SPLITS = ("train", "val", "test")
 
 #: The stage adapter, as "module:attribute"; payloads carry it to the workers (which may be spawned, not forked),
 #: so another adapter (a test stand-in, a GPU pipeline) is chosen by setting this before ``build``.
@@ -520,7 +519,40 @@ class Manifest:
 
 
 def _dataset_identity(config: BuildConfig, sources: Sequence[Source]) -> dict:
-    return {"config_hash": config_hash(config), "sources": sorted(s.sha256 for s in sources)}
+    """What makes two builds the same dataset (``config_hash``, ``sources``), plus what explains a mismatch."""
+    return {"config_hash": config_hash(config), "sources": sorted(s.sha256 for s in sources),
+            "config": config.to_dict(), "source_names": {s.sha256: Path(s.path).name for s in sources}}
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _difference(existing: dict, identity: dict) -> str:
+    """How the existing dataset (its manifest) differs from the requested build, in words:
+    the config keys that differ (existing value -> requested), or the sources on one side only."""
+    old_sources = {s.get("sha256"): Path(str(s.get("path", s.get("video_id")))).name
+                   for s in existing.get("sources", [])}
+    new_sources = identity["source_names"]
+    if set(old_sources) != set(new_sources):
+        parts = []
+        if only_old := [old_sources[k] for k in old_sources if k not in new_sources]:
+            parts.append(f"only the existing dataset has {', '.join(sorted(only_old))}")
+        if only_new := [new_sources[k] for k in new_sources if k not in old_sources]:
+            parts.append(f"only this build has {', '.join(sorted(only_new))}")
+        return "its sources differ (" + "; ".join(parts) + ")"
+    old_config = _flatten({k: v for k, v in existing.get("config", {}).items() if k != "run"})
+    new_config = _flatten({k: v for k, v in identity["config"].items() if k != "run"})
+    changed = [f"{key} {old_config.get(key, '(unset)')!r} -> {new_config.get(key, '(unset)')!r}"
+               for key in sorted(set(old_config) | set(new_config)) if old_config.get(key) != new_config.get(key)]
+    if not changed:  # same settings but another config hash: written by another toolkit version
+        changed = [f"config hash {str(existing.get('config_hash'))[:12]} -> {identity['config_hash'][:12]}"]
+    return "its config differs (existing -> this build: " + ", ".join(changed) + ")"
 
 
 def _prepare_output(out: Path, identity: dict, resume: bool, overwrite: bool) -> Manifest | None:
@@ -547,11 +579,9 @@ def _prepare_output(out: Path, identity: dict, resume: bool, overwrite: bool) ->
                               f"(this toolkit writes {SCHEMA_VERSION}); use another --out or --overwrite")
     old = {"config_hash": existing.data.get("config_hash"),
            "sources": sorted(s["sha256"] for s in existing.data.get("sources", []))}
-    if old != identity:
-        what = "config" if old["config_hash"] != identity["config_hash"] else "sources"
-        raise file_error(out, f"holds a different dataset ({what} differ: config hash "
-                              f"{str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}); "
-                              "use another --out or --overwrite")
+    if old != {key: identity[key] for key in old}:
+        raise file_error(out, f"holds a different dataset: {_difference(existing.data, identity)}; "
+                              "use another --out, or --overwrite to replace it")
     if not resume:
         raise file_error(out, "already holds this dataset; use --resume to finish it or --overwrite to rebuild")
     return existing

@@ -28,6 +28,8 @@ from dataprep.errors import CelbenchError, file_error
 
 RESIZE_MODES = ("centre-crop", "pad", "keep-aspect")
 SPLIT_UNITS = ("shot", "video")
+#: The dataset splits, in the order their fractions are given.
+SPLITS = ("train", "val", "test")
 
 
 @dataclass

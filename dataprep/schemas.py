@@ -184,7 +184,10 @@ def markdown() -> str:
         "redoes the rest from scratch, so nothing is lost or duplicated. Failed units are listed in the manifest "
         "with their error.",
         "- **Splits** are assigned per shot (or per source, `split.by`) from sha256(split seed, video id, shot "
-        "start): deterministic and never dividing a shot; pairs never cross shots.",
+        "start): deterministic and never dividing a shot; pairs never cross shots. The fractions "
+        "(`split.train/val/test`, default 0.8/0.1/0.1) suit training sets; on a handful of shots they may leave "
+        "a split empty, so `dataprep build ... --split test` (or `train`, `val`) puts every shot in one split, "
+        "e.g. to score models on your own video with `bench evaluate` (whose default split is `test`).",
         "- **Held drawings.** `held_group` groups consecutive frames that show one drawing (anime on twos/threes): "
         "the shot detector's held runs (mean absolute difference of 64-px grey thumbnails <= `held_mad`), or "
         "`frames.held_threshold` when a detector reports none. Samplers drop pairs whose target shares the "

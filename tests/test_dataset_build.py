@@ -98,9 +98,10 @@ def test_splits_never_share_a_shot_and_are_deterministic(sources, tmp_path):
 def test_output_dir_holding_another_dataset_is_refused(sources, tmp_path):
     out = tmp_path / "ds"
     build(sources[:1], out, config())
-    with pytest.raises(CelbenchError, match="different dataset \\(config"):
+    with pytest.raises(CelbenchError, match=r"different dataset: its config differs \(existing -> this build: "
+                                            r"frames.width 48 -> 32\); use another --out, or --overwrite"):
         build(sources[:1], out, config("frames.width=32"), resume=True)
-    with pytest.raises(CelbenchError, match="different dataset \\(sources"):
+    with pytest.raises(CelbenchError, match=r"different dataset: its sources differ \(only this build has clip1\)"):
         build(sources, out, config(), resume=True)
     with pytest.raises(CelbenchError, match="already holds this dataset"):
         build(sources[:1], out, config())
@@ -246,6 +247,22 @@ def test_cli_build_info_and_ls(sources, tmp_path, capsys):
     assert main(["ls", "samplers"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in ("train-window", "cmft-test", "shi-seq", "shi-long"))
+
+
+def test_cli_build_split_puts_every_shot_in_one_split(sources, tmp_path, capsys):
+    out = tmp_path / "ds"
+    sets = [arg for s in SMALL for arg in ("--set", s)]
+    assert main(["build", *map(str, sources), "--out", str(out), *sets, "--split", "test"]) == 0
+    summary = capsys.readouterr().out
+    assert "{" not in summary and "units: " in summary and "done" in summary
+    splits = set(table(out, "frames").column("split").to_pylist()) | set(table(out, "pairs").column("split").to_pylist())
+    assert splits == {"test"}
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert (info["config"]["split"]["train"], info["config"]["split"]["val"], info["config"]["split"]["test"]) == (0, 0, 1)
+    assert f"test {info['counts']['frames']} frames/{info['counts']['pairs']} pairs" in summary
+    with pytest.raises(SystemExit) as exit_:
+        main(["build", str(sources[0]), "--out", str(tmp_path / "x"), "--split", "tset"])
+    assert exit_.value.code == 2 and "invalid choice: 'tset'" in capsys.readouterr().err
 
 
 def test_pair_dataset_yields_tensors(sources, tmp_path):
