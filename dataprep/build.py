@@ -2,11 +2,12 @@
 
 Layout of a dataset directory::
 
+    README.md                       dataset card: Hugging Face ``configs:`` (a config per table), counts, fields
     meta/info.json                  manifest (LeRobot-like): schema version, config + hash, sources, units, counts
     meta/shots/<video_id>.json      shot detection result per source (cached; a resumed build reuses it)
     meta/units/<unit>.done.json     completion marker of a unit: its files and counts (datatrove-style)
-    data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.schemas.FRAMES)
-    data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.schemas.PAIRS)
+    data/frames/<unit>.<split>.<nnn>.parquet    frames table shards, one split each (dataprep.schemas.FRAMES)
+    data/pairs/<unit>.<split>.<nnn>.parquet     pairs table shards, one split each (dataprep.schemas.PAIRS)
 
 Work is split into independent *units* (a whole source, or a range of its shots, ``run.frames_per_unit``) run by an
 executor from :data:`dataprep.executor.EXECUTORS`. A unit writes each shard to a temporary name and renames it when
@@ -191,6 +192,36 @@ class ShardWriter:
             self._tmp.unlink()
 
 
+class SplitShardWriter:
+    """A :class:`ShardWriter` per split: rows go to ``<dir>/<unit>.<split>.<nnn>.parquet``, so every shard
+    holds one split and a split is a set of files (what the dataset card's ``data_files`` name for
+    Hugging Face ``datasets``)."""
+
+    def __init__(self, directory: Path, unit: str, schema: pa.Schema, shard_size: int):
+        self.directory, self.unit, self.schema, self.shard_size = directory, unit, schema, shard_size
+        self._writers: dict[str, ShardWriter] = {}
+
+    def add(self, row: dict) -> None:
+        split = row["split"]
+        if split not in self._writers:
+            self._writers[split] = ShardWriter(self.directory, f"{self.unit}.{split}", self.schema, self.shard_size)
+        self._writers[split].add(row)
+
+    def close(self) -> list[str]:
+        return sorted(name for writer in self._writers.values() for name in writer.close())
+
+    def abort(self) -> None:
+        for writer in self._writers.values():
+            writer.abort()
+
+
+def shard_split(name: str) -> str | None:
+    """The split a shard file holds, from its name ``<unit>.<split>.<nnn>.parquet``; None for the older
+    one-shard-per-unit layout (``<unit>.<nnn>.parquet``, splits mixed)."""
+    parts = name.split(".")
+    return parts[-3] if len(parts) >= 4 and parts[-3] in SPLITS else None
+
+
 def remove_unit_files(out: Path, unit: str) -> None:
     """Delete every shard, temporary file and marker a unit may have left."""
     for table in ("frames", "pairs"):
@@ -344,8 +375,8 @@ def process_unit(payload: dict) -> dict:
         samplers = create_samplers(config.samplers)
         described = pipeline.describe()
     compression = config.output.png_compression
-    frames_writer = ShardWriter(out / "data" / "frames", unit, FRAMES, config.output.shard_size)
-    pairs_writer = ShardWriter(out / "data" / "pairs", unit, PAIRS, config.output.shard_size * 8)
+    frames_writer = SplitShardWriter(out / "data" / "frames", unit, FRAMES, config.output.shard_size)
+    pairs_writer = SplitShardWriter(out / "data" / "pairs", unit, PAIRS, config.output.shard_size * 8)
     shot_of: dict[int, dict] = {}
     for shot in shots:
         for i in range(shot["start"], shot["end"]):
@@ -563,7 +594,7 @@ def _prepare_output(out: Path, identity: dict, resume: bool, overwrite: bool) ->
     if overwrite:
         if existing is None and out.exists() and any(out.iterdir()):
             raise file_error(out, "refusing to overwrite a non-empty folder that is not a celbench dataset")
-        for name in ("data", "meta", "report.html", "report.png"):
+        for name in ("data", "meta", "report.html", "report.png", "README.md"):
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -714,6 +745,9 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
         executor.close()
     _finish(manifest, detect_seconds, time.perf_counter() - t0, time.perf_counter() - t_build)
     manifest.save()
+    from dataprep.card import write_card  # imports this module
+
+    write_card(out, manifest.data)
     return BuildReport(out, manifest.data, sorted(k for k, u in manifest.data["units"].items()
                                                   if u.get("status") == "failed"))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from dataprep.build import Manifest
+from dataprep.build import Manifest, shard_split
 from dataprep.errors import file_error
 from dataprep.imaging import decode_png
 from dataprep.schemas import IMAGE_COLUMNS, IMAGE_FORMATS, SCHEMA_VERSION, SCHEMAS, same_fields
@@ -83,6 +83,10 @@ def validate(out: str | Path) -> dict:
                     raise ValidationError(f"{path}: unreadable Parquet ({str(error).splitlines()[0]})") from None
                 rows += content.num_rows
                 columns = content.to_pydict()
+                named_split = shard_split(name)
+                if named_split is not None and set(columns["split"]) - {named_split}:
+                    raise ValidationError(f"{path}: holds rows of split {sorted(set(columns['split']) - {named_split})[0]!r}, "
+                                          f"its name says {named_split!r}")
                 for i in range(content.num_rows):
                     if table == "frames":
                         where = f"{path} row {i} ({columns['frame_key'][i]})"

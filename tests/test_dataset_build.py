@@ -7,6 +7,7 @@ fast and test the builder, not the stages; tests/test_dataset_end_to_end.py runs
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -293,17 +294,63 @@ def test_pair_dataset_yields_tensors(sources, tmp_path):
         1 for p in dataset.pairs if p["kind"].startswith("cmft-test@"))
 
 
-def test_datasets_library_decodes_image_columns(sources, tmp_path):
-    datasets = pytest.importorskip("datasets")
+def test_dataset_card_loads_each_table_and_split_with_datasets(sources, tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets not installed (pip install -e '.[hf]')")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    out = tmp_path / "ds"
+    build(sources, out, config())  # 6 shots over train/val/test
+    validate(out)
+    frames, pairs = table(out, "frames").to_pylist(), table(out, "pairs").to_pylist()
+    splits = sorted({row["split"] for row in frames})
+    assert len(splits) >= 2
+    for name in (p.name for t in ("frames", "pairs") for p in (out / "data" / t).glob("*.parquet")):
+        assert name.split(".")[-3] in splits  # one split per shard
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n") and "config_name: frames" in card and "config_name: pairs" in card
+    cache = str(tmp_path / "hf")
+    loaded_pairs = datasets.load_dataset(str(out), "pairs", cache_dir=cache)
+    assert sorted(loaded_pairs) == sorted({row["split"] for row in pairs})
+    for split in splits:
+        loaded = datasets.load_dataset(str(out), "frames", split=split, cache_dir=cache)
+        expected = [row for row in frames if row["split"] == split]
+        assert sorted(loaded["frame_key"]) == sorted(row["frame_key"] for row in expected)
+        first = loaded[0]
+        stored = next(row for row in expected if row["frame_key"] == first["frame_key"])
+        assert first["colour"].size == (48, 48) and first["colour"].mode == "RGB"
+        assert first["distance_field"].mode.startswith("I;16")
+        assert np.array_equal(np.asarray(first["colour"]), decode_png(stored["colour"]["bytes"]))
+        if split in loaded_pairs:
+            assert sorted(loaded_pairs[split]["pair_key"]) == sorted(r["pair_key"] for r in pairs if r["split"] == split)
+    default = datasets.load_dataset(str(out), split=splits[0], cache_dir=cache)  # the card's default: pairs
+    assert "target_key" in default.column_names
+    # docs/dataset.md's join recipes (datasets; pandas + pyarrow) run as written and agree with each other
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "dataset.md").read_text()
+    recipes = re.findall(r"```python\n(.*?)```", docs, flags=re.S)
+    assert len(recipes) == 2
+    split = next(s for s in splits if any(r["split"] == s and r["kind"].startswith("cmft-test@") for r in pairs))
+    monkeypatch.setenv("HF_DATASETS_CACHE", cache)
+    found = {}
+    for recipe in recipes:
+        namespace: dict = {}
+        exec(recipe.replace('"DIR', f'"{out}').replace('"test"', f'"{split}"'), namespace)
+        found[len(found)] = namespace
+    hf, pandas_ = found[0], found[1]
+    target_row = next(r for r in frames if r["frame_key"] == hf["pair"]["target_key"])
+    assert np.array_equal(np.asarray(hf["target_sketch"]), decode_png(target_row["sketch"]["bytes"]))
+    assert len(pandas_["joined"]) == sum(1 for r in pairs if r["split"] == split)
+    assert decode_png(pandas_["png_bytes"]).shape == (48, 48, 3)
+
+
+def test_shard_holding_another_split_fails_validation(sources, tmp_path):
     out = tmp_path / "ds"
     build(sources[:1], out, config())
-    loaded = datasets.load_dataset("parquet", data_files=[str(p) for p in shard_files(out, "frames")],
-                                   split="train", cache_dir=str(tmp_path / "hf"))
-    row = loaded[0]
-    assert row["colour"].size == (48, 48) and row["colour"].mode == "RGB"
-    assert row["distance_field"].mode.startswith("I;16")
-    assert np.array_equal(np.asarray(row["colour"]), decode_png(table(out, "frames").slice(0, 1)
-                                                                .to_pylist()[0]["colour"]["bytes"]))
+    shard = sorted((out / "data" / "frames").glob("*.parquet"))[0]
+    rows = pq.read_table(shard)
+    other = next(s for s in ("train", "val", "test") if s != rows.column("split")[0].as_py())
+    pq.write_table(rows.set_column(rows.schema.get_field_index("split"), rows.schema.field("split"),
+                                   pa.array([other] * rows.num_rows)), shard)
+    with pytest.raises(ValidationError, match=f"{shard.name}: holds rows of split '{other}'"):
+        validate(out)
 
 
 def test_resume_with_another_unit_size_replaces_the_old_units(sources, tmp_path):

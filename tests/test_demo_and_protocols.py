@@ -36,6 +36,11 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, caps
     assert shi.metric("fid").unavailable and shi.metric("fid").value is None  # no weights here: said, not faked
     assert set(shi.metric("ssim").buckets) == {"1", "2", "3", "4", "5"}
     assert check(board / "results", board) == []
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets not installed (pip install -e '.[hf]')")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    pairs = datasets.load_dataset(str(dataset), "pairs", split="test", cache_dir=str(tmp_path / "hf"))
+    frames = datasets.load_dataset(str(dataset), "frames", split="test", cache_dir=str(tmp_path / "hf"))
+    assert set(pairs["target_key"]) <= set(frames["frame_key"]) and frames[0]["colour"].size == (256, 256)
 
 
 def test_kref_counts_held_frames_once():
