@@ -270,8 +270,9 @@ EVIL = "clip<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture(scope="module")
-def report_dataset(sources, tmp_path_factory):
-    """Two sources, one named with HTML in it, and the report `dataprep info` writes."""
+def two_sources(sources, tmp_path_factory):
+    """A dataset of two sources (one named with HTML in it) over the three splits, and the report
+    `dataprep info` writes for it (shared by the card and report tests)."""
     import shutil
 
     root = tmp_path_factory.mktemp("report")
@@ -287,13 +288,13 @@ def report_dataset(sources, tmp_path_factory):
     return root / "ds"
 
 
-def test_report_is_a_page_to_send_a_colleague(report_dataset, capsys):
+def test_report_is_a_page_to_send_a_colleague(two_sources):
     from html.parser import HTMLParser
 
     from dataprep.report import summarise
 
-    page = (report_dataset / "report.html").read_text()
-    summary = summarise(report_dataset)
+    page = (two_sources / "report.html").read_text()
+    summary = summarise(two_sources)
 
     class Page(HTMLParser):
         def __init__(self):
@@ -333,11 +334,11 @@ CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") i
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(report_dataset):
+def test_report_renders_in_headless_chromium(two_sources):
     import subprocess
 
     dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                          (report_dataset / "report.html").as_uri()], capture_output=True, text=True, timeout=60).stdout
+                          (two_sources / "report.html").as_uri()], capture_output=True, text=True, timeout=60).stdout
     assert dom.count("<table>") == 3 and dom.count("<img") == 3
     assert 'onerror="alert(1)"' not in dom and "onerror=alert(1)&gt;" in dom  # the name stayed text
 
@@ -370,11 +371,10 @@ def test_pair_dataset_yields_tensors(sources, tmp_path):
         1 for p in dataset.pairs if p["kind"].startswith("cmft-test@"))
 
 
-def test_dataset_card_loads_each_table_and_split_with_datasets(sources, tmp_path, monkeypatch):
+def test_dataset_card_loads_each_table_and_split_with_datasets(two_sources, tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets", reason="Hugging Face datasets not installed (pip install -e '.[hf]')")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    out = tmp_path / "ds"
-    build(sources, out, config())  # 6 shots over train/val/test
+    out = two_sources  # 6 shots over train/val/test
     validate(out)
     frames, pairs = table(out, "frames").to_pylist(), table(out, "pairs").to_pylist()
     splits = sorted({row["split"] for row in frames})
