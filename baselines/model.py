@@ -1,48 +1,41 @@
 """The interface every trainable baseline implements, and the ``MODELS`` registry.
 
-A model maps a *batch dict* to colour frames. The keys are those of ``benchmark.model`` (what ``bench``
-passes) and ``benchmark.data.PairDataset`` (what training reads); float tensors with values in [0, 1]:
-
-======================== ================= ==========================================================
-key                      shape             meaning
-======================== ================= ==========================================================
-``reference_colour``     (B, K, 3, H, W)   K reference colour frames, RGB
-``reference_sketch``     (B, K, 1, H, W)   their line art (0 = line, 1 = paper)
-``reference_field``      (B, K, 1, H, W)   their distance fields (optional for models that ignore it)
-``target_sketch``        (B, 1, H, W)      line art to colourise (0 = line, 1 = paper)
-``target_field``         (B, 1, H, W)      its distance field (optional)
-``hints``                (B, 4, H, W)      optional colour hints (RGB + mask)
-``target_components``    (B, H, W) int64   optional component labels (0 = line pixels)
-``target_colour``        (B, 3, H, W)      ground truth, training and validation only
-======================== ================= ==========================================================
+A model maps a *batch dict* to colour frames. The keys, shapes and value ranges are the canonical ones of
+:mod:`dataprep.dataset.keys` (the same for what ``bench evaluate`` passes and what ``benchmark.data.PairDataset``
+yields for training), batch first.
 
 ``forward(batch)`` returns (B, 3, H, W) float RGB in [0, 1]. Adding a model is one class and one
-decorator::
+decorator, which registers it in the one model registry (:data:`benchmark.model.MODELS`) for ``bench train``
+and, through :func:`load_trained`, for ``bench evaluate`` and ``bench speed``::
 
-    @MODELS.register("my-model")
+    @register_trainable("my-model")
     class MyModel(ColorizationModel):
         presets = {"tiny": {...}, "paper": {...}}
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+import functools
+import json
+import os
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from dataprep.errors import CelbenchError
-from dataprep.registry import Registry
+from benchmark.model import MODELS, ModelFactory, ModelSpec
+from dataprep.dataset import keys
+from dataprep.errors import CelbenchError, file_error
+from dataprep.hashing import sha256_file
 
-REF_COLOR = "reference_colour"
-REF_SKETCH = "reference_sketch"
-REF_DISTANCE = "reference_field"
-TARGET_SKETCH = "target_sketch"
-TARGET_DISTANCE = "target_field"
-TARGET_COLOR = "target_colour"
-HINTS = "hints"
-COMPONENTS = "components"
+# Short names for the canonical keys (dataprep.dataset.keys) used throughout the baselines.
+REF_COLOR = keys.REFERENCE_COLOUR
+REF_SKETCH = keys.REFERENCE_SKETCH
+REF_DISTANCE = keys.REFERENCE_FIELD
+TARGET_SKETCH = keys.TARGET_SKETCH
+TARGET_DISTANCE = keys.TARGET_FIELD
+TARGET_COLOR = keys.TARGET_COLOUR
 
 #: Keys a model needs at inference time (the rest are optional).
 REQUIRED_INPUT_KEYS = (REF_COLOR, REF_SKETCH, TARGET_SKETCH)
@@ -113,24 +106,110 @@ def check_batch(batch: Mapping[str, Any]) -> None:
                             f"{tuple(batch[REF_COLOR].shape)} and {tuple(batch[TARGET_SKETCH].shape)}")
 
 
-MODELS: Registry[ColorizationModel] = Registry("model")
+def register_trainable(name: str, load: ModelFactory | None = None,
+                       preset: str = "paper") -> Callable[[type], type]:
+    """Class decorator: register a :class:`ColorizationModel` subclass as model ``name`` of
+    :data:`benchmark.model.MODELS`, trainable by ``bench train`` and scored through ``load``
+    (default: :func:`load_trained` with this ``name``; an untrained network uses preset ``preset``)."""
+
+    def decorator(cls: type) -> type:
+        loader = load or functools.partial(load_trained, name, preset=preset)
+        MODELS.register(name)(ModelSpec(loader, cls))
+        return cls
+
+    return decorator
+
+
+def trainable_models() -> list[str]:
+    """Names of the registered models ``bench train`` can train (those with a network class), sorted."""
+    return [n for n in MODELS.names() if getattr(MODELS.get(n), "network", None) is not None]
+
+
+def trainable_network(name: str) -> type:
+    """The network class of registered model ``name``; CelbenchError for models that cannot be trained."""
+    network = getattr(MODELS.get(name), "network", None)
+    if network is None:
+        raise CelbenchError(f"model {name!r} is not trainable (trainable: {', '.join(trainable_models())})")
+    return network
 
 
 def model_preset(name: str, preset: str) -> dict[str, dict[str, Any]]:
     """The ``{"model": ..., "train": ...}`` preset ``preset`` of registered model ``name``."""
-    _register_builtin_models()
-    factory = MODELS.get(name)
-    presets = getattr(factory, "presets", {})
+    presets = getattr(trainable_network(name), "presets", {})
     if preset not in presets:
         raise CelbenchError(f"model {name!r}: unknown preset {preset!r} (known: {', '.join(sorted(presets))})")
     return {"model": dict(presets[preset].get("model", {})), "train": dict(presets[preset].get("train", {}))}
 
 
 def build_model(name: str, **kwargs: Any) -> ColorizationModel:
-    """Instantiate registered model ``name`` (importing the built-in models first)."""
-    _register_builtin_models()
-    return MODELS.create(name, **kwargs)
+    """Instantiate the network of registered model ``name`` with constructor ``kwargs``."""
+    return trainable_network(name)(**kwargs)
 
 
-def _register_builtin_models() -> None:
-    import baselines.models  # noqa: F401  (its import registers the built-in models)
+class Colorizer:
+    """What ``bench`` gets from :func:`load_trained`: ``colorizer(batch)`` -> (B, 3, H, W) float RGB in
+    [0, 1] on the model's device (the :class:`benchmark.model.Model` protocol).
+
+    Attributes:
+        requires: batch keys the network reads (its class attribute ``requires``).
+        weights_sha256: hex SHA-256 of the weights file loaded (None for an untrained network).
+    """
+
+    def __init__(self, model: ColorizationModel, name: str):
+        self.model = model.eval()
+        self.name = name
+        self.weights_sha256: str | None = None
+        self.config = model.config
+        self.requires = tuple(getattr(model, "requires", ()))
+
+    def colorize(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.model.colorize(batch)
+
+    __call__ = colorize
+
+
+def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> ColorizationModel:
+    """Rebuild a model from a weights file written by ``baselines.checkpoint`` (safetensors whose metadata
+    holds ``celbench_model`` (registered name) and ``celbench_model_config`` (JSON constructor kwargs))."""
+    from safetensors import safe_open
+
+    from baselines.weights import load_state_dict
+
+    if not os.path.isfile(path):
+        raise file_error(path, "no such weights file")
+    with safe_open(os.fspath(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+    if "celbench_model" not in meta:
+        raise file_error(path, "not a celbench model file (no celbench_model metadata)")
+    model = build_model(meta["celbench_model"], **json.loads(meta["celbench_model_config"]))
+    model.celbench_model = meta["celbench_model"]
+    model.load_state_dict(load_state_dict(path, prefix="model."))
+    return model.to(device).eval()
+
+
+#: ``weights`` value that asks for an untrained network (seed 0) instead of the shipped weights.
+UNTRAINED = "none"
+
+
+def load_trained(name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 preset: str = "paper") -> Colorizer:
+    """The scoring factory of every trainable model (see :func:`register_trainable`).
+
+    ``weights``: a model/checkpoint safetensors file from ``bench train``; None uses the weights shipped in
+    ``baselines/pretrained/NAME.safetensors`` (see its MODEL_CARD.md); ``"none"`` gives an *untrained*
+    network of preset ``preset`` (seed 0) so pipelines and tests run without weights. A file holding
+    another model's network is refused.
+    """
+    if weights is None:
+        from baselines.pretrained import shipped_weights
+
+        weights = shipped_weights(name)
+    if os.fspath(weights) == UNTRAINED:
+        torch.manual_seed(0)
+        return Colorizer(build_model(name, **model_preset(name, preset)["model"]).to(device), name)
+    model = load_model_file(weights, device)
+    if model.celbench_model != name:
+        raise file_error(weights, f"holds a {model.celbench_model} network, not {name}")
+    colorizer = Colorizer(model, name)
+    colorizer.weights_sha256 = sha256_file(weights)  # the result record names the weights, shipped ones too
+    return colorizer

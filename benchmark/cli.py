@@ -15,6 +15,7 @@ COMMAND_MODULES: list[str] = [
     "benchmark.demo",
     "benchmark.evaluate_cli",
     "benchmark.leaderboard_cli",
+    "benchmark.ls_cli",
     "benchmark.speed",
 ]
 

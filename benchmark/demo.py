@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dataprep.build_cli import single_split_overrides
+from dataprep.build.cli import single_split_overrides
 from dataprep.errors import CelbenchError
 from dataprep.synth import SynthClip, demo_config
 from dataprep.synth.cli import describe
@@ -66,8 +66,8 @@ def demo_dataset(video_dir: Path, dataset_dir: Path, log=print) -> SampleSource:
     from benchmark.parquet_source import ParquetSource
     from dataprep.build import build
     from dataprep.config import load_config
-    from dataprep.report import format_summary, summarise, write_report
-    from dataprep.validate import ValidationError, validate
+    from dataprep.dataset.report import format_summary, summarise, write_report
+    from dataprep.dataset.validate import ValidationError, validate
 
     video = next(p for p in sorted(video_dir.iterdir()) if p.stem == "video")
     report = build([video], dataset_dir, load_config(None, list(BUILD_OVERRIDES)), overwrite=True,
@@ -86,7 +86,7 @@ def demo_dataset(video_dir: Path, dataset_dir: Path, log=print) -> SampleSource:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from benchmark.evaluate import evaluate, save
+    from benchmark.evaluate import evaluate, model_inputs, save
     from benchmark.leaderboard import build as build_leaderboard
     from benchmark.model import load_model, pick_device
     from benchmark.protocol import load_protocol
@@ -103,8 +103,8 @@ def run_demo(args: argparse.Namespace) -> int:
         for name in (m for m, protocols in DEMO_MODELS.items() if protocol_id in protocols):
             model = load_model(name, device=device)
             needs = set(getattr(model, "requires", ()))
-            if not needs <= set(protocol.inputs):
-                print(f"skip {name} on {protocol.id}: it needs {', '.join(sorted(needs - set(protocol.inputs)))}")
+            if not needs <= set(model_inputs(protocol)):
+                print(f"skip {name} on {protocol.id}: it needs {', '.join(sorted(needs - set(model_inputs(protocol))))}")
                 continue
             try:
                 evaluation = evaluate(model, name, source, protocol, split="test", device=device)

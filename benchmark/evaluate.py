@@ -121,6 +121,14 @@ class FrameLoader:
         return prepared
 
 
+def model_inputs(protocol: Protocol) -> tuple[str, ...]:
+    """The batch keys a model may receive under ``protocol``: its ``inputs``, plus the component labels of
+    every frame whose sketch it gives. Labels are a function of the line art (its line-enclosed regions), so
+    they add no information; region voting (``NAME+vote``) and paint-bucket models need them."""
+    derived = [f"{prefix}_components" for prefix in ("target", "reference") if f"{prefix}_sketch" in protocol.inputs]
+    return tuple(dict.fromkeys((*protocol.inputs, *derived)))
+
+
 def build_batch(samples: Sequence[SampleSpec], load: FrameLoader, protocol: Protocol
                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
     """(model inputs restricted to ``protocol.inputs``, ground-truth colour (B,3,H,W), target
@@ -152,6 +160,9 @@ def build_batch(samples: Sequence[SampleSpec], load: FrameLoader, protocol: Prot
         raise CelbenchError(f"protocol {protocol.id} needs {', '.join(missing)}, which the dataset does not "
                             f"provide for sample {samples[0].sample_id}")
     inputs = {key: full[key] for key in protocol.inputs}
+    for key in model_inputs(protocol):
+        if key not in inputs and key in full:
+            inputs[key] = full[key]
     return inputs, torch.stack([t.colour for t in targets]), target_components
 
 
@@ -265,7 +276,7 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     device = torch.device(device)
     make_metric = metric_factory or create_metric
     unavailable_error = metric_unavailable_error()
-    missing_inputs = sorted(set(getattr(model, "requires", ())) - set(protocol.inputs))
+    missing_inputs = sorted(set(getattr(model, "requires", ())) - set(model_inputs(protocol)))
     if missing_inputs:
         raise CelbenchError(f"model {model_name!r} needs {', '.join(missing_inputs)}, which protocol "
                             f"{protocol.id} does not give")

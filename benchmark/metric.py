@@ -159,11 +159,10 @@ def check_pair(preds: np.ndarray, targets: np.ndarray) -> None:
 
 
 METRICS: Registry[Metric] = Registry("metric", entry_point_group="celbench.metrics")
-"""All metrics by name. Importing :mod:`benchmark.metrics` registers the built-in ones."""
+"""All metrics by name; the built-ins come from the ``builtin`` entry (:mod:`benchmark.metrics`) of the
+``celbench.metrics`` entry-point group."""
 
 
 def create_metric(name: str, **kwargs: Any) -> Metric:
-    """``METRICS.create`` after making sure the built-in metrics are registered."""
-    import benchmark.metrics  # noqa: F401  (registers the built-ins)
-
+    """``METRICS.create(name, **kwargs)``."""
     return METRICS.create(name, **kwargs)

@@ -1,28 +1,18 @@
 """The interface every colourisation model implements, and the registry that finds them.
 
-A model is any callable ``model(batch) -> colour`` where ``batch`` is a dict of float32 tensors
-(all images in [0, 1], batch first, ``K`` references):
+A model is any callable ``model(batch) -> colour`` where ``batch`` is a dict of tensors keyed, shaped and
+scaled as in :mod:`dataprep.dataset.keys` (float images in [0, 1], integer component labels, batch first,
+``K`` references; ``target_colour`` is never given), and the result is the target's colour,
+``(B, 3, H, W)`` float RGB in [0, 1]. A protocol decides which keys a model receives (the ``hints`` protocol
+gives no reference at all).
 
-=======================  ==============  ===================================================
-key                      shape           meaning
-=======================  ==============  ===================================================
-``reference_colour``     (B, K, 3, H, W)  RGB colour of the reference frames
-``reference_sketch``     (B, K, 1, H, W)  line art of the references, 1 = paper, 0 = line
-``reference_field``      (B, K, 1, H, W)  distance field of the reference line art
-``target_sketch``        (B, 1, H, W)     line art to colourise, 1 = paper, 0 = line
-``target_field``         (B, 1, H, W)     distance field of the target line art
-``hints``                (B, 4, H, W)     optional: RGB colour hints + mask (1 = hint here)
-``target_components``    (B, H, W) int64  optional: component label map, 0 = line pixels
-``reference_components`` (B, K, H, W)     optional: component label maps of the references
-=======================  ==============  ===================================================
-
-and the result is the target's colour, ``(B, 3, H, W)`` float RGB in [0, 1]. A protocol decides which
-keys a model receives (the ``hints`` protocol gives no reference at all).
-
-Models are created by a *factory* ``factory(weights: str | None, device: torch.device) -> model``,
-registered in :data:`MODELS` (built-ins in :mod:`benchmark.models`, third-party packages through the
-``celbench.models`` entry-point group) or named on the command line as ``module:function``; see
-``docs/models.md``.
+Models are created by a *factory* ``factory(weights: str | None, device: torch.device) -> model``.
+:data:`MODELS` is the one model registry of celbench: ``bench evaluate``/``speed`` call an entry's factory,
+and ``bench train`` builds a trainable entry's network (:attr:`ModelSpec.network`, registered with
+``baselines.model.register_trainable``). The registry is filled through the ``celbench.models`` entry-point
+group: the built-in packages (:mod:`benchmark.models`, :mod:`baselines.models`) and third-party factories.
+A model may also be named on the command line as ``module:function``; ``NAME+vote`` wraps any model with
+region voting (:mod:`benchmark.models.vote`). See ``docs/models.md``.
 """
 
 from __future__ import annotations
@@ -30,6 +20,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Protocol, runtime_checkable
 
@@ -56,7 +47,37 @@ class Model(Protocol):
 
 ModelFactory = Callable[..., Model]
 
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of :data:`MODELS`: how ``bench`` scores the model and, when it is trainable, what
+    ``bench train`` builds.
+
+    Attributes:
+        load: the scoring factory ``load(weights=None, device=cpu) -> Model``.
+        network: the trainable ``torch.nn.Module`` class (with ``presets``), or None for floors and
+            third-party models that are only scored.
+    """
+
+    load: ModelFactory
+    network: type | None = None
+
+    def __call__(self, weights: str | None = None, device: torch.device | str = "cpu") -> Model:
+        return self.load(weights=weights, device=device)
+
+
 MODELS: Registry[Model] = Registry("model", entry_point_group="celbench.models")
+
+
+def register_model(name: str, network: type | None = None) -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator: register the scoring factory ``load(weights, device) -> Model`` as model ``name``
+    (``network``: its trainable class, if any). Returns the factory unchanged."""
+
+    def decorator(load: ModelFactory) -> ModelFactory:
+        MODELS.register(name)(ModelSpec(load, network))
+        return load
+
+    return decorator
 
 # torch.hub's convention: a checkpoint named ``name-<first hex digits of its sha256>.ext``.
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})$")
@@ -85,13 +106,21 @@ def check_weights(path: str | os.PathLike, expected_sha256: str | None = None) -
     return actual
 
 
+#: ``NAME+vote``: model NAME with region voting on its output (:mod:`benchmark.models.vote`).
+VOTE_SUFFIX = "+vote"
+
+
 def resolve_model_factory(spec: str) -> tuple[str, ModelFactory]:
-    """Find the factory for ``spec``: a registered name or ``package.module:function``.
+    """Find the factory for ``spec``: a registered name, ``package.module:function``, or either with
+    ``+vote`` appended (region voting on the model's output).
 
     Returns ``(display name, factory)``. Unknown names raise :class:`CelbenchError` with suggestions.
     """
-    import benchmark.models  # noqa: F401  (registers the built-in floors)
+    if spec.endswith(VOTE_SUFFIX):
+        from benchmark.models.vote import voting_factory
 
+        inner_name, inner = resolve_model_factory(spec[: -len(VOTE_SUFFIX)])
+        return f"{inner_name}{VOTE_SUFFIX}", voting_factory(inner)
     if ":" in spec:
         module_name, _, attribute = spec.partition(":")
         try:

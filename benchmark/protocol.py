@@ -23,7 +23,6 @@ targets (hint-based colourisation); ``dataset-pairs`` takes the pairs ``dataprep
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import zlib
@@ -34,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from dataprep.errors import CelbenchError, file_error
-from dataprep.registry import Registry
+from dataprep.registry import Registry, did_you_mean
 
 from benchmark.source import SampleSource, SampleSpec, Shot, empty_split_hint
 
@@ -218,8 +217,9 @@ def load_protocol(spec: str) -> Protocol:
     versions = sorted((int(k.partition("@")[2]) for k in known if k.partition("@")[0] == name))
     if not versions:
         names = sorted({k.partition("@")[0] for k in known})
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
-        hint = f"; did you mean {' or '.join(repr(c + '@' + str(max(int(k.partition('@')[2]) for k in known if k.startswith(c + '@')))) for c in close)}?" if close else ""
+        latest = [max((k for k in known if k.partition("@")[0] == n), key=lambda k: int(k.partition("@")[2]))
+                  for n in names]
+        hint = did_you_mean(spec, latest, cutoff=0.4)
         raise CelbenchError(f"unknown protocol {spec!r}{hint} (known: {', '.join(known)})")
     if not version:
         return _parse(PROTOCOL_DIR / f"{name}@{versions[-1]}.json")

@@ -14,9 +14,9 @@ DESCRIPTION = ("build line-art colourisation datasets from anime video: shots, s
 # One module per stage owns its sub-commands; adding a stage's CLI is one line here.
 COMMAND_MODULES: list[str] = [
     "dataprep.synth.cli",
-    "dataprep.shots_cli",
+    "dataprep.shots.cli",
     "dataprep.ls_cli",
-    "dataprep.build_cli",
+    "dataprep.build.cli",
 ]
 
 

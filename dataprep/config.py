@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import yaml
 
 from dataprep.errors import CelbenchError, file_error
+from dataprep.registry import did_you_mean
 
 RESIZE_MODES = ("centre-crop", "pad", "keep-aspect")
 SPLIT_UNITS = ("shot", "video")
@@ -56,7 +57,7 @@ class FramesConfig:
 
 @dataclass
 class ShotsConfig:
-    """Shot detection (:func:`dataprep.shots.detect_shots`); ``params`` go to the detector."""
+    """Shot detection (:func:`dataprep.shots.detect.detect_shots`); ``params`` go to the detector."""
 
     detector: str = "histogram-mse"
     params: dict[str, Any] = field(default_factory=dict)
@@ -113,7 +114,7 @@ class RunConfig:
     """How the build runs (not part of the config hash: it does not change the dataset).
 
     Attributes:
-        executor: name in :data:`dataprep.executor.EXECUTORS` ('local' process pool, 'serial').
+        executor: name in :data:`dataprep.build.executor.EXECUTORS` ('local' process pool, 'serial').
         workers: processes for the 'local' executor.
         frames_per_unit: work units are runs of whole shots of about this many frames (a longer shot is a unit
             of its own), so one long video still keeps every worker busy; 0 = one unit per source. Units run
@@ -191,10 +192,7 @@ def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in names:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), sorted(names), n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            hint = did_you_mean(dotted, [prefix + str(n) for n in names], n=1, cutoff=0.6)
             raise CelbenchError(f"unknown config key {dotted}{hint}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):

@@ -6,7 +6,6 @@ imported only when their kind is listed. Adding a kind is one line there.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
 
@@ -14,12 +13,12 @@ from dataprep.cli_app import Commands
 from dataprep.registry import Registry
 
 LISTABLE: dict[str, str] = {
-    "detectors": "dataprep.detectors:DETECTORS",
-    "extractors": "dataprep.extractors:EXTRACTORS",
+    "detectors": "dataprep.shots.detectors:DETECTORS",
+    "extractors": "dataprep.sketch.extractors:EXTRACTORS",
     "fields": "dataprep.field:FIELDS",
-    "hints": "dataprep.hint:HINTS",
+    "hints": "dataprep.hints:HINTS",
     "samplers": "dataprep.pairs:SAMPLERS",
-    "executors": "dataprep.executor:EXECUTORS",
+    "executors": "dataprep.build.executor:EXECUTORS",
 }
 
 
@@ -40,14 +39,21 @@ def describe(factory) -> tuple[str, str]:
     return summary, defaults
 
 
+def list_registry(spec: str) -> int:
+    """Print ``name<TAB>summary<TAB>parameters`` for every entry of the registry at ``spec`` (module:NAME).
+
+    An entry that wraps its factory (a model's ``ModelSpec``) is described by its trainable network when it
+    has one, else by its ``load`` factory."""
+    registry = load_registry(spec)
+    for name in registry.names():
+        entry = registry.get(name)
+        summary, defaults = describe(getattr(entry, "network", None) or getattr(entry, "load", entry))
+        print(f"{name}\t{summary}\t{defaults}")
+    return 0
+
+
 def add_commands(commands: Commands) -> None:
     group = commands.group("ls", "list registered components")
     for kind, spec in LISTABLE.items():
-        def run(args: argparse.Namespace, spec: str = spec) -> int:
-            registry = load_registry(spec)
-            for name in registry.names():
-                summary, defaults = describe(registry.get(name))
-                print(f"{name}\t{summary}\t{defaults}")
-            return 0
-
-        group.add(kind, f"list registered {kind} (name, summary, parameters with defaults)", run)
+        group.add(kind, f"list registered {kind} (name, summary, parameters with defaults)",
+                  lambda args, spec=spec: list_registry(spec))

@@ -9,20 +9,33 @@ Adding a component is one class and one decorator::
 
     DETECTORS.create("histogram-mse", threshold=200)
 
-An unknown name is an error that suggests the closest registered names; there is no silent fallback.
-Registries may also load extra entries from a Python entry-point group (``celbench.models`` ...)
-so third-party packages plug in without touching celbench.
+An unknown name is an error that suggests the closest registered names (:func:`did_you_mean`, the one
+place celbench spells suggestions); there is no silent fallback.
+
+A registry is filled by the packages that register into it, never by the interface module that defines it
+(which would import its own implementations and make import cycles): an entry-point group
+(``celbench.models`` ...) names them. An entry point whose value is a *module* (``floors = "benchmark.models"``)
+is imported on the first lookup and registers what it defines; one whose value is ``module:attribute`` is a
+single factory registered under the entry point's name, which is how third-party packages plug in without
+touching celbench.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from importlib import metadata
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 from dataprep.errors import CelbenchError
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
+    """``"; did you mean 'a' or 'b'?"`` for the candidates closest to ``name``, or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(name), sorted(candidates), n=n, cutoff=cutoff)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 class Registry(Generic[T]):
@@ -60,7 +73,9 @@ class Registry(Generic[T]):
             return
         self._entry_points_loaded = True
         for ep in metadata.entry_points(group=self.entry_point_group):
-            if ep.name not in self._entries:
+            if ep.attr is None:  # a plug-in package: importing it registers its entries
+                importlib.import_module(ep.module)
+            elif ep.name not in self._entries:
                 self._entries[ep.name] = ep.load()
 
     def names(self) -> list[str]:
@@ -88,6 +103,4 @@ class Registry(Generic[T]):
         return self.get(name)(**kwargs)
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names()) or 'none'})"
+        return f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())} (known: {', '.join(self.names()) or 'none'})"

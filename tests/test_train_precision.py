@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from baselines.datasets import ShapesPairs
 from baselines.model import build_model
-from baselines.models.cmft import load_model_file
+from baselines.model import load_model_file
 from baselines.train import amp_dtype, model_config, resolve_config, select_device, train
 from baselines.train_cli import parse_set
 from benchmark_toys import one_torch_thread

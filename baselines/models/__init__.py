@@ -1,3 +1,4 @@
-"""Built-in models; importing this package registers them in ``baselines.model.MODELS``."""
+"""Built-in trainable models; importing this package (the ``baselines`` entry of the ``celbench.models``
+entry-point group) registers them in :data:`benchmark.model.MODELS` through ``register_trainable``."""
 
 from baselines.models import cmft  # noqa: F401

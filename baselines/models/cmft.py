@@ -24,7 +24,6 @@ Generator ``C_e = G(S_p, C_p, S_n)`` (equation 5):
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Mapping, Sequence
 
@@ -32,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.model import (MODELS, REF_COLOR, REF_SKETCH, TARGET_SKETCH, ColorizationModel, check_batch)
+from baselines.model import (REF_COLOR, REF_SKETCH, TARGET_SKETCH, ColorizationModel, Colorizer, check_batch,
+                             load_trained, register_trainable)
 from baselines.weights import load_state_dict
-from dataprep.hashing import sha256_file
 from dataprep.errors import CelbenchError, file_error
 
 NEGATIVE_SLOPE = 0.2  # LeakyReLU slope of the Ci et al. generator the paper builds on (ref [5])
@@ -305,12 +304,12 @@ class LCMFTN(ColorizationModel):
         return torch.sigmoid(self.to_rgb(x))
 
 
-@MODELS.register("cmft")
+@register_trainable("cmft")
 class CMFT(LCMFTN):
     """LCMFTN with CMFT^0..CMFT^2 (CMFT^3 optional), section 3."""
 
 
-@MODELS.register("cmft-nocmft")
+@register_trainable("cmft-nocmft")
 class CMFTNoCMFT(LCMFTN):
     """Section 4.2 ablation "LCMFTN (w/o CMFT)": no correlation matching; see ``LCMFTN``."""
 
@@ -322,69 +321,13 @@ class CMFTNoCMFT(LCMFTN):
         super().__init__(**kwargs)
 
 
-class CMFTColorizer:
-    """What ``bench`` gets from ``load_cmft``: ``colorizer(batch)`` / ``colorize(batch)`` -> (B, 3, H, W)
-    float RGB in [0, 1] on the model's device (``benchmark.model.Model``)."""
-
-    def __init__(self, model: ColorizationModel, name: str = "cmft"):
-        self.model = model.eval()
-        self.name = name
-        self.weights_sha256: str | None = None  # set when loaded from a file
-        self.config = model.config
-
-    def colorize(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        return self.model.colorize(batch)
-
-    __call__ = colorize
+def load_cmft(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Colorizer:
+    """Scoring factory of ``cmft``: ``weights`` a file from ``bench train``, None for the shipped weights
+    (trained on CPU at 128x128, see baselines/pretrained/MODEL_CARD.md), ``"none"`` for an untrained
+    paper-size network (seed 0); see :func:`baselines.model.load_trained`."""
+    return load_trained("cmft", weights, device)
 
 
-def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> ColorizationModel:
-    """Rebuild a model from a weights file written by ``baselines.checkpoint`` (safetensors whose metadata
-    holds ``celbench_model`` (registered name) and ``celbench_model_config`` (JSON constructor kwargs))."""
-    from safetensors import safe_open
-
-    from baselines.model import build_model
-
-    if not os.path.isfile(path):
-        raise file_error(path, "no such weights file")
-    with safe_open(os.fspath(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    if "celbench_model" not in meta:
-        raise file_error(path, "not a celbench model file (no celbench_model metadata)")
-    model = build_model(meta["celbench_model"], **json.loads(meta["celbench_model_config"]))
-    state = load_state_dict(path, prefix="model.")
-    model.load_state_dict(state)
-    return model.to(device).eval()
-
-
-#: ``weights`` value that asks for an untrained network (seed 0) instead of the shipped weights.
-UNTRAINED = "none"
-
-
-def _load(name: str, weights: str | os.PathLike | None, device: str | torch.device) -> CMFTColorizer:
-    if weights is None:
-        from baselines.pretrained import shipped_weights
-
-        weights = shipped_weights(name)
-    if os.fspath(weights) == UNTRAINED:
-        torch.manual_seed(0)
-        return CMFTColorizer(MODELS.create(name, **LCMFTN.presets["paper"]["model"]).to(device), name)
-    model = load_model_file(weights, device)
-    if getattr(model, "use_cmft", None) is not None and model.use_cmft != (name == "cmft"):
-        raise file_error(weights, f"holds a {'cmft' if model.use_cmft else 'cmft-nocmft'} network, not {name}")
-    colorizer = CMFTColorizer(model, name)
-    colorizer.weights_sha256 = sha256_file(weights)  # the result record names the weights, shipped ones too
-    return colorizer
-
-
-def load_cmft(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> CMFTColorizer:
-    """Entry point ``celbench.models: cmft``. ``weights``: a model/checkpoint safetensors file from
-    ``bench train``; None (default) uses the weights shipped in ``baselines/pretrained`` (trained on CPU
-    at 128x128, see its MODEL_CARD.md); ``"none"`` gives an *untrained* paper-size model (seed 0) so
-    pipelines and tests run without weights."""
-    return _load("cmft", weights, device)
-
-
-def load_cmft_nocmft(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> CMFTColorizer:
-    """Entry point ``celbench.models: cmft-nocmft`` (see ``load_cmft``; shipped ``cmft-nocmft.safetensors``)."""
-    return _load("cmft-nocmft", weights, device)
+def load_cmft_nocmft(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Colorizer:
+    """Scoring factory of ``cmft-nocmft`` (see :func:`load_cmft`; shipped ``cmft-nocmft.safetensors``)."""
+    return load_trained("cmft-nocmft", weights, device)

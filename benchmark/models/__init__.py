@@ -1,6 +1,8 @@
 """Built-in models: classical floors every learned model should beat.
 
-Adding one is a factory plus ``@MODELS.register("name")`` in a module imported here.
+Adding one is a factory plus ``@register_model("name")`` in a module imported here; this package is
+registered as the ``floors`` entry of the ``celbench.models`` entry-point group, so ``benchmark.model``
+never imports it.
 """
 
 from benchmark.models import copy_reference, flow_warp  # noqa: F401  (registration side effects)

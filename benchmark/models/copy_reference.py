@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.model import MODELS, Batch, no_weights
+from benchmark.model import Batch, no_weights, register_model
 
 
 class CopyReference:
@@ -23,7 +23,8 @@ class CopyReference:
         return colour * mask + (1.0 - mask)
 
 
-@MODELS.register("copy-reference")
+@register_model("copy-reference")
 def copy_reference(weights: str | None = None, device: torch.device | None = None) -> CopyReference:
+    """Floor: the target coloured exactly like the first reference (hints over white without one)."""
     no_weights("copy-reference", weights)
     return CopyReference()

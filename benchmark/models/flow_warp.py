@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from benchmark.model import MODELS, Batch, no_weights
+from benchmark.model import Batch, no_weights, register_model
 
 _PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
             "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -87,7 +87,8 @@ class FlowWarp:
         return result.to(batch["reference_colour"].device)
 
 
-@MODELS.register("flow-warp")
+@register_model("flow-warp")
 def flow_warp(weights: str | None = None, device: torch.device | None = None, **settings) -> FlowWarp:
+    """Floor: DIS optical flow from target to reference line art, reference colour backward-warped."""
     no_weights("flow-warp", weights)
     return FlowWarp(**settings)

@@ -100,7 +100,7 @@ def check_checkpoint_loads(run_dir: Path) -> None:
     """The latest checkpoint rebuilds an uncompiled model on CPU under its plain parameter names."""
     from safetensors.torch import load_file
 
-    from baselines.models.cmft import load_model_file
+    from baselines.model import load_model_file
 
     pointer = json.loads((run_dir / "checkpoints/latest.json").read_text())
     tensors = run_dir / "checkpoints" / pointer["checkpoint"].replace(".json", ".safetensors")

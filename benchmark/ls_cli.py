@@ -1,0 +1,35 @@
+"""``bench ls KIND``: the registered models, metrics, protocols and protocol samplers, beside ``dataprep ls``.
+
+Registries are listed through :func:`dataprep.ls_cli.list_registry`; protocols are versioned JSON files,
+listed with their description.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dataprep.cli_app import Commands
+from dataprep.ls_cli import list_registry
+
+LISTABLE: dict[str, str] = {
+    "models": "benchmark.model:MODELS",
+    "metrics": "benchmark.metric:METRICS",
+    "samplers": "benchmark.protocol:SAMPLERS",
+}
+
+
+def _list_protocols(args: argparse.Namespace) -> int:
+    from benchmark.protocol import available_protocols, load_protocol
+
+    for protocol_id in available_protocols():
+        protocol = load_protocol(protocol_id)
+        print(f"{protocol_id}\t{protocol.description}\tprimary={protocol.primary_metric}, inputs={','.join(protocol.inputs)}")
+    return 0
+
+
+def add_commands(commands: Commands) -> None:
+    group = commands.group("ls", "list registered components")
+    for kind, spec in LISTABLE.items():
+        group.add(kind, f"list registered {kind} (name, summary, parameters with defaults)",
+                  lambda args, spec=spec: list_registry(spec))
+    group.add("protocols", "list the versioned protocols (id, description, primary metric, inputs)", _list_protocols)

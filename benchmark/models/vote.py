@@ -1,0 +1,116 @@
+"""Region voting: turn any pixel colouriser into a paint-bucket colouriser.
+
+Cel animation is painted region by region: every line-enclosed component of the target has one flat
+colour. A pixel model (``flow-warp``, CMFT ...) gives interpolated colours near region borders and small
+drifts inside, so its regions never match an exact palette colour. Voting gives each target component
+(``target_components``, label > 0) the **per-channel median** of the model's colours inside it: a
+majority vote robust to the minority of pixels that bleed in across a border (the median is unmoved by up
+to half of the pixels being wrong, where the mean is moved by every one). Line pixels (label 0) keep the
+model's output.
+
+Texture fallback: a region whose predicted colours spread widely is not a flat fill (gradients, painted
+backgrounds, screentone), and flattening it would destroy what the model got right. The spread is the
+median absolute deviation (MAD) from the region's median, averaged over R, G, B; a region with
+``MAD > texture_mad`` (default 0.04, about 10 of 255 levels) keeps the model's pixels. The MAD, like the
+median, ignores a bleeding minority, so border blur does not make a flat region look textured.
+
+Used as ``bench evaluate --model NAME+vote`` (any registered or ``module:function`` model; the result
+record carries the ``+vote`` name) and by the trainable models of the shared training recipe.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+# The model protocol's types, spelled here so that benchmark.model (which resolves ``NAME+vote``) can import
+# this module without a cycle.
+Batch = Mapping[str, torch.Tensor]
+Model = Callable[[Batch], torch.Tensor]
+ModelFactory = Callable[..., Model]
+
+#: Default texture threshold on the region's median absolute deviation, RGB in [0, 1].
+TEXTURE_MAD = 0.04
+
+
+def _region_medians(values: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """Per-label median of ``values`` (N,) float32 over ``labels`` (N,) int in [0, n_labels): (n_labels,);
+    labels with no pixel get NaN. Even counts take the mean of the two middle values (numpy's median)."""
+    order = np.lexsort((values, labels))
+    sorted_values = values[order]
+    counts = np.bincount(labels, minlength=n_labels)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    present = counts > 0
+    low = starts + np.maximum(counts - 1, 0) // 2
+    high = starts + np.maximum(counts, 1) // 2
+    low, high = np.minimum(low, len(values) - 1), np.minimum(high, len(values) - 1)
+    medians = np.full(n_labels, np.nan, dtype=np.float64)
+    medians[present] = 0.5 * (sorted_values[low[present]].astype(np.float64)
+                              + sorted_values[high[present]].astype(np.float64))
+    return medians
+
+
+def vote_regions(colour: np.ndarray, labels: np.ndarray, texture_mad: float = TEXTURE_MAD) -> np.ndarray:
+    """Flat-fill each component of ``labels`` with the median colour of ``colour`` inside it.
+
+    Args:
+        colour: (3, H, W) float RGB in [0, 1], a model's prediction.
+        labels: (H, W) integer component labels, 0 = line pixels (left as they are).
+        texture_mad: regions whose mean per-channel median absolute deviation exceeds this stay unflattened.
+
+    Returns:
+        (3, H, W) float32 RGB in [0, 1].
+    """
+    flat_labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if flat_labels.size == 0 or flat_labels.max(initial=0) <= 0:
+        return np.asarray(colour, dtype=np.float32).copy()
+    n_labels = int(flat_labels.max()) + 1
+    pixels = np.asarray(colour, dtype=np.float32).reshape(3, -1)
+    medians = np.stack([_region_medians(pixels[c], flat_labels, n_labels) for c in range(3)])  # (3, L)
+    spread = np.stack([_region_medians(np.abs(pixels[c] - medians[c][flat_labels]).astype(np.float32),
+                                       flat_labels, n_labels) for c in range(3)]).mean(axis=0)  # (L,)
+    flat = np.zeros(n_labels, dtype=bool)
+    flat[1:] = spread[1:] <= texture_mad
+    use = flat[flat_labels]
+    out = pixels.copy()
+    out[:, use] = medians[:, flat_labels[use]].astype(np.float32)
+    return out.reshape(np.shape(colour))
+
+
+def vote_batch(colour: torch.Tensor, labels: torch.Tensor, texture_mad: float = TEXTURE_MAD) -> torch.Tensor:
+    """:func:`vote_regions` over a batch: ``colour`` (B, 3, H, W) float in [0, 1], ``labels`` (B, H, W) int;
+    returns (B, 3, H, W) float32 on ``colour``'s device. Not differentiable (use it on outputs)."""
+    colour_np = colour.detach().float().cpu().numpy()
+    labels_np = labels.detach().cpu().numpy()
+    voted = np.stack([vote_regions(colour_np[b], labels_np[b], texture_mad) for b in range(colour_np.shape[0])])
+    return torch.from_numpy(voted).to(colour.device)
+
+
+class RegionVote:
+    """``model`` followed by region voting on ``target_components``; same interface as the inner model."""
+
+    def __init__(self, model: Model, texture_mad: float = TEXTURE_MAD):
+        self.model = model
+        self.texture_mad = texture_mad
+        self.requires = tuple(dict.fromkeys((*getattr(model, "requires", ()), "target_components")))
+        self.weights_sha256 = getattr(model, "weights_sha256", None)
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        output = self.model(batch)
+        if "target_components" not in batch:
+            from dataprep.errors import CelbenchError
+
+            raise CelbenchError("region voting needs target_components in the batch (component labels of the target)")
+        return vote_batch(output, batch["target_components"], self.texture_mad)
+
+
+def voting_factory(inner: ModelFactory) -> ModelFactory:
+    """The factory of ``NAME+vote``: ``inner``'s model wrapped in :class:`RegionVote`."""
+
+    def load(weights: str | None = None, device: Any = "cpu") -> RegionVote:
+        return RegionVote(inner(weights=weights, device=device))
+
+    load.__doc__ = f"region voting over: {(inner.__doc__ or '').strip().splitlines()[0] if inner.__doc__ else inner}"
+    return load
