@@ -300,6 +300,7 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
 
     rows: list[dict[str, Any]] = []
     examples: list[dict[str, Any]] = []
+    kept: dict[str, dict[str, np.ndarray]] = {}  # sample id -> example images (small evaluations only)
     problems: list[Problem] = []
     timings = defaultdict(float)
     forward_frames = 0
@@ -373,6 +374,8 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
                     else:
                         row[name] = float(metric.score(pred_i, target_i, **extra))
                 rows.append(row)
+                if len(samples) <= KEEP_ALL_EXAMPLES and n_examples > 0:
+                    kept[sample.sample_id] = example_images(inputs, i, prediction[i], target[i])
             timings["metrics"] += time.perf_counter() - tick
             bar.update(len(batch_samples))
         total_seconds = time.perf_counter() - started
@@ -383,7 +386,8 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
             higher = bool(metrics[ranking].higher_is_better) if ranking else True
             picked = pick_examples(rows, ranking, higher, shot_of_frames(source, split), n_examples)
             torch.set_num_threads(model_threads)
-            examples = render_examples(model, picked, {s.sample_id: s for s in samples}, load, protocol, device)
+            examples = render_examples(model, picked, {s.sample_id: s for s in samples}, load, protocol, device,
+                                       kept)
     except KeyboardInterrupt:
         interrupted = True
         error = "interrupted by the user"
@@ -532,18 +536,40 @@ def pick_examples(rows: list[dict[str, Any]], metric: str | None, higher_is_bett
     return picked
 
 
-def render_examples(model: Model, picked: list[tuple[str, dict[str, Any]]], spec_of: dict[str, SampleSpec],
-                    load: "FrameLoader", protocol: Protocol, device: torch.device) -> list[dict[str, Any]]:
-    """Run the model again on the picked samples (scores were kept, images were not) and return their
-    images: reference (or the hints over white), target sketch, prediction, ground truth as (H, W, 3)
-    uint8 RGB, and the ``caption``. A model fault here only leaves the examples out."""
+#: Evaluations of at most this many samples keep every valid sample's images (about 0.8 MB each at 256 px), so
+#: drawing the examples needs no second model call; larger ones run the model again on the few picked.
+KEEP_ALL_EXAMPLES = 48
+
+
+def example_images(inputs: dict[str, torch.Tensor], i: int, prediction: torch.Tensor, target: torch.Tensor
+                   ) -> dict[str, np.ndarray]:
+    """Sample ``i`` of a batch as (H, W, 3) uint8 RGB images: reference (or the hints over white), target
+    sketch, prediction, ground truth."""
 
     def rgb(tensor: torch.Tensor) -> np.ndarray:
         return (tensor.detach().float().cpu().clamp(0, 1).numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
+    if "reference_colour" in inputs:
+        reference = rgb(inputs["reference_colour"][i, 0])
+    else:
+        hints = inputs["hints"][i]
+        reference = rgb(hints[:3] * hints[3:4] + (1 - hints[3:4]))
+    return {"reference": reference, "sketch": rgb(inputs["target_sketch"][i].expand(3, -1, -1)),
+            "prediction": rgb(prediction), "truth": rgb(target)}
+
+
+def render_examples(model: Model, picked: list[tuple[str, dict[str, Any]]], spec_of: dict[str, SampleSpec],
+                    load: "FrameLoader", protocol: Protocol, device: torch.device,
+                    kept: dict[str, dict[str, np.ndarray]] | None = None) -> list[dict[str, Any]]:
+    """The picked samples' :func:`example_images` plus their ``caption``: from ``kept`` (images saved during
+    the run) where present, else by running the model again on them. A model fault here only leaves the
+    examples out."""
+    kept = kept or {}
     caption_of = {row["sample_id"]: caption for caption, row in picked}
-    examples: dict[str, dict[str, Any]] = {}
-    for batch in _batches([spec_of[row["sample_id"]] for _, row in picked], protocol.batch_size):
+    examples = {sample_id: {**kept[sample_id], "caption": caption_of[sample_id]}
+                for sample_id in caption_of if sample_id in kept}
+    for batch in _batches([spec_of[row["sample_id"]] for _, row in picked if row["sample_id"] not in kept],
+                          protocol.batch_size):
         inputs, target, _ = build_batch(batch, load, protocol)
         inputs = {k: v.to(device) for k, v in inputs.items()}
         try:
@@ -553,16 +579,9 @@ def render_examples(model: Model, picked: list[tuple[str, dict[str, Any]]], spec
             return []
         verdicts = check_output(output, len(batch), protocol.resolution)
         for i, (sample, verdict) in enumerate(zip(batch, verdicts)):
-            if verdict is not None:
-                continue
-            if "reference_colour" in inputs:
-                reference = rgb(inputs["reference_colour"][i, 0])
-            else:
-                hints = inputs["hints"][i]
-                reference = rgb(hints[:3] * hints[3:4] + (1 - hints[3:4]))
-            examples[sample.sample_id] = {
-                "reference": reference, "sketch": rgb(inputs["target_sketch"][i].expand(3, -1, -1)),
-                "prediction": rgb(output[i]), "truth": rgb(target[i]), "caption": caption_of[sample.sample_id]}
+            if verdict is None:
+                examples[sample.sample_id] = {**example_images(inputs, i, output[i], target[i]),
+                                              "caption": caption_of[sample.sample_id]}
     return [examples[row["sample_id"]] for _, row in picked if row["sample_id"] in examples]
 
 

@@ -175,3 +175,27 @@ def test_protocol_without_buckets_gets_a_bar_chart(tmp_path):
     pngs = [p.name for p in (tmp_path / "board" / "hints@1").glob("*.png")]
     assert any(p.endswith("-bars.png") for p in pngs) and not any(p.endswith("-curves.png") for p in pngs)
     assert "psnr per model" in (tmp_path / "board" / "hints@1.md").read_text()
+
+
+def test_examples_come_from_the_run_or_one_more_model_call(monkeypatch):
+    import numpy as np
+
+    import benchmark.evaluate as evaluate_module
+
+    class Counting:
+        calls = 0
+
+        def __call__(self, batch):
+            Counting.calls += 1
+            return batch["reference_colour"][:, 0] * 0.9
+
+    source, protocol = toy_source(shots=1, frames=10), load_protocol("shi-kref@1")  # 25 samples
+    kept = evaluate(Counting(), "counting", source, protocol, metric_factory=local_metric_factory)
+    batches = Counting.calls
+    monkeypatch.setattr(evaluate_module, "KEEP_ALL_EXAMPLES", 0)
+    Counting.calls = 0
+    rerun = evaluate(Counting(), "counting", source, protocol, metric_factory=local_metric_factory)
+    assert Counting.calls > batches  # the picked samples ran again ...
+    assert len(kept.examples) == len(rerun.examples) == 5
+    for a, b in zip(kept.examples, rerun.examples):  # ... and gave the images kept during the run
+        assert a["caption"] == b["caption"] and all(np.array_equal(a[k], b[k]) for k in ("reference", "prediction"))

@@ -42,8 +42,8 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 def test_own_video_walkthrough_runs_as_written(tmp_path, monkeypatch, one_thread):
     """The walkthrough's commands, in order, on a small generated clip standing in for ``my_clip.mp4``
-    (its left 80x64 half as the crop, frames made 48x48 so the test is quick): the dataset puts every
-    shot in the test split and the leaderboard ranks both models."""
+    (its left 80x64 half as the crop; frames made 48x48, built in this process, 3 samples scored, so the test
+    is quick): the dataset puts every shot in the test split and the leaderboard ranks both models."""
     from benchmark import cli as bench_cli
     from dataprep import cli as dataprep_cli
     from dataprep.synth import SynthClip, SynthConfig
@@ -59,7 +59,9 @@ def test_own_video_walkthrough_runs_as_written(tmp_path, monkeypatch, one_thread
         argv = shlex.split(line.replace("my_clip.mp4", str(tmp_path / "clip" / "video.mp4"))
                            .replace("frames.crop=[0,0,409,512]", "frames.crop=[0,0,80,64]"))
         if argv[:2] == ["dataprep", "build"]:
-            argv += ["--set", "frames.width=48", "--set", "frames.height=48", "-q"]
+            argv += ["--set", "frames.width=48", "--set", "frames.height=48", "--executor", "serial", "-q"]
+        if argv[:2] == ["bench", "evaluate"]:
+            argv += ["--limit", "3", "-q"]  # the models run at the protocol's 256 px: a few samples are enough
         main = dataprep_cli.main if argv[0] == "dataprep" else bench_cli.main
         assert main(argv[1:]) == 0, line
     board = (tmp_path / "my_leaderboards" / "cmft-interval@1.md").read_text()

@@ -5,8 +5,9 @@ so ``datasets.load_dataset(DIR, "pairs")`` and ``datasets.load_dataset(DIR, "fra
 table each; without it ``datasets`` would read every Parquet file as one table and stop at the first column
 that differs. A split is a set of files because every shard holds one split (``<unit>.<split>.<nnn>.parquet``,
 :class:`dataprep.build.SplitShardWriter`). Image columns need no feature block here: the Parquet schema
-metadata carries the ``Image`` features (:mod:`dataprep.dataset.schemas`); the fields are listed in the body. The body says what the dataset holds
-(counts per split, sources with their SHA-256, the config hash) and lists every field with its meaning.
+metadata carries the ``Image`` features (:mod:`dataprep.dataset.schemas`). The body says what the dataset holds
+(counts per split, sources with their SHA-256, the config hash), how to load it, and lists every field with
+its meaning.
 """
 
 from __future__ import annotations
