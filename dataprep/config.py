@@ -26,6 +26,7 @@ import yaml
 
 from dataprep.errors import CelbenchError, file_error
 from dataprep.registry import did_you_mean
+from dataprep.shots.detector import DEFAULT_DETECTOR
 
 RESIZE_MODES = ("centre-crop", "pad", "keep-aspect")
 SPLIT_UNITS = ("shot", "video")
@@ -59,7 +60,7 @@ class FramesConfig:
 class ShotsConfig:
     """Shot detection (:func:`dataprep.shots.detect.detect_shots`); ``params`` go to the detector."""
 
-    detector: str = "histogram-mse"
+    detector: str = DEFAULT_DETECTOR
     params: dict[str, Any] = field(default_factory=dict)
 
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 import cv2
 import numpy as np
 
-from dataprep.shots.detector import DETECTORS, ShotDetector, load_detectors
+from dataprep.shots.detector import DEFAULT_DETECTOR, DETECTORS, ShotDetector, load_detectors
 from dataprep.shots.detectors.histogram_mse import (REFERENCE_PIXELS, FrameFeatures, frame_thumbnail, histogram_mse,
                                               rgb_histogram)
 from dataprep.errors import CelbenchError, file_error
@@ -118,7 +118,7 @@ def _split_params(params: dict) -> tuple[ShotParams, dict]:
     return shot, {k: v for k, v in params.items() if k not in names and v is not None}
 
 
-def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop: Crop | None = None,
+def detect_shots(path: str | os.PathLike, detector: str = DEFAULT_DETECTOR, crop: Crop | None = None,
                  workers: int | None = None, **params) -> ShotResult:
     """Split a video into shots and mark the ones to drop (Shi et al. Sec. 4.1).
 

@@ -68,6 +68,9 @@ class ShotDetector(ABC):
 
 DETECTORS: Registry[ShotDetector] = Registry("detector", entry_point_group="celbench.detectors")
 
+#: The detector used when none is named (Shi et al. section 4.1: RGB-histogram MSE), everywhere.
+DEFAULT_DETECTOR = "histogram-mse"
+
 
 def load_detectors() -> Registry[ShotDetector]:
     """The detector registry (built-ins come from the ``builtin`` entry of ``celbench.detectors``)."""
