@@ -2,7 +2,7 @@
 Table 1: pairs ``interval`` frames apart in one shot, the earlier frame being the colour reference).
 
     python -m baselines.interval_eval [--intervals 1,5,10,20,40] [--size 128] [--clips 10]
-        [--real /work/shared/data/real/colour-shots/lvcd_sample_1] [--cmft W] [--nocmft W] [--json OUT]
+        [--real ../shared/data/real/colour-shots/lvcd_sample_1] [--cmft W] [--nocmft W] [--json OUT]
 
 Held-out data:
 * generated: ``dataprep.synth`` clips with seeds from ``--seed`` (default 100000, far from the training
@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,7 +33,8 @@ from benchmark.metrics.pixel import mse_batch, psnr_from_mse
 
 #: Per-pair PSNR cap (dB) for identical frames (copying a held drawing).
 CAP_DB = 60.0
-DEFAULT_REAL = "/work/shared/data/real/colour-shots/lvcd_sample_1"
+#: The held-out real shot, beside the checkout (``../shared`` from the repository root, as in tests/conftest.py).
+DEFAULT_REAL = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "colour-shots" / "lvcd_sample_1")
 
 
 def synth_shots(clips: int, size: int, seed: int) -> list[list[np.ndarray]]:

@@ -1,10 +1,15 @@
-"""``bench``: score colourisation models and build leaderboards. See ``bench --help``."""
+"""``bench``: the benchmark's command line (evaluate, leaderboards, demo, speed; ``train`` from ``baselines``)."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
 from dataprep.cli_app import run_cli
+
+DESCRIPTION = ("score reference-based line-art colourisation models under versioned protocols and build "
+               "leaderboards. Start with `bench demo --out demo`. To score a model on your own video: "
+               "`dataprep build VIDEO --out DATASET --split test`, then `bench evaluate --model NAME --data DATASET` "
+               "and `bench leaderboard build`. `bench COMMAND --help` describes each command.")
 
 COMMAND_MODULES: list[str] = [
     "benchmark.demo",
@@ -16,7 +21,7 @@ COMMAND_MODULES: list[str] = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli("bench", __doc__.split(":")[1].strip(), COMMAND_MODULES, argv,
+    return run_cli("bench", DESCRIPTION, COMMAND_MODULES, argv,
                    entry_point_group="celbench.commands")
 
 

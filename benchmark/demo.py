@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dataprep.build.cli import single_split_overrides
 from dataprep.errors import CelbenchError
 from dataprep.synth import SynthClip, demo_config
 from dataprep.synth.cli import describe
@@ -28,8 +29,8 @@ PROTOCOLS = ("cmft-interval@1", "shi-kref@1", "components@1", "hints@1")
 #: baselines (shipped weights, reached through the ``celbench.models`` entry points) under CMFT's protocol.
 DEMO_MODELS = {"copy-reference": PROTOCOLS, "flow-warp": PROTOCOLS,
                "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",)}
-#: ``dataprep build --set`` overrides for the demo: the whole clip is test data.
-BUILD_OVERRIDES = ("split.train=0", "split.val=0", "split.test=1", "run.workers=1")
+#: ``dataprep build --set`` overrides for the demo: the whole clip is test data (``--split test``).
+BUILD_OVERRIDES = (*single_split_overrides("test"), "run.workers=1")
 
 
 def add_commands(commands) -> None:

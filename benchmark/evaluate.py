@@ -36,7 +36,7 @@ from benchmark.model import Model
 from benchmark.protocol import MetricSpec, Protocol, simulate_hints
 from benchmark.timing import measure
 from benchmark.record import MetricResult, Problem, ResultRecord, Speed, compute_signature
-from benchmark.source import Frame, SampleSource, SampleSpec
+from benchmark.source import Frame, SampleSource, SampleSpec, empty_split_hint
 
 #: Outputs may leave [0, 1] by this much (float rounding in a final sigmoid/clamp) and still count as valid.
 RANGE_TOLERANCE = 1e-4
@@ -253,7 +253,7 @@ class Evaluation:
 
     record: ResultRecord
     rows: list[dict[str, Any]]
-    examples: list[dict[str, np.ndarray]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
 
 
 def signature_fields(protocol: Protocol, source: SampleSource, split: str, limit: int | None,
@@ -275,13 +275,14 @@ def signature_fields(protocol: Protocol, source: SampleSource, split: str, limit
 
 def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Protocol, *, split: str = "test",
              device: torch.device | str = "cpu", limit: int | None = None, weights_sha256: str | None = None,
-             n_examples: int = 4, metric_factory: Callable[[MetricSpec], Any] | None = None) -> Evaluation:
+             n_examples: int = 5, metric_factory: Callable[[MetricSpec], Any] | None = None) -> Evaluation:
     """Score ``model`` on ``protocol``'s samples of ``source``'s ``split``; never raises for model faults.
 
     Args:
         model: callable batch -> (B, 3, H, W) float RGB in [0, 1] (see :mod:`benchmark.model`).
         limit: score only the first ``limit`` samples (recorded in the signature).
-        n_examples: how many samples (from distinct buckets where possible) to keep as images.
+        n_examples: how many samples to draw as images (best, median, worst by the primary metric and
+            between; from different sources and shots where possible; see :func:`pick_examples`).
         metric_factory: builds a metric from a protocol entry; defaults to the metric registry.
     """
     device = torch.device(device)
@@ -296,7 +297,7 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
         samples = samples[:limit]
     if not samples:
         raise CelbenchError(f"{source.location}: split {split!r} has no samples for protocol {protocol.id} "
-                            "(shots too short or none)")
+                            f"(shots too short or none){empty_split_hint(source, split)}")
 
     metrics: dict[str, Any] = {}
     unavailable: dict[str, tuple[MetricSpec, str]] = {}
@@ -310,8 +311,8 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     set_metric_states: dict[tuple[str, str], Any] = {}
 
     rows: list[dict[str, Any]] = []
-    examples: list[dict[str, np.ndarray]] = []
-    example_buckets: set[Any] = set()
+    examples: list[dict[str, Any]] = []
+    kept: dict[str, dict[str, np.ndarray]] = {}  # sample id -> example images (small evaluations only)
     problems: list[Problem] = []
     timings = defaultdict(float)
     forward_frames = 0
@@ -385,11 +386,20 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
                     else:
                         row[name] = float(metric.score(pred_i, target_i, **extra))
                 rows.append(row)
-                if len(examples) < n_examples and (bucket not in example_buckets or len(rows) == len(samples)):
-                    example_buckets.add(bucket)
-                    examples.append(_example_images(inputs, i, prediction[i], target[i], sample))
+                if len(samples) <= KEEP_ALL_EXAMPLES and n_examples > 0:
+                    kept[sample.sample_id] = example_images(inputs, i, prediction[i], target[i])
             timings["metrics"] += time.perf_counter() - tick
             bar.update(len(batch_samples))
+        total_seconds = time.perf_counter() - started
+        if error is None and n_examples > 0:
+            # after the timed run, so drawing the examples costs the speed figures nothing
+            ranking = next((spec for spec in (protocol.primary_metric, *metrics) if spec in metrics
+                            and not _is_set_metric(metrics[spec])), None)
+            higher = bool(metrics[ranking].higher_is_better) if ranking else True
+            picked = pick_examples(rows, ranking, higher, shot_of_frames(source, split), n_examples)
+            torch.set_num_threads(model_threads)
+            examples = render_examples(model, picked, {s.sample_id: s for s in samples}, load, protocol, device,
+                                       kept)
     except (KeyboardInterrupt, SystemExit) as stop:
         # Ctrl-C, SIGTERM (see Terminated) or a model calling sys.exit: what was scored is kept, marked incomplete
         interrupted = True
@@ -399,7 +409,8 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
         bar.close()
         restore_determinism()
         torch.set_num_threads(model_threads)
-    total_seconds = time.perf_counter() - started
+    if error is not None:
+        total_seconds = time.perf_counter() - started
 
     metric_results = _aggregate(protocol, metrics, unavailable, rows, set_metric_states)
     buckets = defaultdict(int)
@@ -482,8 +493,73 @@ def _aggregate(protocol: Protocol, metrics: dict[str, Any], unavailable: dict[st
     return results
 
 
-def _example_images(inputs: dict[str, torch.Tensor], i: int, prediction: torch.Tensor, target: torch.Tensor,
-                    sample: SampleSpec) -> dict[str, np.ndarray]:
+def shot_of_frames(source: SampleSource, split: str) -> dict[str, str]:
+    """frame id -> shot id for ``split`` (empty when the source cannot list its shots)."""
+    try:
+        return {frame_id: shot.shot_id for shot in source.shots(split) for frame_id in shot.frame_ids}
+    except CelbenchError:
+        return {}
+
+
+def pick_examples(rows: list[dict[str, Any]], metric: str | None, higher_is_better: bool,
+                  shot_of: dict[str, str], n: int) -> list[tuple[str, dict[str, Any]]]:
+    """``n`` scored samples that show the spread: (label, row) pairs at evenly spaced ranks by ``metric``,
+    best first, always including the best, the median and the worst.
+
+    Each rank is filled by the nearest sample (searching outwards within a tenth of the ranking) whose
+    source, else whose shot, is not shown yet, so the rows come from different videos and shots rather
+    than from one stretch of near-identical frames. The source is the part of the shot id before its
+    first ``/`` (``video_id`` for built datasets). Without a per-sample metric the first ``n`` valid
+    samples are taken."""
+    valid = [row for row in rows if row.get("valid")]
+    if metric is not None:
+        valid = [row for row in valid if isinstance(row.get(metric), float) and math.isfinite(row[metric])]
+        # stable: ties keep the protocol's sample order
+        valid.sort(key=lambda row: -row[metric] if higher_is_better else row[metric])
+    else:
+        valid = valid[:n]
+    if not valid:
+        return []
+    last, count = len(valid) - 1, min(n, len(valid))
+    median = last // 2
+    targets = [round(last * k / (count - 1)) for k in range(count)] if count > 1 else [0]
+    if count >= 3:  # the rank nearest the middle becomes the median itself
+        targets[min(range(1, count - 1), key=lambda k: abs(targets[k] - median))] = median
+    order = [targets[0], targets[-1], *targets[1:-1]] if count > 1 else targets  # best, worst, then between
+    window = max(1, len(valid) // 10)
+
+    def shot(index: int) -> str:
+        return shot_of.get(valid[index]["target_id"], valid[index]["sample_id"])
+
+    chosen: list[int] = []
+    for target in order:
+        candidates = sorted((i for i in range(max(0, target - window), min(last, target + window) + 1)
+                             if i not in chosen), key=lambda i: (abs(i - target), i))
+        if not candidates:
+            continue
+        sources = {shot(i).split("/")[0] for i in chosen}
+        shots = {shot(i) for i in chosen}
+        chosen.append(next((i for i in candidates if shot(i).split("/")[0] not in sources),
+                           next((i for i in candidates if shot(i) not in shots), candidates[0])))
+    roles = {median: "median", 0: "best", last: "worst"} if metric else {}
+    picked = []
+    for index in sorted(chosen):
+        role = f"{roles[index]}, " if index in roles else ""
+        score = f", {metric} {valid[index][metric]:.4g}" if metric else ""
+        picked.append((f"{role}rank {index + 1} of {len(valid)}{score}: {valid[index]['sample_id']}", valid[index]))
+    return picked
+
+
+#: Evaluations of at most this many samples keep every valid sample's images (about 0.8 MB each at 256 px), so
+#: drawing the examples needs no second model call; larger ones run the model again on the few picked.
+KEEP_ALL_EXAMPLES = 48
+
+
+def example_images(inputs: dict[str, torch.Tensor], i: int, prediction: torch.Tensor, target: torch.Tensor
+                   ) -> dict[str, np.ndarray]:
+    """Sample ``i`` of a batch as (H, W, 3) uint8 RGB images: reference (or the hints over white), target
+    sketch, prediction, ground truth."""
+
     def rgb(tensor: torch.Tensor) -> np.ndarray:
         return (tensor.detach().float().cpu().clamp(0, 1).numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
@@ -492,9 +568,35 @@ def _example_images(inputs: dict[str, torch.Tensor], i: int, prediction: torch.T
     else:
         hints = inputs["hints"][i]
         reference = rgb(hints[:3] * hints[3:4] + (1 - hints[3:4]))
-    sketch = rgb(inputs["target_sketch"][i].expand(3, -1, -1))
-    return {"reference": reference, "sketch": sketch, "prediction": rgb(prediction), "truth": rgb(target),
-            "sample_id": np.array(sample.sample_id)}
+    return {"reference": reference, "sketch": rgb(inputs["target_sketch"][i].expand(3, -1, -1)),
+            "prediction": rgb(prediction), "truth": rgb(target)}
+
+
+def render_examples(model: Model, picked: list[tuple[str, dict[str, Any]]], spec_of: dict[str, SampleSpec],
+                    load: "FrameLoader", protocol: Protocol, device: torch.device,
+                    kept: dict[str, dict[str, np.ndarray]] | None = None) -> list[dict[str, Any]]:
+    """The picked samples' :func:`example_images` plus their ``caption``: from ``kept`` (images saved during
+    the run) where present, else by running the model again on them. A model fault here only leaves the
+    examples out."""
+    kept = kept or {}
+    caption_of = {row["sample_id"]: caption for caption, row in picked}
+    examples = {sample_id: {**kept[sample_id], "caption": caption_of[sample_id]}
+                for sample_id in caption_of if sample_id in kept}
+    for batch in _batches([spec_of[row["sample_id"]] for _, row in picked if row["sample_id"] not in kept],
+                          protocol.batch_size):
+        inputs, target, _ = build_batch(batch, load, protocol)
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        try:
+            with torch.inference_mode():
+                output = model(inputs)
+        except Exception:
+            return []
+        verdicts = check_output(output, len(batch), protocol.resolution)
+        for i, (sample, verdict) in enumerate(zip(batch, verdicts)):
+            if verdict is None:
+                examples[sample.sample_id] = {**example_images(inputs, i, output[i], target[i]),
+                                              "caption": caption_of[sample.sample_id]}
+    return [examples[row["sample_id"]] for _, row in picked if row["sample_id"] in examples]
 
 
 def environment(device: torch.device) -> dict[str, str]:
@@ -508,23 +610,58 @@ def environment(device: torch.device) -> dict[str, str]:
 
 
 EXAMPLE_TILE = 96
+#: Column titles of the example grid, in order.
+EXAMPLE_COLUMNS = ("reference", "target sketch", "prediction", "ground truth", "error map")
+#: Mean absolute RGB error (0-255) drawn at the top of the error map's colour scale; larger errors saturate.
+#: Fixed, not per image, so the maps of different rows and models compare.
+ERROR_MAP_MAX = 96.0
+_TEXT_ROW = 16
 
 
-def examples_png(examples: list[dict[str, np.ndarray]]) -> bytes:
-    """A PNG grid: one row per example, columns reference | target sketch | prediction | ground truth,
-    each tile ``EXAMPLE_TILE`` pixels high (small enough to commit next to a leaderboard)."""
+def error_map(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB heat map (inferno) of the per-pixel mean absolute RGB error, 0 -> black,
+    ``ERROR_MAP_MAX`` or more -> yellow-white."""
+    error = np.abs(prediction.astype(np.float32) - truth.astype(np.float32)).mean(axis=2)
+    scaled = np.clip(error / ERROR_MAP_MAX * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+def _text_strip(text: str, width: int, centre: bool = False) -> np.ndarray:
+    """A white (_TEXT_ROW, width, 3) strip with ``text`` in dark grey, cut with '...' to fit."""
+    strip = np.full((_TEXT_ROW, width, 3), 255, np.uint8)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.35
+    while text and cv2.getTextSize(text, font, scale, 1)[0][0] > width - 4:
+        text = text[:-4] + "..." if len(text) > 4 else ""
+    text_width = cv2.getTextSize(text, font, scale, 1)[0][0]
+    x = (width - text_width) // 2 if centre else 2
+    cv2.putText(strip, text, (x, _TEXT_ROW - 5), font, scale, (40, 40, 40), 1, cv2.LINE_AA)
+    return strip
+
+
+def examples_png(examples: list[dict[str, Any]]) -> bytes:
+    """A PNG grid, one row per example: reference | target sketch | prediction | ground truth | error map
+    (titled in a header row; :func:`error_map`), each tile ``EXAMPLE_TILE`` pixels high, the example's
+    ``caption`` (rank, score, sample id) under its row. Small enough to commit next to a leaderboard."""
+    gap = 2
     rows = []
+    widths: list[int] = []
     for example in examples:
+        images = [example["reference"], example["sketch"], example["prediction"], example["truth"],
+                  error_map(example["prediction"], example["truth"])]
         tiles = []
-        for key in ("reference", "sketch", "prediction", "truth"):
-            image = example[key]
+        for image in images:
             scale = EXAMPLE_TILE / image.shape[0]
             tiles.append(cv2.resize(image, (max(1, round(image.shape[1] * scale)), EXAMPLE_TILE),
                                     interpolation=cv2.INTER_AREA))
-            tiles.append(np.full((EXAMPLE_TILE, 2, 3), 255, np.uint8))
-        rows.append(np.concatenate(tiles[:-1], axis=1))
-        rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
-    grid = np.concatenate(rows[:-1], axis=0)
+        widths = [t.shape[1] for t in tiles]
+        line = np.concatenate([part for t in tiles for part in (t, np.full((EXAMPLE_TILE, gap, 3), 255, np.uint8))][:-1],
+                              axis=1)
+        rows += [line, _text_strip(str(example.get("caption", "")), line.shape[1]),
+                 np.full((gap * 2, line.shape[1], 3), 255, np.uint8)]
+    header = np.concatenate([part for title, w in zip(EXAMPLE_COLUMNS, widths)
+                             for part in (_text_strip(title, w, centre=True), np.full((_TEXT_ROW, gap, 3), 255, np.uint8))][:-1],
+                            axis=1)
+    grid = np.concatenate([header, *rows[:-1]], axis=0)
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     assert ok
     return encoded.tobytes()

@@ -7,7 +7,8 @@ committed text files differ from what the records produce. Records with differen
 Only ``complete`` records are ranked; invalid or incomplete ones are listed below with the reason.
 
 Text outputs (Markdown, CSV, HTML) are byte-for-byte deterministic functions of the records. Plots
-(PSNR/SSIM against the protocol's bucket, one line per model) and the qualitative grids copied from
+(the primary metric against the protocol's bucket, one line per model; a bar per model when there is one
+bucket or none) and the qualitative grids copied from
 ``bench evaluate`` are PNG files; they are rebuilt too but not compared by ``--check``, because PNG
 bytes depend on the matplotlib/libpng version.
 """
@@ -29,8 +30,6 @@ from benchmark.record import MetricResult, ResultRecord, atomic_write_bytes, rea
 
 CHECKED_SUFFIXES = (".md", ".csv", ".html")
 ARROW = {True: "↑", False: "↓"}
-#: Metrics drawn against the bucket, in this order, when a protocol has them.
-PLOT_METRICS = ("psnr", "ssim")
 
 
 @dataclass
@@ -158,36 +157,58 @@ def _asset_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def _plot(table: Table, path: Path) -> bool:
-    """PSNR/SSIM (or the primary metric) against the bucket, one line per ranked model."""
+def _bucketed(table: Table) -> bool:
+    """Whether the table's primary metric has more than one bucket (a curve); else a bar per model."""
     entries = table.entries
-    if not entries or not entries[0].record.bucket_key:
+    keys = {k for e in entries for k in e.primary.buckets} if entries and entries[0].record.bucket_key else set()
+    return len(keys) > 1
+
+
+def _plot(table: Table, path: Path) -> bool:
+    """The primary metric of each ranked model: against the protocol's bucket (one line per model), or as
+    one bar per model with its standard error when the protocol has one bucket or none."""
+    entries = table.entries
+    if not entries:
         return False
-    names = [n for n in PLOT_METRICS if any(m.name == n for m in entries[0].record.metrics)] \
-        or [entries[0].record.primary_metric]
+    primary = entries[0].record.primary_metric
+    metric = entries[0].primary
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
-    for axis, name in zip(axes[0], names):
+    figure, axis = plt.subplots(figsize=(5.6, 3.4))
+    if _bucketed(table):
         for entry in entries:
-            buckets = entry.record.metric(name).buckets
-            points = [(float(k), v) for k, v in buckets.items() if v is not None]
+            points = sorted((float(k), v) for k, v in entry.primary.buckets.items() if v is not None)
             if points:
                 axis.plot(*zip(*points), marker="o", label=entry.record.model)
-        metric = entries[0].record.metric(name)
         axis.set_xlabel(entries[0].record.bucket_key)
-        axis.set_ylabel(f"{name} {ARROW[metric.higher_is_better]}")
-        axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+        axis.legend(fontsize=7)
+    else:
+        names = [entry.record.model for entry in entries]
+        values = [entry.primary.value for entry in entries]
+        errors = [entry.primary.stderr or 0.0 for entry in entries]
+        axis.bar(range(len(names)), values, yerr=errors, capsize=3, color="#4c72b0")
+        axis.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    axis.set_ylabel(f"{primary} {ARROW[metric.higher_is_better]}")
+    axis.grid(alpha=0.3)
     figure.suptitle(table.signature, fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90, metadata={"Software": None})
     plt.close(figure)
     return True
+
+
+EXAMPLES_CAPTION = ("samples from the best to the worst by the primary metric, from different sources and "
+                    "shots where possible; columns reference, target sketch, prediction, ground truth, error map "
+                    "(mean absolute RGB error: black none, yellow large); rank, score and sample id under each row")
+
+
+def _plot_caption(table: Table) -> str:
+    primary = table.entries[0].record.primary_metric
+    return f"{primary} against {table.entries[0].record.bucket_key}" if _bucketed(table) else f"{primary} per model"
 
 
 def _markdown(protocol_id: str, tables: list[Table]) -> str:
@@ -205,9 +226,9 @@ def _markdown(protocol_id: str, tables: list[Table]) -> str:
             lines.append("")
         lines += _paper_view(table)
         if table.plot:
-            lines += [f"![{_md_escape(table.signature)} curves]({_md_link(table.plot)})", ""]
+            lines += [f"![{_md_escape(table.signature)} {_plot_caption(table)}]({_md_link(table.plot)})", ""]
         for model, image in table.example_images:
-            lines += [f"Examples of {_md_escape(model)} (reference, target sketch, prediction, ground truth):", "",
+            lines += [f"Examples of {_md_escape(model)}: {EXAMPLES_CAPTION}", "",
                       f"![{_md_escape(model)}]({_md_link(image)})", ""]
         if table.excluded:
             lines += ["Not ranked:", ""]
@@ -347,9 +368,9 @@ def _html(protocol_id: str, tables: list[Table]) -> str:
                 parts.append(f'<td data-value="{e(link)}"><a href="{e(link)}">json</a></td></tr>')
             parts.append("</tbody></table>")
         if table.plot:
-            parts.append(f'<p><img src="{e(table.plot)}" alt="{e(table.signature)} curves"></p>')
+            parts.append(f'<p><img src="{e(table.plot)}" alt="{e(table.signature)} {e(_plot_caption(table))}"></p>')
         for model, image in table.example_images:
-            parts.append(f"<h3>Examples: {e(model)}</h3><p>reference, target sketch, prediction, ground truth</p>"
+            parts.append(f"<h3>Examples: {e(model)}</h3><p>{e(EXAMPLES_CAPTION)}</p>"
                          f'<p><img src="{e(image)}" alt="{e(model)} examples"></p>')
         if table.excluded:
             parts.append("<h3>Not ranked</h3><ul>")
@@ -378,8 +399,8 @@ def render(results_dir: str | Path, out_dir: str | Path) -> tuple[dict[str, str]
         for signature, section in _sections(protocol_entries).items():
             table = _table(signature, section, out_dir, protocol_id)
             assets = f"{protocol_id}/{_asset_name(signature.partition('+')[2])}"
-            if table.entries and table.entries[0].record.bucket_key:
-                table.plot = f"{assets}-curves.png"
+            if table.entries:
+                table.plot = f"{assets}-{'curves' if _bucketed(table) else 'bars'}.png"
                 plots.append((table, table.plot))
             for entry in table.entries:
                 examples = entry.record.files.get("examples")

@@ -18,7 +18,7 @@ from dataprep.dataset.reader import DatasetReader
 from dataprep.errors import file_error
 from dataprep.field import decode_field
 
-from benchmark.source import Frame, SampleSource, SampleSpec, Shot, kind_matches
+from benchmark.source import Frame, SampleSource, SampleSpec, Shot, empty_split_hint, kind_matches
 
 _PAIR_COLUMNS = ["pair_key", "split", "kind", "position", "reference_keys", "target_key", "interval"]
 
@@ -59,8 +59,11 @@ class ParquetSource(SampleSource):
 
     def shots(self, split: str) -> list[Shot]:
         if split not in self._shots:
-            raise file_error(self.root, f"no frames in split {split!r} (have: {', '.join(sorted(self._shots)) or 'none'})")
+            raise file_error(self.root, f"no frames in split {split!r}{empty_split_hint(self, split)}")
         return list(self._shots[split])
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(shots) for name, shots in self._shots.items()}
 
     def frame(self, frame_id: str) -> Frame:
         stored = self.reader.frame(frame_id)

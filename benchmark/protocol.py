@@ -35,7 +35,7 @@ import numpy as np
 from dataprep.errors import CelbenchError, file_error
 from dataprep.registry import Registry, did_you_mean
 
-from benchmark.source import SampleSource, SampleSpec, Shot
+from benchmark.source import SampleSource, SampleSpec, Shot, empty_split_hint
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 
@@ -89,7 +89,8 @@ def dataset_pairs_sampler(source: SampleSource, split: str, kinds: list[str]) ->
     the sampler to use on built datasets; the frame-level samplers below need only shots."""
     samples = sorted(source.pairs(split, kinds), key=lambda s: s.sample_id)
     if not samples:
-        raise CelbenchError(f"{source.location}: split {split!r} has no pairs of kind {', '.join(kinds)}")
+        raise CelbenchError(f"{source.location}: split {split!r} has no pairs of kind {', '.join(kinds)}"
+                            f"{empty_split_hint(source, split)}")
     return samples
 
 

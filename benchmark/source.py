@@ -99,8 +99,27 @@ class SampleSource(ABC):
         in a stable order. Sources without mined pairs raise CelbenchError."""
         raise CelbenchError(f"{self.location}: this dataset has no mined pairs (needed: {', '.join(kinds)})")
 
+    def split_sizes(self) -> dict[str, int]:
+        """Number of shots per split (for error messages); empty when the source cannot tell cheaply."""
+        return {}
+
     def close(self) -> None:
         """Release files; the default holds none."""
+
+
+def empty_split_hint(source: SampleSource, split: str) -> str:
+    """The fix for a split without samples, to append to an error: which splits hold shots, and how to
+    score another or rebuild the dataset with every shot in ``split`` (a small set split 80/10/10 by
+    shot often leaves the test split empty)."""
+    sizes = {name: count for name, count in sorted(source.split_sizes().items()) if count}
+    if not sizes:
+        return ""
+    have = ", ".join(f"{name} {count} shot{'s' * (count != 1)}" for name, count in sizes.items())
+    others = [name for name in sizes if name != split]
+    fixes = [f"score another split with --split {others[0]}"] if others else []
+    if others or split not in sizes:
+        fixes.append(f"rebuild with `dataprep build INPUT... --out DIR --split {split}` to put every shot in it")
+    return f" (this dataset has {have}" + (f"; {', or '.join(fixes)}" if fixes else "") + ")"
 
 
 @dataclass
@@ -133,8 +152,11 @@ class MemorySource(SampleSource):
 
     def shots(self, split: str) -> list[Shot]:
         if split not in self.splits:
-            raise CelbenchError(f"{self.location}: no split {split!r} (have: {', '.join(sorted(self.splits))})")
+            raise CelbenchError(f"{self.location}: no split {split!r}{empty_split_hint(self, split)}")
         return list(self.splits[split])
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(shots) for name, shots in self.splits.items()}
 
     def frame(self, frame_id: str) -> Frame:
         return self.frames[frame_id]

@@ -30,6 +30,8 @@ from dataprep.shots.detector import DEFAULT_DETECTOR
 
 RESIZE_MODES = ("centre-crop", "pad", "keep-aspect")
 SPLIT_UNITS = ("shot", "video")
+#: The dataset splits, in the order their fractions are given.
+SPLITS = ("train", "val", "test")
 
 
 @dataclass

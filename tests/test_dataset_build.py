@@ -7,6 +7,7 @@ fast and test the builder, not the stages; tests/test_dataset_end_to_end.py runs
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -100,9 +101,10 @@ def test_splits_never_share_a_shot_and_are_deterministic(sources, tmp_path):
 def test_output_dir_holding_another_dataset_is_refused(sources, tmp_path):
     out = tmp_path / "ds"
     build(sources[:1], out, config())
-    with pytest.raises(CelbenchError, match="different dataset \\(config"):
+    with pytest.raises(CelbenchError, match=r"different dataset: its config differs \(existing -> this build: "
+                                            r"frames.width 48 -> 32\); use another --out, or --overwrite"):
         build(sources[:1], out, config("frames.width=32"), resume=True)
-    with pytest.raises(CelbenchError, match="different dataset \\(sources"):
+    with pytest.raises(CelbenchError, match=r"different dataset: its sources differ \(only this build has clip1\)"):
         build(sources, out, config(), resume=True)
     with pytest.raises(CelbenchError, match="already holds this dataset"):
         build(sources[:1], out, config())
@@ -243,11 +245,104 @@ def test_cli_build_info_and_ls(sources, tmp_path, capsys):
     assert summary["frames"] == info["counts"]["frames"] and summary["pairs"] == info["counts"]["pairs"]
     assert sum(summary["interval_histogram"].values()) == summary["pairs"]
     assert sum(s.get("frames", 0) for s in summary["splits"].values()) == summary["frames"]
-    assert (out / "report.png").stat().st_size > 1000 and "report.png" in (out / "report.html").read_text()
+    assert (out / "report.png").stat().st_size > 1000 and (out / "report.html").stat().st_size > 1000
     assert main(["validate", str(out)]) == 0  # the report files do not disturb validation
     assert main(["ls", "samplers"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in ("train-window", "cmft-test", "shi-seq", "shi-long"))
+
+
+def test_cli_build_split_puts_every_shot_in_one_split(sources, tmp_path, capsys):
+    out = tmp_path / "ds"
+    sets = [arg for s in SMALL for arg in ("--set", s)]
+    assert main(["build", *map(str, sources), "--out", str(out), *sets, "--split", "test"]) == 0
+    summary = capsys.readouterr().out
+    assert "{" not in summary and "units: " in summary and "done" in summary
+    splits = set(table(out, "frames").column("split").to_pylist()) | set(table(out, "pairs").column("split").to_pylist())
+    assert splits == {"test"}
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert (info["config"]["split"]["train"], info["config"]["split"]["val"], info["config"]["split"]["test"]) == (0, 0, 1)
+    assert f"test {info['counts']['frames']} frames/{info['counts']['pairs']} pairs" in summary
+    with pytest.raises(SystemExit) as exit_:
+        main(["build", str(sources[0]), "--out", str(tmp_path / "x"), "--split", "tset"])
+    assert exit_.value.code == 2 and "invalid choice: 'tset'" in capsys.readouterr().err
+
+
+EVIL = "clip<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def two_sources(sources, tmp_path_factory):
+    """A dataset of two sources (one named with HTML in it) over the three splits, and the report
+    `dataprep info` writes for it (shared by the card and report tests)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("report")
+    evil = root / EVIL
+    shutil.copytree(sources[1], evil)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(build_module, "PIPELINE", "tests.dataset_fakes:FakePipeline")
+    try:
+        build([sources[0], evil], root / "ds", config())
+    finally:
+        patch.undo()
+    assert main(["info", str(root / "ds"), "--samples", "2"]) == 0
+    return root / "ds"
+
+
+def test_report_is_a_page_to_send_a_colleague(two_sources):
+    from html.parser import HTMLParser
+
+    from dataprep.dataset.report import summarise
+
+    page = (two_sources / "report.html").read_text()
+    summary = summarise(two_sources)
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.text, self.images = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "img":
+                self.images.append(dict(attrs))
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parsed = Page()
+    parsed.feed(page)
+    text = " ".join(parsed.text)
+    assert "<img src=x" not in page and EVIL in text  # the hostile source name is shown, as text
+    assert parsed.tags.count("img") == 3  # histograms, then one sample grid per source
+    assert all(img["src"].startswith("data:image/") for img in parsed.images)  # self-contained
+    assert [img["alt"] for img in parsed.images][1:] == ["sample pairs of clip0", f"sample pairs of {EVIL}"]
+    assert "celbench dataset: clip0, " + EVIL in text and "dataset dataset" not in text
+    for heading in ("Summary", "Sources", "Pairs by kind", "Shot lengths and pair intervals", "Samples",
+                    "Build config"):
+        assert heading in text
+    assert '"' not in text.split("Build config")[0].split("Summary")[1]  # tables, not JSON
+    assert "frames:\n  width: 48" in text  # the config, as YAML
+    by_source = summary["by_source"]
+    assert len(by_source) == 2 and sum(v["frames"] for v in by_source.values()) == summary["frames"]
+    assert sum(summary["shot_length_histogram"].values()) == sum(v["shots"] for v in by_source.values())
+    assert sum(k * v for k, v in summary["shot_length_histogram"].items()) == summary["frames"]
+    for video_id, counts in by_source.items():
+        assert f"{video_id}</td>" in page and f'<td class="num">{counts["pairs"]}</td>' in page
+
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(two_sources):
+    import subprocess
+
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          (two_sources / "report.html").as_uri()], capture_output=True, text=True, timeout=60).stdout
+    assert dom.count("<table>") == 3 and dom.count("<img") == 3
+    assert 'onerror="alert(1)"' not in dom and "onerror=alert(1)&gt;" in dom  # the name stayed text
 
 
 def test_pair_dataset_yields_tensors(sources, tmp_path):
@@ -282,17 +377,62 @@ def test_pair_dataset_yields_tensors(sources, tmp_path):
         1 for p in dataset.pairs if p["kind"].startswith("cmft-test@"))
 
 
-def test_datasets_library_decodes_image_columns(sources, tmp_path):
-    datasets = pytest.importorskip("datasets")
+def test_dataset_card_loads_each_table_and_split_with_datasets(two_sources, tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets not installed (pip install -e '.[hf]')")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    out = two_sources  # 6 shots over train/val/test
+    validate(out)
+    frames, pairs = table(out, "frames").to_pylist(), table(out, "pairs").to_pylist()
+    splits = sorted({row["split"] for row in frames})
+    assert len(splits) >= 2
+    for name in (p.name for t in ("frames", "pairs") for p in (out / "data" / t).glob("*.parquet")):
+        assert name.split(".")[-3] in splits  # one split per shard
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n") and "config_name: frames" in card and "config_name: pairs" in card
+    cache = str(tmp_path / "hf")
+    loaded_pairs = datasets.load_dataset(str(out), "pairs", cache_dir=cache)
+    assert sorted(loaded_pairs) == sorted({row["split"] for row in pairs})
+    for split in splits:
+        loaded = datasets.load_dataset(str(out), "frames", split=split, cache_dir=cache)
+        expected = [row for row in frames if row["split"] == split]
+        assert sorted(loaded["frame_key"]) == sorted(row["frame_key"] for row in expected)
+        first = loaded[0]
+        stored = next(row for row in expected if row["frame_key"] == first["frame_key"])
+        assert first["colour"].size == (48, 48) and first["colour"].mode == "RGB"
+        assert first["distance_field"].mode.startswith("I;16")
+        assert np.array_equal(np.asarray(first["colour"]), decode_png(stored["colour"]["bytes"]))
+        if split in loaded_pairs:
+            assert sorted(loaded_pairs[split]["pair_key"]) == sorted(r["pair_key"] for r in pairs if r["split"] == split)
+    default = datasets.load_dataset(str(out), split=splits[0], cache_dir=cache)  # the card's default: pairs
+    assert "target_key" in default.column_names
+    # docs/dataset.md's join recipes (datasets; pandas + pyarrow) run as written and agree with each other
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "dataset.md").read_text()
+    recipes = re.findall(r"```python\n(.*?)```", docs, flags=re.S)
+    assert len(recipes) == 2
+    split = next(s for s in splits if any(r["split"] == s and r["kind"].startswith("cmft-test@") for r in pairs))
+    monkeypatch.setenv("HF_DATASETS_CACHE", cache)
+    found = {}
+    for recipe in recipes:
+        namespace: dict = {}
+        exec(recipe.replace('"DIR', f'"{out}').replace('"test"', f'"{split}"'), namespace)
+        found[len(found)] = namespace
+    hf, pandas_ = found[0], found[1]
+    target_row = next(r for r in frames if r["frame_key"] == hf["pair"]["target_key"])
+    assert np.array_equal(np.asarray(hf["target_sketch"]), decode_png(target_row["sketch"]["bytes"]))
+    assert len(pandas_["joined"]) == sum(1 for r in pairs if r["split"] == split)
+    assert decode_png(pandas_["png_bytes"]).shape == (48, 48, 3)
+
+
+def test_shard_holding_another_split_fails_validation(sources, tmp_path):
     out = tmp_path / "ds"
     build(sources[:1], out, config())
-    loaded = datasets.load_dataset("parquet", data_files=[str(p) for p in shard_files(out, "frames")],
-                                   split="train", cache_dir=str(tmp_path / "hf"))
-    row = loaded[0]
-    assert row["colour"].size == (48, 48) and row["colour"].mode == "RGB"
-    assert row["distance_field"].mode.startswith("I;16")
-    assert np.array_equal(np.asarray(row["colour"]), decode_png(table(out, "frames").slice(0, 1)
-                                                                .to_pylist()[0]["colour"]["bytes"]))
+    shard = sorted((out / "data" / "frames").glob("*.parquet"))[0]
+    rows = pq.read_table(shard)
+    other = next(s for s in ("train", "val", "test") if s != rows.column("split")[0].as_py())
+    pq.write_table(rows.set_column(rows.schema.get_field_index("split"), rows.schema.field("split"),
+                                   pa.array([other] * rows.num_rows)), shard)
+    with pytest.raises(ValidationError, match=f"{shard.name}: holds rows of split '{other}'"):
+        validate(out)
 
 
 def test_resume_with_another_unit_size_replaces_the_old_units(sources, tmp_path):

@@ -20,6 +20,9 @@ single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, capsys):
     small = SynthConfig(width=64, height=64, shots=2, shot_length=(16, 18), holds=(1,), seed=1)
     monkeypatch.setattr(benchmark.demo, "demo_config", lambda: small)
+    # stored at the clip's own 64 px (the demo stores 256): the build's stages cost 16x less; protocols resize
+    monkeypatch.setattr(benchmark.demo, "BUILD_OVERRIDES", (*benchmark.demo.BUILD_OVERRIDES, "frames.width=64",
+                                                            "frames.height=64"))
     assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     board = tmp_path / "demo" / "leaderboards"
@@ -36,6 +39,11 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, caps
     assert shi.metric("fid").unavailable and shi.metric("fid").value is None  # no weights here: said, not faked
     assert set(shi.metric("ssim").buckets) == {"1", "2", "3", "4", "5"}
     assert check(board / "results", board) == []
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets not installed (pip install -e '.[hf]')")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    pairs = datasets.load_dataset(str(dataset), "pairs", split="test", cache_dir=str(tmp_path / "hf"))
+    frames = datasets.load_dataset(str(dataset), "frames", split="test", cache_dir=str(tmp_path / "hf"))
+    assert set(pairs["target_key"]) <= set(frames["frame_key"]) and frames[0]["colour"].size == (64, 64)
 
 
 def test_kref_counts_held_frames_once():

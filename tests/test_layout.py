@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,24 @@ def test_console_entry_points_run():
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 0, out.stderr
         assert "usage:" in out.stdout
+    assert "`bench COMMAND --help`" in out.stdout and "--split test" in out.stdout  # (last: benchmark)
+    assert "See `bench --help`" not in out.stdout
+
+
+def test_committed_text_holds_no_absolute_paths_of_one_machine():
+    """Data and papers sit beside the checkout (``../shared``); an absolute path under the work or home folders
+    works only on the machine it was written on."""
+    tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    offenders = []
+    for name in tracked.stdout.splitlines():
+        path = ROOT / name
+        if path.suffix not in {".py", ".md", ".yaml", ".toml", ".json", ".txt", ".cfg", ""} or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        offenders += [f"{name}: {m}" for m in re.findall(r"(?<![\w.])/(?:work|home|Users)/[\w./-]+", text)]
+    assert not offenders, "\n".join(offenders)
 
 
 def _project_imports(path: Path, modules: set[str]) -> set[str]:

@@ -125,3 +125,77 @@ def test_committed_leaderboards_match_their_records():
     root = Path(__file__).resolve().parents[1] / "leaderboards"
     assert (root / "results").is_dir()
     assert check(root / "results", root) == []
+
+
+def test_example_rows_span_best_median_worst_from_different_shots():
+    from benchmark.evaluate import pick_examples
+
+    # 30 samples over 3 videos x 2 shots; psnr = 30 - i, so rank i + 1 is sample i
+    rows = [{"sample_id": f"s{i:02d}", "target_id": f"f{i}", "valid": True, "psnr": 30.0 - i} for i in range(30)]
+    rows.append({"sample_id": "bad", "target_id": "f0", "valid": False, "psnr": float("nan")})
+    shot_of = {f"f{i}": f"video{i % 3}/{i % 2}" for i in range(30)}
+    picked = pick_examples(rows, "psnr", True, shot_of, 5)
+    captions = [caption for caption, _ in picked]
+    assert captions[0] == "best, rank 1 of 30, psnr 30: s00" and captions[-1] == "worst, rank 30 of 30, psnr 1: s29"
+    assert any(c.startswith("median, rank 15 of 30") for c in captions)
+    shots = [shot_of[row["target_id"]] for _, row in picked]
+    assert len(set(shots)) == 5 and len({s.split("/")[0] for s in shots[:3]}) == 3
+    ranks = [int(c.split("rank ")[1].split(" ")[0]) for c in captions]
+    assert ranks == sorted(ranks) and all(abs(r - t) <= 3 for r, t in zip(ranks, (1, 8, 15, 23, 30)))
+    # lower-is-better metrics rank the other way
+    low = pick_examples(rows, "psnr", False, shot_of, 3)
+    assert low[0][0].startswith("best, rank 1 of 30, psnr 1: s29")
+
+
+def test_example_grid_has_titled_columns_error_map_and_captions():
+    import cv2
+    import numpy as np
+
+    from benchmark.evaluate import EXAMPLE_TILE, EXAMPLE_COLUMNS, error_map, examples_png
+
+    truth = np.full((32, 48, 3), 100, np.uint8)
+    prediction = truth.copy()
+    prediction[:, 24:] = 200
+    example = {"reference": truth, "sketch": truth, "prediction": prediction, "truth": truth, "caption": "best: s0"}
+    grid = cv2.imdecode(np.frombuffer(examples_png([example, example]), np.uint8), cv2.IMREAD_COLOR)
+    tile_width = round(48 * EXAMPLE_TILE / 32)
+    assert grid.shape[1] == len(EXAMPLE_COLUMNS) * tile_width + (len(EXAMPLE_COLUMNS) - 1) * 2
+    assert grid.shape[0] > 2 * EXAMPLE_TILE + 16 * 3  # a header strip and a caption strip per row
+    heat = error_map(prediction, truth)
+    assert (heat[:, :24] == heat[0, 0]).all() and heat[0, 0].max() < 10  # no error: black
+    assert heat[0, 40].sum() > 500  # error 100 of 255 (above ERROR_MAP_MAX): the bright end of the scale
+
+
+def test_protocol_without_buckets_gets_a_bar_chart(tmp_path):
+    source, protocol = toy_source(shots=1, frames=12), load_protocol("hints@1")
+    for name in ("copy-reference",):
+        result = evaluate(load_model(name), name, source, protocol, metric_factory=local_metric_factory)
+        save(result, tmp_path / "results" / "hints@1" / f"{name}.json")
+    build(tmp_path / "results", tmp_path / "board")
+    pngs = [p.name for p in (tmp_path / "board" / "hints@1").glob("*.png")]
+    assert any(p.endswith("-bars.png") for p in pngs) and not any(p.endswith("-curves.png") for p in pngs)
+    assert "psnr per model" in (tmp_path / "board" / "hints@1.md").read_text()
+
+
+def test_examples_come_from_the_run_or_one_more_model_call(monkeypatch):
+    import numpy as np
+
+    import benchmark.evaluate as evaluate_module
+
+    class Counting:
+        calls = 0
+
+        def __call__(self, batch):
+            Counting.calls += 1
+            return batch["reference_colour"][:, 0] * 0.9
+
+    source, protocol = toy_source(shots=1, frames=10), load_protocol("shi-kref@1")  # 25 samples
+    kept = evaluate(Counting(), "counting", source, protocol, metric_factory=local_metric_factory)
+    batches = Counting.calls
+    monkeypatch.setattr(evaluate_module, "KEEP_ALL_EXAMPLES", 0)
+    Counting.calls = 0
+    rerun = evaluate(Counting(), "counting", source, protocol, metric_factory=local_metric_factory)
+    assert Counting.calls > batches  # the picked samples ran again ...
+    assert len(kept.examples) == len(rerun.examples) == 5
+    for a, b in zip(kept.examples, rerun.examples):  # ... and gave the images kept during the run
+        assert a["caption"] == b["caption"] and all(np.array_equal(a[k], b[k]) for k in ("reference", "prediction"))

@@ -54,6 +54,17 @@ def test_evaluate_cli_on_a_built_dataset(dataset, tmp_path, capsys):
     assert set(record.metric("psnr").buckets) <= {"1", "2", "3", "4", "5", "10", "15", "20", "30", "40"}
 
 
+@pytest.mark.parametrize("protocol", ["cmft-interval@1", "shi-kref@1"])  # mined pairs; shots
+def test_empty_split_error_says_how_to_fix_it(dataset, tmp_path, capsys, protocol):
+    code = cli.main(["evaluate", "--model", "copy-reference", "--data", str(dataset), "--protocol", protocol,
+                     "--split", "val", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "'val'" in err
+    assert "this dataset has test 2 shots; score another split with --split test, or rebuild with " \
+           "`dataprep build INPUT... --out DIR --split val`" in err
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_dataset_failing_validation_is_a_one_line_error(dataset, tmp_path, capsys):
     import shutil
 

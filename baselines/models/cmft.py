@@ -1,6 +1,6 @@
 """LCMFTN: line-art correlation matching feature transfer network (Zhang et al. 2020, "CMFT").
 
-Paper: /work/shared/papers/cmft-correlation-matching-feature-transfer-2020.txt (section 3, Figure 4).
+Paper: ../shared/papers/cmft-correlation-matching-feature-transfer-2020.txt (section 3, Figure 4).
 
 Generator ``C_e = G(S_p, C_p, S_n)`` (equation 5):
 

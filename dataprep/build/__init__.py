@@ -2,12 +2,13 @@
 
 Layout of a dataset directory::
 
+    README.md                       dataset card: Hugging Face ``configs:`` (a config per table), counts, fields
     meta/info.json                  manifest (LeRobot-like): schema version, config + hash, sources, units, counts
     meta/lock.json                  while a build runs: who runs it (a second build on the output is refused)
     meta/shots/<video_id>.json      shot detection result per source (cached; a resumed build reuses it)
     meta/units/<unit>.done.json     completion marker of a unit: its files, their sha256 and counts (datatrove-style)
-    data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.dataset.schemas.FRAMES)
-    data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.dataset.schemas.PAIRS)
+    data/frames/<unit>.<split>.<nnn>.parquet    frames table shards, one split each (dataprep.dataset.schemas.FRAMES)
+    data/pairs/<unit>.<split>.<nnn>.parquet     pairs table shards, one split each (dataprep.dataset.schemas.PAIRS)
 
 Work is split into independent *units* (a whole source, or a range of its shots, ``run.frames_per_unit``) run by an
 executor from :data:`dataprep.build.executor.EXECUTORS`. A unit writes each shard to a temporary name and renames it when
@@ -54,7 +55,8 @@ import pyarrow.parquet as pq
 
 from dataprep.hashing import sha256_file, sha256_stream
 from dataprep import __version__
-from dataprep.config import BuildConfig, config_from_dict, config_hash
+from dataprep.config import SPLITS, BuildConfig, config_from_dict, config_hash
+from dataprep.dataset.card import write_card
 from dataprep.dataset.manifest import Manifest, check_manifest_structure, shard_hashes
 from dataprep.errors import CelbenchError, file_error
 from dataprep.build.executor import EXECUTORS, Task, TaskQueue, TaskResult
@@ -66,7 +68,6 @@ from dataprep.dataset.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEM
 from dataprep.storage import BuildLock, Storage, is_url, local_input, local_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-SPLITS = ("train", "val", "test")
 
 #: The stage adapter, as "module:attribute"; payloads carry it to the workers (which may be spawned, not forked),
 #: so another adapter (a test stand-in, a GPU pipeline) is chosen by setting this before ``build``.
@@ -197,6 +198,30 @@ class ShardWriter:
                 pass
         if self._tmp is not None:
             self.storage.remove(self._tmp)
+
+
+class SplitShardWriter:
+    """A :class:`ShardWriter` per split: rows go to ``<folder>/<unit>.<split>.<nnn>.parquet``, so every shard
+    holds one split and a split is a set of files (what the dataset card's ``data_files`` name for
+    Hugging Face ``datasets``)."""
+
+    def __init__(self, storage: Storage, folder: str, unit: str, schema: pa.Schema, shard_size: int):
+        self.storage, self.folder, self.unit, self.schema, self.shard_size = storage, folder, unit, schema, shard_size
+        self._writers: dict[str, ShardWriter] = {}
+
+    def add(self, row: dict) -> None:
+        split = row["split"]
+        if split not in self._writers:
+            self._writers[split] = ShardWriter(self.storage, self.folder, f"{self.unit}.{split}", self.schema,
+                                               self.shard_size)
+        self._writers[split].add(row)
+
+    def close(self) -> list[str]:
+        return sorted(name for writer in self._writers.values() for name in writer.close())
+
+    def abort(self) -> None:
+        for writer in self._writers.values():
+            writer.abort()
 
 
 def remove_unit_files(out: Storage, unit: str) -> None:
@@ -351,8 +376,8 @@ def process_unit(payload: dict) -> dict:
         samplers = create_samplers(config.samplers)
         described = pipeline.describe()
     compression = config.output.png_compression
-    frames_writer = ShardWriter(out, "data/frames", unit, FRAMES, config.output.shard_size)
-    pairs_writer = ShardWriter(out, "data/pairs", unit, PAIRS, config.output.shard_size * 8)
+    frames_writer = SplitShardWriter(out, "data/frames", unit, FRAMES, config.output.shard_size)
+    pairs_writer = SplitShardWriter(out, "data/pairs", unit, PAIRS, config.output.shard_size * 8)
     shot_of: dict[int, dict] = {}
     for shot in shots:
         for i in range(shot["start"], shot["end"]):
@@ -506,7 +531,40 @@ def plan_units(config: BuildConfig, source: Source, detection: dict) -> list[dic
 
 
 def _dataset_identity(config: BuildConfig, sources: Sequence[Source]) -> dict:
-    return {"config_hash": config_hash(config), "sources": sorted(s.sha256 for s in sources)}
+    """What makes two builds the same dataset (``config_hash``, ``sources``), plus what explains a mismatch."""
+    return {"config_hash": config_hash(config), "sources": sorted(s.sha256 for s in sources),
+            "config": config.to_dict(), "source_names": {s.sha256: Path(s.path).name for s in sources}}
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _difference(existing: dict, identity: dict) -> str:
+    """How the existing dataset (its manifest) differs from the requested build, in words:
+    the config keys that differ (existing value -> requested), or the sources on one side only."""
+    old_sources = {s.get("sha256"): Path(str(s.get("path", s.get("video_id")))).name
+                   for s in existing.get("sources", [])}
+    new_sources = identity["source_names"]
+    if set(old_sources) != set(new_sources):
+        parts = []
+        if only_old := [old_sources[k] for k in old_sources if k not in new_sources]:
+            parts.append(f"only the existing dataset has {', '.join(sorted(only_old))}")
+        if only_new := [new_sources[k] for k in new_sources if k not in old_sources]:
+            parts.append(f"only this build has {', '.join(sorted(only_new))}")
+        return "its sources differ (" + "; ".join(parts) + ")"
+    old_config = _flatten({k: v for k, v in existing.get("config", {}).items() if k != "run"})
+    new_config = _flatten({k: v for k, v in identity["config"].items() if k != "run"})
+    changed = [f"{key} {old_config.get(key, '(unset)')!r} -> {new_config.get(key, '(unset)')!r}"
+               for key in sorted(set(old_config) | set(new_config)) if old_config.get(key) != new_config.get(key)]
+    if not changed:  # same settings but another config hash: written by another toolkit version
+        changed = [f"config hash {str(existing.get('config_hash'))[:12]} -> {identity['config_hash'][:12]}"]
+    return "its config differs (existing -> this build: " + ", ".join(changed) + ")"
 
 
 #: Where ``--overwrite`` keeps the dataset it replaces until the new build has produced frames.
@@ -535,13 +593,9 @@ def _check_output(out: Storage, identity: dict, resume: bool, overwrite: bool) -
                                    f"(this toolkit writes {SCHEMA_VERSION}); use another --out or --overwrite")
     old = {"config_hash": existing.data.get("config_hash"),
            "sources": sorted(s["sha256"] for s in existing.data.get("sources", []))}
-    if old != identity:
-        if old["config_hash"] != identity["config_hash"]:
-            what = f"config hash {str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}"
-        else:
-            what = (f"sources differ: {len(old['sources'])} there ({', '.join(h[:8] for h in old['sources'])}), "
-                    f"{len(identity['sources'])} given ({', '.join(h[:8] for h in identity['sources'])})")
-        raise file_error(str(out), f"holds a different dataset ({what}); use another --out or --overwrite")
+    if old != {key: identity[key] for key in old}:
+        raise file_error(str(out), f"holds a different dataset: {_difference(existing.data, identity)}; "
+                                   "use another --out, or --overwrite to replace it")
     if not resume:
         raise file_error(str(out), "already holds this dataset; use --resume to finish it or --overwrite to rebuild")
     return existing
@@ -749,6 +803,7 @@ def _build_locked(sources: Sequence[Source], out: Storage, shown: Path | str, co
     manifest.save()
     if not manifest.data["counts"]["frames"]:
         raise EmptyBuild(f"{shown}: no frames were built: {_why_empty(manifest.data)}")
+    write_card(out, manifest.data)
     return BuildReport(shown, manifest.data, sorted(k for k, u in manifest.data["units"].items()
                                                   if u.get("status") == "failed"))
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from dataprep.cli_app import bounded
+from dataprep.config import SPLITS
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -19,18 +20,34 @@ def run_build(args: argparse.Namespace) -> int:
         overrides.append(f"run.workers={args.workers}")
     if args.executor is not None:
         overrides.append(f"run.executor={args.executor}")
+    if args.split is not None:
+        overrides.extend(single_split_overrides(args.split))
     config = load_config(args.config, overrides)
     report = build(args.inputs, args.out, config, resume=args.resume, overwrite=args.overwrite,
                    log=lambda message: print(f"dataprep build: {message}", file=sys.stderr))
     counts = report.manifest["counts"]
-    print(f"{report.out}: {counts['frames']} frames, {counts['shots']} shots, {counts['pairs']} pairs "
+    print(f"{report.out}: {counts['frames']} frames, {counts['shots']} shot{'s' * (counts['shots'] != 1)}, "
+          f"{counts['pairs']} pairs "
           f"({', '.join(f'{k} {v}' for k, v in counts['pairs_by_kind'].items()) or 'none'}); "
-          f"units {counts['units']}")
+          f"units: {', '.join(f'{n} {status}' for status, n in sorted(counts['units'].items()))}; "
+          f"splits: {split_counts(counts)}")
     if report.failed:
         print(f"dataprep build: {len(report.failed)} unit(s) failed ({', '.join(report.failed)}); "
               f"see {report.out}/meta/info.json, rerun with --resume", file=sys.stderr)
         return 1
     return 0
+
+
+def split_counts(counts: dict) -> str:
+    """'train 80 frames/60 pairs, test 20 frames/15 pairs' from the manifest's ``counts`` (empty splits left out)."""
+    parts = [f"{split} {c.get('frames', 0)} frames/{c.get('pairs', 0)} pairs"
+             for split, c in counts.get("splits", {}).items() if c.get("frames")]
+    return ", ".join(parts) or "none"
+
+
+def single_split_overrides(split: str) -> list[str]:
+    """``--set`` overrides that put every shot in ``split`` (``dataprep build --split``)."""
+    return [f"split.{name}={int(name == split)}" for name in SPLITS]
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -79,6 +96,9 @@ def add_commands(commands) -> None:
                    help="override one config key, e.g. --set frames.width=128 (repeatable)")
     p.add_argument("--workers", type=bounded(int, 1), help="worker processes (run.workers)")
     p.add_argument("--executor", help="executor name (run.executor: local, serial, ray)")
+    p.add_argument("--split", choices=SPLITS,
+                   help="put every shot in this split (e.g. test, to score a model on your own video), "
+                        "instead of the split.* fractions (default 80/10/10 by shot)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted or partly failed build")
     p.add_argument("--overwrite", action="store_true", help="delete the dataset in --out and rebuild")
 

@@ -2,12 +2,13 @@
 
 Layout of a dataset folder (see ``docs/dataset.md``; the tables' columns are in :mod:`dataprep.dataset.schemas`)::
 
-    meta/info.json                      the manifest: schema version, config + hash, sources, units, counts
-    meta/lock.json                      while a build writes: who runs it (dataprep.storage.BuildLock)
-    meta/shots/<video_id>.json          shot detection result per source (cached for resumed builds)
-    meta/units/<unit>.done.json         completion marker of a unit: its files, their sha256 and counts
-    data/frames/<unit>.<nnn>.parquet    frames table shards
-    data/pairs/<unit>.<nnn>.parquet     pairs table shards
+    README.md                                   dataset card (:mod:`dataprep.dataset.card`)
+    meta/info.json                              the manifest: schema version, config + hash, sources, units, counts
+    meta/lock.json                              while a build writes: who runs it (dataprep.storage.BuildLock)
+    meta/shots/<video_id>.json                  shot detection result per source (cached for resumed builds)
+    meta/units/<unit>.done.json                 completion marker of a unit: its files, their sha256 and counts
+    data/frames/<unit>.<split>.<nnn>.parquet    frames table shards, one split each
+    data/pairs/<unit>.<split>.<nnn>.parquet     pairs table shards, one split each
 
 A shard belongs to the dataset only when the manifest lists it under a unit whose status is ``done``, with its
 sha256. Unit keys and shard names are plain file names (:func:`check_manifest_structure`), so a tampered manifest
@@ -24,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dataprep.config import SPLITS
 from dataprep.errors import CelbenchError, file_error
 from dataprep.hashing import sha256_stream
 from dataprep.paths import safe_name
@@ -116,6 +118,13 @@ def shard_files(out: Path, table: str) -> list[Path]:
         if unit.get("status") == "done":
             files += [out / "data" / table / f for f in unit["files"][table]]
     return sorted(files)
+
+
+def shard_split(name: str) -> str | None:
+    """The split a shard file holds, from its name ``<unit>.<split>.<nnn>.parquet``; None for the older
+    one-shard-per-unit layout (``<unit>.<nnn>.parquet``, splits mixed)."""
+    parts = name.split(".")
+    return parts[-3] if len(parts) >= 4 and parts[-3] in SPLITS else None
 
 
 def manifest_hash(manifest: dict) -> str:

@@ -1,18 +1,22 @@
 """``dataprep info``: summary of a built dataset plus an HTML/PNG report with random samples.
 
-The summary (counts, split sizes, pairs by kind, interval histogram) comes from the Parquet files, not only from
-the manifest. ``report.png`` is a grid: one row per randomly drawn pair (seeded), columns = reference colour,
-target colour, target sketch, target distance field, target components (random colour per label), hints over the
-sketch. ``report.html`` shows the tables and embeds the PNG.
+The summary (counts, split sizes, per-source counts, pairs by kind, shot-length and interval histograms) comes
+from the Parquet files, not only from the manifest. ``report.html`` is one self-contained page to send to a
+colleague: summary, per-split and per-source tables, histograms with integer axes, a grid of seeded random pairs
+per source (columns = reference colour, target colour, target sketch, target distance field, target components
+(random colour per label), hints over the sketch), and the build config. ``report.png`` holds a sample grid
+over all sources and the histograms.
 """
 
 from __future__ import annotations
 
+import base64
 import html
-import json
+import io
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -27,35 +31,46 @@ COLUMNS = ["reference colour", "target colour", "target sketch", "distance field
 
 
 def summarise(out: Path) -> dict:
-    """Counts, split sizes (frames, pairs, shots), pairs by kind and interval histogram."""
+    """Counts, split sizes (frames, pairs, shots), per-source counts, pairs by kind, and histograms of
+    shot length (frames per stored shot) and pair interval."""
     manifest = Manifest.load(out)
     if manifest is None:
         raise file_error(out, "not a celbench dataset (no meta/info.json)")
     frames = [pq.read_table(f, columns=["split", "video_id", "shot_id"]) for f in shard_files(out, "frames")]
-    pairs = [pq.read_table(f, columns=["split", "kind", "interval"]) for f in shard_files(out, "pairs")]
+    pairs = [pq.read_table(f, columns=["split", "kind", "interval", "video_id"]) for f in shard_files(out, "pairs")]
     splits: dict[str, Counter] = {}
     shots: dict[str, set] = {}
+    per_source: dict[str, Counter] = {}
+    shot_frames: Counter = Counter()
     for table in frames:
         for split, video, shot in zip(*(table.column(c).to_pylist() for c in ("split", "video_id", "shot_id"))):
             splits.setdefault(split, Counter())["frames"] += 1
             shots.setdefault(split, set()).add((video, shot))
+            per_source.setdefault(video, Counter())["frames"] += 1
+            shot_frames[(video, shot)] += 1
     kinds: Counter = Counter()
     intervals: Counter = Counter()
     for table in pairs:
-        for split, kind, interval in zip(*(table.column(c).to_pylist() for c in ("split", "kind", "interval"))):
+        for split, kind, interval, video in zip(*(table.column(c).to_pylist()
+                                                  for c in ("split", "kind", "interval", "video_id"))):
             splits.setdefault(split, Counter())["pairs"] += 1
+            per_source.setdefault(video, Counter())["pairs"] += 1
             kinds[kind] += 1
             intervals[interval] += 1
     for split, s in shots.items():
         splits[split]["shots"] = len(s)
+    for video, _ in shot_frames:
+        per_source[video]["shots"] += 1
     return {
         "status": manifest.data.get("status"), "config_hash": manifest.data.get("config_hash"),
         "schema_version": manifest.data.get("schema_version"),
         "sources": len(manifest.data.get("sources", [])),
         "frames": sum(t.num_rows for t in frames), "pairs": sum(t.num_rows for t in pairs),
         "splits": {k: dict(v) for k, v in sorted(splits.items())},
+        "by_source": {k: dict(v) for k, v in sorted(per_source.items())},
         "pairs_by_kind": dict(sorted(kinds.items())),
         "interval_histogram": {int(k): v for k, v in sorted(intervals.items())},
+        "shot_length_histogram": {int(k): v for k, v in sorted(Counter(shot_frames.values()).items())},
         "timings": manifest.data.get("timings", {}),
     }
 
@@ -70,14 +85,18 @@ def _frame_row(out: Path, key: str, cache: dict) -> dict:
     return cache[key]
 
 
-def sample_grid(out: Path, rows: int = 6, seed: int = 0) -> tuple[np.ndarray, list[tuple[str, str, str]]] | None:
-    """(H, W, 3) uint8 RGB grid of random pairs, one row each with the :data:`COLUMNS` (titled), and their
+def sample_grid(out: Path, rows: int = 6, seed: int = 0, video_id: str | None = None
+                ) -> tuple[np.ndarray, list[tuple[str, str, str]]] | None:
+    """(H, W, 3) uint8 RGB grid of random pairs (of one source when ``video_id`` is given), one row each with
+    the :data:`COLUMNS` (titled) and a row title naming the pair kind and its frames, and their
     (reference, target, kind) keys; None when there are no pairs."""
-    pair_files = shard_files(out, "pairs")
-    index = [(f, i) for f in pair_files for i in range(pq.ParquetFile(f).metadata.num_rows)]
+    index = []
+    for f in shard_files(out, "pairs"):
+        videos = pq.read_table(f, columns=["video_id"]).column("video_id").to_pylist()
+        index += [(f, i) for i, video in enumerate(videos) if video_id is None or video == video_id]
     if not index:
         return None
-    chosen = random.Random(seed).sample(index, min(rows, len(index)))
+    chosen = sorted(random.Random(seed).sample(index, min(rows, len(index))))
     tables = {f: pq.read_table(f) for f in {f for f, _ in chosen}}  # each shard read once
     pairs = [tables[f].slice(i, 1).to_pylist()[0] for f, i in chosen]
     cache: dict = {}
@@ -93,47 +112,141 @@ def sample_grid(out: Path, rows: int = 6, seed: int = 0) -> tuple[np.ndarray, li
         grid_rows.append([decode_png(ref["colour"]["bytes"]), decode_png(tgt["colour"]["bytes"]), sketch,
                           decode_field(decode_png(tgt["distance_field"]["bytes"])),
                           colorize_labels(decode_png(tgt["components"]["bytes"])), over])
-        titles.append(f"{pair['kind']} {pair['reference_keys'][0].split('/')[-1]}->{pair['target_key'].split('/')[-1]}")
+        frames = f"{int(pair['reference_keys'][0].split('/')[-1])}->{int(pair['target_key'].split('/')[-1])}"
+        titles.append(f"{pair['kind']}  frames {frames}" + ("" if video_id else f"  {pair['video_id']}"))
     grid = image_grid(grid_rows, row_titles=titles, col_titles=COLUMNS)
     return grid, [(p["reference_keys"][0], p["target_key"], p["kind"]) for p in pairs]
 
 
-def write_report(out: Path, summary: dict, rows: int = 6, seed: int = 0) -> list[Path]:
-    """Write DIR/report.png (sample grid, with column titles) and DIR/report.html; returns the paths."""
+def _histogram_png(histograms: list[tuple[str, str, dict[int, int]]]) -> bytes:
+    """PNG of bar charts side by side, (title, x label, {value: count}) each; both axes in integers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    written = []
-    grid = sample_grid(out, rows, seed)
+    figure, axes = plt.subplots(1, len(histograms), figsize=(5.2 * len(histograms), 3.0), squeeze=False)
+    for axis, (title, label, counts) in zip(axes[0], histograms):
+        axis.bar(list(counts), list(counts.values()), width=0.8, color="#4477aa")
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel(label)
+        axis.set_ylabel("count")
+        if 0 < len(counts) <= 12:  # few values: a tick at each (also keeps one bar from getting fractional ticks)
+            axis.set_xticks(sorted(counts))
+            axis.set_xlim(min(counts) - 1, max(counts) + 1)
+        else:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _table_html(headers: list[str], rows: list[list[Any]]) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f'<td class="{"num" if isinstance(c, (int, float)) else "text"}">{e(str(c))}</td>'
+                                     for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_STYLE = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}"
+          "h1{font-size:1.5em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}"
+          "table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:3px 10px}"
+          "th{background:#f4f4f4}td.num{text-align:right}td.text{text-align:left}"
+          "img{max-width:100%;border:1px solid #eee}pre{background:#f7f7f7;padding:1em;overflow:auto}"
+          ".muted{color:#666}")
+
+
+def report_html(out: Path, summary: dict, manifest: dict, histograms_png: bytes,
+                grids: list[tuple[str, bytes]]) -> str:
+    """The self-contained report page (images embedded): summary, per-split and per-source tables, pairs by
+    kind, histograms, a sample grid per source and the build config. Everything from the dataset is
+    HTML-escaped."""
+    import yaml
+
+    e = html.escape
+    sources = manifest.get("sources", [])
+    names = [Path(str(s.get("path") or s.get("video_id"))).name for s in sources]
+    title = "celbench dataset: " + (", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                                    if names else out.name)
+    shots = sum(v.get("shots", 0) for v in summary["splits"].values())
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
+             f"<style>{_STYLE}</style></head><body>", f"<h1>{e(title)}</h1>",
+             f'<p class="muted">Built by <code>dataprep build</code> (celbench {e(str(manifest.get("toolkit_version")))}, '
+             f"schema {e(str(summary['schema_version']))}) on {e(str(manifest.get('created', '?')))}; status "
+             f"<b>{e(str(summary['status']))}</b>; config hash <code>{e(str(summary['config_hash'])[:12])}</code>. "
+             f"Folder <code>{e(str(out))}</code>.</p>",
+             "<h2>Summary</h2>",
+             f"<p>{summary['sources']} source{'s' * (summary['sources'] != 1)}, {shots} shot{'s' * (shots != 1)}, "
+             f"{summary['frames']} frames, {summary['pairs']} reference/target pairs.</p>",
+             _table_html(["split", "shots", "frames", "pairs"],
+                         [[k, v.get("shots", 0), v.get("frames", 0), v.get("pairs", 0)]
+                          for k, v in summary["splits"].items()]),
+             "<h2>Sources</h2>"]
+    by_source = summary.get("by_source", {})
+    rows = []
+    for source, name in zip(sources, names):
+        counts = by_source.get(source.get("video_id"), {})
+        dropped = ", ".join(f"{reason} {n}" for reason, n in (source.get("dropped_shots") or {}).items()) or "none"
+        rows.append([name, source.get("video_id"), str(source.get("sha256"))[:16], source.get("n_frames", "-"),
+                     source.get("shots", "-"), dropped, counts.get("shots", 0), counts.get("frames", 0),
+                     counts.get("pairs", 0)])
+    parts.append(_table_html(["source", "video id", "sha256 (start)", "frames decoded", "shots detected",
+                              "shots dropped (reason)", "shots stored", "frames stored", "pairs"], rows))
+    parts += ["<h2>Pairs by kind</h2>",
+              _table_html(["kind", "pairs"], [[k, v] for k, v in summary["pairs_by_kind"].items()]),
+              "<h2>Shot lengths and pair intervals</h2>",
+              f'<p><img src="{_data_uri(histograms_png, "image/png")}" alt="histograms of shot length and pair '
+              'interval"></p>']
+    if grids:
+        parts.append("<h2>Samples</h2><p>Random pairs per source (seeded): reference colour, target colour, target "
+                     "sketch, distance field, components (a random colour per label), hints over the sketch. Row "
+                     "titles give the pair kind and the reference and target frame numbers.</p>")
+        for name, jpeg in grids:
+            parts.append(f"<h3>{e(name)}</h3>"
+                         f'<p><img src="{_data_uri(jpeg, "image/jpeg")}" alt="sample pairs of {e(name)}"></p>')
+    parts += ["<h2>Build config</h2>",
+              f"<pre>{e(yaml.safe_dump(manifest.get('config', {}), sort_keys=False))}</pre>", "</body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+def write_report(out: Path, summary: dict, rows: int = 6, seed: int = 0) -> list[Path]:
+    """Write DIR/report.html (self-contained: see :func:`report_html`; ``rows`` sample pairs per source) and
+    DIR/report.png (the histograms and a sample grid over all sources); returns the paths."""
+    import cv2
+
+    manifest = Manifest.load(out).data
+    histograms = _histogram_png([("shot length", "frames per shot", summary["shot_length_histogram"]),
+                                 ("pair interval", "frames from the first reference to the target",
+                                  summary["interval_histogram"])])
+    grids = []
+    for source in manifest.get("sources", []):
+        grid = sample_grid(out, rows, seed, video_id=source.get("video_id"))
+        if grid is not None:
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(grid[0], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            grids.append((Path(str(source.get("path") or source.get("video_id"))).name, jpeg.tobytes()))
+    page = out / "report.html"
+    tmp = page.with_name(page.name + ".tmp")
+    tmp.write_text(report_html(out, summary, manifest, histograms, grids))
+    tmp.replace(page)
     png = out / "report.png"
-    fig_rows = 2 if grid is not None else 1
-    fig = plt.figure(figsize=(14, 4 + (2.4 * min(rows, len(grid[1])) if grid else 0)))
-    axes_hist = fig.add_subplot(fig_rows, 1, fig_rows) if grid else fig.add_subplot(1, 1, 1)
-    hist = summary["interval_histogram"]
-    axes_hist.bar(list(hist), list(hist.values()), color="#4477aa")
-    axes_hist.set_xlabel("interval (frames, target - first reference)")
-    axes_hist.set_ylabel("pairs")
-    axes_hist.set_title("interval histogram")
-    if grid is not None:
-        image, keys = grid
-        axes = fig.add_subplot(fig_rows, 1, 1)
-        axes.imshow(image)
-        axes.set_axis_off()
-        axes.set_title(f"{len(keys)} random pairs")
-    fig.tight_layout()
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
-    written.append(png)
-    rows_html = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>"
-                        for k, v in summary.items())
-    page = (f"<!doctype html><meta charset='utf-8'><title>celbench dataset {html.escape(out.name)}</title>"
-            f"<h1>celbench dataset <code>{html.escape(str(out))}</code></h1><table border=1>{rows_html}</table>"
-            f"<p><img src='report.png' alt='random samples and interval histogram'></p>")
-    (out / "report.html").write_text(page)
-    written.append(out / "report.html")
-    return written
+    overall = sample_grid(out, rows, seed)
+    hist_image = cv2.cvtColor(cv2.imdecode(np.frombuffer(histograms, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    if overall is not None:
+        width = max(overall[0].shape[1], hist_image.shape[1])
+        pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0)), constant_values=255)  # noqa: E731
+        hist_image = np.concatenate([pad(overall[0]), pad(hist_image)], axis=0)
+    cv2.imwrite(str(png), cv2.cvtColor(hist_image, cv2.COLOR_RGB2BGR))
+    return [png, page]
 
 
 def format_summary(summary: dict) -> str:

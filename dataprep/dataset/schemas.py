@@ -164,10 +164,10 @@ def markdown() -> str:
         f"Schema version **{SCHEMA_VERSION}** (generated from `dataprep/dataset/schemas.py` by "
         "`python -m dataprep.dataset.schemas > docs/dataset.md`; do not edit by hand).",
         "",
-        "A dataset directory holds `meta/info.json` (the manifest: schema version, resolved config and its hash, "
-        "sources with sha256, counts, per-unit status and the sha256 of every shard, timings), "
-        "`data/frames/*.parquet` and "
-        "`data/pairs/*.parquet`. Image columns are `struct<bytes: binary, path: string>` holding PNG bytes "
+        "A dataset directory holds `README.md` (the dataset card), `meta/info.json` (the manifest: schema version, "
+        "resolved config and its hash, sources with sha256, counts, per-unit status and the sha256 of every shard, "
+        "timings), `data/frames/*.parquet` and `data/pairs/*.parquet`. Image columns are "
+        "`struct<bytes: binary, path: string>` holding PNG bytes "
         "(the Hugging Face `datasets` Image layout); zlib level `output.png_compression`, PNG filter and zlib "
         "strategy chosen per column for speed (`dataprep.imaging.PNG_OPTIONS`; lossless, so the decoded pixels "
         "do not depend on them).",
@@ -191,7 +191,10 @@ def markdown() -> str:
         "redoes the rest from scratch, so nothing is lost or duplicated. Failed units are listed in the manifest "
         "with their error.",
         "- **Splits** are assigned per shot (or per source, `split.by`) from sha256(split seed, video id, shot "
-        "start): deterministic and never dividing a shot; pairs never cross shots.",
+        "start): deterministic and never dividing a shot; pairs never cross shots. The fractions "
+        "(`split.train/val/test`, default 0.8/0.1/0.1) suit training sets; on a handful of shots they may leave "
+        "a split empty, so `dataprep build ... --split test` (or `train`, `val`) puts every shot in one split, "
+        "e.g. to score models on your own video with `bench evaluate` (whose default split is `test`).",
         "- **Held drawings.** `held_group` groups consecutive frames that show one drawing (anime on twos/threes): "
         "the shot detector's held runs (mean absolute difference of 64-px grey thumbnails <= `held_mad`), or "
         "`frames.held_threshold` when a detector reports none. Samplers drop pairs whose target shares the "
@@ -204,6 +207,47 @@ def markdown() -> str:
         "40-frame window, stride 5), `cmft-test@S` (CMFT 4.2: 5 frames at stride S in 1, 5, 10; first is the "
         "reference), `shi-seq` (Shi 4.1: 8 successive drawings, first and last are references), `shi-long@K` "
         "(Shi 4.3: K = 3 equally spaced references per long shot, each target referenced by its segment's ends).",
+        "",
+    ]
+    lines += [
+        "## Reading a dataset",
+        "",
+        "Every shard holds one split (`data/<table>/<unit>.<split>.<nnn>.parquet`) and every dataset has a card, "
+        "`README.md`, whose YAML `configs:` block names each table's files per split. So Hugging Face `datasets` "
+        "(`pip install -e '.[hf]'`: datasets and Pillow) loads one table at a time, with image columns as PIL "
+        "images. A pair names its frames by key (`reference_keys`, `target_key` are `frame_key`s of `frames`); "
+        "join them like this:",
+        "",
+        "```python",
+        "import datasets",
+        "",
+        'pairs = datasets.load_dataset("DIR", "pairs", split="test")',
+        'frames = datasets.load_dataset("DIR", "frames", split="test")',
+        'row_of = {key: i for i, key in enumerate(frames["frame_key"])}',
+        'cmft = pairs.filter(lambda kind: kind.startswith("cmft-test@"), input_columns="kind")',
+        "pair = cmft[0]",
+        'reference = frames[row_of[pair["reference_keys"][0]]]["colour"]  # PIL.Image, RGB',
+        'target_sketch = frames[row_of[pair["target_key"]]]["sketch"]    # PIL.Image, L (255 = paper)',
+        "```",
+        "",
+        "Without `datasets`, with pandas and pyarrow (images stay PNG bytes; `dataprep.imaging.decode_png` or "
+        "`PIL.Image.open(io.BytesIO(...))` decode them):",
+        "",
+        "```python",
+        "import pandas as pd",
+        "import pyarrow.dataset as ds",
+        "",
+        'pairs = ds.dataset("DIR/data/pairs", format="parquet").to_table(filter=ds.field("split") == "test").to_pandas()',
+        'frames = ds.dataset("DIR/data/frames", format="parquet").to_table(',
+        '    columns=["frame_key", "colour", "sketch"], filter=ds.field("split") == "test").to_pandas()',
+        'pairs["reference_key"] = pairs["reference_keys"].str[0]',
+        'as_side = lambda side: frames.rename(columns=lambda c: f"{side}_{c.removeprefix(\'frame_\')}")',
+        'joined = pairs.merge(as_side("reference"), on="reference_key").merge(as_side("target"), on="target_key")',
+        'png_bytes = joined.loc[0, "reference_colour"]["bytes"]',
+        "```",
+        "",
+        "`benchmark.data.PairDataset(DIR, kinds=[...])` gives the same pairs as PyTorch tensors; "
+        "`bench evaluate --data DIR` reads the dataset through `benchmark.parquet_source`.",
         "",
     ]
     for name, schema in SCHEMAS.items():

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from dataprep.dataset.manifest import Manifest
+from dataprep.dataset.manifest import Manifest, shard_split
 from dataprep.errors import file_error
 from dataprep.hashing import sha256_file
 from dataprep.imaging import decode_png
@@ -91,6 +91,10 @@ def _validate(out: Path) -> dict:
                     raise ValidationError(f"{path}: unreadable Parquet ({str(error).splitlines()[0]})") from None
                 rows += content.num_rows
                 columns = content.to_pydict()
+                named_split = shard_split(name)
+                if named_split is not None and set(columns["split"]) - {named_split}:
+                    raise ValidationError(f"{path}: holds rows of split {sorted(set(columns['split']) - {named_split})[0]!r}, "
+                                          f"its name says {named_split!r}")
                 for i in range(content.num_rows):
                     if table == "frames":
                         where = f"{path} row {i} ({columns['frame_key'][i]})"

@@ -4,7 +4,7 @@ Writes OUT/<clip>/<index>.png (one sub-folder per shot) **outside the repository
 copyrighted; never commit them or anything built from them except trained weights). Used for the shipped
 CMFT weights (baselines/weights/MODEL_CARD.md):
 
-    python docs/scripts/prepare_real_frames.py /work/shared/data/real /tmp/celbench-real-frames
+    python docs/scripts/prepare_real_frames.py ../shared/data/real runs/real-frames
 
 * ``shot-clips/tre-net/*.mp4``: the leftmost panel (x 0-409 of 2048x512) of every decoded frame.
 * ``shot-clips/eisai/*.mp4``: the input panel (``panels.json`` crop box) at the frames where it changes
