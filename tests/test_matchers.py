@@ -83,3 +83,40 @@ def test_many_regions_take_the_blockwise_cheapest_match():
     output = HandMatcher(max_assignment=100)(batch_of((labels, colour), (labels, colour)))
     # identical frames: every cell's cheapest counterpart is itself (position decides among equal shapes)
     assert (output.component_matches[0][1:].numpy() == np.arange(1, 3601)).all()
+
+
+def test_match_unet_triplet_loss_by_hand():
+    from baselines.model import build_model, model_preset
+
+    model = build_model("match-unet", **model_preset("match-unet", "tiny")["model"])
+    (ref_labels, ref_colour), (tgt_labels, tgt_colour) = scene(0, False), scene(2, False)
+
+    def chw(rgb):
+        return torch.from_numpy(rgb.transpose(2, 0, 1) / 255.0).float()
+
+    ids = torch.tensor([1, 2, 3])
+    # rows: target components 1..3, columns: reference components 1..3; certain matches are t -> t
+    distance = torch.tensor([[0.1, 0.3, 0.9], [0.6, 0.2, 0.45], [0.7, 0.8, 0.0]])
+    loss = model.triplet_loss(distance, ids, ids, torch.from_numpy(tgt_labels), torch.from_numpy(ref_labels),
+                              chw(tgt_colour), chw(ref_colour))
+    # Eq. 3, margin 0.5, hardest other-colour negative: t1: 0.1 + max(0, 0.5 - 0.3) = 0.3;
+    # t2: 0.2 + max(0, 0.5 - 0.45) = 0.25; t3: 0.0 + max(0, 0.5 - 0.7) = 0 -> mean 0.55 / 3
+    assert float(loss) == pytest.approx(0.55 / 3)
+
+
+def test_match_unet_trains_and_scores_with_answers():
+    from baselines.model import build_model, model_preset
+    from baselines.models.match_unet import UNetMatcher
+
+    torch.manual_seed(0)
+    network = build_model("match-unet", **model_preset("match-unet", "tiny")["model"])
+    reference, target = scene(0, False), scene(3, True)
+    batch = batch_of(reference, target)
+    batch["target_colour"] = torch.from_numpy(target[1].transpose(2, 0, 1) / 255.0).float()[None]
+    network.train()
+    output = network(batch)
+    assert output.shape == (1, 3, 48, 64) and float(network.auxiliary_loss.detach()) > 0
+    (output.mean() + network.auxiliary_loss).backward()
+    scored = UNetMatcher(network)(batch)
+    answers = scored.component_matches[0]
+    assert answers.shape == (5,) and answers[0] == -1 and ((answers >= -1) & (answers <= 3)).all()

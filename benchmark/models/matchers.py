@@ -6,8 +6,10 @@ target component with its reference component's colour (the mode of the referenc
 cel paint is copied exactly). It returns the colour frame, (B, 3, H, W) float RGB in [0, 1], carrying its
 answers as ``output.component_matches``: (B, L) int64, entry ``t`` = the reference component id of target
 component ``t``, -1 = no match (docs/models.md; ``components@2`` scores them with AnimeRun's metrics).
-Components left without a match, and line pixels, keep the flow-warped reference colour
-(:class:`benchmark.models.flow_warp.FlowWarp`), voted flat per component (:func:`benchmark.models.vote.vote_regions`).
+Components left without a match are filled with the mean flow-warped reference colour over them
+(:class:`benchmark.models.flow_warp.FlowWarp`, run with the longer side scaled to at most ``flow_side`` pixels and
+the warp scaled back: the colour feature needs region means, not sharp borders, and DIS at 1080p costs seconds);
+line pixels keep the warped colour.
 
 ``match-hand`` is the hand-crafted baseline of the Cinnamon poster (Dang et al., SIGGRAPH 2020 posters,
 "Correspondence Neural Network for Line Art Colorization", Table 1, 63.7%): per component log-Hu moments,
@@ -44,15 +46,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
-from scipy import ndimage, sparse
+from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 
 from benchmark.metrics.component_accuracy import component_colours
 from benchmark.model import Batch, no_weights, register_model
 from benchmark.models.flow_warp import FlowWarp
-from benchmark.models.vote import vote_regions
 from dataprep.components import component_columns, log_hu
 
 NO_MATCH = -1
@@ -83,24 +85,26 @@ class RegionFeatures:
 def adjacency(labels: np.ndarray) -> np.ndarray:
     """Pairs of components that touch across a line: (m, 2) int64 label ids, a < b, sorted.
 
-    Line pixels (0) are given the label of the nearest component pixel (Euclidean distance transform), so two
+    Line pixels (0) are given the label of the nearest component pixel (OpenCV's Euclidean distance transform
+    with the nearest pixel's index, ``DIST_LABEL_PIXEL``, which numbers region pixels in raster order), so two
     regions are adjacent when the line between them is the border of their grown areas.
     """
-    labels = np.asarray(labels)
+    labels = np.asarray(labels).astype(np.int64)
     if labels.max(initial=0) == 0:
         return np.zeros((0, 2), np.int64)
+    grown = labels
     if (labels == 0).any():
-        indices = ndimage.distance_transform_edt(labels == 0, return_distances=False, return_indices=True)
-        grown = labels[indices[0], indices[1]]
-    else:
-        grown = labels
-    grown = grown.astype(np.int64)
-    pairs = [np.stack([grown[:, 1:].ravel(), grown[:, :-1].ravel()], 1),
-             np.stack([grown[1:, :].ravel(), grown[:-1, :].ravel()], 1)]
-    pairs = np.concatenate(pairs)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    pairs = np.sort(pairs, axis=1)
-    return np.unique(pairs, axis=0) if len(pairs) else np.zeros((0, 2), np.int64)
+        _, nearest = cv2.distanceTransformWithLabels((labels == 0).view(np.uint8), cv2.DIST_L2, 5,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        grown = labels[labels != 0][nearest - 1]
+    base = int(grown.max()) + 1
+    codes = []
+    for first, second in ((grown[:, 1:], grown[:, :-1]), (grown[1:, :], grown[:-1, :])):
+        differ = first != second
+        low, high = np.minimum(first[differ], second[differ]), np.maximum(first[differ], second[differ])
+        codes.append(low * base + high)
+    codes = np.unique(np.concatenate(codes))
+    return np.stack([codes // base, codes % base], axis=1)
 
 
 def region_features(labels: np.ndarray, rgb: np.ndarray) -> RegionFeatures:
@@ -143,6 +147,11 @@ def cost_matrix(target: RegionFeatures, reference: RegionFeatures, shape: tuple[
             + weights.neighbours * neighbours)
 
 
+def _to_u8(image: np.ndarray) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    return np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
+
+
 class ComponentMatcher:
     """Shared frame of the matchers: features, flow warp, painting; subclasses implement :meth:`match`.
 
@@ -155,10 +164,27 @@ class ComponentMatcher:
     requires = ("reference_colour", "reference_sketch", "reference_field", "target_sketch", "target_field",
                 "reference_components", "target_components")
 
-    def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium"):
+    def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium",
+                 flow_side: int = 640):
         self.weights = weights or CostWeights()
         self.max_assignment = max_assignment
         self.flow = FlowWarp(preset=flow_preset)
+        self.flow_side = flow_side
+
+    def warp(self, batch: Batch) -> np.ndarray:
+        """Flow-warped reference colour, (B, 3, H, W) float32 in [0, 1], computed at ``flow_side``."""
+        height, width = batch["target_sketch"].shape[-2:]
+        scale = self.flow_side / max(height, width)
+        if scale >= 1:
+            return self.flow(batch).detach().cpu().float().numpy()
+        size = (max(12, round(height * scale)), max(12, round(width * scale)))
+        keys = ("reference_colour", "reference_sketch", "reference_field", "target_sketch", "target_field")
+        small = {key: torch.nn.functional.interpolate(batch[key].flatten(0, -4).float(), size=size, mode="bilinear",
+                                                      antialias=True, align_corners=False)
+                 .reshape(*batch[key].shape[:-2], *size) for key in keys}
+        warped = self.flow(small).detach().cpu().float().numpy()
+        return np.stack([cv2.resize(np.ascontiguousarray(w.transpose(1, 2, 0)), (width, height),
+                                    interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1) for w in warped])
 
     def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
         """(n_target,) int64 row index into ``reference`` per target component, -1 = no match."""
@@ -177,7 +203,7 @@ class ComponentMatcher:
         return best, best_cost
 
     def __call__(self, batch: Batch) -> torch.Tensor:
-        warped = self.flow(batch).detach().cpu().float().numpy()  # (B, 3, H, W)
+        warped = self.warp(batch)
         reference_colour = batch["reference_colour"][:, 0].detach().cpu().float().numpy()
         target_labels = batch["target_components"].detach().cpu().numpy()
         reference_labels = batch["reference_components"][:, 0].detach().cpu().numpy()
@@ -198,13 +224,12 @@ class ComponentMatcher:
               reference_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One pair: (3, H, W) float32 colour in [0, 1] and (L,) int64 answers indexed by target id."""
         target_labels = target_labels.astype(np.int64)
-        output = vote_regions(warped, target_labels)
+        output = np.array(warped, dtype=np.float32)
         matches = np.full(int(target_labels.max(initial=0)) + 1, NO_MATCH, np.int64)
         if target_labels.max(initial=0) == 0 or reference_labels.max(initial=0) == 0:
             return output, matches  # no closed region on a side: nothing to match
-        to_u8 = lambda image: np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
-        reference_u8 = to_u8(reference_colour)
-        target = region_features(target_labels, to_u8(warped))
+        reference_u8 = _to_u8(reference_colour)
+        target = region_features(target_labels, _to_u8(warped))
         reference = region_features(reference_labels, reference_u8)
         rows = self.match(target, reference, target_labels.shape)
         matched = rows >= 0
@@ -212,11 +237,12 @@ class ComponentMatcher:
         reference_ids, _, codes = component_colours(reference_u8, reference_labels)
         palette = np.zeros((int(reference_labels.max()) + 1, 3), np.float32)
         palette[reference_ids] = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], 1) / 255.0
-        lookup = np.full(len(matches), -1, np.int64)
-        lookup[matches >= 0] = matches[matches >= 0]
-        source = lookup[target_labels]
-        paint_here = source >= 0
-        output[:, paint_here] = palette[source[paint_here]].T
+        # one colour per target id: its reference region's exact colour, or (no match) its mean warped colour
+        table = np.zeros((len(matches), 3), np.float32)
+        table[target.ids] = target.mean_rgb / 255.0
+        table[matches >= 0] = palette[matches[matches >= 0]]
+        inside = target_labels > 0
+        output[:, inside] = table[target_labels[inside]].T
         return output, matches
 
 
