@@ -128,3 +128,15 @@ def test_components2_scores_a_matchers_answers():
 def test_components1_still_loads_with_its_fixed_resolution():
     protocol = load_protocol("components@1")
     assert protocol.resolution == (256, 256) and protocol.average is None
+
+
+def test_colour_tolerance_counts_near_colours_as_equal():
+    from benchmark.metrics.component_accuracy import component_accuracy
+
+    labels = np.zeros((4, 9), np.uint16)
+    labels[:, :4], labels[:, 5:] = 1, 2
+    truth = paint(labels, {1: (100, 100, 100), 2: (10, 200, 30)})
+    prediction = paint(labels, {1: (103, 98, 100), 2: (10, 209, 30)})  # off by 3 and by 9 levels
+    assert component_accuracy(prediction, truth, labels)["acc"] == 0.0  # BasicPBC: exact
+    assert component_accuracy(prediction, truth, labels, colour_tolerance=3)["acc"] == 0.5
+    assert component_accuracy(prediction, truth, labels, colour_tolerance=9)["acc"] == 1.0
