@@ -6,7 +6,8 @@ target component with its reference component's colour (the mode of the referenc
 cel paint is copied exactly). It returns the colour frame, (B, 3, H, W) float RGB in [0, 1], carrying its
 answers as ``output.component_matches``: (B, L) int64, entry ``t`` = the reference component id of target
 component ``t``, -1 = no match (docs/models.md; ``components@2`` scores them with AnimeRun's metrics).
-Components left without a match are filled with the mean flow-warped reference colour over them
+Components left without a match are filled with the reference palette colour nearest to the mean flow-warped
+reference colour over them
 (:class:`benchmark.models.flow_warp.FlowWarp`, run with the longer side scaled to at most ``flow_side`` pixels and
 the warp scaled back: the colour feature needs region means, not sharp borders, and DIS at 1080p costs seconds);
 line pixels keep the warped colour.
@@ -237,9 +238,12 @@ class ComponentMatcher:
         reference_ids, _, codes = component_colours(reference_u8, reference_labels)
         palette = np.zeros((int(reference_labels.max()) + 1, 3), np.float32)
         palette[reference_ids] = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], 1) / 255.0
-        # one colour per target id: its reference region's exact colour, or (no match) its mean warped colour
+        # one colour per target id: its reference region's exact colour, or (no match) the reference palette
+        # colour nearest its mean warped colour (cel paint reuses the palette; a new region rarely gets a new colour)
+        colours = np.unique(palette[reference_ids], axis=0)
+        nearest = np.linalg.norm(target.mean_rgb[:, None, :] / 255.0 - colours[None], axis=2).argmin(axis=1)
         table = np.zeros((len(matches), 3), np.float32)
-        table[target.ids] = target.mean_rgb / 255.0
+        table[target.ids] = colours[nearest]
         table[matches >= 0] = palette[matches[matches >= 0]]
         inside = target_labels > 0
         output[:, inside] = table[target_labels[inside]].T
