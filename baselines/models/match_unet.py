@@ -37,25 +37,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.model import ColorizationModel, load_trained, register_trainable
-from benchmark.models.matchers import NO_MATCH, ComponentMatcher, RegionFeatures
-from dataprep.components import component_columns, label_components, log_hu
+from benchmark.models.matchers import NO_MATCH, ComponentMatcher, RegionFeatures, labels_of
+from dataprep.components import component_columns, log_hu
 
 #: Input channels: 7 log-Hu, log relative area, sketch (+ 2 coordinates).
 FEATURE_CHANNELS = 9
-
-
-def labels_of(batch: Mapping[str, Any], side: str) -> torch.Tensor:
-    """(B, H, W) int64 component labels of the target (``side="target"``) or first reference: from the batch
-    (``*_components`` as ``bench`` gives them, ``*_labels`` as :class:`benchmark.data.PairDataset` does), else
-    the 4-connected non-line regions of the sketch (lines: sketch < 0.5)."""
-    for key in (f"{side}_components", f"{side}_labels"):
-        if key in batch:
-            labels = batch[key]
-            return (labels[:, 0] if labels.ndim == 4 else labels).long()
-    sketch = batch[f"{side}_sketch"]
-    sketch = sketch[:, 0] if side == "reference" else sketch
-    masks = (sketch[:, 0] < 0.5).cpu().numpy()
-    return torch.from_numpy(np.stack([label_components(m).astype(np.int64) for m in masks])).to(sketch.device)
 
 
 def pixel_features(labels: np.ndarray) -> np.ndarray:

@@ -57,7 +57,7 @@ from scipy.optimize import linear_sum_assignment
 from benchmark.metrics.component_accuracy import component_colours
 from benchmark.model import Batch, no_weights, register_model
 from benchmark.models.flow_warp import FlowWarp
-from dataprep.components import component_columns, log_hu
+from dataprep.components import component_columns, label_components, log_hu
 
 NO_MATCH = -1
 
@@ -149,6 +149,20 @@ def cost_matrix(target: RegionFeatures, reference: RegionFeatures, shape: tuple[
             + weights.neighbours * neighbours)
 
 
+def labels_of(batch: Batch, side: str) -> torch.Tensor:
+    """(B, H, W) int64 component labels of the target (``side="target"``) or first reference: from the batch
+    (``*_components`` as ``bench`` gives them, ``*_labels`` as :class:`benchmark.data.PairDataset` does), else
+    the 4-connected non-line regions of the sketch (lines: sketch < 0.5; :func:`dataprep.components.label_components`)."""
+    for key in (f"{side}_components", f"{side}_labels"):
+        if key in batch:
+            labels = batch[key]
+            return (labels[:, 0] if labels.ndim == 4 else labels).long()
+    sketch = batch[f"{side}_sketch"]
+    sketch = sketch[:, 0] if side == "reference" else sketch
+    masks = (sketch[:, 0] < 0.5).cpu().numpy()
+    return torch.from_numpy(np.stack([label_components(m).astype(np.int64) for m in masks])).to(sketch.device)
+
+
 def _to_u8(image: np.ndarray) -> np.ndarray:
     """(3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
     return np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
@@ -163,8 +177,8 @@ class ComponentMatcher:
         flow_preset: DIS preset of the flow warp that gives the colour feature and the fallback colour.
     """
 
-    requires = ("reference_colour", "reference_sketch", "reference_field", "target_sketch", "target_field",
-                "reference_components", "target_components")
+    #: component labels are used when the batch has them, else made from the sketches (:func:`labels_of`)
+    requires = ("reference_colour", "reference_sketch", "reference_field", "target_sketch", "target_field")
 
     def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium",
                  flow_side: int = 640):
@@ -207,8 +221,8 @@ class ComponentMatcher:
     def __call__(self, batch: Batch) -> torch.Tensor:
         warped = self.warp(batch)
         reference_colour = batch["reference_colour"][:, 0].detach().cpu().float().numpy()
-        target_labels = batch["target_components"].detach().cpu().numpy()
-        reference_labels = batch["reference_components"][:, 0].detach().cpu().numpy()
+        target_labels = labels_of(batch, "target").cpu().numpy()
+        reference_labels = labels_of(batch, "reference").cpu().numpy()
         outputs, answers = [], []
         for b in range(len(warped)):
             output, matches = self.paint(warped[b], reference_colour[b], target_labels[b], reference_labels[b])
