@@ -537,6 +537,10 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
                 # float32), which moves the perceptual term by about 1% once outputs are within 0.01 of
                 # the target (measured with bf16; docs/cmft.md).
                 loss, parts = criterion(output.float(), batch[TARGET_COLOR])
+                # a model's own training term (match-unet's triplet loss), set by its forward
+                auxiliary = getattr(raw_model, "auxiliary_loss", None)
+                if auxiliary is not None:
+                    loss = loss + auxiliary.float()
             finite = torch.isfinite(loss.detach()).to(torch.float32)
             if distributed:
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)

@@ -1,10 +1,13 @@
 """``bench evaluate``: run a model over a protocol's samples and produce a :class:`ResultRecord`.
 
 The loop, per batch of samples with the same number of references: load frames from the
-:class:`~benchmark.source.SampleSource` and resize them to the protocol's resolution, call the
+:class:`~benchmark.source.SampleSource` and resize them to the protocol's resolution (or keep their stored
+size, ``"resolution": "stored"``), call the
 model (timed alone, device synchronised), check every output (shape (B, 3, H, W), finite, within
 [0, 1] up to ``RANGE_TOLERANCE``), score valid samples with the protocol's metrics, and aggregate
-overall and per bucket. A model that misbehaves on some samples does not stop the run: those samples
+overall and per bucket (per clip first, then over clips, when the protocol says ``"average": "clip"``).
+A matcher's per-region answers (``output.component_matches``, see :func:`output_matches`) go to the
+metrics that score them. A model that misbehaves on some samples does not stop the run: those samples
 are listed in the record's ``problems`` and the record is marked ``invalid``. A model that raises, or
 a Ctrl-C, stops it: what was scored so far is kept and the record is marked ``incomplete``.
 
@@ -97,9 +100,11 @@ def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def prepare_frame(frame: Frame, resolution: tuple[int, int]) -> PreparedFrame:
+def prepare_frame(frame: Frame, resolution: tuple[int, int] | None) -> PreparedFrame:
     """Resize with area averaging when shrinking (no aliasing of thin lines), bilinear when growing,
-    nearest neighbour for label maps (labels are ids, not quantities)."""
+    nearest neighbour for label maps (labels are ids, not quantities); ``resolution=None`` keeps the
+    stored size."""
+    resolution = resolution or frame.colour.shape[:2]
     shrink = frame.colour.shape[0] * frame.colour.shape[1] > resolution[0] * resolution[1]
     smooth = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     colour = _resize(frame.colour, resolution, smooth).astype(np.float32) / 255.0
@@ -117,7 +122,7 @@ def prepare_frame(frame: Frame, resolution: tuple[int, int]) -> PreparedFrame:
 class FrameLoader:
     """Loads and prepares frames through a small LRU cache."""
 
-    def __init__(self, source: SampleSource, resolution: tuple[int, int]):
+    def __init__(self, source: SampleSource, resolution: tuple[int, int] | None):
         self.source = source
         self.resolution = resolution
         self._cache: OrderedDict[str, PreparedFrame] = OrderedDict()
@@ -176,6 +181,20 @@ def build_batch(samples: Sequence[SampleSpec], load: FrameLoader, protocol: Prot
         if key not in inputs and key in full:
             inputs[key] = full[key]
     return inputs, torch.stack([t.colour for t in targets]), target_components
+
+
+def output_matches(output: Any, batch_size: int) -> list[np.ndarray | None]:
+    """A matcher's answers, per sample: ``(L,)`` int64, entry ``t`` = the reference component id matched to
+    target component ``t`` (-1 = no match), or None when the model gives none. A matcher returns its colour
+    tensor with a ``component_matches`` attribute: ``(B, L)`` int64 tensor (or a list of B ``(L_b,)`` arrays)."""
+    matches = getattr(output, "component_matches", None)
+    if matches is None:
+        return [None] * batch_size
+    if isinstance(matches, torch.Tensor):
+        matches = matches.detach().cpu().numpy()
+    if len(matches) != batch_size:
+        return [None] * batch_size
+    return [np.asarray(m, dtype=np.int64).reshape(-1) for m in matches]
 
 
 def check_output(output: Any, batch_size: int, resolution: tuple[int, int]) -> list[str | None]:
@@ -266,7 +285,8 @@ def signature_fields(protocol: Protocol, source: SampleSource, split: str, limit
         "dataset_manifest_sha256": source.manifest_hash,
         "split": split,
         "limit": limit,
-        "resolution": list(protocol.resolution),
+        "resolution": list(protocol.resolution) if protocol.resolution else "stored",
+        **({"average": protocol.average} if protocol.average else {}),
         "metrics": metric_settings,
         "range_tolerance": RANGE_TOLERANCE,
         "celbench": __version__,
@@ -331,6 +351,10 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
         for batch_samples in _batches(samples, protocol.batch_size):
             tick = time.perf_counter()
             inputs, target, target_components = build_batch(batch_samples, load, protocol)
+            reference_labels = inputs.get("reference_components")
+            reference_labels = reference_labels[:, 0].numpy() if reference_labels is not None else None
+            reference_u8 = (to_uint8_images(inputs["reference_colour"][:, 0]) if "reference_colour" in inputs
+                            else None)
             inputs = {k: v.to(device) for k, v in inputs.items()}
             _sync(device)
             timings["load"] += time.perf_counter() - tick
@@ -349,7 +373,8 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
             forward_frames += len(batch_samples)
 
             tick = time.perf_counter()
-            verdicts = check_output(output, len(batch_samples), protocol.resolution)
+            verdicts = check_output(output, len(batch_samples), tuple(target.shape[-2:]))
+            matches = output_matches(output, len(batch_samples))
             prediction = output.detach().float().cpu().clamp(0, 1) if isinstance(output, torch.Tensor) else None
             timings["check"] += time.perf_counter() - tick
 
@@ -369,13 +394,19 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
                     rows.append(row)
                     continue
                 pred_i, target_i = prediction_u8[i], target_u8[i]
+                available = {"labels": labels[i] if labels is not None else None,
+                             "reference_labels": reference_labels[i] if reference_labels is not None else None,
+                             "reference_colours": reference_u8[i] if reference_u8 is not None else None,
+                             "matches": matches[i]}
                 for name, metric in metrics.items():
                     extra = {}
-                    if "labels" in getattr(metric, "requires", ()):
-                        if labels is None:
-                            raise CelbenchError(f"metric {name!r} needs component labels, which the dataset "
+                    for key in getattr(metric, "requires", ()):
+                        if available.get(key) is None:
+                            raise CelbenchError(f"metric {name!r} needs {key}, which the dataset or protocol "
                                                 f"does not provide for {sample.target_id}")
-                        extra["labels"] = labels[i]
+                        extra[key] = available[key]
+                    for key in getattr(metric, "optional", ()):
+                        extra[key] = available.get(key)
                     if _is_set_metric(metric):
                         for key in ("all", str(bucket)):
                             if (name, key) not in set_metric_states:
@@ -432,7 +463,7 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
         protocol=protocol.name,
         protocol_version=protocol.version, protocol_sha256=protocol.content_sha256,
         dataset={"location": str(source.location), "manifest_sha256": source.manifest_hash},
-        split=split, limit=limit, resolution=list(protocol.resolution), bucket_key=protocol.bucket,
+        split=split, limit=limit, resolution=list(protocol.resolution or ()), bucket_key=protocol.bucket,
         primary_metric=protocol.primary_metric, metrics=metric_results, bucket_counts=dict(sorted(buckets.items(), key=_bucket_order)),
         samples_expected=len(samples), samples_evaluated=len(rows),
         samples_valid=sum(1 for r in rows if r["valid"]), status=status, problems=problems, error=error,
@@ -464,6 +495,15 @@ def _mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
     return mean, math.sqrt(variance / len(finite))
 
 
+def _group_means(rows: list[dict[str, Any]], group: str, name: str) -> list[float]:
+    """Mean of ``name`` within each value of attribute ``group`` (NaN skipped; NaN when a group has none),
+    in order of first appearance: BasicPBC averages per clip, then over clips."""
+    groups: dict[Any, list[float]] = defaultdict(list)
+    for row in rows:
+        groups[row.get(group)].append(row[name])
+    return [mean if mean is not None else math.nan for mean in (_mean_stderr(v)[0] for v in groups.values())]
+
+
 def _aggregate(protocol: Protocol, metrics: dict[str, Any], unavailable: dict[str, tuple[MetricSpec, str]],
                rows: list[dict[str, Any]], set_states: dict[tuple[str, str], Any]) -> list[MetricResult]:
     """Overall and per-bucket means of the per-sample values (FID-like metrics: computed per set)."""
@@ -484,6 +524,10 @@ def _aggregate(protocol: Protocol, metrics: dict[str, Any], unavailable: dict[st
                 return float(state.compute()) if state is not None else None
             value, stderr = computed("all"), None
             buckets = {key: computed(key) for key in by_bucket}
+        elif protocol.average:
+            value, stderr = _mean_stderr(_group_means(valid, protocol.average, spec.name))
+            buckets = {key: _mean_stderr(_group_means([r for r in valid if str(r.get(protocol.bucket)) == key],
+                                                      protocol.average, spec.name))[0] for key in by_bucket}
         else:
             value, stderr = _mean_stderr([row[spec.name] for row in valid])
             buckets = {key: _mean_stderr(values)[0] for key, values in by_bucket.items()}

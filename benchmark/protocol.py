@@ -6,10 +6,14 @@ thing forever (change a protocol by adding a new version file, never by editing 
 - ``sampler``: how samples are drawn from the shots of a split (kind + its settings + seed), see
   :data:`SAMPLERS`;
 - ``inputs``: which batch keys the model receives (:mod:`benchmark.model`);
-- ``resolution``: ``[height, width]`` every image is resized to;
+- ``resolution``: ``[height, width]`` every image is resized to, or ``"stored"``: frames are scored at the
+  dataset's stored size, nothing resampled (paint-bucket metrics compare regions, which resizing would merge
+  or split);
 - ``metrics``: ``[{"name", "settings", "optional"}]``, computed per sample (or per bucket for
   distribution metrics such as FID); ``primary_metric`` ranks the leaderboard;
 - ``bucket``: the sample attribute results are broken down by (``interval`` for CMFT, ``k`` for Shi);
+- ``average``: optional sample attribute to average within first (``clip``: BasicPBC averages its
+  accuracies per clip, then over clips); without it, the mean is over samples;
 - ``hints``: settings of the colour-hint simulation when ``hints`` is an input (see
   :func:`simulate_hints`), so every model sees exactly the same hints.
 
@@ -55,13 +59,14 @@ class Protocol:
     paper: str
     sampler: dict[str, Any]
     inputs: tuple[str, ...]
-    resolution: tuple[int, int]
+    resolution: tuple[int, int] | None  # None: the dataset's stored size
     metrics: tuple[MetricSpec, ...]
     primary_metric: str
     bucket: str | None
     content_sha256: str
     batch_size: int = 8
     hints: dict[str, Any] | None = None
+    average: str | None = None
 
     @property
     def id(self) -> str:
@@ -148,21 +153,25 @@ def kref_sampler(source: SampleSource, split: str, sequence_length: int = 8, ks:
 
 @SAMPLERS.register("pairs")
 def pairs_sampler(source: SampleSource, split: str, gap: int = 1, pairs_per_shot: int = 4,
-                  collapse_held: bool = True, seed: int = 0) -> list[SampleSpec]:
-    """Reference/target pairs ``gap`` drawings apart in one shot, up to ``pairs_per_shot`` per shot
-    at random (seeded) positions; for component accuracy, which needs ground-truth correspondence."""
+                  collapse_held: bool = True, seed: int = 0, gaps: list[int] | None = None) -> list[SampleSpec]:
+    """Reference/target pairs ``gap`` drawings apart in one shot (or, with ``gaps``, at each of those gaps,
+    drawn independently per gap), up to ``pairs_per_shot`` per shot and gap at random (seeded) positions; for
+    component accuracy, which needs ground-truth correspondence. With ``collapse_held`` a gap counts distinct
+    drawings, not video frames. Each sample carries ``gap`` and ``clip`` (the shot id) attributes; the
+    reference frame of a pair is never its target, so it is never scored."""
     samples = []
     for shot in source.shots(split):
         if collapse_held:
             shot = shot.distinct_drawings()
-        n_pairs = len(shot.frame_ids) - gap
-        if n_pairs <= 0:
-            continue
-        rng = _shot_rng(seed, shot, gap)
-        starts = sorted(rng.choice(n_pairs, size=min(pairs_per_shot, n_pairs), replace=False).tolist())
-        for start in starts:
-            samples.append(SampleSpec(f"{shot.shot_id}/g{gap}/{start}", (shot.frame_ids[start],),
-                                      shot.frame_ids[start + gap], {"gap": gap}))
+        for step in (gaps if gaps is not None else [gap]):
+            n_pairs = len(shot.frame_ids) - step
+            if n_pairs <= 0:
+                continue
+            rng = _shot_rng(seed, shot, step)
+            starts = sorted(rng.choice(n_pairs, size=min(pairs_per_shot, n_pairs), replace=False).tolist())
+            for start in starts:
+                samples.append(SampleSpec(f"{shot.shot_id}/g{step}/{start}", (shot.frame_ids[start],),
+                                          shot.frame_ids[start + step], {"gap": step, "clip": shot.shot_id}))
     return samples
 
 
@@ -183,6 +192,13 @@ def available_protocols() -> list[str]:
     return sorted(path.stem for path in PROTOCOL_DIR.glob("*@*.json"))
 
 
+def _resolution(value: Any) -> tuple[int, int] | None:
+    if value == "stored":
+        return None
+    height, width = (int(v) for v in value)
+    return height, width
+
+
 def _parse(path: Path) -> Protocol:
     raw = path.read_bytes()
     try:
@@ -192,9 +208,9 @@ def _parse(path: Path) -> Protocol:
         protocol = Protocol(
             name=data["name"], version=int(data["version"]), description=data["description"],
             paper=data.get("paper", ""), sampler=dict(data["sampler"]), inputs=tuple(data["inputs"]),
-            resolution=tuple(int(v) for v in data["resolution"]), metrics=metrics,
+            resolution=_resolution(data["resolution"]), metrics=metrics,
             primary_metric=data["primary_metric"], bucket=data.get("bucket"),
-            batch_size=int(data.get("batch_size", 8)), hints=data.get("hints"),
+            batch_size=int(data.get("batch_size", 8)), hints=data.get("hints"), average=data.get("average"),
             content_sha256=hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest())
     except (KeyError, TypeError, ValueError) as error:
         raise file_error(path, f"not a valid protocol file ({type(error).__name__}: {error})") from None

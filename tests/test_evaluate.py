@@ -221,7 +221,7 @@ def test_unknown_protocol_or_version_suggests_the_closest():
         load_protocol("cmft-intervals@1")
     with pytest.raises(CelbenchError, match="unknown version '7' of protocol 'shi-kref'; did you mean 'shi-kref@1'"):
         load_protocol("shi-kref@7")
-    assert load_protocol("components").id == "components@1"
+    assert load_protocol("components").id == "components@2"
 
 
 def test_weights_hash_is_checked(tmp_path):

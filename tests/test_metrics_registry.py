@@ -25,12 +25,18 @@ def seeded_pair(n=2, h=32, w=32):
     preds = targets.copy()
     preds[1, : h // 4] = palette[4]  # one component of the second frame gets a wrong colour
     preds[0, -1, -1] = 255 - preds[0, -1, -1]  # one pixel off in the first (finite PSNR; mode colours unchanged)
-    return preds, targets, {"labels": np.stack([labels] * n)}
+    # the reference is the target with region 1 in a colour the target lacks (so one region has no match);
+    # a matcher that answers "each region is itself" (index = id)
+    reference = targets.copy()
+    reference[:, : h // 4] = (1, 2, 3)
+    return preds, targets, {"labels": np.stack([labels] * n), "reference_labels": np.stack([labels] * n),
+                            "reference_colours": reference, "matches": np.stack([np.arange(5)] * n)}
 
 
 def test_builtins_are_registered():
     assert {"psnr", "mse", "ssim", "lpips", "fid", "kid", "component-acc", "component-acc-thres",
-            "component-pix-acc", "component-pix-acc-wobg"} <= set(METRICS.names())
+            "component-pix-acc", "component-pix-acc-wobg", "match-acc", "match-valid-acc", "match-invalid-acc",
+            "match-area-acc"} <= set(METRICS.names())
 
 
 def test_unknown_name_suggests():
@@ -47,7 +53,7 @@ def test_every_metric(name, metric_weights):
     settings = metric.settings()
     assert settings and json.loads(json.dumps(settings)) == settings  # JSON-able, recorded with each result
     preds, targets, extra = seeded_pair()
-    extra = {k: v for k, v in extra.items() if k in cls.requires}
+    extra = {k: v for k, v in extra.items() if k in (*cls.requires, *getattr(cls, "optional", ()))}
     if cls.per_sample:
         assert math.isfinite(metric.score(preds[0], targets[0], **{k: v[0] for k, v in extra.items()}))
     (_, seconds, peak_bytes) = measure(metric.update, preds, targets, **extra)

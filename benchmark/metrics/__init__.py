@@ -5,8 +5,10 @@
 - :mod:`~benchmark.metrics.fid`: ``fid``, ``kid`` (FID Inception-v3 pool3 features; needs weights)
 - :mod:`~benchmark.metrics.component_accuracy`: ``component-acc``, ``component-acc-thres``,
   ``component-pix-acc``, ``component-pix-acc-wobg`` (BasicPBC; need ``labels=``)
+- :mod:`~benchmark.metrics.component_matching`: ``match-acc``, ``match-valid-acc``, ``match-invalid-acc``,
+  ``match-area-acc`` (AnimeRun index accuracy of a matcher's per-region answers)
 
 See docs/metrics.md for definitions, references and how to supply weights.
 """
 
-from benchmark.metrics import component_accuracy, fid, lpips, pixel  # noqa: F401
+from benchmark.metrics import component_accuracy, component_matching, fid, lpips, pixel  # noqa: F401

@@ -66,10 +66,19 @@ def component_colours(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     return component_ids, sizes.astype(np.int64), pair_colours[chosen]
 
 
+def colours_equal(first: np.ndarray, second: np.ndarray, tolerance: int = 0) -> np.ndarray:
+    """Element-wise: 0xRRGGBB codes equal, or (``tolerance`` > 0) no channel differs by more than it."""
+    if tolerance <= 0:
+        return first == second
+    difference = np.stack([np.abs(((first >> shift) & 255) - ((second >> shift) & 255)) for shift in (16, 8, 0)])
+    return difference.max(axis=0) <= tolerance
+
+
 def component_accuracy(pred: np.ndarray, target: np.ndarray, labels: np.ndarray, *,
                        threshold: int = SIZE_THRESHOLD,
                        background_rgb: tuple[int, int, int] = BACKGROUND_RGB,
-                       background_labels: Sequence[int] | np.ndarray | None = None) -> dict[str, float]:
+                       background_labels: Sequence[int] | np.ndarray | None = None,
+                       colour_tolerance: int = 0) -> dict[str, float]:
     """All four BasicPBC accuracies of one frame (see the module docstring); NaN where undefined.
 
     Args:
@@ -77,6 +86,9 @@ def component_accuracy(pred: np.ndarray, target: np.ndarray, labels: np.ndarray,
         labels: ``(H, W)`` uint16 component map of the frame's line art, 0 = line pixels.
         background_labels: component ids that are background (e.g. the synthetic generator's region named
             "background", which is painted, not white); when given, ``background_rgb`` is not used.
+        colour_tolerance: 0 (BasicPBC: exact colours) or the largest per-channel difference (0..255) still
+            counted as the same colour, for ground truth decoded from lossy video, where a flat region's
+            colour drifts by a few levels from frame to frame.
     Returns:
         ``{"acc", "acc_thres", "pix_acc", "pix_acc_wobg"}`` -> float in [0, 1] or NaN.
     """
@@ -85,7 +97,7 @@ def component_accuracy(pred: np.ndarray, target: np.ndarray, labels: np.ndarray,
     ids, sizes, target_colours = component_colours(target, labels)
     pred_ids, _, pred_colours = component_colours(pred, labels)
     assert np.array_equal(ids, pred_ids)  # same label map, so same components
-    correct = pred_colours == target_colours
+    correct = colours_equal(pred_colours, target_colours, colour_tolerance)
     if background_labels is not None:
         foreground = ~np.isin(ids, np.asarray(background_labels, dtype=np.int64))
     else:
@@ -111,19 +123,24 @@ class ComponentAccuracyMetric(PerSampleMetric):
     Args:
         threshold: component size (px) that ``acc_thres`` requires to be exceeded (BasicPBC: 10).
         background_rgb: ground-truth colour that marks background components for ``pix_acc_wobg``.
+        colour_tolerance: see :func:`component_accuracy` (0 = exact, BasicPBC).
     """
 
     higher_is_better = True
     requires = ("labels",)
     key: ClassVar[str]
 
-    def __init__(self, threshold: int = SIZE_THRESHOLD, background_rgb: tuple[int, int, int] = BACKGROUND_RGB):
+    def __init__(self, threshold: int = SIZE_THRESHOLD, background_rgb: tuple[int, int, int] = BACKGROUND_RGB,
+                 colour_tolerance: int = 0):
         super().__init__()
         self.threshold = int(threshold)
         self.background_rgb = tuple(int(v) for v in background_rgb)
+        self.colour_tolerance = int(colour_tolerance)
 
     def settings(self) -> dict:
-        return {"reference": f"BasicPBC paint/utils.py eval_json {self.key}", "colour_match": "exact RGB",
+        colour_match = ("exact RGB" if self.colour_tolerance <= 0
+                        else f"RGB, each channel within {self.colour_tolerance} of 255")
+        return {"reference": f"BasicPBC paint/utils.py eval_json {self.key}", "colour_match": colour_match,
                 "component_colour": "mode of the component's pixels", "line_label": 0,
                 "size_threshold_px": self.threshold,
                 "background": f"ground-truth colour {list(self.background_rgb)}, "
@@ -136,7 +153,8 @@ class ComponentAccuracyMetric(PerSampleMetric):
             raise CelbenchError(f"labels {labels.shape} do not match the frames {preds.shape[:3]}")
         background_labels = extra.get("background_labels")
         return np.array([component_accuracy(p, t, l, threshold=self.threshold, background_rgb=self.background_rgb,
-                                            background_labels=background_labels)[self.key]
+                                            background_labels=background_labels,
+                                            colour_tolerance=self.colour_tolerance)[self.key]
                          for p, t, l in zip(preds, targets, labels)], dtype=np.float64)
 
 

@@ -1,0 +1,266 @@
+"""``match-unet``: the learned component matcher of the Cinnamon poster (Dang et al., SIGGRAPH 2020 posters,
+"Correspondence Neural Network for Line Art Colorization"; 81.2% component accuracy against 63.7% for
+hand-crafted features, Table 1).
+
+Per frame, the line art's components (``target_components`` / ``reference_components``, or labelled here from the
+sketch when the batch has none) give per-pixel shape features, Eq. 1: each pixel carries the 7 log-Hu moments
+and the log relative area of its component (0 on line pixels), plus the sketch itself. A shallow U-Net with
+CoordConv (Liu et al. 2018: two coordinate channels in [-1, 1] appended to the input) maps them to a feature
+map; the U is two levels deep, with ``bottom_blocks`` dilated residual blocks at 1/4 resolution for context, and
+the bottom's output is upsampled and concatenated to the U's last layer, then merged by a final block (the
+poster's Figure 2). Embeddings are the per-component average of the feature map, Eq. 2 (a scatter-add, the
+poster's "matrix multiplication with the label map"), L2-normalised, so the cosine distance is
+``d = 1 - <s_u, s_v>``.
+
+Matching (inference): each target component takes the reference component at the smallest cosine distance
+(the poster), or no match when that distance exceeds ``no_match_distance``; it is painted by
+:class:`benchmark.models.matchers.ComponentMatcher` (exact reference colours, ``output.component_matches``).
+
+Training (``bench train --model match-unet``): the forward also paints every target component with the
+softmax(-d / ``temperature``)-weighted mean colour of the reference components, so the shared L1 colour loss
+trains it, and adds the poster's triplet loss, Eq. 3, ``d(u, v_p) + max(0, K - d(u, v_n))`` with margin
+``K = margin``, as ``auxiliary_loss`` (the trainer adds it). Positives are "certainly correct" matches from the
+two ground-truth colour frames (:func:`dataprep.components.match_arrays`, as the poster: colour plus hand-crafted
+features); the negative is the hardest reference component of another colour (hard example mining). The
+network sees no colour at all (shape features only), so BasicPBC's random re-palette of the reference would not
+change what it learns and is not applied.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.model import ColorizationModel, load_trained, register_trainable
+from benchmark.models.matchers import NO_MATCH, ComponentMatcher, RegionFeatures, labels_of
+from dataprep.components import component_columns, log_hu
+
+#: Input channels: 7 log-Hu, log relative area, sketch (+ 2 coordinates).
+FEATURE_CHANNELS = 9
+
+
+def pixel_features(labels: np.ndarray) -> np.ndarray:
+    """Eq. 1: (FEATURE_CHANNELS, H, W) float32 from (H, W) labels: log-Hu and log relative area of each pixel's
+    component, and the paper mask (1 off lines; the line art as the labels see it, so training and scoring see
+    the same input whichever sketch the batch carries)."""
+    height, width = labels.shape
+    features = np.zeros((FEATURE_CHANNELS, height, width), np.float32)
+    features[8] = labels > 0
+    columns = component_columns(labels, np.zeros((height, width, 3), np.uint8))
+    if not columns["id"]:
+        return features
+    ids = np.asarray(columns["id"])
+    table = np.zeros((int(labels.max()) + 1, 8), np.float32)
+    # log-Hu moments reach about +-30 for thin shapes; / 10 keeps the inputs near unit scale
+    table[ids, :7] = log_hu(np.asarray(columns["hu"], np.float64)) / 10.0
+    table[ids, 7] = np.log(np.asarray(columns["area"], np.float64) / (height * width)) / 10.0
+    features[:8] = table[labels].transpose(2, 0, 1)
+    return features
+
+
+def coordinates(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """CoordConv channels: (B, 2, H, W) y and x in [-1, 1]."""
+    ys = torch.linspace(-1, 1, height, device=device).view(1, 1, height, 1).expand(batch, 1, height, width)
+    xs = torch.linspace(-1, 1, width, device=device).view(1, 1, 1, width).expand(batch, 1, height, width)
+    return torch.cat([ys, xs], 1)
+
+
+def block(inputs: int, outputs: int, dilation: int = 1) -> nn.Sequential:
+    """Two 3x3 convolutions with group norm (4 channels per group) and ReLU."""
+    groups = max(1, outputs // 4)
+    return nn.Sequential(nn.Conv2d(inputs, outputs, 3, padding=dilation, dilation=dilation),
+                         nn.GroupNorm(groups, outputs), nn.ReLU(inplace=True),
+                         nn.Conv2d(outputs, outputs, 3, padding=1), nn.GroupNorm(groups, outputs),
+                         nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.body = block(channels, channels, dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def component_means(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 2: per-component mean of (C, H, W) ``values`` over (H, W) int64 ``labels``; returns (ids (n,) int64
+    sorted, means (n, C)). Line pixels (0) are left out. Differentiable in ``values``."""
+    flat = labels.reshape(-1)
+    ids, inverse = torch.unique(flat, return_inverse=True)
+    sums = torch.zeros(len(ids), values.shape[0], device=values.device, dtype=values.dtype)
+    sums.index_add_(0, inverse, values.reshape(values.shape[0], -1).t())
+    counts = torch.bincount(inverse, minlength=len(ids)).clamp(min=1).to(values.dtype)
+    keep = ids > 0
+    return ids[keep], sums[keep] / counts[keep, None]
+
+
+@register_trainable("match-unet", load=lambda weights=None, device="cpu": UNetMatcher.load(weights, device))
+class MatchUNet(ColorizationModel):
+    """The poster's correspondence network (module docstring).
+
+    Args:
+        width: channels of the first U level (the second has 2x, the bottom 4x).
+        bottom_blocks: dilated residual blocks at the bottom (context without depth).
+        embedding: embedding size.
+        net_side: the network runs on frames scaled so the longer side is at most this (0 = full size); its
+            feature map is upsampled back before pooling, so small components keep their own embedding.
+        temperature: softmax temperature of the differentiable colour painting used for the L1 loss.
+        margin: triplet margin K (Eq. 3).
+        triplet_weight: weight of the triplet loss next to the L1 colour loss.
+        no_match_distance: cosine distance above which a target component gets no match.
+    """
+
+    requires = ("reference_colour", "reference_sketch", "target_sketch")
+    presets = {
+        "tiny": {"model": {"width": 4, "bottom_blocks": 1, "embedding": 8, "net_side": 0},
+                 "train": {"batch_size": 2, "epochs": 1, "lr": 1e-3}},
+        "cpu": {"model": {"width": 8, "bottom_blocks": 2, "embedding": 32, "net_side": 384},
+                "train": {"batch_size": 4, "epochs": 200, "lr": 1e-3, "perceptual_weight": 0.0}},
+        "paper": {"model": {"width": 32, "bottom_blocks": 4, "embedding": 64, "net_side": 768},
+                  "train": {"batch_size": 8, "epochs": 200, "lr": 1e-4, "perceptual_weight": 0.0}},
+    }
+
+    def __init__(self, width: int = 32, bottom_blocks: int = 4, embedding: int = 64, net_side: int = 768,
+                 temperature: float = 0.05, margin: float = 0.5, triplet_weight: float = 1.0,
+                 no_match_distance: float = 0.5):
+        super().__init__(width=width, bottom_blocks=bottom_blocks, embedding=embedding, net_side=net_side,
+                         temperature=temperature, margin=margin, triplet_weight=triplet_weight,
+                         no_match_distance=no_match_distance)
+        self.net_side, self.temperature, self.margin = net_side, temperature, margin
+        self.triplet_weight, self.no_match_distance = triplet_weight, no_match_distance
+        self.level1 = block(FEATURE_CHANNELS + 2, width)
+        self.level2 = block(width, 2 * width)
+        self.bottom_in = block(2 * width, 4 * width)
+        self.bottom = nn.Sequential(*[ResidualBlock(4 * width, 2 ** (i % 3)) for i in range(bottom_blocks)])
+        self.up2 = block(6 * width, 2 * width)
+        self.up1 = block(3 * width, width)
+        # the merge of the two branches runs at full resolution: 1x1 convolutions keep it cheap
+        self.merge = nn.Sequential(nn.Conv2d(5 * width, embedding, 1), nn.ReLU(inplace=True))
+        self.head = nn.Conv2d(embedding, embedding, 1)
+        self.auxiliary_loss: torch.Tensor | None = None
+
+    def feature_map(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, FEATURE_CHANNELS, H, W) -> (B, embedding, H, W), run at ``net_side`` and upsampled back."""
+        height, width = features.shape[-2:]
+        small = features
+        if self.net_side and max(height, width) > self.net_side:
+            scale = self.net_side / max(height, width)
+            small = F.interpolate(features, size=(max(4, round(height * scale)), max(4, round(width * scale))),
+                                  mode="nearest")
+        h, w = small.shape[-2:]
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        x = F.pad(small, (0, pad_w, 0, pad_h), mode="replicate")
+        x = torch.cat([x, coordinates(len(x), *x.shape[-2:], x.device)], 1)
+        x1 = self.level1(x)
+        x2 = self.level2(F.max_pool2d(x1, 2))
+        bottom = self.bottom(self.bottom_in(F.max_pool2d(x2, 2)))
+        u2 = self.up2(torch.cat([F.interpolate(bottom, size=x2.shape[-2:], mode="bilinear", align_corners=False),
+                                 x2], 1))
+        u1 = self.up1(torch.cat([F.interpolate(u2, size=x1.shape[-2:], mode="bilinear", align_corners=False), x1], 1))
+        context = F.interpolate(bottom, size=x1.shape[-2:], mode="bilinear", align_corners=False)
+        out = self.head(self.merge(torch.cat([u1, context], 1)))[..., :h, :w]
+        if out.shape[-2:] != (height, width):
+            out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
+        return out
+
+    def embed(self, labels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per sample (ids, L2-normalised embeddings (n, embedding)) of the components of (B, H, W) ``labels``."""
+        features = torch.from_numpy(np.stack([pixel_features(l) for l in labels.cpu().numpy()]))
+        maps = self.feature_map(features.to(labels.device))
+        pooled = [component_means(maps[b], labels[b]) for b in range(len(labels))]
+        return [(ids, F.normalize(means, dim=1)) for ids, means in pooled]
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        target_labels, reference_labels = labels_of(batch, "target"), labels_of(batch, "reference")
+        reference_colour = batch["reference_colour"][:, 0]
+        targets, references = self.embed(target_labels), self.embed(reference_labels)
+        outputs, triplets = [], []
+        for b, ((t_ids, t_emb), (r_ids, r_emb)) in enumerate(zip(targets, references)):
+            canvas = reference_colour[b].mean(dim=(1, 2), keepdim=True).expand_as(reference_colour[b])
+            if len(t_ids) == 0 or len(r_ids) == 0:
+                outputs.append(canvas + 0 * (t_emb.sum() + r_emb.sum()))  # keeps every parameter in the graph
+                continue
+            distance = 1 - t_emb @ r_emb.t()  # (n_t, n_r) cosine distance
+            weights = torch.softmax(-distance / self.temperature, dim=1)
+            _, r_colour = component_means(reference_colour[b], reference_labels[b])
+            colours = weights @ r_colour  # (n_t, 3)
+            lookup = torch.zeros(int(target_labels[b].max()) + 1, dtype=torch.long, device=colours.device)
+            lookup[t_ids] = torch.arange(len(t_ids), device=colours.device)
+            index = lookup[target_labels[b]]
+            painted = colours[index].permute(2, 0, 1)
+            outputs.append(torch.where(target_labels[b][None] > 0, painted, canvas))
+            if self.training and "target_colour" in batch:
+                triplets.append(self.triplet_loss(distance, t_ids, r_ids, target_labels[b], reference_labels[b],
+                                                  batch["target_colour"][b], reference_colour[b]))
+        self.auxiliary_loss = (self.triplet_weight * torch.stack(triplets).mean()) if triplets else None
+        return torch.stack(outputs)
+
+    def triplet_loss(self, distance: torch.Tensor, t_ids: torch.Tensor, r_ids: torch.Tensor,
+                     target_labels: torch.Tensor, reference_labels: torch.Tensor, target_colour: torch.Tensor,
+                     reference_colour: torch.Tensor) -> torch.Tensor:
+        """Eq. 3 over the certain ground-truth matches, hardest other-colour negative per anchor."""
+        from dataprep.components import MatchArrays, component_features, match_arrays
+
+        def u8(colour: torch.Tensor) -> np.ndarray:
+            return (colour.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+        t_u8, r_u8 = u8(target_colour), u8(reference_colour)
+        t_np, r_np = target_labels.cpu().numpy(), reference_labels.cpu().numpy()
+        t_features, r_features = component_features(t_np, t_u8), component_features(r_np, r_u8)
+        pairs = match_arrays(MatchArrays.of(r_features), MatchArrays.of(t_features), t_np.shape)
+        if not pairs:
+            return distance.sum() * 0
+        t_index = {int(i): k for k, i in enumerate(t_ids.tolist())}
+        r_index = {int(i): k for k, i in enumerate(r_ids.tolist())}
+        anchors = torch.tensor([t_index[t] for _, t in pairs], device=distance.device)
+        positives = torch.tensor([r_index[r] for r, _ in pairs], device=distance.device)
+        r_mean = torch.tensor(np.array([f.mean_rgb for f in r_features]), device=distance.device)
+        t_mean = torch.tensor(np.array([f.mean_rgb for f in t_features]), device=distance.device)
+        same_colour = (t_mean[anchors][:, None, :] - r_mean[None, :, :]).abs().amax(dim=2) <= 12.0
+        rows = distance[anchors]
+        negatives = rows.masked_fill(same_colour, float("inf")).min(dim=1).values
+        positive = rows.gather(1, positives[:, None])[:, 0]
+        hinge = torch.where(torch.isfinite(negatives), F.relu(self.margin - negatives), torch.zeros_like(negatives))
+        return (positive + hinge).mean()
+
+
+class UNetMatcher(ComponentMatcher):
+    """The scoring model of ``match-unet``: embeddings from :class:`MatchUNet`, nearest reference component by
+    cosine distance (no match above ``network.no_match_distance``), painted like the other matchers."""
+
+    def __init__(self, network: MatchUNet, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network.eval()
+        self.weights_sha256: str | None = None
+        self._embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @classmethod
+    def load(cls, weights: str | os.PathLike | None = None, device: Any = "cpu") -> "UNetMatcher":
+        colorizer = load_trained("match-unet", weights, device, preset="cpu")
+        matcher = cls(colorizer.model)
+        matcher.weights_sha256 = colorizer.weights_sha256
+        return matcher
+
+    @torch.no_grad()
+    def paint(self, warped, reference_colour, target_labels, reference_labels):
+        device = next(self.network.parameters()).device
+
+        def embed(labels: np.ndarray) -> torch.Tensor:
+            return self.network.embed(torch.from_numpy(labels.astype(np.int64))[None].to(device))[0][1].cpu()
+
+        if target_labels.max(initial=0) > 0 and reference_labels.max(initial=0) > 0:
+            self._embeddings = (embed(target_labels), embed(reference_labels))
+        return super().paint(warped, reference_colour, target_labels, reference_labels)
+
+    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+        target_embedding, reference_embedding = self._embeddings
+        distance = (1 - target_embedding @ reference_embedding.t()).numpy()
+        best = distance.argmin(axis=1)
+        close = distance[np.arange(len(best)), best] <= self.network.no_match_distance
+        return np.where(close, best, NO_MATCH)

@@ -1,0 +1,361 @@
+"""Component matchers (paint-bucket colourisers): ``match-hand`` and ``match-graph``.
+
+A matcher answers, for every line-enclosed component of the target line art (``target_components``), which
+component of the reference (``reference_components[:, 0]``) it is, or "no match", and paints each matched
+target component with its reference component's colour (the mode of the reference's pixels there, so flat
+cel paint is copied exactly). It returns the colour frame, (B, 3, H, W) float RGB in [0, 1], carrying its
+answers as ``output.component_matches``: (B, L) int64, entry ``t`` = the reference component id of target
+component ``t``, -1 = no match (docs/models.md; ``components@2`` scores them with AnimeRun's metrics).
+Components left without a match are filled with the reference palette colour nearest to the mean flow-warped
+reference colour over them
+(:class:`benchmark.models.flow_warp.FlowWarp`, run with the longer side scaled to at most ``flow_side`` pixels and
+the warp scaled back: the colour feature needs region means, not sharp borders, and DIS at 1080p costs seconds);
+line pixels keep the warped colour.
+
+``match-hand`` is the hand-crafted baseline of the Cinnamon poster (Dang et al., SIGGRAPH 2020 posters,
+"Correspondence Neural Network for Line Art Colorization", Table 1, 63.7%): per component log-Hu moments,
+area, centroid and neighbour count, plus the mean colour of the flow-warped reference inside the component.
+The cost of matching target component t to reference component r (all terms dimensionless):
+
+    cost(t, r) = w_pos |c_t - c_r| / (0.1 diag) + w_area |log2(a_t / a_r)| + w_shape mean|logHu_t - logHu_r|
+               + w_colour |warp_t - colour_r| / (255 sqrt 3) + w_nbr |log2((1 + n_t) / (1 + n_r))|
+
+solved as a one-to-one assignment (``scipy.optimize.linear_sum_assignment``) with one "no match" column per
+target component at cost ``no_match_cost``; a target component left on its "no match" column then takes its
+cheapest reference component if that costs less than ``no_match_cost`` (one reference region often splits
+into several target regions: many-to-one, as the ICPR paper's second matching).
+
+``match-graph`` is the graph matching of Do et al. (ICPR 2020, "Anime Sketch Colorization by Component-based
+Matching using Deep Appearance Features and Graph Representation"): candidates are each target component's
+``top_k`` cheapest reference components under match-hand's cost (the full affinity matrix would be
+(n_ref n_tgt)^2); node affinity ``exp(-cost / node_scale)`` (their Eq. 7 with match-hand's features in place of
+ResNet-34 features); edge affinity between candidates (t1, r1), (t2, r2) for adjacent target components
+t1 ~ t2: ``Q_shape(t1, r1) Q_shape(t2, r2)`` (Eq. 6) times the area term of Eq. 5
+``exp(-beta |a_t1 a_t2 - a_r1 a_r2| / max(a_t1 a_t2, a_r1 a_r2))``, times a relative-position term
+``exp(-|(c_t2 - c_t1) - (c_r2 - c_r1)|^2 / (2 (0.1 diag)^2))``, doubled when r1 ~ r2 are adjacent too. The
+principal eigenvector of the affinity matrix (spectral matching, Leordeanu and Hebert 2005, by power iteration)
+scores the candidates; each target component takes its best-scoring candidate (many-to-one, as in the
+paper), or no match when match-hand's cost of that candidate is above ``no_match_cost``.
+
+Limits: a target with no closed region (label map all 0) returns the flow-warped colour and no answers; with
+more than ``max_assignment`` components on a side the one-to-one assignment (cubic time) is replaced by each
+target component's cheapest reference component, computed in blocks of rows: memory stays bounded and the
+time grows with n_target * n_reference instead of cubically (docs/models.md; docs/scripts/match_speed.py times a
+4,608-region 1080p pair).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from scipy import sparse
+from scipy.optimize import linear_sum_assignment
+
+from benchmark.metrics.component_accuracy import component_colours
+from benchmark.model import Batch, no_weights, register_model
+from benchmark.models.flow_warp import FlowWarp
+from dataprep.components import component_columns, label_components, log_hu
+
+NO_MATCH = -1
+
+
+@dataclass(frozen=True)
+class RegionFeatures:
+    """Per-component features of one frame, one row per component in id order.
+
+    ids (n,) int64; area (n,) float64 px; centroid (n, 2) float64 (row, col); log_hu (n, 6) float64
+    (:func:`dataprep.components.log_hu`, hu[6] dropped: it flips sign under reflection); mean_rgb (n, 3) float64
+    0..255 of the colour image given; degree (n,) number of adjacent components; edges (m, 2) int64 row indices
+    of adjacent component pairs (i < j).
+    """
+
+    ids: np.ndarray
+    area: np.ndarray
+    centroid: np.ndarray
+    log_hu: np.ndarray
+    mean_rgb: np.ndarray
+    degree: np.ndarray
+    edges: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def adjacency(labels: np.ndarray) -> np.ndarray:
+    """Pairs of components that touch across a line: (m, 2) int64 label ids, a < b, sorted.
+
+    Line pixels (0) are given the label of the nearest component pixel (OpenCV's Euclidean distance transform
+    with the nearest pixel's index, ``DIST_LABEL_PIXEL``, which numbers region pixels in raster order), so two
+    regions are adjacent when the line between them is the border of their grown areas.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    if labels.max(initial=0) == 0:
+        return np.zeros((0, 2), np.int64)
+    grown = labels
+    if (labels == 0).any():
+        _, nearest = cv2.distanceTransformWithLabels((labels == 0).view(np.uint8), cv2.DIST_L2, 5,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        grown = labels[labels != 0][nearest - 1]
+    base = int(grown.max()) + 1
+    codes = []
+    for first, second in ((grown[:, 1:], grown[:, :-1]), (grown[1:, :], grown[:-1, :])):
+        differ = first != second
+        low, high = np.minimum(first[differ], second[differ]), np.maximum(first[differ], second[differ])
+        codes.append(low * base + high)
+    codes = np.unique(np.concatenate(codes))
+    return np.stack([codes // base, codes % base], axis=1)
+
+
+def region_features(labels: np.ndarray, rgb: np.ndarray) -> RegionFeatures:
+    """Features of the components of ``labels`` ((H, W) int, 0 = line) over ``rgb`` ((H, W, 3) uint8)."""
+    columns = component_columns(labels, rgb)
+    ids = np.asarray(columns["id"], np.int64)
+    n = len(ids)
+    pairs = adjacency(labels)
+    edges = np.searchsorted(ids, pairs) if len(pairs) else np.zeros((0, 2), np.int64)
+    degree = np.bincount(edges.ravel(), minlength=n).astype(np.float64) if n else np.zeros(0)
+    return RegionFeatures(ids=ids, area=np.asarray(columns["area"], np.float64).reshape(n),
+                          centroid=np.asarray(columns["centroid"], np.float64).reshape(n, 2),
+                          log_hu=log_hu(np.asarray(columns["hu"], np.float64).reshape(n, 7))[:, :6],
+                          mean_rgb=np.asarray(columns["mean_rgb"], np.float64).reshape(n, 3),
+                          degree=degree, edges=edges)
+
+
+@dataclass(frozen=True)
+class CostWeights:
+    """Weights of match-hand's cost terms (module docstring) and the cost of answering "no match"."""
+
+    position: float = 1.0
+    area: float = 0.5
+    shape: float = 0.1
+    colour: float = 6.0
+    neighbours: float = 0.25
+    no_match: float = 2.5
+
+
+def cost_matrix(target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int],
+                weights: CostWeights, rows: slice = slice(None)) -> np.ndarray:
+    """match-hand's cost, (n_target[rows], n_reference) float64 (module docstring)."""
+    scale = 0.1 * float(np.hypot(*shape))
+    shift = np.linalg.norm(target.centroid[rows, None, :] - reference.centroid[None, :, :], axis=2) / scale
+    area = np.abs(np.log2(target.area[rows, None] / reference.area[None, :]))
+    hu = np.abs(target.log_hu[rows, None, :] - reference.log_hu[None, :, :]).mean(axis=2)
+    colour = np.linalg.norm(target.mean_rgb[rows, None, :] - reference.mean_rgb[None, :, :], axis=2) / (255 * 3 ** 0.5)
+    neighbours = np.abs(np.log2((1 + target.degree[rows, None]) / (1 + reference.degree[None, :])))
+    return (weights.position * shift + weights.area * area + weights.shape * hu + weights.colour * colour
+            + weights.neighbours * neighbours)
+
+
+def labels_of(batch: Batch, side: str) -> torch.Tensor:
+    """(B, H, W) int64 component labels of the target (``side="target"``) or first reference: from the batch
+    (``*_components`` as ``bench`` gives them, ``*_labels`` as :class:`benchmark.data.PairDataset` does), else
+    the 4-connected non-line regions of the sketch (lines: sketch < 0.5; :func:`dataprep.components.label_components`)."""
+    for key in (f"{side}_components", f"{side}_labels"):
+        if key in batch:
+            labels = batch[key]
+            return (labels[:, 0] if labels.ndim == 4 else labels).long()
+    sketch = batch[f"{side}_sketch"]
+    sketch = sketch[:, 0] if side == "reference" else sketch
+    masks = (sketch[:, 0] < 0.5).cpu().numpy()
+    return torch.from_numpy(np.stack([label_components(m).astype(np.int64) for m in masks])).to(sketch.device)
+
+
+def _to_u8(image: np.ndarray) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    return np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
+
+
+class ComponentMatcher:
+    """Shared frame of the matchers: features, flow warp, painting; subclasses implement :meth:`match`.
+
+    Args:
+        weights: match-hand's cost weights.
+        max_assignment: largest component count solved as a one-to-one assignment (see module docstring).
+        flow_preset: DIS preset of the flow warp that gives the colour feature and the fallback colour.
+    """
+
+    #: component labels are used when the batch has them, else made from the sketches (:func:`labels_of`)
+    requires = ("reference_colour", "reference_sketch", "reference_field", "target_sketch", "target_field")
+
+    def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium",
+                 flow_side: int = 640):
+        self.weights = weights or CostWeights()
+        self.max_assignment = max_assignment
+        self.flow = FlowWarp(preset=flow_preset)
+        self.flow_side = flow_side
+
+    def warp(self, batch: Batch) -> np.ndarray:
+        """Flow-warped reference colour, (B, 3, H, W) float32 in [0, 1], computed at ``flow_side``."""
+        height, width = batch["target_sketch"].shape[-2:]
+        scale = self.flow_side / max(height, width)
+        if scale >= 1:
+            return self.flow(batch).detach().cpu().float().numpy()
+        size = (max(12, round(height * scale)), max(12, round(width * scale)))
+        keys = ("reference_colour", "reference_sketch", "reference_field", "target_sketch", "target_field")
+        small = {key: torch.nn.functional.interpolate(batch[key].flatten(0, -4).float(), size=size, mode="bilinear",
+                                                      antialias=True, align_corners=False)
+                 .reshape(*batch[key].shape[:-2], *size) for key in keys}
+        warped = self.flow(small).detach().cpu().float().numpy()
+        return np.stack([cv2.resize(np.ascontiguousarray(w.transpose(1, 2, 0)), (width, height),
+                                    interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1) for w in warped])
+
+    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+        """(n_target,) int64 row index into ``reference`` per target component, -1 = no match."""
+        raise NotImplementedError
+
+    def cheapest(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int],
+                 block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Per target component the cheapest reference row and its cost, in blocks of rows (bounded memory)."""
+        best = np.zeros(len(target), np.int64)
+        best_cost = np.zeros(len(target))
+        for start in range(0, len(target), block):
+            rows = slice(start, min(start + block, len(target)))
+            cost = cost_matrix(target, reference, shape, self.weights, rows)
+            best[rows] = cost.argmin(axis=1)
+            best_cost[rows] = cost[np.arange(cost.shape[0]), best[rows]]
+        return best, best_cost
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        warped = self.warp(batch)
+        reference_colour = batch["reference_colour"][:, 0].detach().cpu().float().numpy()
+        target_labels = labels_of(batch, "target").cpu().numpy()
+        reference_labels = labels_of(batch, "reference").cpu().numpy()
+        outputs, answers = [], []
+        for b in range(len(warped)):
+            output, matches = self.paint(warped[b], reference_colour[b], target_labels[b], reference_labels[b])
+            outputs.append(output)
+            answers.append(matches)
+        length = max(len(m) for m in answers)
+        padded = np.full((len(answers), length), NO_MATCH, np.int64)
+        for b, matches in enumerate(answers):
+            padded[b, :len(matches)] = matches
+        result = torch.from_numpy(np.stack(outputs)).to(batch["reference_colour"].device)
+        result.component_matches = torch.from_numpy(padded)
+        return result
+
+    def paint(self, warped: np.ndarray, reference_colour: np.ndarray, target_labels: np.ndarray,
+              reference_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One pair: (3, H, W) float32 colour in [0, 1] and (L,) int64 answers indexed by target id."""
+        target_labels = target_labels.astype(np.int64)
+        output = np.array(warped, dtype=np.float32)
+        matches = np.full(int(target_labels.max(initial=0)) + 1, NO_MATCH, np.int64)
+        if target_labels.max(initial=0) == 0 or reference_labels.max(initial=0) == 0:
+            return output, matches  # no closed region on a side: nothing to match
+        reference_u8 = _to_u8(reference_colour)
+        target = region_features(target_labels, _to_u8(warped))
+        reference = region_features(reference_labels, reference_u8)
+        rows = self.match(target, reference, target_labels.shape)
+        matched = rows >= 0
+        matches[target.ids[matched]] = reference.ids[rows[matched]]
+        reference_ids, _, codes = component_colours(reference_u8, reference_labels)
+        palette = np.zeros((int(reference_labels.max()) + 1, 3), np.float32)
+        palette[reference_ids] = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], 1) / 255.0
+        # one colour per target id: its reference region's exact colour, or (no match) the reference palette
+        # colour nearest its mean warped colour (cel paint reuses the palette; a new region rarely gets a new colour)
+        colours = np.unique(palette[reference_ids], axis=0)
+        nearest = np.linalg.norm(target.mean_rgb[:, None, :] / 255.0 - colours[None], axis=2).argmin(axis=1)
+        table = np.zeros((len(matches), 3), np.float32)
+        table[target.ids] = colours[nearest]
+        table[matches >= 0] = palette[matches[matches >= 0]]
+        inside = target_labels > 0
+        output[:, inside] = table[target_labels[inside]].T
+        return output, matches
+
+
+class HandMatcher(ComponentMatcher):
+    """``match-hand``: assignment on the hand-crafted cost with a "no match" option (module docstring)."""
+
+    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+        best, best_cost = self.cheapest(target, reference, shape)
+        rows = np.where(best_cost < self.weights.no_match, best, NO_MATCH)
+        if max(len(target), len(reference)) > self.max_assignment:
+            return rows
+        cost = cost_matrix(target, reference, shape, self.weights)
+        dummy = np.full((len(target), len(target)), np.inf)
+        np.fill_diagonal(dummy, self.weights.no_match)
+        assigned_rows, assigned_cols = linear_sum_assignment(np.concatenate([cost, dummy], axis=1))
+        one_to_one = np.full(len(target), NO_MATCH, np.int64)
+        real = assigned_cols < len(reference)
+        one_to_one[assigned_rows[real]] = assigned_cols[real]
+        # the assignment decides first; a component it left unmatched takes its cheapest reference when cheap
+        return np.where(one_to_one >= 0, one_to_one, rows)
+
+
+class GraphMatcher(ComponentMatcher):
+    """``match-graph``: spectral graph matching over top-k candidates (module docstring).
+
+    Args:
+        top_k: candidates per target component.
+        node_scale: cost scale of the node affinity ``exp(-cost / node_scale)``.
+        beta: weight of the area term (ICPR Eq. 5).
+        iterations: power-iteration steps.
+    """
+
+    def __init__(self, top_k: int = 5, node_scale: float = 1.0, beta: float = 1.0, iterations: int = 30, **kwargs):
+        super().__init__(**kwargs)
+        self.top_k, self.node_scale, self.beta, self.iterations = top_k, node_scale, beta, iterations
+
+    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+        k = min(self.top_k, len(reference))
+        candidates = np.zeros((len(target), k), np.int64)
+        costs = np.zeros((len(target), k))
+        for start in range(0, len(target), 256):
+            rows = slice(start, min(start + 256, len(target)))
+            cost = cost_matrix(target, reference, shape, self.weights, rows)
+            part = np.argpartition(cost, k - 1, axis=1)[:, :k] if k < len(reference) else \
+                np.tile(np.arange(k), (cost.shape[0], 1))
+            candidates[rows] = part
+            costs[rows] = np.take_along_axis(cost, part, axis=1)
+        node = np.exp(-costs / self.node_scale)  # (n_t, k)
+        scale = 0.1 * float(np.hypot(*shape))
+        n_reference = len(reference)
+        reference_edge_codes = reference.edges[:, 0] * n_reference + reference.edges[:, 1]
+        rows_, cols_, values = [np.arange(node.size)], [np.arange(node.size)], [node.ravel()]
+        if len(target.edges):
+            t1, t2 = target.edges[:, 0], target.edges[:, 1]
+            a, b = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+            a, b = a.ravel(), b.ravel()  # every candidate pair of the two components
+            r1, r2 = candidates[t1][:, a], candidates[t2][:, b]  # (m, k*k)
+            shape_term = node[t1][:, a] * node[t2][:, b]  # Eq. 6
+            target_product = (target.area[t1] * target.area[t2])[:, None]
+            reference_product = reference.area[r1] * reference.area[r2]
+            area_term = np.exp(-self.beta * np.abs(target_product - reference_product)
+                               / np.maximum(target_product, reference_product))  # Eq. 5
+            offset_t = (target.centroid[t2] - target.centroid[t1])[:, None, :]
+            offset_r = reference.centroid[r2] - reference.centroid[r1]
+            position_term = np.exp(-((offset_t - offset_r) ** 2).sum(axis=2) / (2 * scale ** 2))
+            low, high = np.minimum(r1, r2), np.maximum(r1, r2)
+            adjacent = np.isin(low * n_reference + high, reference_edge_codes)
+            affinity = shape_term * area_term * position_term * np.where(adjacent, 2.0, 1.0)
+            affinity[r1 == r2] *= 0.5  # one reference region may colour two target regions, but less likely
+            first = (t1[:, None] * k + a[None, :]).ravel()
+            second = (t2[:, None] * k + b[None, :]).ravel()
+            rows_ += [first, second]
+            cols_ += [second, first]
+            values += [affinity.ravel(), affinity.ravel()]
+        matrix = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows_), np.concatenate(cols_))),
+                                   shape=(node.size, node.size))
+        score = np.full(node.size, 1.0 / np.sqrt(node.size))
+        for _ in range(self.iterations):
+            score = matrix @ score
+            score /= max(np.linalg.norm(score), 1e-300)
+        pick = score.reshape(node.shape).argmax(axis=1)
+        chosen_cost = costs[np.arange(len(target)), pick]
+        return np.where(chosen_cost < self.weights.no_match, candidates[np.arange(len(target)), pick], NO_MATCH)
+
+
+@register_model("match-hand")
+def match_hand(weights: str | None = None, device: torch.device | None = None, **settings) -> HandMatcher:
+    """Component matcher: hand-crafted features (log-Hu, area, centroid, neighbours, flow-warped colour) + assignment."""
+    no_weights("match-hand", weights)
+    return HandMatcher(**settings)
+
+
+@register_model("match-graph")
+def match_graph(weights: str | None = None, device: torch.device | None = None, **settings) -> GraphMatcher:
+    """Component matcher: ICPR'20 graph matching (top-k candidates, spectral matching, many-to-one)."""
+    no_weights("match-graph", weights)
+    return GraphMatcher(**settings)

@@ -1,0 +1,122 @@
+"""match-hand and match-graph on hand-built frame pairs whose right answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.model import load_model
+from benchmark.models.matchers import HandMatcher, adjacency
+
+from benchmark_toys import one_torch_thread
+
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
+
+COLOURS = {1: (240, 240, 240), 2: (200, 40, 40), 3: (40, 90, 200), 4: (250, 200, 30)}
+
+
+def scene(shift: int, with_star: bool) -> tuple[np.ndarray, np.ndarray]:
+    """48 x 64 frame: background (1), a box (2) and a bar (3) moved right by ``shift``; optionally a new
+    small square (4, a colour absent from the reference). 1-px black lines; labels 0 on lines."""
+    labels = np.ones((48, 64), np.int64)
+    labels[8:30, 6 + shift:26 + shift] = 2
+    labels[34:44, 30 + shift:60] = 3
+    if with_star:
+        labels[6:16, 40:50] = 4
+    lines = np.zeros_like(labels, bool)
+    lines[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    lines[1:, :] |= labels[1:, :] != labels[:-1, :]
+    labels[lines] = 0
+    colour = np.zeros((48, 64, 3), np.uint8)
+    for label, rgb in COLOURS.items():
+        colour[labels == label] = rgb
+    return labels, colour
+
+
+def batch_of(reference, target) -> dict[str, torch.Tensor]:
+    (ref_labels, ref_colour), (tgt_labels, _) = reference, target
+
+    def sketch(labels):
+        return torch.from_numpy(np.where(labels == 0, 0.0, 1.0).astype(np.float32))[None]
+
+    return {"reference_colour": torch.from_numpy(ref_colour.transpose(2, 0, 1) / 255.0).float()[None, None],
+            "reference_sketch": sketch(ref_labels)[None, None], "reference_field": sketch(ref_labels)[None, None],
+            "target_sketch": sketch(tgt_labels)[None], "target_field": sketch(tgt_labels)[None],
+            "reference_components": torch.from_numpy(ref_labels)[None, None],
+            "target_components": torch.from_numpy(tgt_labels)[None]}
+
+
+def test_adjacency_crosses_lines():
+    labels = np.array([[1, 0, 2], [1, 0, 2], [3, 3, 3]])
+    assert adjacency(labels).tolist() == [[1, 2], [1, 3], [2, 3]]
+    assert adjacency(np.zeros((3, 3), int)).shape == (0, 2)
+
+
+@pytest.mark.parametrize("name", ["match-hand", "match-graph"])
+def test_matchers_find_moved_regions_and_refuse_new_ones(name):
+    reference, target = scene(0, False), scene(3, True)
+    output = load_model(name)(batch_of(reference, target))
+    target_labels, target_colour = target
+    # every target region has the id of its reference counterpart by construction, except the new one
+    assert output.component_matches[0].tolist() == [-1, 1, 2, 3, -1]
+    prediction = (output[0].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    for label in (1, 2, 3):
+        assert (prediction[target_labels == label] == COLOURS[label]).all()
+    assert output.shape == (1, 3, 48, 64)
+
+
+def test_no_closed_region_gives_the_warp_and_no_answers():
+    reference = scene(0, False)
+    blank = (np.zeros((48, 64), np.int64), np.zeros((48, 64, 3), np.uint8))
+    output = load_model("match-hand")(batch_of(reference, blank))
+    assert output.component_matches[0].tolist() == [-1]
+    assert torch.isfinite(output).all() and output.shape == (1, 3, 48, 64)
+
+
+def test_many_regions_take_the_blockwise_cheapest_match():
+    # a 60 x 60 grid of 1-px cells separated by lines: 900 regions per frame, above max_assignment=100
+    labels = np.zeros((121, 121), np.int64)
+    labels[1::2, 1::2] = np.arange(1, 3601).reshape(60, 60)
+    colour = np.zeros((121, 121, 3), np.uint8)
+    colour[labels > 0] = 128
+    output = HandMatcher(max_assignment=100)(batch_of((labels, colour), (labels, colour)))
+    # identical frames: every cell's cheapest counterpart is itself (position decides among equal shapes)
+    assert (output.component_matches[0][1:].numpy() == np.arange(1, 3601)).all()
+
+
+def test_match_unet_triplet_loss_by_hand():
+    from baselines.model import build_model, model_preset
+
+    model = build_model("match-unet", **model_preset("match-unet", "tiny")["model"])
+    (ref_labels, ref_colour), (tgt_labels, tgt_colour) = scene(0, False), scene(2, False)
+
+    def chw(rgb):
+        return torch.from_numpy(rgb.transpose(2, 0, 1) / 255.0).float()
+
+    ids = torch.tensor([1, 2, 3])
+    # rows: target components 1..3, columns: reference components 1..3; certain matches are t -> t
+    distance = torch.tensor([[0.1, 0.3, 0.9], [0.6, 0.2, 0.45], [0.7, 0.8, 0.0]])
+    loss = model.triplet_loss(distance, ids, ids, torch.from_numpy(tgt_labels), torch.from_numpy(ref_labels),
+                              chw(tgt_colour), chw(ref_colour))
+    # Eq. 3, margin 0.5, hardest other-colour negative: t1: 0.1 + max(0, 0.5 - 0.3) = 0.3;
+    # t2: 0.2 + max(0, 0.5 - 0.45) = 0.25; t3: 0.0 + max(0, 0.5 - 0.7) = 0 -> mean 0.55 / 3
+    assert float(loss) == pytest.approx(0.55 / 3)
+
+
+def test_match_unet_trains_and_scores_with_answers():
+    from baselines.model import build_model, model_preset
+    from baselines.models.match_unet import UNetMatcher
+
+    torch.manual_seed(0)
+    network = build_model("match-unet", **model_preset("match-unet", "tiny")["model"])
+    reference, target = scene(0, False), scene(3, True)
+    batch = batch_of(reference, target)
+    batch["target_colour"] = torch.from_numpy(target[1].transpose(2, 0, 1) / 255.0).float()[None]
+    network.train()
+    output = network(batch)
+    assert output.shape == (1, 3, 48, 64) and float(network.auxiliary_loss.detach()) > 0
+    (output.mean() + network.auxiliary_loss).backward()
+    scored = UNetMatcher(network)(batch)
+    answers = scored.component_matches[0]
+    assert answers.shape == (5,) and answers[0] == -1 and ((answers >= -1) & (answers <= 3)).all()
