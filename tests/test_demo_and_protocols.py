@@ -1,4 +1,4 @@
-"""bench demo end to end on a small clip; protocol details (held drawings, hint simulation)."""
+"""bench demo end to end on a small clip; protocol details (held drawings; hints: tests/test_hint_protocol.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import benchmark.demo
 from benchmark import cli
 from benchmark.leaderboard import check
-from benchmark.protocol import load_protocol, simulate_hints
+from benchmark.protocol import load_protocol
 from benchmark.record import read_record
 from benchmark.source import Frame, MemorySource, Shot
 from benchmark_toys import one_torch_thread
@@ -47,19 +47,3 @@ def test_kref_counts_held_frames_once():
     samples = load_protocol("shi-kref@1").select(source, "test")
     used = {s.target_id for s in samples} | {r for s in samples for r in s.reference_ids}
     assert used == {f"f{i}" for i in range(0, 16, 2)}  # first frame of each drawing only
-
-
-def test_simulated_hints_follow_the_recipe_and_are_reproducible():
-    rng = np.random.default_rng(0)
-    colour = rng.random((3, 64, 64)).astype(np.float32)
-    hints = simulate_hints(colour, seed=0, sample_id="a")
-    assert hints.shape == (4, 64, 64) and hints.dtype == np.float32
-    assert np.array_equal(hints, simulate_hints(colour, seed=0, sample_id="a"))
-    assert not np.array_equal(hints, simulate_hints(colour, seed=0, sample_id="b"))
-    mask = hints[3] > 0
-    assert mask.any() and set(np.unique(hints[3])) <= {0.0, 1.0}
-    assert np.all(hints[:3][:, ~mask] == 0)
-    # a lone 1x1 patch carries the pixel's own colour; every hint colour lies within the image's range
-    assert hints[:3][:, mask].min() >= colour.min() and hints[:3][:, mask].max() <= colour.max()
-    counts = [int((simulate_hints(colour, 0, str(i))[3] > 0).any()) for i in range(50)]
-    assert sum(counts) == 50  # min_points=1: never an empty hint map
