@@ -70,6 +70,13 @@ class ColorizationModel(nn.Module):
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    @classmethod
+    def training_view(cls, dataset: Any, model_config: Mapping[str, Any], seed: int, train: bool) -> Any:
+        """The items ``bench train`` feeds this model, made from a training source's items (``train``) or
+        validation items (``not train``); ``model_config`` the constructor kwargs. Default: unchanged. A model
+        whose inputs are simulated from the ground truth (the hint models) draws them here."""
+        return dataset
+
     @torch.no_grad()
     def colorize(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Inference: ``batch`` as in the module docstring (tensors or ndarrays, no ``target_colour``

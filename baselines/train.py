@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from baselines import checkpoint as ckpt
 from baselines.losses import ColorizationLoss
-from baselines.model import TARGET_COLOR, build_model, collate_batch, model_preset, to_device
+from baselines.model import TARGET_COLOR, build_model, collate_batch, model_preset, to_device, trainable_network
 from baselines.tfevents import EventFileWriter
 from dataprep.errors import CelbenchError
 from dataprep.registry import did_you_mean
@@ -365,6 +365,10 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     if len(train_set) == 0:
         raise CelbenchError(f"{data_spec or 'dataset'}: no training items")
     margs = model_config(config)
+    network = trainable_network(config.model)
+    train_set = network.training_view(train_set, margs, config.seed, train=True)
+    if val_set is not None:
+        val_set = network.training_view(val_set, margs, config.seed, train=False)
     model = build_model(config.model, **margs).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas),
                                  weight_decay=config.weight_decay)
