@@ -107,13 +107,19 @@ def flood_prior(batch: Mapping[str, torch.Tensor], hints: torch.Tensor) -> torch
 
 
 class YuanGenerator(ColorizationModel):
-    """The generator of section 3.2 (see the module docstring).
+    """Yuan & Simo-Serra 2021 hint colouriser: U-Net generator with Concatenation and Spatial Attention blocks.
+
+    Section 3.2; see the module docstring. ``forward(batch)`` reads ``target_sketch`` (B,1,H,W), ``hints``
+    (B,4,H,W; absent = no hint) and, for the flood prior, ``target_components`` (B,H,W) (absent: the sketch's
+    regions); returns (B,3,H,W) RGB in [0, 1]. Any H, W (edge-padded to a multiple of 16 inside).
 
     Args:
         widths: channels of the input level and of the 4 downsampled levels (5 values; paper-sized: 64..512).
         blocks: Concatenation and Spatial Attention blocks at the mid level (paper: 8).
         hint_channels: channels of the hint features (paper: 512, VGG19 conv4_4).
         prior: "none" (the paper) or "flood" (the hint-flood colours as input plus a gated blend at the head).
+        crop: training crop side in pixels (section 4.2: 512).
+        stored_hint_fraction: share of training items that use the build's stored hints instead of a fresh draw.
     """
 
     requires = ("target_sketch", "hints")
