@@ -8,7 +8,7 @@ here only. Shapes and dtypes at this boundary:
 * sketch: (H, W) uint8, 0 = line, 255 = paper;
 * distance field: (H, W) uint16 (lossless, see :mod:`dataprep.field`);
 * label map: (H, W) uint16, 0 = line pixels, 1..N components, with a table of per-component dicts
-  (``id, area, centroid, bbox, hu, mean_rgb``; :data:`dataprep.schemas.COMPONENT`);
+  (``id, area, centroid, bbox, hu, mean_rgb``; :data:`dataprep.dataset.schemas.COMPONENT`);
 * hints: (H, W, 3) uint8 sRGB and (H, W) uint8 mask (255 = hint).
 """
 

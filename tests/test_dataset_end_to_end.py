@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataprep.build import build, shard_files
+from dataprep.build import build
+from dataprep.dataset.manifest import shard_files
 from dataprep.config import load_config
 from dataprep.validate import validate
 
