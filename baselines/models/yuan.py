@@ -11,25 +11,25 @@ ReLU) and three more convolutions. celbench ships no VGG19, so a learned encoder
 place (stride-2 convolutions down to the mid-level resolution, then the three convolutions); the features are
 computed once and shared by every block, as in Figure 2.
 
-Prior (optional, ``prior="flood"``, the shipped CPU preset): the ``hint-flood`` floor's colours
+Prior (optional, ``prior="flood"``, the shipped CPU preset): the shared training recipe
+(:mod:`baselines.recipe`) with the ``hint-flood`` floor in the place of the warp. The floor's colours
 (:func:`benchmark.models.hint_flood.flood_hints`: every target region takes the colour of its hints, else of
-the nearest hint) enter as three more input channels, and the head blends them with the generated colours
-through a learned gate initialised near 0, so the untrained network starts at the floor and training only has
-to learn what the hints alone miss (the shared recipe's "prior + gated residual head"). ``prior="none"`` is
-the paper's network.
+the nearest hint) enter as three more input channels, and the recipe's :class:`~baselines.recipe.GatedResidualHead`
+adds a gated, zero-initialised residual to them, so the untrained network reproduces the floor exactly and
+training only learns what the hints alone miss. ``prior="none"`` is the paper's network (sigmoid RGB head).
 
 Training (section 4): hints are simulated on the fly by :data:`dataprep.hint.HINTS` ``gaussian-geometric``
-(Zhang et al. 2017: Geometric(p=0.125) count, Gaussian positions, 1..8 px patches, mean colour) on random
-crops with horizontal flips, mixed with the hints the build stored (:class:`HintTrainingView`); losses L1 and,
-when VGG weights are given, perceptual (``bench train``'s loss); the paper's multi-scale PatchGAN
-discriminator (:class:`MultiScalePatchGAN`, 3 scales of 70x70 PatchGAN) is available but not used by default.
-Scoring (``bench evaluate --model yuan``) applies region voting (:mod:`benchmark.models.vote`) to the output
-whenever the batch has ``target_components``.
+(Zhang et al. 2017: Geometric(p=0.125) count, Gaussian positions, 1..8 px patches, mean colour) on the
+training crops (``bench train``'s ``crop``, the recipe's random crop), flipped horizontally half the time, mixed
+with the hints the build stored (:class:`HintTrainingView`); losses L1 and, when VGG weights are given, the
+perceptual loss (``bench train``'s loss: ``vgg16_weights`` for the recipe's VGG16 trunk); the paper's multi-scale
+PatchGAN discriminator (:class:`MultiScalePatchGAN`, 3 scales of 70x70 PatchGAN, :func:`adversarial_losses`)
+is implemented but ``bench train`` does not use it. In eval mode the output is region-voted on
+``target_components`` when the batch has them (:func:`baselines.recipe.vote_output`).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -39,9 +39,9 @@ from scipy import ndimage
 from torch import nn
 from torch.utils.data import Dataset
 
-from baselines.model import Colorizer, ColorizationModel, load_trained, register_trainable
+from baselines.model import ColorizationModel, register_trainable
+from baselines.recipe import GatedResidualHead, vote_output
 from benchmark.models.hint_flood import flood_hints
-from benchmark.models.vote import RegionVote
 from dataprep.errors import CelbenchError
 
 #: The paper's hint simulation (section 4.1), by name in :data:`dataprep.hint.HINTS`, at its default parameters.
@@ -111,14 +111,14 @@ class YuanGenerator(ColorizationModel):
 
     Section 3.2; see the module docstring. ``forward(batch)`` reads ``target_sketch`` (B,1,H,W), ``hints``
     (B,4,H,W; absent = no hint) and, for the flood prior, ``target_components`` (B,H,W) (absent: the sketch's
-    regions); returns (B,3,H,W) RGB in [0, 1]. Any H, W (edge-padded to a multiple of 16 inside).
+    regions); returns (B,3,H,W) RGB (the flood head is not clamped in training; eval mode clamps and votes).
+    Any H, W (edge-padded to a multiple of 16 inside).
 
     Args:
         widths: channels of the input level and of the 4 downsampled levels (5 values; paper-sized: 64..512).
         blocks: Concatenation and Spatial Attention blocks at the mid level (paper: 8).
         hint_channels: channels of the hint features (paper: 512, VGG19 conv4_4).
         prior: "none" (the paper) or "flood" (the hint-flood colours as input plus a gated blend at the head).
-        crop: training crop side in pixels (section 4.2: 512).
         stored_hint_fraction: share of training items that use the build's stored hints instead of a fresh draw.
     """
 
@@ -128,32 +128,32 @@ class YuanGenerator(ColorizationModel):
             # Figure 2's exact counts are not in the text; U-Net widths doubling to 512 as in Tag2Pix, which
             # the block builds upon, and the paper's 8 blocks. Trained at 512x512 crops, batch 32 (section 4.2).
             "model": {"widths": [64, 128, 256, 512, 512], "blocks": 8, "hint_channels": 512, "prior": "none"},
-            "train": {"lr": 2e-4, "betas": [0.5, 0.999], "batch_size": 32, "image_size": 512, "epochs": 40,
-                      "l1_weight": 10.0, "perceptual_weight": 2e-2},
+            "train": {"lr": 2e-4, "betas": [0.5, 0.999], "batch_size": 32, "image_size": 512, "crop": 512,
+                      "epochs": 40, "l1_weight": 10.0, "perceptual_weight": 2e-2},
         },
         "cpu": {
             # What 30 minutes on one shared CPU thread can train (shipped weights): narrow, 4 blocks, flood prior.
-            "model": {"widths": [16, 32, 48, 48, 48], "blocks": 4, "hint_channels": 32, "prior": "flood",
-                      "crop": 128},
-            "train": {"lr": 5e-4, "betas": [0.5, 0.999], "batch_size": 4, "image_size": 128, "epochs": 1000,
+            "model": {"widths": [16, 32, 48, 48, 48], "blocks": 4, "hint_channels": 32, "prior": "flood"},
+            "train": {"lr": 5e-4, "betas": [0.5, 0.999], "batch_size": 4, "image_size": 128, "crop": 128,
+                      "epochs": 1000,
                       "l1_weight": 10.0, "perceptual_weight": 0.0, "val_every": 200, "checkpoint_every": 200},
         },
         "tiny": {
-            "model": {"widths": [4, 4, 8, 8, 8], "blocks": 1, "hint_channels": 4, "prior": "flood", "crop": 32},
+            "model": {"widths": [4, 4, 8, 8, 8], "blocks": 1, "hint_channels": 4, "prior": "flood"},
             "train": {"lr": 1e-3, "betas": [0.5, 0.999], "batch_size": 2, "image_size": 32, "epochs": 2,
                       "l1_weight": 10.0, "perceptual_weight": 0.0},
         },
     }
 
     def __init__(self, widths: list[int] = (64, 128, 256, 512, 512), blocks: int = 8, hint_channels: int = 512,
-                 prior: str = "none", crop: int = 512, stored_hint_fraction: float = 0.25):
+                 prior: str = "none", stored_hint_fraction: float = 0.25):
         widths = [int(w) for w in widths]
         if len(widths) != 5 or min(widths) < 1:
             raise CelbenchError(f"yuan: widths must be 5 positive channel counts, got {widths}")
         if prior not in ("none", "flood"):
             raise CelbenchError(f"yuan: prior must be 'none' or 'flood', got {prior!r}")
         super().__init__(widths=widths, blocks=int(blocks), hint_channels=int(hint_channels), prior=prior,
-                         crop=int(crop), stored_hint_fraction=float(stored_hint_fraction))
+                         stored_hint_fraction=float(stored_hint_fraction))
         self.prior = prior
         extra = 3 if prior == "flood" else 0
         self.stem = nn.Sequential(_conv(1 + 4 + extra, widths[0]), nn.LeakyReLU(0.2, inplace=True))
@@ -164,12 +164,7 @@ class YuanGenerator(ColorizationModel):
         self.up = nn.ModuleList(nn.Sequential(nn.ConvTranspose2d(cout, cin, 4, 2, 1), nn.ReLU(inplace=True))
                                 for cin, cout in zip(widths[:-1], widths[1:]))
         self.merge = nn.ModuleList(nn.Sequential(_conv(2 * w, w), nn.ReLU(inplace=True)) for w in widths[:-1])
-        self.head = _conv(widths[0], 3)
-        if prior == "flood":
-            self.gate = _conv(widths[0], 1)
-            # Start at the prior: gate ~ sigmoid(-5) = 0.7% of the generated colour.
-            nn.init.zeros_(self.gate.weight)
-            nn.init.constant_(self.gate.bias, -5.0)
+        self.head = GatedResidualHead(widths[0]) if prior == "flood" else _conv(widths[0], 3)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         sketch = batch["target_sketch"]
@@ -196,35 +191,33 @@ class YuanGenerator(ColorizationModel):
             x = block(x, hint_features)
         for up, merge, skip in zip(reversed(self.up), reversed(self.merge), reversed(skips)):
             x = merge(torch.cat([up(x), skip], dim=1))
-        colour = torch.sigmoid(self.head(x))[..., :height, :width]
-        if prior is None:
+        x = x[..., :height, :width]
+        colour = torch.sigmoid(self.head(x)) if prior is None else self.head(x, prior)
+        if self.training:
             return colour
-        gate = torch.sigmoid(self.gate(x))[..., :height, :width]
-        return prior + gate * (colour - prior)
+        return vote_output(colour.clamp(0, 1), batch)
 
     @classmethod
     def training_view(cls, dataset: Dataset, model_config: Mapping[str, Any], seed: int, train: bool) -> Dataset:
-        return HintTrainingView(dataset, crop=int(model_config.get("crop", 512)) if train else None,
-                                stored_hint_fraction=float(model_config.get("stored_hint_fraction", 0.25)),
-                                seed=seed, train=train)
+        return HintTrainingView(dataset, float(model_config.get("stored_hint_fraction", 0.25)), seed, train)
 
 
 class HintTrainingView(Dataset):
     """Items of a training source as the hint model trains on them (section 4): the target only
     (``target_colour`` (3,h,w), ``target_sketch`` (1,h,w), ``target_components`` (h,w) int64, ``hints`` (4,h,w)).
 
-    Training items: a random ``crop`` x ``crop`` window (the whole frame when smaller) flipped horizontally half
-    the time; hints drawn afresh through ``HINTS["gaussian-geometric"]`` on the cropped 8-bit target, or, with
-    probability ``stored_hint_fraction``, the hints the build stored (when the item has them). The draws use
-    torch's global generator, so a resumed run continues the same stream. Validation items (``train=False``):
-    whole frames, hints drawn with a generator seeded by (``seed``, index), identical at every validation.
-    Component labels come from the item (``target_labels`` of a built dataset) or from the sketch's regions.
+    Training items (already cropped by ``bench train``'s ``crop``): flipped horizontally half the time; hints
+    drawn afresh through ``HINTS["gaussian-geometric"]`` on the 8-bit target, or, with probability
+    ``stored_hint_fraction``, the hints the build stored (``hints`` (4,h,w) of a built dataset's item). The draws
+    use torch's global generator, so a resumed run continues the same stream. Validation items
+    (``train=False``): hints drawn with a generator seeded by (``seed``, index), identical at every validation.
+    Component labels come from the item (``target_components``) or from the sketch's regions.
     """
 
-    def __init__(self, dataset: Dataset, crop: int | None, stored_hint_fraction: float, seed: int, train: bool):
+    def __init__(self, dataset: Dataset, stored_hint_fraction: float, seed: int, train: bool):
         from dataprep.hint import HINTS
 
-        self.dataset, self.crop, self.stored_hint_fraction = dataset, crop, stored_hint_fraction
+        self.dataset, self.stored_hint_fraction = dataset, stored_hint_fraction
         self.seed, self.train = seed, train
         self.sampler = HINTS.create(HINT_SAMPLER)
 
@@ -236,25 +229,17 @@ class HintTrainingView(Dataset):
 
         item = self.dataset[index]
         colour, sketch = item["target_colour"], item["target_sketch"]
-        labels = item.get("target_labels", item.get("target_components"))
+        labels = item.get("target_components")
         if labels is None:
             labels = torch.from_numpy(sketch_regions(sketch[0].numpy()).astype(np.int64))
-        stored = None
-        if "hints" in item and "hint_mask" in item:
-            stored = torch.cat([item["hints"], item["hint_mask"]], dim=0)
+        stored = item.get("hints")
         if self.train:
-            draw = torch.randint(0, 2 ** 62, (4,)).tolist()
-            height, width = colour.shape[-2:]
-            size_y, size_x = min(self.crop, height), min(self.crop, width)
-            top, left = draw[0] % (height - size_y + 1), draw[1] % (width - size_x + 1)
-            window = (..., slice(top, top + size_y), slice(left, left + size_x))
-            colour, sketch, labels = colour[window], sketch[window], labels[window]
-            stored = stored[window] if stored is not None else None
-            if draw[2] % 2:
+            flip, choice, seed = torch.randint(0, 2 ** 62, (3,)).tolist()
+            if flip % 2:
                 colour, sketch, labels = colour.flip(-1), sketch.flip(-1), labels.flip(-1)
                 stored = stored.flip(-1) if stored is not None else None
-            use_stored = stored is not None and (draw[3] % 10_000) < self.stored_hint_fraction * 10_000
-            rng = np.random.default_rng(draw[3])
+            use_stored = stored is not None and (choice % 10_000) < self.stored_hint_fraction * 10_000
+            rng = np.random.default_rng(seed)
         else:
             use_stored = False
             rng = np.random.default_rng([self.seed, index])
@@ -267,15 +252,7 @@ class HintTrainingView(Dataset):
                 "target_components": labels.contiguous().long(), "hints": hints}
 
 
-def load_yuan(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> RegionVote:
-    """Scoring factory of ``yuan``: the network of :func:`baselines.model.load_trained` (shipped weights by
-    default, trained on CPU with preset ``cpu``, see baselines/pretrained/MODEL_CARD.md; ``"none"``: an untrained
-    ``cpu`` network) followed by region voting whenever the batch has ``target_components``."""
-    colorizer: Colorizer = load_trained("yuan", weights, device, preset="cpu")
-    return RegionVote(colorizer, required=False)
-
-
-register_trainable("yuan", load=load_yuan)(YuanGenerator)
+register_trainable("yuan", preset="cpu")(YuanGenerator)
 
 
 class PatchDiscriminator(nn.Module):

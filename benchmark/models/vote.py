@@ -89,23 +89,16 @@ def vote_batch(colour: torch.Tensor, labels: torch.Tensor, texture_mad: float = 
 
 
 class RegionVote:
-    """``model`` followed by region voting on ``target_components``; same interface as the inner model.
+    """``model`` followed by region voting on ``target_components``; same interface as the inner model."""
 
-    ``required=False``: a batch without ``target_components`` gets the inner model's output unchanged (models
-    that vote as part of their scoring, yet must run where no labels are given, e.g. ``bench speed``)."""
-
-    def __init__(self, model: Model, texture_mad: float = TEXTURE_MAD, required: bool = True):
+    def __init__(self, model: Model, texture_mad: float = TEXTURE_MAD):
         self.model = model
         self.texture_mad = texture_mad
-        self.required = required
-        needs = ("target_components",) if required else ()
-        self.requires = tuple(dict.fromkeys((*getattr(model, "requires", ()), *needs)))
+        self.requires = tuple(dict.fromkeys((*getattr(model, "requires", ()), "target_components")))
         self.weights_sha256 = getattr(model, "weights_sha256", None)
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         output = self.model(batch)
-        if "target_components" not in batch and not self.required:
-            return output
         if "target_components" not in batch:
             from dataprep.errors import CelbenchError
 
