@@ -43,6 +43,7 @@ from baselines.model import ColorizationModel, register_trainable
 from baselines.recipe import GatedResidualHead, vote_output
 from benchmark.models.hint_flood import flood_hints
 from dataprep.errors import CelbenchError
+from dataprep.hint import HINTS, hint_channels
 
 #: The paper's hint simulation (section 4.1), by name in :data:`dataprep.hint.HINTS`, at its default parameters.
 HINT_SAMPLER = "gaussian-geometric"
@@ -118,7 +119,8 @@ class YuanGenerator(ColorizationModel):
         widths: channels of the input level and of the 4 downsampled levels (5 values; paper-sized: 64..512).
         blocks: Concatenation and Spatial Attention blocks at the mid level (paper: 8).
         hint_channels: channels of the hint features (paper: 512, VGG19 conv4_4).
-        prior: "none" (the paper) or "flood" (the hint-flood colours as input plus a gated blend at the head).
+        prior: "none" (the paper) or "flood" (the hint-flood colours as input and as the base of the recipe's
+            gated residual head).
         stored_hint_fraction: share of training items that use the build's stored hints instead of a fresh draw.
     """
 
@@ -132,7 +134,7 @@ class YuanGenerator(ColorizationModel):
                       "epochs": 40, "l1_weight": 10.0, "perceptual_weight": 2e-2},
         },
         "cpu": {
-            # What 30 minutes on one shared CPU thread can train (shipped weights): narrow, 4 blocks, flood prior.
+            # The shipped weights: narrow enough to train on one CPU thread in minutes; 4 blocks; flood prior.
             "model": {"widths": [16, 32, 48, 48, 48], "blocks": 4, "hint_channels": 32, "prior": "flood"},
             "train": {"lr": 5e-4, "betas": [0.5, 0.999], "batch_size": 4, "image_size": 128, "crop": 128,
                       "epochs": 1000,
@@ -215,8 +217,6 @@ class HintTrainingView(Dataset):
     """
 
     def __init__(self, dataset: Dataset, stored_hint_fraction: float, seed: int, train: bool):
-        from dataprep.hint import HINTS
-
         self.dataset, self.stored_hint_fraction = dataset, stored_hint_fraction
         self.seed, self.train = seed, train
         self.sampler = HINTS.create(HINT_SAMPLER)
@@ -225,8 +225,6 @@ class HintTrainingView(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        from dataprep.hint import hint_channels
-
         item = self.dataset[index]
         colour, sketch = item["target_colour"], item["target_sketch"]
         labels = item.get("target_components")
