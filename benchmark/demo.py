@@ -4,7 +4,8 @@
 2. build a dataset from it with ``dataprep build`` -> ``DIR/dataset`` (every shot in the test split);
 3. ``bench evaluate`` the built-in floors (``copy-reference``, ``flow-warp``) under every protocol
    whose inputs they accept, and the shipped CMFT weights (``cmft-nocmft``, ``cmft``) under their
-   paper's protocol (``cmft-interval``) -> ``DIR/leaderboards/results``;
+   paper's protocol (``cmft-interval``), ``hint-flood`` and the shipped ``yuan`` weights under ``hints@2``
+   -> ``DIR/leaderboards/results``;
 4. ``bench leaderboard build`` -> ``DIR/leaderboards/*.md, .csv, .html`` with plots and example grids.
 """
 
@@ -23,11 +24,13 @@ from dataprep.synth.cli import describe
 
 from benchmark.source import Frame, MemorySource, SampleSource, Shot
 
-PROTOCOLS = ("cmft-interval@1", "shi-kref@1", "components@1", "hints@1")
+PROTOCOLS = ("cmft-interval@1", "shi-kref@1", "components@1", "hints@1", "hints@2")
 #: model -> protocols the demo scores it under: the floors wherever their inputs allow, the learned CMFT
-#: baselines (shipped weights, reached through the ``celbench.models`` entry points) under CMFT's protocol.
+#: baselines (shipped weights, reached through the ``celbench.models`` entry points) under CMFT's protocol,
+#: the hint floor and the hint colouriser of Yuan & Simo-Serra under the hint-budget protocol.
 DEMO_MODELS = {"copy-reference": PROTOCOLS, "flow-warp": PROTOCOLS,
-               "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",)}
+               "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",),
+               "hint-flood": ("hints@2",), "yuan": ("hints@2",)}
 #: ``dataprep build --set`` overrides for the demo: the whole clip is test data.
 BUILD_OVERRIDES = ("split.train=0", "split.val=0", "split.test=1", "run.workers=1")
 

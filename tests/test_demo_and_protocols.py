@@ -28,13 +28,16 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, caps
     dataset = tmp_path / "demo" / "dataset"
     assert f"dataset report (open the .html in a browser): {dataset / 'report.png'}" in out
     assert (dataset / "report.html").is_file() and (dataset / "report.png").stat().st_size > 0
-    for protocol in ("shi-kref@1", "components@1", "hints@1"):
+    for protocol in ("shi-kref@1", "components@1", "hints@1", "hints@2"):
         assert (board / f"{protocol}.md").is_file()
     records = [read_record(r) for r in sorted((board / "results").rglob("*.json"))]
     assert len(records) >= 5 and all(r.status == "complete" for r in records)
     shi = next(r for r in records if r.protocol == "shi-kref")
     assert shi.metric("fid").unavailable and shi.metric("fid").value is None  # no weights here: said, not faked
     assert set(shi.metric("ssim").buckets) == {"1", "2", "3", "4", "5"}
+    budgets = {r.model: r for r in records if (r.protocol, r.protocol_version) == ("hints", 2)}
+    assert {"copy-reference", "hint-flood", "yuan"} <= set(budgets)
+    assert set(budgets["yuan"].metric("psnr").buckets) == {"0", "1", "2", "4", "8", "16", "32"}
     assert check(board / "results", board) == []
 
 
