@@ -34,7 +34,7 @@ class ParquetSource(SampleSource):
     """
 
     def __init__(self, root: str | Path, validate: bool = True, cache_shards: int = 2):
-        from dataprep.validate import ValidationError, validate as validate_dataset
+        from dataprep.dataset.validate import ValidationError, validate as validate_dataset
 
         self.root = Path(root)
         self.location = str(self.root)

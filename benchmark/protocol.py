@@ -11,7 +11,7 @@ thing forever (change a protocol by adding a new version file, never by editing 
   distribution metrics such as FID); ``primary_metric`` ranks the leaderboard;
 - ``bucket``: the sample attribute results are broken down by (``interval`` for CMFT, ``k`` for Shi);
 - ``hints``: the colour-hint simulation when ``hints`` is an input: ``{"name", "params", "seed"}``, a sampler of
-  :data:`dataprep.hint.HINTS` (the one the dataset build uses), so every model sees exactly the same hints
+  :data:`dataprep.hints.HINTS` (the one the dataset build uses), so every model sees exactly the same hints
   (see :class:`HintSpec` and :func:`draw_hints`).
 
 The samplers follow the papers: ``interval`` is CMFT section 4.2 (five continuous frames at stride S
@@ -50,7 +50,7 @@ class MetricSpec:
 
 
 #: ``hints`` keys of protocol files written before the block named its sampler (``hints@1``) -> parameters of
-#: :class:`dataprep.hint.ClippedGaussianGeometricHints`, the formulation those files always meant.
+#: :class:`dataprep.hints.ClippedGaussianGeometricHints`, the formulation those files always meant.
 LEGACY_HINT_KEYS = {"geometric_p": "p", "max_patch": "max_size", "location_sigma": "sigma_fraction",
                     "min_points": "min_count"}
 LEGACY_HINT_SAMPLER = "gaussian-geometric-clip"
@@ -58,7 +58,7 @@ LEGACY_HINT_SAMPLER = "gaussian-geometric-clip"
 
 @dataclass(frozen=True)
 class HintSpec:
-    """The hint simulation of a protocol: sampler ``name`` of :data:`dataprep.hint.HINTS` with ``params``,
+    """The hint simulation of a protocol: sampler ``name`` of :data:`dataprep.hints.HINTS` with ``params``,
     and the base ``seed`` of every sample's generator."""
 
     name: str
@@ -80,8 +80,8 @@ class HintSpec:
         return cls(LEGACY_HINT_SAMPLER, {LEGACY_HINT_KEYS[k]: v for k, v in block.items()}, seed)
 
     def sampler(self):
-        """The :class:`dataprep.hint.HintSampler` (CelbenchError for an unknown name or bad parameters)."""
-        from dataprep.hint import HINTS
+        """The :class:`dataprep.hints.HintSampler` (CelbenchError for an unknown name or bad parameters)."""
+        from dataprep.hints import HINTS
 
         try:
             return HINTS.create(self.name, **self.params)
@@ -97,7 +97,7 @@ def draw_hints(spec: HintSpec, sample: SampleSpec, colour: np.ndarray, sampler=N
     so the budgets of one frame are nested; any other sample gets the sampler's own count from a generator
     seeded by its sample id.
     """
-    from dataprep.hint import hint_channels
+    from dataprep.hints import hint_channels
 
     sampler = sampler or spec.sampler()
     count = sample.attributes.get("hints")
@@ -273,7 +273,7 @@ def _parse(path: Path) -> Protocol:
     if protocol.sampler.get("kind") not in SAMPLERS:
         raise file_error(path, SAMPLERS.unknown_message(str(protocol.sampler.get("kind"))))
     if protocol.hints is not None:
-        from dataprep.hint import HINTS
+        from dataprep.hints import HINTS
 
         if protocol.hints.name not in HINTS:
             raise file_error(path, HINTS.unknown_message(protocol.hints.name))

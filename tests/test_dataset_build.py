@@ -23,7 +23,7 @@ from dataprep.cli import main
 from dataprep.config import load_config
 from dataprep.errors import CelbenchError
 from dataprep.imaging import decode_png
-from dataprep.validate import ValidationError, validate
+from dataprep.dataset.validate import ValidationError, validate
 from tests.dataset_fakes import write_synth_frames
 
 SMALL = ["frames.width=48", "frames.height=48", "samplers.train-window.width=6", "samplers.cmft-test.strides=[1,2]",

@@ -1,4 +1,4 @@
-"""The hints protocols draw through dataprep.hint.HINTS: hints@1 exactly as it always did, hints@2 by budget."""
+"""The hints protocols draw through dataprep.hints.HINTS: hints@1 exactly as it always did, hints@2 by budget."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from benchmark.evaluate import FrameLoader, build_batch
 from benchmark.protocol import PROTOCOL_DIR, HintSpec, draw_hints, load_protocol
 from benchmark.source import Frame, MemorySource, SampleSpec, Shot
 from dataprep.errors import CelbenchError
-from dataprep.hint import HINTS, hint_channels
+from dataprep.hints import HINTS, hint_channels
 
 
 def hints_v1_reference(colour: np.ndarray, seed: int, sample_id: str, geometric_p: float = 0.125,

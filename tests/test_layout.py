@@ -24,7 +24,16 @@ def imported_top_level_names(path: Path) -> set[str]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str) and _is_dynamic_import(node.func)):
+            # importlib.import_module("torch") and __import__("torch") are imports too
+            names.add(node.args[0].value.split(".")[0])
     return names
+
+
+def _is_dynamic_import(func: ast.expr) -> bool:
+    return ((isinstance(func, ast.Attribute) and func.attr == "import_module")
+            or (isinstance(func, ast.Name) and func.id in ("import_module", "__import__")))
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -14,7 +14,7 @@ from baselines.train import resolve_config, train
 from benchmark.model import load_model
 from benchmark.models.hint_flood import NEUTRAL_GREY, flood_hints
 from benchmark_toys import one_torch_thread
-from dataprep.hint import HINTS, hint_channels
+from dataprep.hints import HINTS, hint_channels
 
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 

@@ -18,7 +18,7 @@ the nearest hint) enter as three more input channels, and the recipe's :class:`~
 adds a gated, zero-initialised residual to them, so the untrained network reproduces the floor exactly and
 training only learns what the hints alone miss. ``prior="none"`` is the paper's network (sigmoid RGB head).
 
-Training (section 4): hints are simulated on the fly by :data:`dataprep.hint.HINTS` ``gaussian-geometric``
+Training (section 4): hints are simulated on the fly by :data:`dataprep.hints.HINTS` ``gaussian-geometric``
 (Zhang et al. 2017: Geometric(p=0.125) count, Gaussian positions, 1..8 px patches, mean colour) on the
 training crops (``bench train``'s ``crop``, the recipe's random crop), flipped horizontally half the time, mixed
 with the hints the build stored (:class:`HintTrainingView`); losses L1 and, when VGG weights are given, the
@@ -43,9 +43,9 @@ from baselines.model import ColorizationModel, register_trainable
 from baselines.recipe import GatedResidualHead, vote_output
 from benchmark.models.hint_flood import flood_hints
 from dataprep.errors import CelbenchError
-from dataprep.hint import HINTS, hint_channels
+from dataprep.hints import HINTS, hint_channels
 
-#: The paper's hint simulation (section 4.1), by name in :data:`dataprep.hint.HINTS`, at its default parameters.
+#: The paper's hint simulation (section 4.1), by name in :data:`dataprep.hints.HINTS`, at its default parameters.
 HINT_SAMPLER = "gaussian-geometric"
 
 

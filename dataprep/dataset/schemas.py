@@ -71,7 +71,7 @@ _FRAMES_FIELDS = [
     _field("distance_field", IMAGE, "distance field of the sketch, PNG 16-bit grey (see dataprep.field)"),
     _field("components", IMAGE, "component label map, PNG 16-bit grey, 0 = line pixels, 1..N = components"),
     _field("component_table", pa.list_(COMPONENT), "one entry per label 1..N of the label map"),
-    _field("extractor", pa.string(), "sketch extractor name (dataprep.extractors.EXTRACTORS)"),
+    _field("extractor", pa.string(), "sketch extractor name (dataprep.sketch.extractors.EXTRACTORS)"),
     _field("extractor_params", pa.string(), "extractor parameters, canonical JSON"),
     _field("field", pa.string(), "distance field name (dataprep.field.FIELDS)"),
     _field("seed", pa.int64(), "seed used for this frame's random choices (derived from the build seed)"),
@@ -93,7 +93,7 @@ _PAIRS_FIELDS = [
            "ground-truth component matches between the first reference and the target"),
     _field("hints", IMAGE, "simulated colour hints on the target, PNG 8-bit sRGB (0 where no hint)"),
     _field("hint_mask", IMAGE, "hint mask, PNG 8-bit grey, 255 = hint pixel, 0 = none"),
-    _field("hint_method", pa.string(), "hint simulator name (dataprep.hint.HINTS) and parameters, canonical JSON"),
+    _field("hint_method", pa.string(), "hint simulator name (dataprep.hints.HINTS) and parameters, canonical JSON"),
     _field("hint_seed", pa.int64(), "seed the hints were drawn with"),
 ]
 

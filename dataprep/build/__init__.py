@@ -9,12 +9,12 @@ Layout of a dataset directory::
     data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.dataset.schemas.PAIRS)
 
 Work is split into independent *units* (a whole source, or a range of its shots, ``run.frames_per_unit``) run by an
-executor from :data:`dataprep.executor.EXECUTORS`. A unit writes each shard to a temporary name and renames it when
+executor from :data:`dataprep.build.executor.EXECUTORS`. A unit writes each shard to a temporary name and renames it when
 complete, then writes its marker; a unit without marker is redone from scratch (its leftovers deleted first) so a
 rerun with ``--resume`` neither loses nor duplicates rows. A failing unit (exception, ``OSError`` such as a full
 disk, a killed worker) is recorded as failed in the manifest and the others go on; ``--resume`` redoes it.
 
-Shot detection and units run in one executor session (:class:`dataprep.executor.TaskQueue`): the workers are
+Shot detection and units run in one executor session (:class:`dataprep.build.executor.TaskQueue`): the workers are
 spawned once, a worker with nothing to detect warms up meanwhile (imports, the source's packet index), and a
 source's units are queued, longest first, as soon as its shots are known, so the next source's detection overlaps
 with them and no worker idles long at the end.
@@ -53,7 +53,7 @@ from dataprep import __version__
 from dataprep.config import BuildConfig, config_from_dict, config_hash
 from dataprep.dataset.manifest import Manifest, atomic_write_text
 from dataprep.errors import CelbenchError, file_error
-from dataprep.executor import EXECUTORS, Task, TaskQueue, TaskResult
+from dataprep.build.executor import EXECUTORS, Task, TaskQueue, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
 from dataprep.progress import progress
@@ -64,7 +64,7 @@ SPLITS = ("train", "val", "test")
 
 #: The stage adapter, as "module:attribute"; payloads carry it to the workers (which may be spawned, not forked),
 #: so another adapter (a test stand-in, a GPU pipeline) is chosen by setting this before ``build``.
-PIPELINE = "dataprep.stages_glue:StagePipeline"
+PIPELINE = "dataprep.build.pipeline:StagePipeline"
 
 
 def make_pipeline(config: BuildConfig, factory: str | None = None):
