@@ -422,10 +422,11 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights,
                                  config.vgg16_weights, config.style_weight).to(device)
-    if config.repalette > 0 or config.crop > 0:
+    uses_warp = getattr(type(model), "uses_warp_prior", False)
+    if config.repalette > 0 or config.crop > 0 or uses_warp:
         from baselines.recipe import augment
 
-        train_set = augment(train_set, config.repalette, config.crop)
+        train_set = augment(train_set, config.repalette, config.crop, warp=uses_warp)
     # Written only once the data, model and loss are known to work (no half-made run directory on errors).
     if main_rank:
         ckpt_dir.mkdir(parents=True, exist_ok=True)

