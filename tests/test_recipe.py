@@ -296,3 +296,12 @@ def test_bench_train_takes_several_sources_a_time_budget_and_plots_curves(tmp_pa
     assert "different frame sizes" in capsys.readouterr().err
     assert bench_main(["train", "--model", "cmft-warp", "--data", "shapes", "--out", str(tmp_path / "y"),
                        "--max-hours", "0"]) == 2
+
+
+def test_collate_keeps_only_keys_every_joined_source_gives():
+    from baselines.model import collate_batch
+
+    with_labels = {"target_colour": torch.zeros(3, 4, 4), "target_components": torch.zeros(4, 4, dtype=torch.int64)}
+    without = {"target_colour": torch.ones(3, 4, 4)}
+    batch = collate_batch([with_labels, without])
+    assert set(batch) == {"target_colour"} and batch["target_colour"].shape == (2, 3, 4, 4)
