@@ -26,6 +26,7 @@ import yaml
 
 from dataprep.errors import CelbenchError, file_error
 from dataprep.registry import did_you_mean
+from dataprep.shots.detector import DEFAULT_DETECTOR
 
 RESIZE_MODES = ("centre-crop", "pad", "keep-aspect")
 SPLIT_UNITS = ("shot", "video")
@@ -55,9 +56,9 @@ class FramesConfig:
 
 @dataclass
 class ShotsConfig:
-    """Shot detection (:func:`dataprep.shots.detect_shots`); ``params`` go to the detector."""
+    """Shot detection (:func:`dataprep.shots.detect.detect_shots`); ``params`` go to the detector."""
 
-    detector: str = "histogram-mse"
+    detector: str = DEFAULT_DETECTOR
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,7 +113,7 @@ class RunConfig:
     """How the build runs (not part of the config hash: it does not change the dataset).
 
     Attributes:
-        executor: name in :data:`dataprep.executor.EXECUTORS` ('local' process pool, 'serial').
+        executor: name in :data:`dataprep.build.executor.EXECUTORS` ('local' process pool, 'serial').
         workers: processes for the 'local' executor.
         frames_per_unit: work units are runs of whole shots of about this many frames (a longer shot is a unit
             of its own), so one long video still keeps every worker busy; 0 = one unit per source. Units run

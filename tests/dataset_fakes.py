@@ -34,7 +34,7 @@ def write_synth_frames(folder: Path, seed: int = 0, shots: int = 2, width: int =
 
 
 class FakePipeline:
-    """Same methods as :class:`dataprep.stages_glue.StagePipeline`, computed in a few lines each."""
+    """Same methods as :class:`dataprep.build.pipeline.StagePipeline`, computed in a few lines each."""
 
     def __init__(self, config: BuildConfig):
         self.config = config

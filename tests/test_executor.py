@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from dataprep.executor import EXECUTORS, Task, TaskQueue
+from dataprep.build.executor import EXECUTORS, Task, TaskQueue
 
 
 def _pid_and_double(payload):

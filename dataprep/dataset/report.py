@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from dataprep.build import Manifest, shard_files
+from dataprep.dataset.manifest import Manifest, shard_files
 from dataprep.errors import file_error
 from dataprep.field import decode_field
 from dataprep.imaging import decode_png

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dataprep.errors import CelbenchError
-from dataprep.extractor import check_rgb
+from dataprep.sketch.extractor import check_rgb
 from dataprep.registry import Registry
 
 

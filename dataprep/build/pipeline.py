@@ -8,7 +8,7 @@ here only. Shapes and dtypes at this boundary:
 * sketch: (H, W) uint8, 0 = line, 255 = paper;
 * distance field: (H, W) uint16 (lossless, see :mod:`dataprep.field`);
 * label map: (H, W) uint16, 0 = line pixels, 1..N components, with a table of per-component dicts
-  (``id, area, centroid, bbox, hu, mean_rgb``; :data:`dataprep.schemas.COMPONENT`);
+  (``id, area, centroid, bbox, hu, mean_rgb``; :data:`dataprep.dataset.schemas.COMPONENT`);
 * hints: (H, W, 3) uint8 sRGB and (H, W) uint8 mask (255 = hint).
 """
 
@@ -27,7 +27,7 @@ from dataprep.config import BuildConfig, canonical_json
 from dataprep.errors import file_error
 from dataprep.imaging import fit_frame, to_rgb
 
-DEFAULT_FOLDER_FPS = 24.0  # as dataprep.video: a folder of images carries no timing
+DEFAULT_FOLDER_FPS = 24.0  # as dataprep.video.source: a folder of images carries no timing
 
 
 def decode_size(width: int, height: int, out_width: int, out_height: int, mode: str) -> tuple[int, int] | None:
@@ -78,7 +78,7 @@ def seek_frames(path: str, crop: tuple[int, int, int, int] | None, size: tuple[i
                 end: int | None, n_frames: int, threads: int = 0) -> Iterator[tuple[int, float, np.ndarray]] | None:
     """Frames ``start <= index < end`` of a container, reached by seeking; None when that is not safe.
 
-    ``dataprep.video`` numbers frames by decode count. Here a frame's index is the rank of its pts among all the
+    ``dataprep.video.source`` numbers frames by decode count. Here a frame's index is the rank of its pts among all the
     stream's packet pts (a demux pass, :func:`stream_pts`: no decoding, once per process and file), which
     equals the decode count when every packet gives one frame; that is checked (packet count == ``n_frames``,
     pts unique), else None and the caller decodes from the start. After seeking to the keyframe before
@@ -140,9 +140,9 @@ class StagePipeline:
     """Stage components created once per worker from the build config."""
 
     def __init__(self, config: BuildConfig):
-        from dataprep.extractors import EXTRACTORS
+        from dataprep.sketch.extractors import EXTRACTORS
         from dataprep.field import FIELDS
-        from dataprep.hint import HINTS
+        from dataprep.hints import HINTS
 
         self.config = config
         # One decoder thread per worker when several workers share the cores (0 = FFmpeg's choice).
@@ -158,14 +158,14 @@ class StagePipeline:
         return tuple(self.config.frames.crop) if self.config.frames.crop else None  # type: ignore[return-value]
 
     def detect(self, path: str) -> dict[str, Any]:
-        """Shot detection (:func:`dataprep.shots.detect_shots`) as JSON: ``n_frames, fps, shots: [{start, end,
+        """Shot detection (:func:`dataprep.shots.detect.detect_shots`) as JSON: ``n_frames, fps, shots: [{start, end,
         kept, reason}], held_groups: [[start, end], ...], dropped_frames: [{frame, reason}], error``.
 
-        A folder whose images differ in size or channels cannot be read by :func:`dataprep.video.open_video`
+        A folder whose images differ in size or channels cannot be read by :func:`dataprep.video.source.open_video`
         (it stops at the first odd image); such a folder is detected on normalised copies (RGB, stored
         resolution) written to a temporary folder, so every frame is covered.
         """
-        from dataprep.shots import detect_shots
+        from dataprep.shots.detect import detect_shots
 
         params = dict(detector=self.config.shots.detector, crop=self._crop(), **self.config.shots.params)
         result = detect_shots(path, **params).to_json()
@@ -187,12 +187,12 @@ class StagePipeline:
         (:func:`seek_frames`) instead of decoding every frame before ``start``, so the units of one long video
         cost no more decoding together than the video itself.
 
-        Containers and GIFs stream through :func:`dataprep.video.open_video`, shrunk by the decoder's scaler to
+        Containers and GIFs stream through :func:`dataprep.video.source.open_video`, shrunk by the decoder's scaler to
         just cover the stored resolution (much cheaper than full-size RGB). Folders are read here, image by
         image with their own size and channels (grey, RGB, RGBA), in ``open_video``'s numeric order, so a
         folder of mixed frames works; :func:`dataprep.imaging.to_rgb` and ``fit_frame`` normalise them.
         """
-        from dataprep.video import open_video
+        from dataprep.video.source import open_video
 
         crop = self._crop()
         if Path(path).is_dir():
@@ -228,7 +228,7 @@ class StagePipeline:
 
     def _source_size(self, path: str) -> tuple[int, int]:
         """(width, height) of a container's frames after the crop (decodes the first frame once per process)."""
-        from dataprep.video import open_video
+        from dataprep.video.source import open_video
 
         key = (_file_key(path), self._crop())
         if key not in _SIZE_CACHE:

@@ -4,7 +4,7 @@ Each adapter feeds the frames (converted to BGR, as PySceneDetect expects) to th
 ``process_frame`` with a frame-number timecode and returns the cut frame numbers it reports. Defaults are
 PySceneDetect's own, except where a parameter is passed. PySceneDetect detectors also enforce
 ``min_scene_len`` (its default: 15 frames), unlike histogram-mse, which leaves short shots to the
-``min_length`` filter of :mod:`dataprep.shots`.
+``min_length`` filter of :mod:`dataprep.shots.detect`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from dataprep.detector import DETECTORS, ShotDetector
+from dataprep.shots.detector import DETECTORS, ShotDetector
 
 
 class _SceneDetectAdapter(ShotDetector):

@@ -5,16 +5,16 @@ Layout of a dataset directory::
     meta/info.json                  manifest (LeRobot-like): schema version, config + hash, sources, units, counts
     meta/shots/<video_id>.json      shot detection result per source (cached; a resumed build reuses it)
     meta/units/<unit>.done.json     completion marker of a unit: its files and counts (datatrove-style)
-    data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.schemas.FRAMES)
-    data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.schemas.PAIRS)
+    data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.dataset.schemas.FRAMES)
+    data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.dataset.schemas.PAIRS)
 
 Work is split into independent *units* (a whole source, or a range of its shots, ``run.frames_per_unit``) run by an
-executor from :data:`dataprep.executor.EXECUTORS`. A unit writes each shard to a temporary name and renames it when
+executor from :data:`dataprep.build.executor.EXECUTORS`. A unit writes each shard to a temporary name and renames it when
 complete, then writes its marker; a unit without marker is redone from scratch (its leftovers deleted first) so a
 rerun with ``--resume`` neither loses nor duplicates rows. A failing unit (exception, ``OSError`` such as a full
 disk, a killed worker) is recorded as failed in the manifest and the others go on; ``--resume`` redoes it.
 
-Shot detection and units run in one executor session (:class:`dataprep.executor.TaskQueue`): the workers are
+Shot detection and units run in one executor session (:class:`dataprep.build.executor.TaskQueue`): the workers are
 spawned once, a worker with nothing to detect warms up meanwhile (imports, the source's packet index), and a
 source's units are queued, longest first, as soon as its shots are known, so the next source's detection overlaps
 with them and no worker idles long at the end.
@@ -51,20 +51,20 @@ import pyarrow.parquet as pq
 from dataprep.hashing import sha256_file
 from dataprep import __version__
 from dataprep.config import BuildConfig, config_from_dict, config_hash
+from dataprep.dataset.manifest import Manifest, atomic_write_text
 from dataprep.errors import CelbenchError, file_error
-from dataprep.executor import EXECUTORS, Task, TaskQueue, TaskResult
+from dataprep.build.executor import EXECUTORS, Task, TaskQueue, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
 from dataprep.progress import progress
-from dataprep.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
+from dataprep.dataset.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
 
-MANIFEST = Path("meta") / "info.json"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 SPLITS = ("train", "val", "test")
 
 #: The stage adapter, as "module:attribute"; payloads carry it to the workers (which may be spawned, not forked),
 #: so another adapter (a test stand-in, a GPU pipeline) is chosen by setting this before ``build``.
-PIPELINE = "dataprep.stages_glue:StagePipeline"
+PIPELINE = "dataprep.build.pipeline:StagePipeline"
 
 
 def make_pipeline(config: BuildConfig, factory: str | None = None):
@@ -123,13 +123,6 @@ def derive_seed(*parts: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- output
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class ShardWriter:
     """Streams rows of one table into ``<dir>/<unit>.<nnn>.parquet`` shards of at most ``shard_size`` rows.
 
@@ -248,7 +241,7 @@ def detect_task(payload: dict) -> dict:
     config = config_from_dict(payload["config"])
     result = make_pipeline(config, payload.get("pipeline")).detect(payload["path"])
     result["seconds"] = time.perf_counter() - t0
-    _atomic_write_text(Path(payload["out"]) / "meta" / "shots" / f"{payload['video_id']}.json",
+    atomic_write_text(Path(payload["out"]) / "meta" / "shots" / f"{payload['video_id']}.json",
                        json.dumps(result, indent=1))
     return {"n_frames": result.get("n_frames"), "fps": result.get("fps"), "seconds": result["seconds"]}
 
@@ -453,7 +446,7 @@ def process_unit(payload: dict) -> dict:
         raise
     result = {"unit": unit, "files": files, "counts": dict(counts), "timings": dict(timer.seconds),
               "seconds": time.perf_counter() - t_start}
-    _atomic_write_text(out / "meta" / "units" / f"{unit}.done.json", json.dumps(result, indent=1))
+    atomic_write_text(out / "meta" / "units" / f"{unit}.done.json", json.dumps(result, indent=1))
     return result
 
 
@@ -496,27 +489,6 @@ def plan_units(config: BuildConfig, source: Source, detection: dict) -> list[dic
             "held": None if held is None else [r for r in held if r[0] < last and r[1] > first],
         })
     return units
-
-
-class Manifest:
-    """meta/info.json, rewritten atomically after every change so an interrupted build leaves a valid one."""
-
-    def __init__(self, out: Path, data: dict):
-        self.out, self.data = out, data
-
-    @classmethod
-    def load(cls, out: Path) -> "Manifest | None":
-        path = out / MANIFEST
-        if not path.exists():
-            return None
-        try:
-            return cls(out, json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as error:
-            raise file_error(path, f"unreadable manifest ({error})") from None
-
-    def save(self) -> None:
-        self.data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        _atomic_write_text(self.out / MANIFEST, json.dumps(self.data, indent=1, sort_keys=False))
 
 
 def _dataset_identity(config: BuildConfig, sources: Sequence[Source]) -> dict:
@@ -761,15 +733,3 @@ def _finish(manifest: Manifest, detect_seconds: float, wall: float, total_wall: 
     data["timings"] = {"stages_cpu_seconds": {k: round(v, 3) for k, v in sorted(timings.items())},
                        "last_run_wall_seconds": round(total_wall, 3)}
     data["status"] = "complete" if all(u.get("status") == "done" for u in data["units"].values()) else "incomplete"
-
-
-def shard_files(out: Path, table: str) -> list[Path]:
-    """The finished shards of ``table`` ('frames' or 'pairs') listed by the manifest's done units."""
-    manifest = Manifest.load(out)
-    if manifest is None:
-        raise file_error(out, "not a celbench dataset (no meta/info.json)")
-    files = []
-    for unit in manifest.data["units"].values():
-        if unit.get("status") == "done":
-            files += [out / "data" / table / f for f in unit["files"][table]]
-    return sorted(files)

@@ -15,7 +15,7 @@ Iterating a :class:`VideoSource` streams :class:`Frame` tuples ``(index, time, i
 
 Iterating holds one decoded frame at a time. :meth:`VideoSource.map` gives the same frames with a per-frame
 function applied, decoding independent keyframe segments on several threads where the codec allows
-(:mod:`dataprep.parallel_decode`; a bounded number of frames in flight). A file that is corrupt or truncated
+(:mod:`dataprep.video.segments`; a bounded number of frames in flight). A file that is corrupt or truncated
 half-way yields the frames that decoded, then stops and records the problem in ``source.error`` (one line);
 callers must check it, so nothing is silently dropped.
 """
@@ -318,11 +318,11 @@ class ContainerSource(VideoSource):
     def map(self, fn: Callable[[np.ndarray], T], workers: int = 1) -> Iterator[tuple[int, float, T]]:
         """See :meth:`VideoSource.map`. With ``workers`` >= 2 and a codec whose keyframes are independent
         (H.264/HEVC IDR, VP8/VP9, intra-only codecs), segments between keyframes are decoded side by side, each on
-        a single-threaded decoder, and ``fn`` runs on those threads (:mod:`dataprep.parallel_decode`); otherwise
+        a single-threaded decoder, and ``fn`` runs on those threads (:mod:`dataprep.video.segments`); otherwise
         this is a sequential decode. Should a segment not decode as it would sequentially (checked frame by
         frame), the rest of the video is decoded sequentially; nothing is yielded twice or skipped.
         """
-        from dataprep.parallel_decode import DecodeError, Mismatch, parallel_map
+        from dataprep.video.segments import DecodeError, Mismatch, parallel_map
 
         self.error = None
         convert = self._frame_converter

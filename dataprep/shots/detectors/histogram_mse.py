@@ -36,7 +36,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from dataprep.detector import DETECTORS, ShotDetector
+from dataprep.shots.detector import DETECTORS, ShotDetector
 from dataprep.errors import CelbenchError
 
 #: Paper threshold on the histogram MSE (Sec. 4.1).
@@ -67,7 +67,7 @@ def histogram_mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(diff, diff) / diff.size)
 
 
-#: Width of the frame thumbnail shared by the tone test and the shot filters (:mod:`dataprep.shots`).
+#: Width of the frame thumbnail shared by the tone test and the shot filters (:mod:`dataprep.shots.detect`).
 THUMBNAIL_WIDTH = 64
 
 

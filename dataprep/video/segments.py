@@ -8,9 +8,8 @@ detection: stride sampling, histograms, thumbnails); the caller receives ``(time
 order, the frames a sequential decode gives, in the same order.
 
 Why not FFmpeg's own threads: they split one frame (slices) or pipeline consecutive frames (frame threads), which
-on two cores costs about a third more CPU per frame than a single-threaded decoder (locks, frame copies; measured
-on the One Piece clip: 2250 frames/s with FFmpeg's threads, 2850 with one thread, 6000 with two segments decoded
-side by side), and leaves the per-frame analysis on one core. Segments scale with the cores and keep the analysis
+costs more CPU per frame than a single-threaded decoder (locks, frame copies; figures in docs/shots.md) and leaves
+the per-frame analysis on one core. Segments scale with the cores and keep the analysis
 next to the decoder.
 
 Guarantees:
@@ -21,7 +20,7 @@ Guarantees:
 * Each segment is checked while it decodes: the pts of its decoded frames must be its packets' pts in ascending
   order (a decoder that wanted a frame of the previous segment drops or invents frames, which breaks this). A frame
   is handed out only once it has passed; at the first mismatch the results end with :data:`MISMATCH` and the caller
-  continues sequentially from there (:meth:`dataprep.video.ContainerSource.map` does).
+  continues sequentially from there (:meth:`dataprep.video.source.ContainerSource.map` does).
 * Memory is bounded: at most ``workers + 1`` segments are in flight, each with at most :data:`PACKET_BUDGET` bytes of
   packets queued and ``depth`` results buffered, whatever the length of the video.
 """

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from dataprep.errors import CelbenchError
-from dataprep.extractor import EXTRACTORS, SketchExtractor, rgb_to_gray
+from dataprep.sketch.extractor import EXTRACTORS, SketchExtractor, rgb_to_gray
 
 
 def _positive(name: str, value: float) -> float:

@@ -7,16 +7,16 @@ import os
 import sys
 import time
 
-from dataprep.detector import DETECTORS, load_detectors
+from dataprep.shots.detector import DEFAULT_DETECTOR, DETECTORS, load_detectors
 from dataprep.errors import CelbenchError
-from dataprep.shots import detect_shots, load_truth, score_cuts
-from dataprep.video import decode_workers, open_video, parse_crop, scaled_size
+from dataprep.shots.detect import detect_shots, load_truth, score_cuts
+from dataprep.video.source import decode_workers, open_video, parse_crop, scaled_size
 
 
 def add_commands(commands) -> None:
     p = commands.add("shots", "split a video into shots (Shi et al. Sec. 4.1) and mark the shots to drop", run_shots)
     p.add_argument("input", help="video file, animated GIF or folder of numbered images")
-    p.add_argument("--detector", default="histogram-mse", help="cut detector (see `dataprep ls detectors`)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, help="cut detector (see `dataprep ls detectors`)")
     p.add_argument("--threshold", type=float,
                    help="the detector's main threshold (histogram-mse: paper's 200; adaptive: adaptive_threshold)")
     p.add_argument("--crop", type=parse_crop, help="analyse only the box x0,y0,x1,y1 (pixels, x1/y1 exclusive)")

@@ -33,7 +33,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from dataprep.validate import ValidationError, check_dataset_dir, validate
+    from dataprep.dataset.validate import ValidationError, check_dataset_dir, validate
 
     out = check_dataset_dir(args.dir)
     try:
@@ -46,8 +46,8 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from dataprep.report import format_summary, summarise, write_report
-    from dataprep.validate import check_dataset_dir
+    from dataprep.dataset.report import format_summary, summarise, write_report
+    from dataprep.dataset.validate import check_dataset_dir
 
     out = check_dataset_dir(args.dir)
     summary = summarise(out)

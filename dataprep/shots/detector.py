@@ -3,7 +3,7 @@
 A detector sees the frames of one video in order and reports *cuts*: the index of the first frame of
 every shot but the first. Cuts may be decided late (a detector that checks whether a change persists
 needs to see a few more frames), so :meth:`ShotDetector.process` returns the cuts decided so far and
-:meth:`ShotDetector.finish` the rest. Adding a detector is one class in ``dataprep/detectors/`` with
+:meth:`ShotDetector.finish` the rest. Adding a detector is one class in ``dataprep/shots/detectors/`` with
 ``@DETECTORS.register("name")``.
 
 The work is in two parts so that most of it runs beside the decoder, on several threads: :meth:`ShotDetector.features`
@@ -67,6 +67,9 @@ class ShotDetector(ABC):
 
 
 DETECTORS: Registry[ShotDetector] = Registry("detector", entry_point_group="celbench.detectors")
+
+#: The detector used when none is named (Shi et al. section 4.1: RGB-histogram MSE), everywhere.
+DEFAULT_DETECTOR = "histogram-mse"
 
 
 def load_detectors() -> Registry[ShotDetector]:

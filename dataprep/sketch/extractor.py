@@ -2,7 +2,7 @@
 
 A :class:`SketchExtractor` turns one RGB frame (H, W, 3) uint8 into line art (H, W) uint8 with
 0 = line (ink) and 255 = paper, the convention of the synthetic generator and of the Shi et al. (TVCG 2023,
-section 3.1) data preparation. Implementations live in :mod:`dataprep.extractors`; adding one is a class and a
+section 3.1) data preparation. Implementations live in :mod:`dataprep.sketch.extractors`; adding one is a class and a
 decorator::
 
     @EXTRACTORS.register("my-extractor")

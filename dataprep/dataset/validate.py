@@ -1,4 +1,4 @@
-"""``dataprep validate``: check a built dataset against its manifest and :mod:`dataprep.schemas`.
+"""``dataprep validate``: check a built dataset against its manifest and :mod:`dataprep.dataset.schemas`.
 
 Checks, in order (the first problem found is reported): the manifest exists, has this schema version and says the
 build is complete; every file of every done unit exists, is readable Parquet with exactly the table's schema;
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from dataprep.build import Manifest
+from dataprep.dataset.manifest import Manifest
 from dataprep.errors import file_error
 from dataprep.imaging import decode_png
-from dataprep.schemas import IMAGE_COLUMNS, IMAGE_FORMATS, SCHEMA_VERSION, SCHEMAS, same_fields
+from dataprep.dataset.schemas import IMAGE_COLUMNS, IMAGE_FORMATS, SCHEMA_VERSION, SCHEMAS, same_fields
 
 
 class ValidationError(Exception):
@@ -75,7 +75,7 @@ def validate(out: str | Path) -> dict:
                     parquet = pq.ParquetFile(path)
                     schema = parquet.schema_arrow
                     if not same_fields(schema, SCHEMAS[table]):
-                        raise ValidationError(f"{path}: schema differs from dataprep.schemas.{table.upper()}")
+                        raise ValidationError(f"{path}: schema differs from dataprep.dataset.schemas.{table.upper()}")
                     content = parquet.read()
                 except ValidationError:
                     raise
