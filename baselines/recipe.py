@@ -190,11 +190,34 @@ class RandomCropDataset(Dataset):
         return item
 
 
-def augment(dataset: Dataset, repalette: float = 0.0, crop: int = 0) -> Dataset:
-    """The recipe's training augmentations around ``dataset``: random crop (``crop`` px, 0 = off), then
-    re-palette with probability ``repalette`` (0 = off)."""
-    if crop > 0:
-        dataset = RandomCropDataset(dataset, crop)
+class WarpPriorDataset(Dataset):
+    """Items of ``dataset`` with ``warp_prior`` (3, H, W) added: :func:`warp_prior` of the item as a batch
+    of one. Used before cropping, so the flow sees the whole frame (a crop cuts off the reference content
+    that moved in from outside it) and after re-paletting (the warp carries the new colours)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        self.warper = FlowWarp()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = dict(self.dataset[index])
+        one = {key: value[None] for key, value in item.items() if isinstance(value, torch.Tensor)}
+        has_fields = "reference_field" in one and "target_field" in one
+        item[WARP_PRIOR] = warp_prior(one, self.warper if has_fields else FlowWarp(guide="sketch"))[0]
+        return item
+
+
+def augment(dataset: Dataset, repalette: float = 0.0, crop: int = 0, warp: bool = False) -> Dataset:
+    """The recipe's training augmentations around ``dataset``, in this order: re-palette with probability
+    ``repalette`` (0 = off); the warp prior on the full frame (``warp``: for models that read it); random
+    crop of ``crop`` px (0 = off)."""
     if repalette > 0:
         dataset = RepaletteDataset(dataset, repalette)
+    if warp:
+        dataset = WarpPriorDataset(dataset)
+    if crop > 0:
+        dataset = RandomCropDataset(dataset, crop)
     return dataset

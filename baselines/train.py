@@ -436,10 +436,11 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights,
                                  config.vgg16_weights, config.style_weight).to(device)
-    if config.repalette > 0 or config.crop > 0:
+    uses_warp = getattr(type(model), "uses_warp_prior", False)
+    if config.repalette > 0 or config.crop > 0 or uses_warp:
         from baselines.recipe import augment
 
-        train_set = augment(train_set, config.repalette, config.crop)
+        train_set = augment(train_set, config.repalette, config.crop, warp=uses_warp)
     # The model's own view of the items comes last: hint models draw their hints on the cropped frames.
     network = trainable_network(config.model)
     train_set = network.training_view(train_set, margs, config.seed, train=True)

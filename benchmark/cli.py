@@ -7,6 +7,7 @@ from typing import Sequence
 from dataprep.cli_app import run_cli
 
 COMMAND_MODULES: list[str] = [
+    "benchmark.compare",
     "benchmark.demo",
     "benchmark.evaluate_cli",
     "benchmark.leaderboard_cli",

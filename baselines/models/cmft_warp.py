@@ -26,7 +26,7 @@ from baselines.recipe import GatedResidualHead, vote_output, warp_prior
 from benchmark.models.flow_warp import FlowWarp
 
 _CPU_TRAIN = {"lr": 3e-4, "betas": [0.9, 0.999], "batch_size": 4, "image_size": 256, "epochs": 1000,
-              "l1_weight": 10.0, "perceptual_weight": 0.0, "repalette": 0.5, "crop": 128}
+              "l1_weight": 10.0, "perceptual_weight": 0.0, "repalette": 0.5, "crop": 96}
 
 
 @register_trainable("cmft-warp", preset="cpu")
@@ -42,6 +42,8 @@ class CMFTWarp(LCMFTN):
     """
 
     prior_channels = 3
+    #: bench train adds ``warp_prior`` to training items before cropping (baselines.recipe.augment).
+    uses_warp_prior = True
     requires = (*FlowWarp.requires, "target_components")
 
     presets = {
