@@ -11,6 +11,7 @@ target_colour (3,H,W); float32 in [0, 1].
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,17 +45,19 @@ def distance_field(sketch: np.ndarray) -> np.ndarray:
 
 
 def pair_item(ref_colors: list[np.ndarray], ref_sketches: list[np.ndarray], target_color: np.ndarray,
-              target_sketch: np.ndarray) -> dict[str, torch.Tensor]:
-    """Build one dataset item from (H, W, 3) float RGB and (H, W) line-art arrays in [0, 1]."""
+              target_sketch: np.ndarray, fields: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+    """Build one dataset item from (H, W, 3) float RGB and (H, W) line-art arrays in [0, 1]; ``fields``
+    (reference field, target field) when stored ones exist (one reference), else computed."""
     def chw(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1) if a.ndim == 3 else a[None]))
 
     return {
         "reference_colour": torch.stack([chw(c) for c in ref_colors]),
         "reference_sketch": torch.stack([chw(s) for s in ref_sketches]),
-        "reference_field": torch.stack([chw(distance_field(s)) for s in ref_sketches]),
+        "reference_field": (chw(fields[0])[None] if fields is not None
+                            else torch.stack([chw(distance_field(s)) for s in ref_sketches])),
         "target_sketch": chw(target_sketch),
-        "target_field": chw(distance_field(target_sketch)),
+        "target_field": chw(fields[1]) if fields is not None else chw(distance_field(target_sketch)),
         "target_colour": chw(target_color),
     }
 
@@ -233,6 +236,61 @@ def frame_folder_pairs(root: str, size: int = 128, window: int = 40, stride: int
     return ListDataset(items)
 
 
+@DATASETS.register("shots")
+class ShotPairs(Dataset):
+    """Every (reference, target) pair of frames of one shot of a built dataset, ``1 <= |interval| <=
+    max_interval`` frames apart, both directions (a later frame may be the reference: colouring backwards
+    is the same task). Built datasets hold few ``train-window`` pairs (one per 40-frame window), while
+    short real shots give thousands of such pairs; the intervals cover the evaluation protocols' (1-10).
+
+    Args:
+        root: dataset folder written by ``dataprep build``. split: frames of this split only.
+        max_interval: largest frame distance. backwards: also pairs with the reference after the target.
+
+    Items as :func:`pair_item`, from the stored frames (sketch /255, field /65535, as ``PairDataset``), plus
+    ``target_components`` (H, W) int64 (the stored component labels).
+    """
+
+    def __init__(self, root: str, split: str = "train", max_interval: int = 10, backwards: int = 1):
+        import pyarrow.parquet as pq
+
+        from dataprep.build import shard_files
+
+        if not os.path.isdir(root):
+            raise CelbenchError(f"{root}: no such dataset directory")
+        self.frames = PairDataset(root, split="none-wanted")  # frame access only (no pairs kept)
+        shots: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        for path in shard_files(Path(root), "frames"):
+            table = pq.read_table(path, columns=["frame_key", "video_id", "shot_id", "frame_index", "split"])
+            for row in table.to_pylist():
+                if row["split"] == split:
+                    shots.setdefault((row["video_id"], row["shot_id"]), []).append((row["frame_index"], row["frame_key"]))
+        self.pairs: list[tuple[str, str]] = []
+        for frames in shots.values():
+            frames.sort()
+            for i, (index_a, key_a) in enumerate(frames):
+                for index_b, key_b in frames[i + 1:]:
+                    if index_b - index_a > max_interval:
+                        break
+                    self.pairs.append((key_a, key_b))
+                    if backwards:
+                        self.pairs.append((key_b, key_a))
+        if not self.pairs:
+            raise CelbenchError(f"{root}: no frame pairs within {max_interval} frames in split {split!r}")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        reference, target = (self.frames.frame(key) for key in self.pairs[index])
+        item = pair_item([reference["colour"].astype(np.float32) / 255],
+                         [reference["sketch"].astype(np.float32) / 255],
+                         target["colour"].astype(np.float32) / 255, target["sketch"].astype(np.float32) / 255,
+                         fields=(reference["field"].astype(np.float32) / 65535, target["field"].astype(np.float32) / 65535))
+        item["target_components"] = torch.from_numpy(target["labels"].astype(np.int64))
+        return item
+
+
 class ListDataset(Dataset):
     """A list of ready items as a Dataset."""
 
@@ -264,6 +322,23 @@ def open_dataset(spec: str) -> Dataset:
 TRAIN_PAIR_KINDS = ("train-window",)
 
 
+def open_many(specs: list[str]) -> tuple[Dataset, Dataset | None]:
+    """(training set, validation set or None) for several ``--data`` arguments: the training items of
+    every source in turn, and the validation items of the built datasets that have a ``val`` split (None
+    when none has: the trainer then holds out ``val_fraction`` of the training items). All sources must give
+    frames of one size (a batch stacks them)."""
+    if len(specs) == 1:
+        return open_datasets(specs[0])
+    parts = [open_datasets(spec) for spec in specs]
+    sizes = {spec: tuple(train[0]["target_colour"].shape[-2:]) for spec, (train, _) in zip(specs, parts)}
+    if len(set(sizes.values())) > 1:
+        raise CelbenchError("--data: sources give different frame sizes "
+                            + ", ".join(f"{spec}: {h}x{w}" for spec, (h, w) in sizes.items()))
+    vals = [val for _, val in parts if val is not None]
+    return (torch.utils.data.ConcatDataset([train for train, _ in parts]),
+            torch.utils.data.ConcatDataset(vals) if vals else None)
+
+
 def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
     """(training set, validation set or None) for ``--data SPEC``; in-memory sources have no separate
     validation set (the trainer holds out ``val_fraction`` of them)."""
@@ -272,7 +347,8 @@ def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
         # out val_fraction of the union).
         parts = [open_datasets(part) for part in spec.split("+")]
         if any(val is not None for _, val in parts):
-            raise CelbenchError(f"--data {spec}: only in-memory sources can be joined with '+'")
+            raise CelbenchError(f"--data {spec}: only in-memory sources can be joined with '+'; "
+                                "give dataset directories as separate --data arguments")
         return torch.utils.data.ConcatDataset([train for train, _ in parts]), None
     if os.path.isdir(spec):
         from dataprep.dataset.validate import ValidationError, verify_shards

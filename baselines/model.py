@@ -58,6 +58,13 @@ class ColorizationModel(nn.Module):
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    @classmethod
+    def training_view(cls, dataset: Any, model_config: Mapping[str, Any], seed: int, train: bool) -> Any:
+        """The items ``bench train`` feeds this model, made from a training source's items (``train``) or
+        validation items (``not train``); ``model_config`` the constructor kwargs. Default: unchanged. A model
+        whose inputs are simulated from the ground truth (the hint models) draws them here."""
+        return dataset
+
     @torch.no_grad()
     def colorize(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Inference: ``batch`` as in the module docstring (tensors or ndarrays, no ``target_colour``
@@ -84,13 +91,14 @@ def to_device(batch: Mapping[str, Any], device: torch.device | str) -> dict[str,
 
 
 def collate_batch(items: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack dataset items into a batch dict, keeping only tensors whose shapes agree across items
-    (PairDataset items also carry strings and variable-length correspondence lists, which models ignore)."""
+    """Stack dataset items into a batch dict, keeping only tensors present in every item with shapes that
+    agree (PairDataset items also carry strings and variable-length correspondence lists, which models
+    ignore; items of joined sources may lack optional keys such as ``target_components``)."""
     batch: dict[str, torch.Tensor] = {}
     for key, first in items[0].items():
         if not isinstance(first, torch.Tensor):
             continue
-        values = [item[key] for item in items]
+        values = [item.get(key) for item in items]  # sources joined by --data may lack a key
         if all(isinstance(v, torch.Tensor) and v.shape == first.shape for v in values):
             batch[key] = torch.stack(values)
     return batch

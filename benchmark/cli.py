@@ -12,6 +12,7 @@ DESCRIPTION = ("score reference-based line-art colourisation models under versio
                "and `bench leaderboard build`. `bench COMMAND --help` describes each command.")
 
 COMMAND_MODULES: list[str] = [
+    "benchmark.compare",
     "benchmark.demo",
     "benchmark.evaluate_cli",
     "benchmark.leaderboard_cli",

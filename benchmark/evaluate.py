@@ -36,7 +36,7 @@ from dataprep.errors import CelbenchError
 from dataprep.progress import progress
 
 from benchmark.model import Model
-from benchmark.protocol import MetricSpec, Protocol, simulate_hints
+from benchmark.protocol import MetricSpec, Protocol, draw_hints
 from benchmark.timing import measure
 from benchmark.record import MetricResult, Problem, ResultRecord, Speed, compute_signature
 from benchmark.source import Frame, SampleSource, SampleSpec, empty_split_hint
@@ -168,9 +168,12 @@ def build_batch(samples: Sequence[SampleSpec], load: FrameLoader, protocol: Prot
         target_components = torch.stack([t.components for t in targets])
         full["target_components"] = target_components
     if "hints" in protocol.inputs:
-        settings = dict(protocol.hints or {})
-        seed = settings.pop("seed", 0)
-        full["hints"] = torch.stack([torch.from_numpy(simulate_hints(t.colour.numpy(), seed, s.sample_id, **settings))
+        if protocol.hints is None:
+            raise CelbenchError(f"protocol {protocol.id} gives hints but has no 'hints' block (its HINTS sampler)")
+        sampler = protocol.hints.sampler()
+        # Drawn on the 8-bit target at protocol resolution (colour is exactly uint8 / 255, so this is lossless).
+        full["hints"] = torch.stack([torch.from_numpy(draw_hints(protocol.hints, s, to_uint8_images(t.colour[None])[0],
+                                                                 sampler))
                                      for s, t in zip(samples, targets)])
     missing = [key for key in protocol.inputs if key not in full]
     if missing:

@@ -14,14 +14,16 @@ thing forever (change a protocol by adding a new version file, never by editing 
 - ``bucket``: the sample attribute results are broken down by (``interval`` for CMFT, ``k`` for Shi);
 - ``average``: optional sample attribute to average within first (``clip``: BasicPBC averages its
   accuracies per clip, then over clips); without it, the mean is over samples;
-- ``hints``: settings of the colour-hint simulation when ``hints`` is an input (see
-  :func:`simulate_hints`), so every model sees exactly the same hints.
+- ``hints``: the colour-hint simulation when ``hints`` is an input: ``{"name", "params", "seed"}``, a sampler of
+  :data:`dataprep.hints.HINTS` (the one the dataset build uses), so every model sees exactly the same hints
+  (see :class:`HintSpec` and :func:`draw_hints`).
 
 The samplers follow the papers: ``interval`` is CMFT section 4.2 (five continuous frames at stride S
 per shot, the first is the reference, intervals ``iv = S * j``); ``kref`` is Shi et al. TVCG 2023
 sections 4.1 and 4.6 (eight successive frames, K references at the points that divide the sequence);
 ``pairs`` takes reference/target pairs at a fixed gap (component accuracy); ``single`` takes lone
-targets (hint-based colourisation); ``dataset-pairs`` takes the pairs ``dataprep build`` mined, by kind
+targets (hint-based colourisation), ``hint-budgets`` the same targets once per hint budget (bucket
+``hints``: quality against the number of hints); ``dataset-pairs`` takes the pairs ``dataprep build`` mined, by kind
 (the CMFT test sequences ``cmft-test@S``, with the builder's held-drawing and unseen-region filters).
 """
 
@@ -51,6 +53,63 @@ class MetricSpec:
     optional: bool = False
 
 
+#: ``hints`` keys of protocol files written before the block named its sampler (``hints@1``) -> parameters of
+#: :class:`dataprep.hints.ClippedGaussianGeometricHints`, the formulation those files always meant.
+LEGACY_HINT_KEYS = {"geometric_p": "p", "max_patch": "max_size", "location_sigma": "sigma_fraction",
+                    "min_points": "min_count"}
+LEGACY_HINT_SAMPLER = "gaussian-geometric-clip"
+
+
+@dataclass(frozen=True)
+class HintSpec:
+    """The hint simulation of a protocol: sampler ``name`` of :data:`dataprep.hints.HINTS` with ``params``,
+    and the base ``seed`` of every sample's generator."""
+
+    name: str
+    params: dict[str, Any]
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, block: dict[str, Any]) -> "HintSpec":
+        block = dict(block)
+        seed = int(block.pop("seed", 0))
+        if "name" in block:
+            name, params = block.pop("name"), dict(block.pop("params", {}))
+            if block:
+                raise ValueError(f"unknown hints keys {sorted(block)}")
+            return cls(str(name), params, seed)
+        unknown = sorted(set(block) - set(LEGACY_HINT_KEYS))
+        if unknown:
+            raise ValueError(f"unknown hints keys {unknown}")
+        return cls(LEGACY_HINT_SAMPLER, {LEGACY_HINT_KEYS[k]: v for k, v in block.items()}, seed)
+
+    def sampler(self):
+        """The :class:`dataprep.hints.HintSampler` (CelbenchError for an unknown name or bad parameters)."""
+        from dataprep.hints import HINTS
+
+        try:
+            return HINTS.create(self.name, **self.params)
+        except TypeError as error:
+            raise CelbenchError(f"hint sampler {self.name!r}: {error}") from None
+
+
+def draw_hints(spec: HintSpec, sample: SampleSpec, colour: np.ndarray, sampler=None) -> np.ndarray:
+    """The ``hints`` input for one sample: (4, H, W) float32, RGB in [0, 1] + mask (1 = hint).
+
+    ``colour``: the target at protocol resolution, (H, W, 3) uint8 RGB. A sample with a ``hints`` attribute
+    (the ``hint-budgets`` sampler) gets exactly that many patches from a generator seeded by its *target frame*,
+    so the budgets of one frame are nested; any other sample gets the sampler's own count from a generator
+    seeded by its sample id.
+    """
+    from dataprep.hints import hint_channels
+
+    sampler = sampler or spec.sampler()
+    count = sample.attributes.get("hints")
+    key = sample.sample_id if count is None else sample.target_id
+    patches = sampler.draw(colour, [spec.seed, zlib.crc32(key.encode())], None if count is None else int(count))
+    return hint_channels(patches, *colour.shape[:2])
+
+
 @dataclass(frozen=True)
 class Protocol:
     name: str
@@ -65,7 +124,7 @@ class Protocol:
     bucket: str | None
     content_sha256: str
     batch_size: int = 8
-    hints: dict[str, Any] | None = None
+    hints: HintSpec | None = None
     average: str | None = None
 
     @property
@@ -187,6 +246,17 @@ def single_sampler(source: SampleSource, split: str, frames_per_shot: int = 4, s
     return samples
 
 
+@SAMPLERS.register("hint-budgets")
+def hint_budget_sampler(source: SampleSource, split: str, budgets: list[int], frames_per_shot: int = 4,
+                        seed: int = 0) -> list[SampleSpec]:
+    """The targets of :func:`single_sampler`, each once per hint budget: sample ``TARGET/hN`` gets exactly N
+    hints (attribute ``hints``, the protocol's bucket), so quality is read against the number of hints."""
+    if not budgets or any(int(b) < 0 for b in budgets):
+        raise CelbenchError(f"hint-budgets: budgets must be a non-empty list of counts >= 0, got {budgets}")
+    return [SampleSpec(f"{sample.sample_id}/h{int(budget)}", (), sample.target_id, {"hints": int(budget)})
+            for sample in single_sampler(source, split, frames_per_shot, seed) for budget in budgets]
+
+
 def available_protocols() -> list[str]:
     """Every ``name@version`` shipped, sorted."""
     return sorted(path.stem for path in PROTOCOL_DIR.glob("*@*.json"))
@@ -210,7 +280,9 @@ def _parse(path: Path) -> Protocol:
             paper=data.get("paper", ""), sampler=dict(data["sampler"]), inputs=tuple(data["inputs"]),
             resolution=_resolution(data["resolution"]), metrics=metrics,
             primary_metric=data["primary_metric"], bucket=data.get("bucket"),
-            batch_size=int(data.get("batch_size", 8)), hints=data.get("hints"), average=data.get("average"),
+            batch_size=int(data.get("batch_size", 8)),
+            hints=HintSpec.parse(data["hints"]) if data.get("hints") is not None else None,
+            average=data.get("average"),
             content_sha256=hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest())
     except (KeyError, TypeError, ValueError) as error:
         raise file_error(path, f"not a valid protocol file ({type(error).__name__}: {error})") from None
@@ -218,6 +290,11 @@ def _parse(path: Path) -> Protocol:
         raise file_error(path, f"primary_metric {protocol.primary_metric!r} is not one of its metrics")
     if protocol.sampler.get("kind") not in SAMPLERS:
         raise file_error(path, SAMPLERS.unknown_message(str(protocol.sampler.get("kind"))))
+    if protocol.hints is not None:
+        from dataprep.hints import HINTS
+
+        if protocol.hints.name not in HINTS:
+            raise file_error(path, HINTS.unknown_message(protocol.hints.name))
     return protocol
 
 
@@ -243,33 +320,3 @@ def load_protocol(spec: str) -> Protocol:
         raise CelbenchError(f"unknown version {version!r} of protocol {name!r}; did you mean "
                             f"'{name}@{versions[-1]}'? (versions: {', '.join(map(str, versions))})")
     return _parse(PROTOCOL_DIR / f"{name}@{int(version)}.json")
-
-
-def simulate_hints(colour: np.ndarray, seed: int, sample_id: str, geometric_p: float = 0.125,
-                   max_patch: int = 8, location_sigma: float = 0.25, min_points: int = 1) -> np.ndarray:
-    """Simulated user colour hints, following Zhang et al. 2017 as used by the hints paper (section 4).
-
-    Patch centres are drawn from a 2-D Gaussian at the image centre with standard deviation
-    ``location_sigma`` * (H, W); the number of patches from a geometric distribution with
-    ``geometric_p`` (at least ``min_points``); the side of each square patch uniformly from 1 to
-    ``max_patch`` pixels; each patch is filled with the mean colour under it.
-
-    Args:
-        colour: (3, H, W) float RGB in [0, 1], the ground truth.
-        seed, sample_id: the generator is seeded by both, so hints depend on the sample only.
-    Returns:
-        (4, H, W) float32: RGB hint colours (0 outside hints) and a mask channel (1 = hint).
-    """
-    _, height, width = colour.shape
-    rng = np.random.default_rng([seed, zlib.crc32(sample_id.encode())])
-    hints = np.zeros((4, height, width), dtype=np.float32)
-    count = max(min_points, int(rng.geometric(geometric_p)))
-    for _ in range(count):
-        cy = int(np.clip(rng.normal(height / 2, location_sigma * height), 0, height - 1))
-        cx = int(np.clip(rng.normal(width / 2, location_sigma * width), 0, width - 1))
-        size = int(rng.integers(1, max_patch + 1))
-        y0, x0 = max(0, cy - size // 2), max(0, cx - size // 2)
-        y1, x1 = min(height, y0 + size), min(width, x0 + size)
-        hints[:3, y0:y1, x0:x1] = colour[:, y0:y1, x0:x1].mean(axis=(1, 2))[:, None, None]
-        hints[3, y0:y1, x0:x1] = 1.0
-    return hints

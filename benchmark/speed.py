@@ -20,7 +20,9 @@ import re
 import statistics
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
+from scipy import ndimage
 
 from dataprep.cli_app import bounded
 from benchmark.model import Model, load_model, pick_device
@@ -42,7 +44,8 @@ class SpeedReport:
 
 def synthetic_batch(size: int, batch_size: int = 1, references: int = 1, seed: int = 0,
                     device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """A batch in the :mod:`benchmark.model` layout with seeded random content."""
+    """A batch in the :mod:`benchmark.model` layout with seeded random content (``target_components``: the
+    4-connected paper regions of the random target sketch)."""
     generator = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int) -> torch.Tensor:
@@ -52,9 +55,13 @@ def synthetic_batch(size: int, batch_size: int = 1, references: int = 1, seed: i
     sketch = lambda *shape: (rand(*shape) > 0.1).float()  # noqa: E731  (mostly paper, some line pixels)
     hints = rand(b, 4, s, s)
     hints[:, 3] = (hints[:, 3] > 0.99).float()
+    target_sketch = sketch(b, 1, s, s)
+    # Component labels as every protocol that gives a sketch gives them: its line-enclosed (paper) regions.
+    components = torch.stack([torch.from_numpy(ndimage.label(t[0].cpu().numpy() > 0.5)[0].astype(np.int64))
+                              for t in target_sketch]).to(device)
     return {"reference_colour": rand(b, k, 3, s, s), "reference_sketch": sketch(b, k, 1, s, s),
-            "reference_field": rand(b, k, 1, s, s), "target_sketch": sketch(b, 1, s, s),
-            "target_field": rand(b, 1, s, s), "hints": hints}
+            "reference_field": rand(b, k, 1, s, s), "target_sketch": target_sketch,
+            "target_field": rand(b, 1, s, s), "hints": hints, "target_components": components}
 
 
 def measure_speed(model: Model, name: str, size: int = 256, batch_size: int = 1, references: int = 1,

@@ -98,7 +98,7 @@ def test_checkpoint_files_contain_no_pickle(tmp_path):
     assert any(f.suffix == ".safetensors" for f in files)
     for path in files:
         assert not ckpt.file_has_pickle(path), path
-        assert path.suffix in {".safetensors", ".json", ".csv", ".jsonl"} or "tfevents" in path.name, path
+        assert path.suffix in {".safetensors", ".json", ".csv", ".jsonl", ".png"} or "tfevents" in path.name, path
         if path.suffix == ".json":
             json.loads(path.read_text())
     meta = ckpt.safetensors_metadata(tmp_path / "run/model.safetensors")
@@ -220,3 +220,23 @@ def test_bench_train_reads_a_dataset_built_by_dataprep(tmp_path, capsys):
                        "--out", str(out), "--set", "max_steps=2", "--quiet"])
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["steps"] == 2 and (out / "model.safetensors").is_file()
+    # the `shots` source pairs every two frames of a shot up to max_interval apart, both directions
+    import pandas as pd
+
+    from baselines.datasets import open_datasets
+    from dataprep.build import shard_files
+
+    pairs, _ = open_datasets(f"shots:root={tmp_path / 'ds'},max_interval=3")
+    frames = pd.concat([pd.read_parquet(p, columns=["frame_key", "video_id", "shot_id", "frame_index", "split"])
+                        for p in shard_files(tmp_path / "ds", "frames")])
+    expected = 0
+    for _, shot in frames[frames.split == "train"].groupby(["video_id", "shot_id"]):
+        index = shot.frame_index.to_numpy()
+        gaps = index[None, :] - index[:, None]
+        expected += 2 * int(((gaps >= 1) & (gaps <= 3)).sum())
+    assert len(pairs) == expected > 0
+    reference_key, target_key = pairs.pairs[0]
+    item, stored = pairs[0], pairs.frames.frame(target_key)
+    assert torch.equal(item["target_components"], torch.from_numpy(stored["labels"].astype("int64")))
+    assert torch.equal((item["target_colour"] * 255).round().byte(), torch.from_numpy(stored["colour"]).permute(2, 0, 1))
+    assert item["reference_colour"].shape == (1, 3, 32, 32) and item["reference_field"].shape == (1, 1, 32, 32)

@@ -1,4 +1,4 @@
-"""bench demo end to end on a small clip; protocol details (held drawings, hint simulation)."""
+"""bench demo end to end on a small clip; protocol details (held drawings; hints: tests/test_hint_protocol.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import benchmark.demo
 from benchmark import cli
 from benchmark.leaderboard import check
-from benchmark.protocol import load_protocol, simulate_hints
+from benchmark.protocol import load_protocol
 from benchmark.record import read_record
 from benchmark.source import Frame, MemorySource, Shot
 from benchmark_toys import one_torch_thread
@@ -31,13 +31,16 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, caps
     dataset = tmp_path / "demo" / "dataset"
     assert f"dataset report (open the .html in a browser): {dataset / 'report.png'}" in out
     assert (dataset / "report.html").is_file() and (dataset / "report.png").stat().st_size > 0
-    for protocol in ("shi-kref@1", "components@1", "hints@1"):
+    for protocol in ("shi-kref@1", "components@1", "hints@1", "hints@2"):
         assert (board / f"{protocol}.md").is_file()
     records = [read_record(r) for r in sorted((board / "results").rglob("*.json"))]
     assert len(records) >= 5 and all(r.status == "complete" for r in records)
     shi = next(r for r in records if r.protocol == "shi-kref")
     assert shi.metric("fid").unavailable and shi.metric("fid").value is None  # no weights here: said, not faked
     assert set(shi.metric("ssim").buckets) == {"1", "2", "3", "4", "5"}
+    budgets = {r.model: r for r in records if (r.protocol, r.protocol_version) == ("hints", 2)}
+    assert {"copy-reference", "hint-flood", "yuan"} <= set(budgets)
+    assert set(budgets["yuan"].metric("psnr").buckets) == {"0", "1", "2", "4", "8", "16", "32"}
     assert check(board / "results", board) == []
     datasets = pytest.importorskip("datasets", reason="Hugging Face datasets not installed (pip install -e '.[hf]')")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -55,19 +58,3 @@ def test_kref_counts_held_frames_once():
     samples = load_protocol("shi-kref@1").select(source, "test")
     used = {s.target_id for s in samples} | {r for s in samples for r in s.reference_ids}
     assert used == {f"f{i}" for i in range(0, 16, 2)}  # first frame of each drawing only
-
-
-def test_simulated_hints_follow_the_recipe_and_are_reproducible():
-    rng = np.random.default_rng(0)
-    colour = rng.random((3, 64, 64)).astype(np.float32)
-    hints = simulate_hints(colour, seed=0, sample_id="a")
-    assert hints.shape == (4, 64, 64) and hints.dtype == np.float32
-    assert np.array_equal(hints, simulate_hints(colour, seed=0, sample_id="a"))
-    assert not np.array_equal(hints, simulate_hints(colour, seed=0, sample_id="b"))
-    mask = hints[3] > 0
-    assert mask.any() and set(np.unique(hints[3])) <= {0.0, 1.0}
-    assert np.all(hints[:3][:, ~mask] == 0)
-    # a lone 1x1 patch carries the pixel's own colour; every hint colour lies within the image's range
-    assert hints[:3][:, mask].min() >= colour.min() and hints[:3][:, mask].max() <= colour.max()
-    counts = [int((simulate_hints(colour, 0, str(i))[3] > 0).any()) for i in range(50)]
-    assert sum(counts) == 50  # min_points=1: never an empty hint map

@@ -5,4 +5,4 @@ registered as the ``floors`` entry of the ``celbench.models`` entry-point group,
 never imports it.
 """
 
-from benchmark.models import copy_reference, flow_warp, matchers  # noqa: F401  (registration side effects)
+from benchmark.models import copy_reference, flow_warp, hint_flood, matchers  # noqa: F401  (registration side effects)
