@@ -68,6 +68,7 @@ class TrainConfig:
     max_seconds: float | None = None  # stop after this much training wall time in this process (a budget)
     l1_weight: float = 10.0  # lambda_1, equation 11
     perceptual_weight: float = 2e-2  # lambda_2, equation 11; 0 when vgg_weights is None
+    style_weight: float = 0.0  # Gram-matrix style loss on the same VGG features (Shi et al. eq. 8); needs vgg_weights
     vgg_weights: str | None = None  # torchvision-layout VGG-19 file; None -> L1 only
     grad_clip: float = 0.0  # max grad norm; 0 = off
     val_fraction: float = 0.1
@@ -366,7 +367,7 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         raise CelbenchError(f"{data_spec or 'dataset'}: no training items")
     margs = model_config(config)
     model = build_model(config.model, **margs).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas),
+    optimizer = torch.optim.Adam(model.optimizer_groups(config.lr), lr=config.lr, betas=tuple(config.betas),
                                  weight_decay=config.weight_decay)
     sampler = ResumableSampler(train_set, world, rank, config.seed)
     batches_per_epoch = math.ceil(len(sampler) / config.batch_size)
@@ -384,11 +385,13 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     compiled = use_compile(config, device)
     # fp16 needs loss scaling (its gradients underflow); bf16 has float32's exponent range and does not.
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights).to(device)
+    criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights,
+                                 config.style_weight).to(device)
     # Written only once the data, model and loss are known to work (no half-made run directory on errors).
     if main_rank:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        losses = "l1+vgg19" if criterion.perceptual is not None else "l1 (no vgg_weights: perceptual loss off)"
+        losses = ("l1+vgg19" + ("+style" if criterion.style_weight > 0 else "") if criterion.perceptual is not None
+                  else "l1 (no vgg_weights: perceptual loss off)")
         (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "data": data_spec, "losses": losses,
                                                          "model_config": margs, "world_size": world,
                                                          "amp_dtype": dtype_name(dtype), "compiled": compiled},
@@ -483,6 +486,8 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
                 # float32), which moves the perceptual term by about 1% once outputs are within 0.01 of
                 # the target (measured with bf16; docs/cmft.md).
                 loss, parts = criterion(output.float(), batch[TARGET_COLOR])
+                auxiliary, auxiliary_parts = raw_model.auxiliary_loss(batch[TARGET_COLOR])
+                loss = loss + auxiliary
             finite = torch.isfinite(loss.detach()).to(torch.float32)
             if distributed:
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
@@ -505,7 +510,8 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
             if step % max(config.log_every, 1) == 0 or step == total_steps:
                 log.write(step=step, epoch=epoch, split="train", loss=last_loss, l1=parts["l1"],
                           vgg=parts.get("vgg", ""), lr=scheduler.get_last_lr()[0],
-                          seconds=round(time.perf_counter() - started, 3))
+                          seconds=round(time.perf_counter() - started, 3),
+                          **{k: v for k, v in {**parts, **auxiliary_parts}.items() if k not in ("l1", "vgg")})
             if config.val_every and step % config.val_every == 0:
                 run_validation()
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
