@@ -1,6 +1,5 @@
 """Training objectives of the CMFT paper (section 3.3): colour L1 (equation 9) and VGG-19 perceptual loss
-(equation 10), combined as ``L_G = lambda_1 L_1 + lambda_2 L_VGG`` (equation 11); optionally the style
-loss of Shi et al. TVCG 2023 (equation 8: L1 between Gram matrices of the same VGG features).
+(equation 10), combined as ``L_G = lambda_1 L_1 + lambda_2 L_VGG`` (equation 11).
 
 VGG-19 is built natively (no torchvision) with torchvision's ``features`` indexing, so the standard
 ImageNet file ``vgg19-dcbc0d5b.pth`` (keys ``features.N.weight``/``features.N.bias``) or a safetensors
@@ -81,60 +80,30 @@ class VGGPerceptualLoss(nn.Module):
         return out
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return perceptual_distance(self.activations(output), self.activations(target))
-
-
-def perceptual_distance(output_features: Sequence[torch.Tensor], target_features: Sequence[torch.Tensor]) -> torch.Tensor:
-    """CMFT equation 10 / Shi et al. equation 7: ``sum_i mean((phi_i(y_hat) - phi_i(y))^2)``."""
-    return sum(F.mse_loss(a, b) for a, b in zip(output_features, target_features))
-
-
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, C) Gram matrix ``F F^T / (C H W)`` (Gatys et al.; Shi et al. equation 8's G)."""
-    b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return flat @ flat.transpose(1, 2) / (c * h * w)
-
-
-def style_loss(output_features: Sequence[torch.Tensor], target_features: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Shi et al. equation 8: ``sum_i || G(phi_i(y_hat)) - G(phi_i(y)) ||_1`` (mean over Gram entries)."""
-    return sum(F.l1_loss(gram_matrix(a.float()), gram_matrix(b.float()))
-               for a, b in zip(output_features, target_features))
+        return sum(F.mse_loss(a, b) for a, b in zip(self.activations(output), self.activations(target)))
 
 
 class ColorizationLoss(nn.Module):
-    """Equation 11: ``l1_weight * L1 + perceptual_weight * L_VGG (+ style_weight * L_style)``; the VGG terms
-    only when VGG weights are given.
+    """Equation 11: ``l1_weight * L1 + perceptual_weight * L_VGG``; L_VGG only when VGG weights are given.
 
-    ``forward(output, target)`` takes (B, 3, H, W) RGB in [0, 1] and returns
-    (total, {"l1":..., "vgg":..., "style":...}).
+    ``forward(output, target)`` takes (B, 3, H, W) RGB in [0, 1] and returns (total, {"l1":..., "vgg":...}).
     """
 
-    def __init__(self, l1_weight: float = 10.0, perceptual_weight: float = 2e-2, vgg_weights: str | None = None,
-                 style_weight: float = 0.0):
+    def __init__(self, l1_weight: float = 10.0, perceptual_weight: float = 2e-2, vgg_weights: str | None = None):
         super().__init__()
-        if vgg_weights and perceptual_weight <= 0 and style_weight <= 0:
+        if vgg_weights and perceptual_weight <= 0:
             raise CelbenchError(f"{vgg_weights}: VGG-19 weights given but perceptual_weight is {perceptual_weight}; "
                                 "set perceptual_weight > 0 (paper: 2e-2) or drop vgg_weights")
         self.l1_weight = l1_weight
         self.perceptual_weight = perceptual_weight if vgg_weights else 0.0
-        self.style_weight = style_weight if vgg_weights else 0.0
-        uses_vgg = vgg_weights and (perceptual_weight > 0 or style_weight > 0)
-        self.perceptual = VGGPerceptualLoss(vgg_weights) if uses_vgg else None
+        self.perceptual = VGGPerceptualLoss(vgg_weights) if vgg_weights and perceptual_weight > 0 else None
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         l1 = F.l1_loss(output, target)
         total = self.l1_weight * l1
         parts = {"l1": float(l1.detach())}
         if self.perceptual is not None:
-            out_features = self.perceptual.activations(output.float())
-            target_features = self.perceptual.activations(target.float())
-            if self.perceptual_weight > 0:
-                vgg = perceptual_distance(out_features, target_features)
-                total = total + self.perceptual_weight * vgg
-                parts["vgg"] = float(vgg.detach())
-            if self.style_weight > 0:
-                style = style_loss(out_features, target_features)
-                total = total + self.style_weight * style
-                parts["style"] = float(style.detach())
+            vgg = self.perceptual(output.float(), target.float())
+            total = total + self.perceptual_weight * vgg
+            parts["vgg"] = float(vgg.detach())
         return total, parts

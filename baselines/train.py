@@ -68,7 +68,6 @@ class TrainConfig:
     max_seconds: float | None = None  # stop after this much training wall time in this process (a budget)
     l1_weight: float = 10.0  # lambda_1, equation 11
     perceptual_weight: float = 2e-2  # lambda_2, equation 11; 0 when vgg_weights is None
-    style_weight: float = 0.0  # Gram-matrix style loss on the same VGG features (Shi et al. eq. 8); needs vgg_weights
     vgg_weights: str | None = None  # torchvision-layout VGG-19 file; None -> L1 only
     grad_clip: float = 0.0  # max grad norm; 0 = off
     val_fraction: float = 0.1
@@ -385,13 +384,11 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     compiled = use_compile(config, device)
     # fp16 needs loss scaling (its gradients underflow); bf16 has float32's exponent range and does not.
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights,
-                                 config.style_weight).to(device)
+    criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights).to(device)
     # Written only once the data, model and loss are known to work (no half-made run directory on errors).
     if main_rank:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        losses = ("l1+vgg19" + ("+style" if criterion.style_weight > 0 else "") if criterion.perceptual is not None
-                  else "l1 (no vgg_weights: perceptual loss off)")
+        losses = "l1+vgg19" if criterion.perceptual is not None else "l1 (no vgg_weights: perceptual loss off)"
         (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "data": data_spec, "losses": losses,
                                                          "model_config": margs, "world_size": world,
                                                          "amp_dtype": dtype_name(dtype), "compiled": compiled},

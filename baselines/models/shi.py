@@ -33,9 +33,11 @@ untrained refinement passes ``y_trans`` through (the paper does not say whether 
 correction). The batch gives no frame times: the target is placed after the first reference (exact for the
 paper's K = 2 training clips, first and last frame; for K > 2 the order is approximate).
 
-Losses (section 3.4, equation 11): L1 (equation 6) and perceptual (equation 7) come from the shared
-trainer (``baselines.losses.ColorizationLoss``), which also computes the style loss (equation 8, Gram
-matrices of the same trunk's features) when ``style_weight`` > 0; this module adds the latent constraint
+Losses (section 3.4, equation 11): L1 (equation 6), perceptual (equation 7) and style (equation 8, Gram
+matrices) come from the shared trainer (``baselines.losses.ColorizationLoss``): the paper's VGG19 ReLU
+``i_1`` features through ``--set vgg_weights=PATH`` (perceptual only), or the shared recipe's VGG16 trunk
+(``--set vgg16_weights=hed --set style_weight=1000``, perceptual and style) -- no VGG weights ship with
+celbench, so without them training is L1 plus this module's terms. This module adds the latent constraint
 loss (equation 9), the refinement's loss on the regenerated reference frames and, when ``gan=True``, the
 adversarial loss (equation 10) with the discriminator of section 3.5 (off by default: CPU training).
 
@@ -337,13 +339,13 @@ class ShiNet(ColorizationModel):
             "model": {"encoder_widths": [64, 128, 256], "mid_blocks": 8, "embedder_widths": [64, 128, 256, 512, 1024],
                       "style_dim": 64, "mlp_width": 256, "temporal_width": 32},
             "train": {"lr": 1e-4, "betas": [0.5, 0.999], "batch_size": 4, "image_size": 256, "epochs": 40,
-                      "l1_weight": 10.0, "perceptual_weight": 1.0, "style_weight": 1000.0},
+                      "l1_weight": 10.0, "perceptual_weight": 1.0},
         },
         "cpu": {
             "model": {"encoder_widths": [16, 32, 64], "mid_blocks": 4, "embedder_widths": [16, 32, 64, 64, 64],
                       "style_dim": 32, "mlp_width": 64, "temporal_width": 8},
             "train": {"lr": 3e-4, "betas": [0.5, 0.999], "batch_size": 4, "image_size": 128, "epochs": 40,
-                      "l1_weight": 10.0, "perceptual_weight": 1.0, "style_weight": 1000.0},
+                      "l1_weight": 10.0, "perceptual_weight": 1.0},
         },
         "tiny": {
             "model": {"encoder_widths": [4, 8, 8], "mid_blocks": 1, "embedder_widths": [4, 8, 8, 8, 8],
