@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from benchmark.data import PairDataset
+from benchmark.protocol import kref_positions
 from dataprep import synth
 from dataprep.errors import CelbenchError
 from dataprep.field import FIELDS
@@ -136,11 +137,14 @@ def synth_pairs(n: int = 16, size: int = 64, seed: int = 0, refs: int = 1, pairs
     ``size`` px square, clip seeds ``seed``, ``seed + 1``, ...).
 
     ``pairs``: "every3" (the first ``refs`` frames of a shot are the references, every third later frame a
-    target) or "window" (CMFT section 4.1 sampling, see :func:`window_pairs`; ``refs`` must be 1).
+    target), "window" (CMFT section 4.1 sampling, see :func:`window_pairs`; ``refs`` must be 1) or "kref"
+    (Shi et al. section 4.1: consecutive clips of ``window`` frames; the ``refs`` frames that divide a clip,
+    :func:`benchmark.protocol.kref_positions`, are its references and every other frame a target; with
+    ``refs=2`` the first and last frame as in the paper's training).
     ``sketch``: "line_art" (the generator's ground-truth line art), "labels" (region boundaries) or an
     extractor name such as "xdog" (the sketch a built dataset holds; see :func:`make_sketcher`)."""
-    if pairs not in ("every3", "window"):
-        raise CelbenchError(f"dataset 'synth': pairs must be every3 or window, got {pairs!r}")
+    if pairs not in ("every3", "window", "kref"):
+        raise CelbenchError(f"dataset 'synth': pairs must be every3, window or kref, got {pairs!r}")
     if pairs == "window" and refs != 1:
         raise CelbenchError("dataset 'synth': pairs=window takes one reference (refs=1)")
     extract = None if sketch in ("line_art", "labels") else make_sketcher(sketch)
@@ -163,6 +167,11 @@ def synth_pairs(n: int = 16, size: int = 64, seed: int = 0, refs: int = 1, pairs
         for frames in shot_frames.values():
             if pairs == "window":
                 chosen = [([frames[a]], frames[b]) for a, b in window_pairs(len(frames), window, stride)]
+            elif pairs == "kref":
+                positions = kref_positions(window, refs)
+                clips = [frames[start:start + window] for start in range(0, len(frames) - window + 1, window)]
+                chosen = [([clip[p] for p in positions], clip[t]) for clip in clips
+                          for t in range(window) if t not in positions]
             else:
                 chosen = [(frames[:refs], target) for target in frames[refs::3]] if frames[:refs] else []
             for references, target in chosen:

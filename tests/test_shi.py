@@ -64,10 +64,10 @@ def distance_attention_by_hand(layer: DistanceAttention, f_d, f_dr, f_y):
     return out
 
 
-@pytest.mark.parametrize("chunk", [5, None])
-def test_distance_attention_follows_equations_3_to_5(chunk):
+@pytest.mark.parametrize("budget", [2 * 3 * 20 * 3, None])  # 3-query chunks, or the whole matrix
+def test_distance_attention_follows_equations_3_to_5(budget):
     torch.manual_seed(0)
-    layer = DistanceAttention(16, reduction=8, chunk=chunk)
+    layer = DistanceAttention(16, reduction=8, budget=budget)
     g = torch.Generator().manual_seed(1)
     f_d, f_dr, f_y = (torch.randn(2, 16, 4, 5, generator=g), torch.randn(2, 3, 16, 4, 5, generator=g),
                       torch.randn(2, 3, 16, 4, 5, generator=g))

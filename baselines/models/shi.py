@@ -59,12 +59,13 @@ from baselines.model import (REF_COLOR, REF_DISTANCE, REF_SKETCH, TARGET_COLOR, 
 from baselines.models.cmft import correlation_transfer
 from dataprep.errors import CelbenchError
 
-#: Query positions per attention chunk: (chunk x K*HW/16) scores at a time (see docs/shi.md for memory).
-ATTENTION_CHUNK = 1024
+#: Attention scores held at once (B x query chunk x K*HW/16 elements; 2**24 float32 = 64 MiB), which sets
+#: the query chunk of the distance attention layer (docs/shi.md has the memory figures).
+ATTENTION_BUDGET = 2**24
 
 
 def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float = 1.0,
-                      chunk: int | None = ATTENTION_CHUNK) -> torch.Tensor:
+                      chunk: int | None = None) -> torch.Tensor:
     """``softmax(scale * q k^T) v`` row by row, ``chunk`` query rows at a time (None = all at once).
 
     Args:
@@ -120,13 +121,14 @@ class DistanceAttention(nn.Module):
       ``f_{my_i}`` in equation 5);
     * equation 5: ``f_sim = 1/K sum_i ((1 - n_i) * f_mat + f_{my_i} * n_i)``.
 
-    ``scale`` multiplies the dot products (the paper's plain ``f_d . f_{d_i}^T`` is 1.0).
+    ``scale`` multiplies the dot products (the paper's plain ``f_d . f_{d_i}^T`` is 1.0). ``budget`` is the
+    number of scores computed at once (None: all ``B x hw x K hw``); the query chunk is ``budget / (B K hw)``.
     """
 
-    def __init__(self, channels: int, reduction: int = 8, scale: float = 1.0, chunk: int | None = ATTENTION_CHUNK):
+    def __init__(self, channels: int, reduction: int = 8, scale: float = 1.0, budget: int | None = ATTENTION_BUDGET):
         super().__init__()
         inner = max(channels // reduction, 1)
-        self.scale, self.chunk = scale, chunk
+        self.scale, self.budget = scale, budget
         self.mask_m = nn.Conv2d(2 * channels, channels, 3, padding=1)
         self.mask_n = nn.Conv2d(2 * channels, channels, 3, padding=1)
         self.query = nn.Conv2d(channels, inner, 1)
@@ -143,7 +145,8 @@ class DistanceAttention(nn.Module):
         q = self.query(f_d).flatten(2).transpose(1, 2)  # (B, hw, C')
         keys = self.key(f_dr.flatten(0, 1)).view(b, k, -1, h * w).permute(0, 1, 3, 2).reshape(b, k * h * w, -1)
         values = self.value(f_my).view(b, k, -1, h * w).permute(0, 1, 3, 2).reshape(b, k * h * w, -1)
-        f_mat = chunked_attention(q, keys, values, self.scale, self.chunk)
+        chunk = None if self.budget is None else max(1, self.budget // (b * k * h * w))
+        f_mat = chunked_attention(q, keys, values, self.scale, chunk)
         f_mat = self.out(f_mat.transpose(1, 2).reshape(b, -1, h, w)).unsqueeze(1)  # (B, 1, C, h, w)
         f_my = f_my.view(b, k, c, h, w)
         return ((1 - n) * f_mat + f_my * n).mean(1)
@@ -318,7 +321,8 @@ class ShiNet(ColorizationModel):
         mlp_width: hidden width of the two-layer MLP that maps the style vector to AdaIN parameters.
         attention_reduction: ``C / C~`` of the similarity projections (paper: 8).
         attention_scale: factor on the dot products of ``M_i`` (paper: 1.0).
-        attention_chunk: query positions per attention chunk (None = the whole matrix at once).
+        attention_budget: attention scores computed at once (None = the whole matrix at once; see
+            :class:`DistanceAttention`).
         use_sim: False gives Table 1's "No Sim" ablation.
         temporal_width: base width of the temporal refinement network; 0 turns it off ("No Temporal").
         spectral_norm: spectral norm on encoders, decoder and temporal network (section 3.5).
@@ -358,14 +362,14 @@ class ShiNet(ColorizationModel):
     def __init__(self, encoder_widths: Sequence[int] = (64, 128, 256), mid_blocks: int = 8,
                  embedder_widths: Sequence[int] = (64, 128, 256, 512, 1024), style_dim: int = 64,
                  mlp_width: int = 256, attention_reduction: int = 8, attention_scale: float = 1.0,
-                 attention_chunk: int | None = ATTENTION_CHUNK, use_sim: bool = True, temporal_width: int = 32,
+                 attention_budget: int | None = ATTENTION_BUDGET, use_sim: bool = True, temporal_width: int = 32,
                  spectral_norm: bool = True, gan: bool = False, discriminator_width: int = 64,
                  latent_weight: float = 1.0, temporal_weight: float = 1.0, gan_weight: float = 1.0,
                  discriminator_lr_ratio: float = 0.1):
         super().__init__(encoder_widths=list(encoder_widths), mid_blocks=mid_blocks,
                          embedder_widths=list(embedder_widths), style_dim=style_dim, mlp_width=mlp_width,
                          attention_reduction=attention_reduction, attention_scale=attention_scale,
-                         attention_chunk=attention_chunk, use_sim=use_sim, temporal_width=temporal_width,
+                         attention_budget=attention_budget, use_sim=use_sim, temporal_width=temporal_width,
                          spectral_norm=spectral_norm, gan=gan, discriminator_width=discriminator_width,
                          latent_weight=latent_weight, temporal_weight=temporal_weight, gan_weight=gan_weight,
                          discriminator_lr_ratio=discriminator_lr_ratio)
@@ -380,7 +384,7 @@ class ShiNet(ColorizationModel):
         if use_sim:
             self.encoder_distance = Encoder(1, encoder_widths, spectral_norm)
             self.encoder_colour = Encoder(3, encoder_widths, spectral_norm)
-            self.sim = DistanceAttention(c, attention_reduction, attention_scale, attention_chunk)
+            self.sim = DistanceAttention(c, attention_reduction, attention_scale, attention_budget)
             self.latent_sim = nn.Conv2d(c, 3, 3, padding=1)
         self.embedder = Embedder(embedder_widths, style_dim)
         self.mid = nn.ModuleList([AdaINResBlock(c) for _ in range(mid_blocks)])
