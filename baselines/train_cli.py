@@ -41,7 +41,7 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from baselines.datasets import open_datasets
+    from baselines.datasets import open_many
     from baselines.train import TrainConfig, resolve_config, train
 
     file_settings = read_config_file(args.config) if args.config else {}
@@ -57,9 +57,15 @@ def run_train(args: argparse.Namespace) -> int:
         base.update({f"model_args.{k}": v for k, v in stored.get("model_args", {}).items()})
         file_settings = {**base, **file_settings}
         preset = file_settings.pop("preset", preset)
-    config = resolve_config(args.model, preset, file_settings, parse_set(args.set))
-    train_set, val_set = open_datasets(args.data)
-    summary = train(config, train_set, args.out, resume=args.resume, data_spec=args.data, val_dataset=val_set)
+    overrides = parse_set(args.set)
+    if args.max_hours is not None:
+        if args.max_hours <= 0:
+            raise CelbenchError(f"--max-hours {args.max_hours}: must be > 0")
+        overrides["max_seconds"] = args.max_hours * 3600.0
+    config = resolve_config(args.model, preset, file_settings, overrides)
+    train_set, val_set = open_many(args.data)
+    summary = train(config, train_set, args.out, resume=args.resume, data_spec=" ".join(args.data),
+                    val_dataset=val_set)
     if summary["rank"] == 0:  # one summary line per run, not per torchrun process
         print(json.dumps(summary))
     return 0
@@ -68,12 +74,16 @@ def run_train(args: argparse.Namespace) -> int:
 def add_commands(commands) -> None:
     p = commands.add("train", "train a baseline model (checkpoints: safetensors + JSON)", run_train)
     p.add_argument("--model", required=True, help="registered model name, e.g. cmft, cmft-nocmft")
-    p.add_argument("--data", required=True,
-                   help="dataset directory (Parquet) or NAME[:k=v,...] in-memory source, e.g. shapes:n=16,size=32")
+    p.add_argument("--data", required=True, nargs="+", metavar="DATA",
+                   help="dataset directory (Parquet) or NAME[:k=v,...] in-memory source, e.g. shapes:n=16,size=32; "
+                        "several are trained on together (their val splits validate)")
     p.add_argument("--preset", default="paper", help="model preset: paper (default) or tiny; a resumed run keeps its own")
     p.add_argument("--config", help="YAML/JSON file of training settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (repeatable), e.g. --set lr=1e-3 --set model_args.widths=[8,8,8,8]")
     p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--max-hours", type=float, default=None, metavar="H",
+                   help="training wall-time budget of this process in hours (= --set max_seconds=H*3600); "
+                        "the run saves a checkpoint and its final weights when it is spent, --resume continues")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoint with its stored settings")

@@ -98,7 +98,7 @@ def test_checkpoint_files_contain_no_pickle(tmp_path):
     assert any(f.suffix == ".safetensors" for f in files)
     for path in files:
         assert not ckpt.file_has_pickle(path), path
-        assert path.suffix in {".safetensors", ".json", ".csv", ".jsonl"} or "tfevents" in path.name, path
+        assert path.suffix in {".safetensors", ".json", ".csv", ".jsonl", ".png"} or "tfevents" in path.name, path
         if path.suffix == ".json":
             json.loads(path.read_text())
     meta = ckpt.safetensors_metadata(tmp_path / "run/model.safetensors")

@@ -199,6 +199,9 @@ class LCMFTN(ColorizationModel):
     K references (the paper has K = 1).
     """
 
+    #: Channels of :meth:`prior` that ``E_h`` reads beside the target sketch (0: the paper's network).
+    prior_channels = 0
+
     presets = {
         "paper": {
             # Figure 4's channel counts are not in the text; wide coarse levels (where matching is
@@ -228,7 +231,7 @@ class LCMFTN(ColorizationModel):
         self.use_cmft = use_cmft
         self.cmft_full_resolution = cmft_full_resolution
         self.correlation_scale = correlation_scale
-        self.encoder_h = PyramidEncoder(1, widths)
+        self.encoder_h = PyramidEncoder(1 + self.prior_channels, widths)
         self.encoder_c = PyramidEncoder(3, widths)
         # The ablation has nothing to match, so it has no matching encoders (and no unused parameters,
         # which DistributedDataParallel would reject).
@@ -261,6 +264,7 @@ class LCMFTN(ColorizationModel):
         [0, 1]; returns (B, 3, H, W) RGB in [0, 1]. Other keys are ignored."""
         check_batch(batch)
         ref_color, ref_sketch, sketch = batch[REF_COLOR], batch[REF_SKETCH], batch[TARGET_SKETCH]
+        prior = self.prior(batch)
         b, k, _, h, w = ref_color.shape
         ref_color = ref_color.reshape(b * k, 3, h, w)
         ref_sketch = ref_sketch.reshape(b * k, 1, h, w)
@@ -268,18 +272,29 @@ class LCMFTN(ColorizationModel):
         if pad_h or pad_w:  # three stride-2 levels: pad (edge-replicate) to a multiple of 8, crop at the end
             ref_color, ref_sketch, sketch = (F.pad(t, (0, pad_w, 0, pad_h), mode="replicate")
                                              for t in (ref_color, ref_sketch, sketch))
-        return self._generate(ref_color, ref_sketch, sketch, b)[..., :h, :w]
+            if prior is not None:
+                prior = F.pad(prior, (0, pad_w, 0, pad_h), mode="replicate")
+        return self._generate(ref_color, ref_sketch, sketch, b, prior)[..., :h, :w]
+
+    def prior(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """A (B, C, H, W) image the target encoder ``E_h`` sees beside the sketch and the output head
+        builds on; None for the paper's network (subclasses on the shared recipe return the warp prior)."""
+        return None
+
+    def output(self, features: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+        """Last convolutions to RGB in [0, 1] (sigmoid; the paper does not name the activation)."""
+        return torch.sigmoid(self.to_rgb(features))
 
     def _generate(self, ref_color: torch.Tensor, ref_sketch: torch.Tensor, sketch: torch.Tensor,
-                  b: int) -> torch.Tensor:
+                  b: int, prior: torch.Tensor | None = None) -> torch.Tensor:
         """Equations 5-8 on (B*K, 3, H, W), (B*K, 1, H, W) and (B, 1, H, W) maps with H, W divisible by 8."""
-        e_h = self.encoder_h(sketch)
+        e_h = self.encoder_h(sketch if prior is None else torch.cat([sketch, prior], 1))
         e_c = self.encoder_c(ref_color)
         if self.encoder_s is None:  # ablation: reference colour features enter unaligned
             x = self.upsample[0](torch.cat([e_h[0], self._transfer(None, None, e_c[0], b)], 1))
             for level in (1, 2):
                 x = self.upsample[level](torch.cat([e_h[level], x, self._transfer(None, None, e_c[level], b)], 1))
-            return torch.sigmoid(self.to_rgb(torch.cat([e_h[3], x], 1)))
+            return self.output(torch.cat([e_h[3], x], 1), prior)
         # One pass of E_s over target and references (shared weights, as in Figure 3).
         e_s_all = self.encoder_s(torch.cat([sketch, ref_sketch]))
         e_s_n = [f[:b] for f in e_s_all]
@@ -301,7 +316,7 @@ class LCMFTN(ColorizationModel):
             x = torch.cat([e_h[level], x, chi], 1)
             if level < 3:
                 x = self.upsample[level](x)
-        return torch.sigmoid(self.to_rgb(x))
+        return self.output(x, prior)
 
 
 @register_trainable("cmft")
