@@ -155,3 +155,19 @@ def test_shi_trains_with_its_auxiliary_losses_logged(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if r["split"] == "train"]
     assert all(r["latent"] > 0 and r["loss"] > 10 * r["l1"] for r in train_rows)
+
+
+def test_untrained_shi_warp_is_flow_warp_and_votes_on_components():
+    from benchmark.models.flow_warp import FlowWarp
+    from benchmark.models.vote import vote_batch
+
+    torch.manual_seed(0)
+    model = build_model("shi-warp", **model_preset("shi-warp", "tiny")["model"])
+    batch = make_batch(k=2, size=36)  # padded to 40 inside; the prior is warped at 36
+    warp = FlowWarp()(batch)
+    torch.testing.assert_close(model.colorize(batch), warp)
+    labels = torch.zeros(1, 36, 36, dtype=torch.int64)
+    labels[:, 2:20, 3:30], labels[:, 22:34, 5:15] = 1, 2
+    voted = model.colorize({**batch, "target_components": labels})
+    torch.testing.assert_close(voted, vote_batch(warp, labels))
+    assert "target_components" in model.requires and "reference_field" in model.requires

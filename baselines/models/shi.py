@@ -57,6 +57,8 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from baselines.model import (REF_COLOR, REF_DISTANCE, REF_SKETCH, TARGET_COLOR, TARGET_DISTANCE, TARGET_SKETCH,
                              ColorizationModel, check_batch, register_trainable)
 from baselines.models.cmft import correlation_transfer
+from baselines.recipe import GatedResidualHead, vote_output, warp_prior
+from benchmark.models.flow_warp import FlowWarp
 from dataprep.errors import CelbenchError
 
 #: Attention scores held at once (B x query chunk x K*HW/16 elements; 2**24 float32 = 64 MiB), which sets
@@ -218,10 +220,14 @@ class Decoder(nn.Module):
         self.refine = ConvNormReLU(w0, w0, 3, spectral=spectral)
         self.to_rgb = _maybe_sn(nn.Conv2d(w0, 3, 7, padding=3, padding_mode="reflect"), spectral)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The first three convolutions: (B, C, H/4, W/4) -> (B, widths[0], H, W)."""
         x = self.up1(F.interpolate(x, scale_factor=2, mode="nearest"))
         x = self.up2(F.interpolate(x, scale_factor=2, mode="nearest"))
-        return self.to_rgb(self.refine(x))
+        return self.refine(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_rgb(self.features(x))
 
 
 class GatedTemporalShiftConv(nn.Module):
@@ -377,10 +383,11 @@ class ShiNet(ColorizationModel):
             raise CelbenchError(f"shi: encoder_widths needs 3 channel counts and embedder_widths 5, got "
                                 f"{list(encoder_widths)} and {list(embedder_widths)}")
         c = encoder_widths[-1]
+        self.encoder_widths = list(encoder_widths)
         self.use_sim = use_sim
         self.latent_weight, self.temporal_weight, self.gan_weight = latent_weight, temporal_weight, gan_weight
         self.discriminator_lr_ratio = discriminator_lr_ratio
-        self.encoder_line = Encoder(1, encoder_widths, spectral_norm)
+        self.encoder_line = Encoder(1 + self.prior_channels, encoder_widths, spectral_norm)
         if use_sim:
             self.encoder_distance = Encoder(1, encoder_widths, spectral_norm)
             self.encoder_colour = Encoder(3, encoder_widths, spectral_norm)
@@ -407,14 +414,19 @@ class ShiNet(ColorizationModel):
                 norm.set_params(params[:, offset:offset + 2 * norm.channels])
                 offset += 2 * norm.channels
 
-    def transform(self, sketch: torch.Tensor, field: torch.Tensor, ref_sketch: torch.Tensor, ref_field: torch.Tensor,
-                  ref_colour: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Equation 2 on (B, 1, H, W) target maps and (B, K, c, H, W) reference maps (H, W divisible by 4).
+    #: Channels of the warp prior that ``EnL`` sees beside the line art (``shi-warp``); 0 for the paper's network.
+    prior_channels = 0
 
-        Returns logits: ``y_trans`` (B, 3, H, W); ``y_mid`` and, with Sim, ``y_sim`` (B, 3, H/4, W/4)."""
+    def transform(self, line: torch.Tensor, field: torch.Tensor, ref_sketch: torch.Tensor, ref_field: torch.Tensor,
+                  ref_colour: torch.Tensor, prior: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Equation 2 on (B, 1 + prior_channels, H, W) ``EnL`` input (line art, then any prior), (B, 1, H, W)
+        target field and (B, K, c, H, W) reference maps (H, W divisible by 4).
+
+        Returns ``y_trans`` (B, 3, H, W) in the output space of :meth:`decode`; latent logits ``y_mid`` and,
+        with Sim, ``y_sim`` (B, 3, H/4, W/4)."""
         b, k = ref_colour.shape[:2]
         out: dict[str, torch.Tensor] = {}
-        features = self.encoder_line(sketch)  # EnL(x)
+        features = self.encoder_line(line)  # EnL(x)
         if self.use_sim:
             fields = self.encoder_distance(torch.cat([field, ref_field.flatten(0, 1)]))  # one EnD pass
             f_d, f_dr = fields[:b], fields[b:].view(b, k, *fields.shape[1:])
@@ -427,8 +439,24 @@ class ShiNet(ColorizationModel):
         for block in self.mid:
             features = block(features)
         out["y_mid"] = self.latent_mid(features)
-        out["y_trans"] = self.decoder(features)
+        out["y_trans"] = self.decode(features, prior)
         return out
+
+    def decode(self, features: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+        """``De``: (B, C, H/4, W/4) -> (B, 3, H, W) colour logits (:meth:`to_colour` maps them to RGB)."""
+        return self.decoder(features)
+
+    def to_colour(self, y: torch.Tensor) -> torch.Tensor:
+        """Output space of :meth:`decode` -> RGB (a sigmoid here)."""
+        return torch.sigmoid(y)
+
+    def from_colour(self, colour: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> output space (the inverse of :meth:`to_colour`, clamped to stay finite)."""
+        return torch.logit(colour.clamp(1e-3, 1 - 1e-3))
+
+    def prior(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """Extra ``EnL`` input channels computed from the batch (none for the paper's network)."""
+        return None
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``batch``: reference_colour (B,K,3,H,W), reference_sketch and reference_field (B,K,1,H,W),
@@ -441,17 +469,23 @@ class ShiNet(ColorizationModel):
                 raise CelbenchError(f"batch: model shi needs {key!r} (distance fields, section 3.1)")
         ref_colour, ref_sketch, ref_field = batch[REF_COLOR], batch[REF_SKETCH], batch[REF_DISTANCE]
         sketch, field = batch[TARGET_SKETCH], batch[TARGET_DISTANCE]
+        prior = self.prior(batch)
         h, w = sketch.shape[-2:]
         pad_h, pad_w = -h % self.multiple, -w % self.multiple
         if pad_h or pad_w:
-            def pad(t: torch.Tensor) -> torch.Tensor:
+            def pad(t: torch.Tensor | None) -> torch.Tensor | None:
+                if t is None:
+                    return None
                 return F.pad(t.flatten(0, -4), (0, pad_w, 0, pad_h), mode="replicate").view(*t.shape[:-2], h + pad_h, w + pad_w)
-            ref_colour, ref_sketch, ref_field, sketch, field = map(pad, (ref_colour, ref_sketch, ref_field, sketch, field))
-        out = self.transform(sketch, field, ref_sketch, ref_field, ref_colour)
-        logits = out["y_trans"]
+            ref_colour, ref_sketch, ref_field, sketch, field, prior = map(
+                pad, (ref_colour, ref_sketch, ref_field, sketch, field, prior))
+        line = sketch if prior is None else torch.cat([sketch, prior], 1)
+        out = self.transform(line, field, ref_sketch, ref_field, ref_colour, prior)
+        y = out["y_trans"]
         if self.temporal is not None:
-            logits, out["ref_refined"] = self.refine(logits, sketch, ref_colour, ref_sketch)
-        result = torch.sigmoid(logits)[..., :h, :w]
+            correction, out["ref_refined"] = self.refine(self.to_colour(y), sketch, ref_colour, ref_sketch)
+            y = y + correction
+        result = self.to_colour(y)[..., :h, :w]
         if self.training:
             self._stash = {name: value for name, value in out.items()}
             self._stash["crop"] = torch.tensor([h, w])
@@ -460,18 +494,17 @@ class ShiNet(ColorizationModel):
             self._stash["output"] = result
         return result
 
-    def refine(self, logits: torch.Tensor, sketch: torch.Tensor, ref_colour: torch.Tensor,
+    def refine(self, colour: torch.Tensor, sketch: torch.Tensor, ref_colour: torch.Tensor,
                ref_sketch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The temporal stage: sequence (reference 0, target, references 1..K-1) of (line art, colour)
-        frames -> (refined target logits (B, 3, H, W), refined reference colours (B, K, 3, H, W) in [0, 1])."""
-        colour = torch.sigmoid(logits)
+        """The temporal stage on the sequence (reference 0, target, references 1..K-1) of (line art, colour)
+        frames, ``colour`` (B, 3, H, W) the target's ``y_trans`` in RGB. Returns (the correction of the
+        target in the output space of :meth:`decode`, (B, 3, H, W); the regenerated reference colours
+        (B, K, 3, H, W) RGB)."""
         frames_colour = torch.cat([ref_colour[:, :1], colour.unsqueeze(1), ref_colour[:, 1:]], 1)
         frames_sketch = torch.cat([ref_sketch[:, :1], sketch.unsqueeze(1), ref_sketch[:, 1:]], 1)
         correction = self.temporal(torch.cat([frames_sketch, frames_colour], 2))
-        refs_logit = torch.logit(ref_colour.clamp(1e-3, 1 - 1e-3))
-        target = logits + correction[:, 1]
-        refs = torch.sigmoid(torch.cat([refs_logit[:, :1] + correction[:, :1], refs_logit[:, 1:] + correction[:, 2:]], 1))
-        return target, refs
+        refs = self.to_colour(self.from_colour(ref_colour) + torch.cat([correction[:, :1], correction[:, 2:]], 1))
+        return correction[:, 1], refs
 
     def auxiliary_loss(self, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The model's own terms of equation 11 for the last training forward, ``target`` (B, 3, H, W) the
@@ -535,3 +568,62 @@ class ShiNoSim(ShiNet):
     def __init__(self, **kwargs: Any):
         kwargs["use_sim"] = False
         super().__init__(**kwargs)
+
+
+@register_trainable("shi-warp", preset="cpu")
+class ShiWarp(ShiNet):
+    """``shi`` on the shared training recipe (:mod:`baselines.recipe`); changes from the paper's network:
+
+    * ``EnL`` sees the target line art *and* the warp prior (the references warped onto the target by
+      ``flow-warp``'s DIS flow, best-agreeing reference per pixel; :func:`baselines.recipe.warp_prior`),
+      so ``Mid`` and ``De`` know what the warp claims at every pixel while ``Sim`` and the embedder carry
+      what matching and style say;
+    * ``De``'s last convolution is replaced by :class:`baselines.recipe.GatedResidualHead`:
+      ``y_trans = warp + gate * residual``, the residual zero-initialised, so an untrained ``shi-warp`` with
+      its zero-initialised refinement *is* ``flow-warp``; outputs and the refinement's corrections are in
+      RGB (not logits);
+    * at inference (eval mode) each target component gets the median colour of the output inside it
+      (:func:`baselines.recipe.vote_output`) when the batch has ``target_components``.
+
+    Args: those of :class:`ShiNet`, plus ``vote`` (region voting at inference) and ``flow_preset`` (DIS
+    preset of the warp prior).
+    """
+
+    prior_channels = 3
+    requires = (*FlowWarp.requires, "target_components")
+
+    presets = {
+        "paper": {"model": dict(ShiNet.presets["paper"]["model"]),
+                  "train": {**ShiNet.presets["paper"]["train"], "repalette": 0.5}},
+        "cpu": {"model": dict(ShiNet.presets["cpu"]["model"]),
+                "train": {**ShiNet.presets["cpu"]["train"], "perceptual_weight": 0.0, "repalette": 0.5,
+                          "crop": 128}},
+        "tiny": {"model": dict(ShiNet.presets["tiny"]["model"]),
+                 "train": {**ShiNet.presets["tiny"]["train"], "repalette": 0.5}},
+    }
+
+    def __init__(self, vote: bool = True, flow_preset: str = "medium", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.config.update(vote=vote, flow_preset=flow_preset)
+        self.vote = vote
+        self.warper = FlowWarp(preset=flow_preset)
+        self.decoder.to_rgb = None  # the head below takes De's features instead
+        self.head = GatedResidualHead(self.encoder_widths[0])
+
+    def prior(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return warp_prior(batch, self.warper).to(batch[TARGET_SKETCH].dtype)
+
+    def decode(self, features: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+        return self.head(self.decoder.features(features), prior)
+
+    def to_colour(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def from_colour(self, colour: torch.Tensor) -> torch.Tensor:
+        return colour
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        colour = super().forward(batch)
+        if self.training or not self.vote:
+            return colour
+        return vote_output(colour.clamp(0, 1), batch)
