@@ -171,3 +171,33 @@ def test_untrained_shi_warp_is_flow_warp_and_votes_on_components():
     voted = model.colorize({**batch, "target_components": labels})
     torch.testing.assert_close(voted, vote_batch(warp, labels))
     assert "target_components" in model.requires and "reference_field" in model.requires
+
+
+def test_kref_clips_follow_shi_section_4_1():
+    from baselines.datasets import kref_clips
+
+    # 8-frame clips tile the shot; first and last are the references, the 6 between them targets
+    assert kref_clips(17, 2, 8) == [((0, 7), t) for t in range(1, 7)] + [((8, 15), t) for t in range(9, 15)]
+    assert kref_clips(8, 3, 8) == [((0, 4, 7), t) for t in (1, 2, 3, 5, 6)]  # the protocol's K = 3 positions
+    assert kref_clips(7, 2, 8) == []
+
+
+def test_frame_folders_give_kref_pairs_with_the_dividing_frames_as_references(tmp_path):
+    import cv2
+    import numpy as np
+
+    from baselines.datasets import open_datasets
+
+    shot = tmp_path / "shot"
+    shot.mkdir()
+    for index in range(9):  # frame i is a flat grey of level 20 * i with a black square (a line to extract)
+        image = np.full((24, 24, 3), 20 * index + 10, np.uint8)
+        cv2.rectangle(image, (6, 6), (17, 17), (0, 0, 0), 1)
+        cv2.imwrite(str(shot / f"{index}.png"), image)
+    data, _ = open_datasets(f"frames:root={tmp_path},size=16,pairs=kref,refs=2,window=8")
+    assert len(data) == 6
+    levels = [(round(float(item["reference_colour"][0, 0, 1, 1]) * 255), round(float(item["reference_colour"][1, 0, 1, 1]) * 255),
+               round(float(item["target_colour"][0, 1, 1]) * 255)) for item in data]
+    assert levels == [(10, 150, 20 * t + 10) for t in range(1, 7)]
+    with pytest.raises(CelbenchError, match="pairs must be window or kref"):
+        open_datasets(f"frames:root={tmp_path},pairs=every3")
