@@ -201,3 +201,15 @@ def test_frame_folders_give_kref_pairs_with_the_dividing_frames_as_references(tm
     assert levels == [(10, 150, 20 * t + 10) for t in range(1, 7)]
     with pytest.raises(CelbenchError, match="pairs must be window or kref"):
         open_datasets(f"frames:root={tmp_path},pairs=every3")
+
+
+@pytest.mark.parametrize("name", ["shi", "shi-warp"])
+def test_bf16_autocast_training_path_runs_with_finite_losses(tmp_path, name):
+    """The path CUDA takes by default (autocast bf16), here with CPU autocast; GAN on for shi."""
+    extra = {"model_args.gan": True} if name == "shi" else {}
+    cfg = resolve_config(name, "tiny", overrides={"epochs": 1, "val_fraction": 0.0, "log_every": 1, "checkpoint_every": 0,
+                                                 "val_every": 0, "batch_size": 2, "amp": "bf16", **extra})
+    summary = train(cfg, ShapesPairs(n=2, size=16, refs=2), tmp_path / "run")
+    assert summary["amp_dtype"] == "bfloat16" and summary["steps"] == 1
+    rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows if r["split"] == "train")
