@@ -240,6 +240,8 @@ def frame_folder_pairs(root: str, size: int = 128, window: int = 40, stride: int
     ``dataprep build``). Frames are resized to ``size`` px (shorter side) and centre-cropped square."""
     if pairs not in ("window", "kref"):
         raise CelbenchError(f"dataset 'frames': pairs must be window or kref, got {pairs!r}")
+    if pairs == "window" and refs != 1:
+        raise CelbenchError("dataset 'frames': pairs=window takes one reference (refs=1)")
     if not os.path.isdir(root):
         raise CelbenchError(f"{root}: no such frame folder")
     subdirs = sorted(os.path.join(root, d) for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))

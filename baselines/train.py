@@ -3,7 +3,8 @@
 Run directory layout::
 
     RUN_DIR/config.json              resolved run config (model, preset, every setting below)
-    RUN_DIR/metrics.csv, .jsonl      one row per log / validation event (step, split, loss, l1, vgg, psnr, lr)
+    RUN_DIR/metrics.csv, .jsonl      one row per log / validation event (step, split, loss, l1, vgg, psnr, lr);
+                                     the jsonl rows also hold the model's own terms (``auxiliary_loss``)
     RUN_DIR/events.out.tfevents.*    the same scalars for TensorBoard, tags SPLIT/NAME (train/loss, val/psnr);
                                      one file per process, a resume adds a file (see baselines.tfevents)
     RUN_DIR/checkpoints/step_N.{safetensors,json}, latest.json   (see baselines.checkpoint; no pickle)
@@ -380,7 +381,9 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
             raise CelbenchError(f"{run_dir}: no checkpoint to resume from (missing checkpoints/latest.json)")
         pointer = json.loads(latest.read_text())
         resume_meta, resume_tensors = ckpt.load_checkpoint(ckpt_dir / pointer["checkpoint"])
-        stored = resume_meta["run_config"]
+        # A setting added to celbench after the run started is absent from its stored config; the run
+        # trained with that setting's default (the feature did not exist), so only another value is a change.
+        stored = {**TrainConfig(model=config.model, preset=config.preset).to_dict(), **resume_meta["run_config"]}
         changed = sorted(k for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS and stored.get(k) != v)
         if changed:
             raise CelbenchError(f"{run_dir}: cannot resume with changed settings {changed} "
@@ -550,8 +553,7 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
             if step % max(config.log_every, 1) == 0 or step == total_steps:
                 log.write(step=step, epoch=epoch, split="train", loss=last_loss, l1=parts["l1"],
                           vgg=parts.get("vgg", ""), style=parts.get("style", ""), lr=scheduler.get_last_lr()[0],
-                          seconds=round(time.perf_counter() - started, 3),
-                          **{k: v for k, v in auxiliary_parts.items()})
+                          seconds=round(time.perf_counter() - started, 3), **auxiliary_parts)
             if config.val_every and step % config.val_every == 0:
                 run_validation()
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:

@@ -220,3 +220,16 @@ def test_bench_train_reads_a_dataset_built_by_dataprep(tmp_path, capsys):
                        "--out", str(out), "--set", "max_steps=2", "--quiet"])
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["steps"] == 2 and (out / "model.safetensors").is_file()
+
+
+def test_a_run_from_before_a_setting_existed_resumes_when_the_setting_keeps_its_default(tmp_path):
+    data = ShapesPairs(n=4, size=16, seed=1)
+    train(config(epochs=1, val_fraction=0.0, max_steps=1, checkpoint_every=1), data, tmp_path / "run")
+    pointer = json.loads((tmp_path / "run/checkpoints/latest.json").read_text())
+    meta_path = tmp_path / "run/checkpoints" / pointer["checkpoint"]
+    meta = json.loads(meta_path.read_text())
+    del meta["run_config"]["repalette"]  # as written by a celbench without that setting
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CelbenchError, match=r"changed settings \['repalette'\]"):
+        train(config(epochs=1, val_fraction=0.0, repalette=0.5), data, tmp_path / "run", resume=True)
+    assert train(config(epochs=1, val_fraction=0.0), data, tmp_path / "run", resume=True)["steps"] == 2
