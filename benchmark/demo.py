@@ -3,8 +3,9 @@
 1. generate the built-in demo clip (procedural cel animation, :mod:`dataprep.synth`) -> ``DIR/video``;
 2. build a dataset from it with ``dataprep build`` -> ``DIR/dataset`` (every shot in the test split);
 3. ``bench evaluate`` the built-in floors (``copy-reference``, ``flow-warp``) under every protocol
-   whose inputs they accept, and the shipped CMFT weights (``cmft-nocmft``, ``cmft``) under their
-   paper's protocol (``cmft-interval``) -> ``DIR/leaderboards/results``;
+   whose inputs they accept, and the shipped learned weights under their paper's protocol (CMFT's
+   ``cmft-nocmft``, ``cmft`` under ``cmft-interval``; Shi et al.'s ``shi-nosim``, ``shi``, ``shi-warp``
+   under ``shi-kref``) -> ``DIR/leaderboards/results``;
 4. ``bench leaderboard build`` -> ``DIR/leaderboards/*.md, .csv, .html`` with plots and example grids.
 """
 
@@ -24,10 +25,12 @@ from dataprep.synth.cli import describe
 from benchmark.source import Frame, MemorySource, SampleSource, Shot
 
 PROTOCOLS = ("cmft-interval@1", "shi-kref@1", "components@1", "hints@1")
-#: model -> protocols the demo scores it under: the floors wherever their inputs allow, the learned CMFT
-#: baselines (shipped weights, reached through the ``celbench.models`` entry points) under CMFT's protocol.
+#: model -> protocols the demo scores it under: the floors wherever their inputs allow, the learned
+#: baselines (shipped weights, reached through the ``celbench.models`` entry points) under their paper's
+#: protocol.
 DEMO_MODELS = {"copy-reference": PROTOCOLS, "flow-warp": PROTOCOLS,
-               "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",)}
+               "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",),
+               "shi-nosim": ("shi-kref@1",), "shi": ("shi-kref@1",), "shi-warp": ("shi-kref@1",)}
 #: ``dataprep build --set`` overrides for the demo: the whole clip is test data.
 BUILD_OVERRIDES = ("split.train=0", "split.val=0", "split.test=1", "run.workers=1")
 
