@@ -137,11 +137,11 @@ def shot_pairs(length: int, pairs: str, refs: int, window: int, stride: int) -> 
 
 def make_sketcher(sketch: str):
     """``sketch`` = "labels" (region boundaries of the synthetic label map) or a registered extractor name
-    (``dataprep.extractors``, default settings; "xdog" is what ``dataprep build`` uses by default).
+    (``dataprep.sketch.extractors``, default settings; "xdog" is what ``dataprep build`` uses by default).
     Returns f(frame) -> (H, W) float32 line art in [0, 1], 0 = line, for a frame with .image (RGB uint8)."""
     if sketch == "labels":
         return None
-    from dataprep.extractor import EXTRACTORS
+    from dataprep.sketch.extractor import EXTRACTORS
 
     extractor = EXTRACTORS.create(sketch)
     return lambda rgb: extractor(rgb).astype(np.float32) / 255

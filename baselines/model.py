@@ -1,20 +1,8 @@
 """The interface every trainable baseline implements, and the ``MODELS`` registry.
 
-A model maps a *batch dict* to colour frames. The keys are those of ``benchmark.model`` (what ``bench``
-passes) and ``benchmark.data.PairDataset`` (what training reads); float tensors with values in [0, 1]:
-
-======================== ================= ==========================================================
-key                      shape             meaning
-======================== ================= ==========================================================
-``reference_colour``     (B, K, 3, H, W)   K reference colour frames, RGB
-``reference_sketch``     (B, K, 1, H, W)   their line art (0 = line, 1 = paper)
-``reference_field``      (B, K, 1, H, W)   their distance fields (optional for models that ignore it)
-``target_sketch``        (B, 1, H, W)      line art to colourise (0 = line, 1 = paper)
-``target_field``         (B, 1, H, W)      its distance field (optional)
-``hints``                (B, 4, H, W)      optional colour hints (RGB + mask)
-``target_components``    (B, H, W) int64   optional component labels (0 = line pixels)
-``target_colour``        (B, 3, H, W)      ground truth, training and validation only
-======================== ================= ==========================================================
+A model maps a *batch dict* to colour frames. The keys, shapes and value ranges are the canonical ones of
+:mod:`dataprep.dataset.keys` (the same for what ``bench evaluate`` passes and what ``benchmark.data.PairDataset``
+yields for training), batch first.
 
 ``forward(batch)`` returns (B, 3, H, W) float RGB in [0, 1]. Adding a model is one class and one
 decorator, which registers it in the one model registry (:data:`benchmark.model.MODELS`) for ``bench train``
@@ -37,17 +25,17 @@ import torch
 from torch import nn
 
 from benchmark.model import MODELS, ModelFactory, ModelSpec
+from dataprep.dataset import keys
 from dataprep.errors import CelbenchError, file_error
 from dataprep.hashing import sha256_file
 
-REF_COLOR = "reference_colour"
-REF_SKETCH = "reference_sketch"
-REF_DISTANCE = "reference_field"
-TARGET_SKETCH = "target_sketch"
-TARGET_DISTANCE = "target_field"
-TARGET_COLOR = "target_colour"
-HINTS = "hints"
-COMPONENTS = "components"
+# Short names for the canonical keys (dataprep.dataset.keys) used throughout the baselines.
+REF_COLOR = keys.REFERENCE_COLOUR
+REF_SKETCH = keys.REFERENCE_SKETCH
+REF_DISTANCE = keys.REFERENCE_FIELD
+TARGET_SKETCH = keys.TARGET_SKETCH
+TARGET_DISTANCE = keys.TARGET_FIELD
+TARGET_COLOR = keys.TARGET_COLOUR
 
 #: Keys a model needs at inference time (the rest are optional).
 REQUIRED_INPUT_KEYS = (REF_COLOR, REF_SKETCH, TARGET_SKETCH)

@@ -6,7 +6,7 @@ Run directory layout::
     RUN_DIR/metrics.csv, .jsonl      one row per log / validation event (step, split, loss, l1, vgg, psnr, lr);
                                      the jsonl rows also hold the model's own terms (``auxiliary_loss``)
     RUN_DIR/events.out.tfevents.*    the same scalars for TensorBoard, tags SPLIT/NAME (train/loss, val/psnr);
-                                     one file per process, a resume adds a file (see baselines.tfevents)
+                                     one file per process, a resume adds a file (tensorboardX)
     RUN_DIR/checkpoints/step_N.{safetensors,json}, latest.json   (see baselines.checkpoint; no pickle)
     RUN_DIR/model.safetensors        final weights with the metadata that rebuilds the model
 
@@ -18,9 +18,8 @@ CPU autocast; ``amp=fp16``: CPU autocast with ``GradScaler("cpu")``; ``compile=o
 C++ compiler), so the code paths CUDA runs by default are exercised by the CPU tests (``config.json`` records
 ``amp_dtype`` and ``compiled``). Multi-GPU: launch with ``torchrun``; each rank gets a shard of every
 epoch (DistributedSampler), gradients are averaged by DistributedDataParallel, rank 0 logs and saves.
-TensorBoard event files are written by ``baselines.tfevents`` (TFRecord + hand-encoded Event protobufs), not
-``torch.utils.tensorboard``, which needs the tensorboard package (not a celbench dependency);
-``tensorboard --logdir RUN_DIR`` (or a folder of run directories) shows them.
+TensorBoard event files are written by ``tensorboardX`` (``torch.utils.tensorboard`` would need the whole
+tensorboard package); ``tensorboard --logdir RUN_DIR`` (or a folder of run directories) shows them.
 """
 
 from __future__ import annotations
@@ -44,7 +43,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from baselines import checkpoint as ckpt
 from baselines.losses import ColorizationLoss
 from baselines.model import TARGET_COLOR, build_model, collate_batch, model_preset, to_device
-from baselines.tfevents import EventFileWriter
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.summary import scalar as scalar_summary
 from dataprep.errors import CelbenchError
 from dataprep.registry import did_you_mean
 from dataprep.progress import progress
@@ -254,13 +255,23 @@ class MetricLog:
     def __init__(self, run_dir: Path, enabled: bool, resume_step: int | None = None):
         self.enabled = enabled
         self.csv_path, self.jsonl_path = run_dir / "metrics.csv", run_dir / "metrics.jsonl"
-        self.events: EventFileWriter | None = None
+        self.events: EventsWriter | None = None
         if enabled and not self.csv_path.exists():
             with self.csv_path.open("w", newline="") as handle:
                 csv.writer(handle).writerow(self.COLUMNS)
         if enabled:
-            # In RUN_DIR itself, so `tensorboard --logdir RUNS` names each run after its directory.
-            self.events = EventFileWriter(run_dir, start_step=0 if resume_step is None else resume_step + 1)
+            # In RUN_DIR itself, so `tensorboard --logdir RUNS` names each run after its directory. A new file per
+            # process (numbered, so a resume within the same second gets its own) starting with a session START
+            # at the first step this process logs: TensorBoard then drops the earlier files' events from that step
+            # on, those an interrupted run logged after the checkpoint this process resumes from. A new run's file
+            # gets one too (step 0, drops nothing), since TensorBoard's server ignores the first START of a run.
+            # tensorboardX's synchronous EventsWriter (not its SummaryWriter, whose queue a killed run loses).
+            number = len(list(run_dir.glob("events.out.tfevents.*")))
+            self.events = EventsWriter(str(run_dir / "events"), filename_suffix=f".{number}")
+            start = 0 if resume_step is None else resume_step + 1
+            self.events.write_event(Event(wall_time=time.time(), step=start,
+                                          session_log=SessionLog(status=SessionLog.START)))
+            self.events.flush()
 
     def write(self, **row: Any) -> None:
         if not self.enabled:
@@ -272,7 +283,10 @@ class MetricLog:
         if self.events is not None:
             scalars = {f"{row['split']}/{name}": float(row[name]) for name in self.SCALARS
                        if isinstance(row.get(name), (int, float))}
-            self.events.add_scalars(int(row["step"]), scalars)
+            for tag, value in scalars.items():
+                self.events.write_event(Event(wall_time=time.time(), step=int(row["step"]),
+                                              summary=scalar_summary(tag, value)))
+            self.events.flush()  # a killed run keeps what it logged
 
 
 def split_dataset(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:

@@ -68,8 +68,8 @@ def demo_dataset(video_dir: Path, dataset_dir: Path, log=print) -> SampleSource:
     from benchmark.parquet_source import ParquetSource
     from dataprep.build import build
     from dataprep.config import load_config
-    from dataprep.report import format_summary, summarise, write_report
-    from dataprep.validate import ValidationError, validate
+    from dataprep.dataset.report import format_summary, summarise, write_report
+    from dataprep.dataset.validate import ValidationError, validate
 
     video = next(p for p in sorted(video_dir.iterdir()) if p.stem == "video")
     report = build([video], dataset_dir, load_config(None, list(BUILD_OVERRIDES)), overwrite=True,

@@ -1,6 +1,6 @@
 """``bench ls KIND``: the registered models, metrics, protocols and protocol samplers, beside ``dataprep ls``.
 
-Registries are listed through :func:`dataprep.ls_cli.list_registry`; protocols are versioned JSON files,
+Registries are listed through :func:`dataprep.ls_cli.add_listings`; protocols are versioned JSON files,
 listed with their description.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from dataprep.cli_app import Commands
-from dataprep.ls_cli import list_registry
+from dataprep.ls_cli import add_listings
 
 LISTABLE: dict[str, str] = {
     "models": "benchmark.model:MODELS",
@@ -28,8 +28,5 @@ def _list_protocols(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Commands) -> None:
-    group = commands.group("ls", "list registered components")
-    for kind, spec in LISTABLE.items():
-        group.add(kind, f"list registered {kind} (name, summary, parameters with defaults)",
-                  lambda args, spec=spec: list_registry(spec))
+    group = add_listings(commands, LISTABLE)
     group.add("protocols", "list the versioned protocols (id, description, primary metric, inputs)", _list_protocols)

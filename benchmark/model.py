@@ -1,23 +1,10 @@
 """The interface every colourisation model implements, and the registry that finds them.
 
-A model is any callable ``model(batch) -> colour`` where ``batch`` is a dict of float32 tensors
-(all images in [0, 1], batch first, ``K`` references):
-
-=======================  ==============  ===================================================
-key                      shape           meaning
-=======================  ==============  ===================================================
-``reference_colour``     (B, K, 3, H, W)  RGB colour of the reference frames
-``reference_sketch``     (B, K, 1, H, W)  line art of the references, 1 = paper, 0 = line
-``reference_field``      (B, K, 1, H, W)  distance field of the reference line art
-``target_sketch``        (B, 1, H, W)     line art to colourise, 1 = paper, 0 = line
-``target_field``         (B, 1, H, W)     distance field of the target line art
-``hints``                (B, 4, H, W)     optional: RGB colour hints + mask (1 = hint here)
-``target_components``    (B, H, W) int64  optional: component label map, 0 = line pixels
-``reference_components`` (B, K, H, W)     optional: component label maps of the references
-=======================  ==============  ===================================================
-
-and the result is the target's colour, ``(B, 3, H, W)`` float RGB in [0, 1]. A protocol decides which
-keys a model receives (the ``hints`` protocol gives no reference at all).
+A model is any callable ``model(batch) -> colour`` where ``batch`` is a dict of tensors keyed, shaped and
+scaled as in :mod:`dataprep.dataset.keys` (float images in [0, 1], integer component labels, batch first,
+``K`` references; ``target_colour`` is never given), and the result is the target's colour,
+``(B, 3, H, W)`` float RGB in [0, 1]. A protocol decides which keys a model receives (the ``hints`` protocol
+gives no reference at all).
 
 Models are created by a *factory* ``factory(weights: str | None, device: torch.device) -> model``.
 :data:`MODELS` is the one model registry of celbench: ``bench evaluate``/``speed`` call an entry's factory,

@@ -9,9 +9,9 @@ from dataprep.cli_app import run_cli
 # One module per stage owns its sub-commands; adding a stage's CLI is one line here.
 COMMAND_MODULES: list[str] = [
     "dataprep.synth.cli",
-    "dataprep.shots_cli",
+    "dataprep.shots.cli",
     "dataprep.ls_cli",
-    "dataprep.build_cli",
+    "dataprep.build.cli",
 ]
 
 

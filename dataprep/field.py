@@ -136,8 +136,8 @@ def _squared_distance(mask: np.ndarray) -> np.ndarray | None:
 def euclidean_distance(mask: np.ndarray) -> np.ndarray:
     """Exact Euclidean distance (float64) from every True pixel to the nearest False pixel; 0 on False pixels.
 
-    The same values as ``scipy.ndimage.distance_transform_edt(mask)`` (what was used before; tested equal), about
-    3x faster: ``cv2.distanceTransform`` with ``DIST_MASK_PRECISE`` (Felzenszwalb & Huttenlocher, exact) returns
+    The same values as ``scipy.ndimage.distance_transform_edt(mask)`` (tested equal), computed faster (see
+    docs/stages.md): ``cv2.distanceTransform`` with ``DIST_MASK_PRECISE`` (Felzenszwalb & Huttenlocher, exact) returns
     float32 ``sqrt(n)`` of the integer squared distance ``n``; ``n`` is recovered exactly by rounding the square,
     and its float64 square root taken as scipy does. Images with ``H**2 + W**2 >= 2**21`` (about 1450 px
     diagonal), where that recovery is not guaranteed, and masks without a False pixel use scipy.

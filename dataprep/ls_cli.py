@@ -13,12 +13,12 @@ from dataprep.cli_app import Commands
 from dataprep.registry import Registry
 
 LISTABLE: dict[str, str] = {
-    "detectors": "dataprep.detectors:DETECTORS",
-    "extractors": "dataprep.extractors:EXTRACTORS",
+    "detectors": "dataprep.shots.detectors:DETECTORS",
+    "extractors": "dataprep.sketch.extractors:EXTRACTORS",
     "fields": "dataprep.field:FIELDS",
-    "hints": "dataprep.hint:HINTS",
+    "hints": "dataprep.hints:HINTS",
     "samplers": "dataprep.pairs:SAMPLERS",
-    "executors": "dataprep.executor:EXECUTORS",
+    "executors": "dataprep.build.executor:EXECUTORS",
 }
 
 
@@ -52,8 +52,14 @@ def list_registry(spec: str) -> int:
     return 0
 
 
-def add_commands(commands: Commands) -> None:
+def add_listings(commands: Commands, listable: dict[str, str]) -> Commands:
+    """Add ``ls KIND`` for each ``KIND -> "module:REGISTRY"`` of ``listable``; returns the ``ls`` group."""
     group = commands.group("ls", "list registered components")
-    for kind, spec in LISTABLE.items():
+    for kind, spec in listable.items():
         group.add(kind, f"list registered {kind} (name, summary, parameters with defaults)",
                   lambda args, spec=spec: list_registry(spec))
+    return group
+
+
+def add_commands(commands: Commands) -> None:
+    add_listings(commands, LISTABLE)

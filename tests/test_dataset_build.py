@@ -16,12 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import dataprep.build as build_module
-from dataprep.build import build, shard_files
+from dataprep.build import build
+from dataprep.dataset import keys
+from dataprep.dataset.manifest import shard_files
 from dataprep.cli import main
 from dataprep.config import load_config
 from dataprep.errors import CelbenchError
 from dataprep.imaging import decode_png
-from dataprep.validate import ValidationError, validate
+from dataprep.dataset.validate import ValidationError, validate
 from tests.dataset_fakes import write_synth_frames
 
 SMALL = ["frames.width=48", "frames.height=48", "samplers.train-window.width=6", "samplers.cmft-test.strides=[1,2]",
@@ -260,10 +262,14 @@ def test_pair_dataset_yields_tensors(sources, tmp_path):
     k = len(dataset.pairs[0]["reference_keys"])
     assert item["reference_colour"].shape == (k, 3, 48, 48) and item["reference_colour"].dtype == torch.float32
     assert 0 <= float(item["reference_colour"].min()) and float(item["reference_colour"].max()) <= 1
-    assert item["target_sketch"].shape == (1, 48, 48) and item["target_labels"].dtype == torch.int64
-    assert item["hints"].shape == (3, 48, 48) and set(item["hint_mask"].unique().tolist()) <= {0.0, 1.0}
+    assert item["target_sketch"].shape == (1, 48, 48) and item["target_components"].dtype == torch.int64
+    # one key per thing in every layer: the names bench evaluate gives models, hints as RGB + mask
+    assert set(item) >= set(keys.MODEL_INPUTS) | {keys.TARGET_COLOUR, keys.CORRESPONDENCES, keys.INTERVAL}
+    assert item["hints"].shape == (4, 48, 48) and set(item["hints"][3].unique().tolist()) <= {0.0, 1.0}
+    assert float(item["hints"][:3][:, item["hints"][3] == 0].abs().sum()) == 0  # no colour where no hint
     frame = dataset.frame(dataset.pairs[0]["target_key"])
-    assert torch.equal(item["target_colour"], torch.from_numpy(frame["colour"]).permute(2, 0, 1).float() / 255)
+    assert torch.equal(item["target_colour"], torch.from_numpy(frame.colour).permute(2, 0, 1).float() / 255)
+    assert torch.equal(item["target_components"], torch.from_numpy(frame.components.astype(np.int64)))
     from benchmark.data import collate_pairs
 
     loader = torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=collate_pairs)

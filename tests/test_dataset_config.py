@@ -1,4 +1,4 @@
-"""Build config (dataprep.config) and dataset schemas (dataprep.schemas)."""
+"""Build config (dataprep.config) and dataset schemas (dataprep.dataset.schemas)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 from dataprep.config import BuildConfig, config_hash, default_yaml, load_config
 from dataprep.errors import CelbenchError
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
-from dataprep.schemas import FRAMES, PAIRS, SCHEMA_VERSION, image_value, markdown, schema_version_of
+from dataprep.dataset.schemas import FRAMES, PAIRS, SCHEMA_VERSION, image_value, markdown, schema_version_of
 
 ROOT = Path(__file__).resolve().parents[1]
 

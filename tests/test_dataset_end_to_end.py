@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataprep.build import build, shard_files
+from dataprep.build import build
+from dataprep.dataset.manifest import shard_files
 from dataprep.config import load_config
-from dataprep.validate import validate
+from dataprep.dataset.validate import validate
 
 SMALL = ["frames.width=64", "frames.height=64", "samplers.train-window.width=10", "run.frames_per_unit=20"]
 
@@ -103,8 +104,8 @@ def test_folder_of_mixed_sizes_grey_and_rgba_frames_with_real_stages(tmp_path):
 def test_units_entered_by_seeking_get_the_frames_of_a_full_decode(clip):
     import numpy as np
 
-    from dataprep.stages_glue import seek_frames
-    from dataprep.video import open_video
+    from dataprep.build.pipeline import seek_frames
+    from dataprep.video.source import open_video
 
     video, truth = clip
     size = (48, 36)
@@ -127,8 +128,8 @@ def test_units_entered_by_seeking_get_the_frames_of_a_full_decode(clip):
 def test_seeking_into_real_clips_matches_a_full_decode(real_data, name):
     import numpy as np
 
-    from dataprep.stages_glue import seek_frames
-    from dataprep.video import open_video
+    from dataprep.build.pipeline import seek_frames
+    from dataprep.video.source import open_video
 
     path = real_data / "cut-clips" / name
     size = (64, 48)

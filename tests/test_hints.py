@@ -7,7 +7,7 @@ import pytest
 
 from dataprep.cli import main
 from dataprep.errors import CelbenchError
-from dataprep.hint import HINTS
+from dataprep.hints import HINTS
 
 N_SEEDS = 3000
 

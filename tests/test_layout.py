@@ -24,7 +24,16 @@ def imported_top_level_names(path: Path) -> set[str]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str) and _is_dynamic_import(node.func)):
+            # importlib.import_module("torch") and __import__("torch") are imports too
+            names.add(node.args[0].value.split(".")[0])
     return names
+
+
+def _is_dynamic_import(func: ast.expr) -> bool:
+    return ((isinstance(func, ast.Attribute) and func.attr == "import_module")
+            or (isinstance(func, ast.Name) and func.id in ("import_module", "__import__")))
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -63,3 +72,41 @@ def test_console_entry_points_run():
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 0, out.stderr
         assert "usage:" in out.stdout
+
+
+def _project_imports(path: Path, modules: set[str]) -> set[str]:
+    """Project modules that ``path`` imports anywhere in it (function-level imports included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            candidates = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            found.update(c for c in candidates if c in modules)
+    return found
+
+
+def test_no_import_cycles():
+    """Interface modules never import their implementations (registries are filled by plug-in packages
+    named in entry points), so the module graph has no cycle, not even through function-level imports."""
+    paths = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {name: _project_imports(path, set(paths)) - {name} for name, path in paths.items()}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(name: str, trail: list[str]) -> list[str] | None:
+        state[name] = 1
+        for child in sorted(graph[name]):
+            if state.get(child) == 1:
+                return trail + [name, child]
+            if child not in state and (cycle := visit(child, trail + [name])):
+                return cycle
+        state[name] = 2
+        return None
+
+    for name in sorted(graph):
+        if name not in state and (cycle := visit(name, [])):
+            pytest.fail("import cycle: " + " -> ".join(cycle[cycle.index(cycle[-1]):]))

@@ -1,4 +1,4 @@
-"""Parallel keyframe-segment decoding (dataprep.parallel_decode): the same frames as a sequential decode, or a fallback."""
+"""Parallel keyframe-segment decoding (dataprep.video.segments): the same frames as a sequential decode, or a fallback."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import av
 import numpy as np
 import pytest
 
-import dataprep.parallel_decode as parallel_decode
+import dataprep.video.segments as parallel_decode
 from dataprep.errors import CelbenchError
-from dataprep.shots import detect_shots
-from dataprep.video import ContainerSource, open_video
+from dataprep.shots.detect import detect_shots
+from dataprep.video.source import ContainerSource, open_video
 from video_fixtures import coded_frames, write_video
 
 

@@ -70,7 +70,7 @@ def test_dataset_failing_validation_is_a_one_line_error(dataset, tmp_path, capsy
 def test_dataset_hash_ignores_build_dates_and_timings_but_not_content(dataset):
     import json
 
-    from benchmark.parquet_source import manifest_hash
+    from dataprep.dataset.manifest import manifest_hash
 
     manifest = json.loads((dataset / "meta" / "info.json").read_text())
     rerun = {**manifest, "created": "2030-01-01T00:00:00+00:00", "timings": {"wall": 1.0}}

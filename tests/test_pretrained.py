@@ -67,7 +67,7 @@ def test_window_pairs_follow_cmft_sampling_and_scale_to_short_shots():
 
 
 def test_synth_window_pairs_are_frames_of_one_shot_with_xdog_sketches():
-    from dataprep.extractor import EXTRACTORS
+    from dataprep.sketch.extractor import EXTRACTORS
     from dataprep.synth import SynthClip, SynthConfig
 
     data = synth_pairs(n=3, size=32, seed=7, pairs="window", window=5, stride=2, sketch="xdog", shots=1,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from dataprep.cli import main
-from dataprep.detector import DETECTORS, load_detectors
-from dataprep.detectors.histogram_mse import histogram_mse, rgb_histogram
-from dataprep.shots import detect_shots, load_truth, score_cuts
+from dataprep.shots.detector import DETECTORS, load_detectors
+from dataprep.shots.detectors.histogram_mse import histogram_mse, rgb_histogram
+from dataprep.shots.detect import detect_shots, load_truth, score_cuts
 from dataprep.synth import SynthClip, SynthConfig
 from video_fixtures import write_video
 
@@ -267,7 +267,7 @@ def test_cli_process_exit_status_and_stderr(tmp_path):
 
 def test_luma_stats_match_numpy_definitions():
     """Mean luma (Rec. 601), its standard deviation and Hasler-Suesstrunk colourfulness, against numpy."""
-    from dataprep.shots import _luma_stats
+    from dataprep.shots.detect import _luma_stats
 
     rng = np.random.default_rng(3)
     for image in (rng.integers(0, 256, (48, 64, 3), np.uint8), np.full((10, 12, 3), (200, 40, 90), np.uint8)):

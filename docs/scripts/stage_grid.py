@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from dataprep.components import extract_components
-from dataprep.extractors import EXTRACTORS
+from dataprep.sketch.extractors import EXTRACTORS
 from dataprep.field import FIELDS
-from dataprep.hint import HINTS
+from dataprep.hints import HINTS
 from dataprep.synth import SynthClip, SynthConfig
 from dataprep.visual import as_rgb, colorize_labels, image_grid
 

@@ -1,0 +1,142 @@
+"""``dataprep validate``: check a built dataset against its manifest and :mod:`dataprep.dataset.schemas`.
+
+Checks, in order (the first problem found is reported): the manifest exists, has this schema version and says the
+build is complete; every file of every done unit exists, is readable Parquet with exactly the table's schema;
+every PNG cell decodes with the expected channels and bit depth at the row's width x height; row counts equal
+the manifest's per-unit counts; frame keys are unique; every pair's references and target exist, in the pair's
+shot and split; no file under data/ is unaccounted for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from dataprep.dataset.manifest import Manifest
+from dataprep.errors import file_error
+from dataprep.imaging import decode_png
+from dataprep.dataset.schemas import IMAGE_COLUMNS, IMAGE_FORMATS, SCHEMA_VERSION, SCHEMAS, same_fields
+
+
+class ValidationError(Exception):
+    """The dataset is invalid; the message names the file and the problem."""
+
+
+def _check_png(data: bytes | None, column: str, width: int, height: int, where: str) -> None:
+    if data is None:
+        raise ValidationError(f"{where}: {column} is empty")
+    try:
+        image = decode_png(data)
+    except ValueError:
+        raise ValidationError(f"{where}: {column} is not a decodable PNG") from None
+    channels, depth = IMAGE_FORMATS[column]
+    got_channels = 1 if image.ndim == 2 else image.shape[2]
+    got_depth = 16 if image.dtype == np.uint16 else 8
+    if (got_channels, got_depth) != (channels, depth):
+        raise ValidationError(f"{where}: {column} has {got_channels} channel(s) at {got_depth} bit, "
+                              f"expected {channels} at {depth}")
+    if image.shape[:2] != (height, width):
+        raise ValidationError(f"{where}: {column} is {image.shape[1]}x{image.shape[0]}, row says {width}x{height}")
+
+
+def validate(out: str | Path) -> dict:
+    """Validate the dataset in ``out``; returns the counts seen. Raises :class:`ValidationError`."""
+    out = Path(out)
+    manifest = Manifest.load(out)
+    if manifest is None:
+        raise ValidationError(f"{out}: not a celbench dataset (no meta/info.json)")
+    data = manifest.data
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ValidationError(f"{out / 'meta/info.json'}: schema version {data.get('schema_version')}, "
+                              f"this toolkit reads {SCHEMA_VERSION}")
+    bad = {k: u for k, u in data["units"].items() if u.get("status") != "done"}
+    if bad:
+        key, unit = sorted(bad.items())[0]
+        raise ValidationError(f"{out}: build incomplete: unit {key} is {unit.get('status')}"
+                              + (f" ({unit['error']})" if unit.get("error") else "")
+                              + f"; {len(bad)} unit(s) not done, rerun dataprep build --resume")
+    frame_split: dict[str, tuple[str, int, str]] = {}
+    seen_files: set[Path] = set()
+    totals: Counter = Counter()
+    pair_rows = []
+    for key, unit in sorted(data["units"].items()):
+        counts = unit.get("counts", {})
+        for table in ("frames", "pairs"):
+            rows = 0
+            for name in unit["files"][table]:
+                path = out / "data" / table / name
+                seen_files.add(path)
+                if not path.exists():
+                    raise ValidationError(f"{path}: missing (listed by unit {key})")
+                try:
+                    parquet = pq.ParquetFile(path)
+                    schema = parquet.schema_arrow
+                    if not same_fields(schema, SCHEMAS[table]):
+                        raise ValidationError(f"{path}: schema differs from dataprep.dataset.schemas.{table.upper()}")
+                    content = parquet.read()
+                except ValidationError:
+                    raise
+                except Exception as error:
+                    raise ValidationError(f"{path}: unreadable Parquet ({str(error).splitlines()[0]})") from None
+                rows += content.num_rows
+                columns = content.to_pydict()
+                for i in range(content.num_rows):
+                    if table == "frames":
+                        where = f"{path} row {i} ({columns['frame_key'][i]})"
+                        w, h = columns["width"][i], columns["height"][i]
+                        fk = columns["frame_key"][i]
+                        if fk in frame_split:
+                            raise ValidationError(f"{where}: duplicate frame_key")
+                        frame_split[fk] = (columns["video_id"][i], columns["shot_id"][i], columns["split"][i])
+                        table_ids = [c["id"] for c in columns["component_table"][i]]
+                        if len(set(table_ids)) != len(table_ids):
+                            raise ValidationError(f"{where}: duplicate component ids")
+                    else:
+                        where = f"{path} row {i} ({columns['pair_key'][i]})"
+                        w = h = None
+                        pair_rows.append((where, columns["reference_keys"][i], columns["target_key"][i],
+                                          columns["video_id"][i], columns["shot_id"][i], columns["split"][i]))
+                    for column in IMAGE_COLUMNS[table]:
+                        cell = columns[column][i]
+                        if table == "pairs" and w is None:
+                            try:
+                                first = decode_png(cell["bytes"]) if cell else None
+                            except ValueError:
+                                raise ValidationError(f"{where}: {column} is not a decodable PNG") from None
+                            if first is None:
+                                raise ValidationError(f"{where}: {column} is empty")
+                            h, w = first.shape[:2]
+                        _check_png(cell["bytes"] if cell else None, column, w, h, where)
+            expected = (counts.get("frames", 0) if table == "frames"
+                        else sum(v for k, v in counts.items() if k.startswith("pairs:")))
+            if rows != expected:
+                raise ValidationError(f"{out}: unit {key} has {rows} {table} rows, manifest says {expected}")
+            totals[table] += rows
+    for where, refs, target, video, shot, split in pair_rows:
+        for k in list(refs) + [target]:
+            if k not in frame_split:
+                raise ValidationError(f"{where}: refers to missing frame {k}")
+            if frame_split[k] != (video, shot, split):
+                raise ValidationError(f"{where}: frame {k} is in another shot or split")
+    for table in ("frames", "pairs"):
+        directory = out / "data" / table
+        if directory.is_dir():
+            for path in directory.iterdir():
+                if path not in seen_files:
+                    raise ValidationError(f"{path}: not listed by the manifest (leftover of an interrupted unit?)")
+    counts = data.get("counts", {})
+    for table in ("frames", "pairs"):
+        if counts.get(table) != totals[table]:
+            raise ValidationError(f"{out / 'meta/info.json'}: counts.{table} = {counts.get(table)}, "
+                                  f"files hold {totals[table]}")
+    return dict(totals)
+
+
+def check_dataset_dir(out: str | Path) -> Path:
+    out = Path(out)
+    if not out.is_dir():
+        raise file_error(out, "no such dataset folder")
+    return out

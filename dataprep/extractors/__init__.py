@@ -1,6 +1,0 @@
-"""Sketch extractors; importing this package registers all built-in ones in :data:`EXTRACTORS`."""
-
-from dataprep.extractor import EXTRACTORS, SketchExtractor
-from dataprep.extractors import classic, hed  # noqa: F401  (registration side effect)
-
-__all__ = ["EXTRACTORS", "SketchExtractor"]
