@@ -16,18 +16,14 @@ from baselines.train import resolve_config, train
 from baselines.datasets import ShapesPairs
 from dataprep.errors import CelbenchError
 from benchmark_toys import one_torch_thread
+from test_baselines_models import make_batch as random_batch
 
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 def make_batch(b=1, k=2, size=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {"reference_colour": torch.rand(b, k, 3, size, size, generator=g),
-            "reference_sketch": torch.rand(b, k, 1, size, size, generator=g),
-            "reference_field": torch.rand(b, k, 1, size, size, generator=g),
-            "target_sketch": torch.rand(b, 1, size, size, generator=g),
-            "target_field": torch.rand(b, 1, size, size, generator=g),
-            "target_colour": torch.rand(b, 3, size, size, generator=g)}
+    """Random batch with every key shi reads (fields too) and a ground truth; see test_baselines_models."""
+    return random_batch(b=b, k=k, size=size, seed=seed)
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, None])

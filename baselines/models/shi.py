@@ -1,4 +1,5 @@
-"""Shi et al., "Reference-based deep line art video colorization" (TVCG 2023): ``shi`` and ``shi-nosim``.
+"""Shi et al., "Reference-based deep line art video colorization" (TVCG 2023): ``shi``, ``shi-nosim`` and
+``shi-warp`` (the same network on the shared training recipe, :class:`ShiWarp`).
 
 Paper: ``../shared/papers/shi-reference-based-line-art-video-colorization-tvcg2023.txt`` (sections 3-4).
 
@@ -12,7 +13,7 @@ Colour transform network ``G`` (equations 1-2, Figure 2):
   projections to ``C/8`` channels, similarity ``M_i = f_d f_{d_i}^T`` softmax-normalised over the
   positions of all K references together, ``f_mat = f_C M`` and ``f_sim`` by equation 5. The attention
   is computed in chunks of query positions with ``scaled_dot_product_attention`` (:func:`chunked_attention`)
-  so the ``(HW/16) x (K HW/16)`` matrix is never held whole.
+  so at most ``attention_budget`` scores of the ``(HW/16) x (K HW/16)`` matrix exist at a time.
 * ``Em``, the embedder (FUNIT's class encoder, ref [35]): 5 convolutions on ``x_{r_i} (.) y_{r_i}`` (line art
   concatenated with colour), global average pooling, a 1x1 convolution to the style embedding vector,
   averaged over the K references (section 3.5); a two-layer MLP maps it to ``P_em``, the AdaIN parameters.
@@ -28,10 +29,11 @@ of 3 gated convolutions (stride 2 each), 4 dilated gated convolutions, a decoder
 nearest x2 upsampling. It sees the chronological sequence of (line art, colour) frames -- the references'
 ground-truth colours and the target's ``y_trans`` -- and regenerates every frame; the target's frame is the
 model's output. The paper trains it second with ``G`` frozen; here both train together (one optimiser), and
-the refinement predicts a correction of its input colours with a zero-initialised last layer, so an
-untrained refinement passes ``y_trans`` through (the paper does not say whether it predicts colours or a
-correction). The batch gives no frame times: the target is placed after the first reference (exact for the
-paper's K = 2 training clips, first and last frame; for K > 2 the order is approximate).
+the refinement predicts a correction (of the colour logits; of RGB for ``shi-warp``) with a
+zero-initialised last layer, so an untrained refinement passes ``y_trans`` through (the paper does not say
+whether it predicts colours or a correction). The batch gives no frame times: the target is placed after
+the first reference (exact for the paper's K = 2 training clips, first and last frame; for K > 2 the order
+is approximate).
 
 Losses (section 3.4, equation 11): L1 (equation 6), perceptual (equation 7) and style (equation 8, Gram
 matrices) come from the shared trainer (``baselines.losses.ColorizationLoss``): the paper's VGG19 ReLU
@@ -54,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from baselines.model import (REF_COLOR, REF_DISTANCE, REF_SKETCH, TARGET_COLOR, TARGET_DISTANCE, TARGET_SKETCH,
+from baselines.model import (REF_COLOR, REF_DISTANCE, REF_SKETCH, TARGET_DISTANCE, TARGET_SKETCH,
                              ColorizationModel, check_batch, register_trainable)
 from baselines.models.cmft import correlation_transfer
 from baselines.recipe import GatedResidualHead, vote_output, warp_prior
@@ -396,7 +398,8 @@ class ShiNet(ColorizationModel):
         self.embedder = Embedder(embedder_widths, style_dim)
         self.mid = nn.ModuleList([AdaINResBlock(c) for _ in range(mid_blocks)])
         adain_params = sum(2 * norm.channels for block in self.mid for norm in (block.norm1, block.norm2))
-        self.mlp = nn.Sequential(nn.Linear(style_dim, mlp_width), nn.ReLU(inplace=True), nn.Linear(mlp_width, adain_params))
+        self.mlp = nn.Sequential(nn.Linear(style_dim, mlp_width), nn.ReLU(inplace=True),
+                                 nn.Linear(mlp_width, adain_params))
         self.latent_mid = nn.Conv2d(c, 3, 3, padding=1)
         self.decoder = Decoder(encoder_widths, spectral_norm)
         self.temporal = TemporalRefinement(temporal_width, spectral_norm) if temporal_width > 0 else None
@@ -476,7 +479,8 @@ class ShiNet(ColorizationModel):
             def pad(t: torch.Tensor | None) -> torch.Tensor | None:
                 if t is None:
                     return None
-                return F.pad(t.flatten(0, -4), (0, pad_w, 0, pad_h), mode="replicate").view(*t.shape[:-2], h + pad_h, w + pad_w)
+                padded = F.pad(t.flatten(0, -4), (0, pad_w, 0, pad_h), mode="replicate")
+                return padded.view(*t.shape[:-2], h + pad_h, w + pad_w)
             ref_colour, ref_sketch, ref_field, sketch, field, prior = map(
                 pad, (ref_colour, ref_sketch, ref_field, sketch, field, prior))
         line = sketch if prior is None else torch.cat([sketch, prior], 1)
