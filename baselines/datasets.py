@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from benchmark.data import PairDataset
+from benchmark.protocol import kref_positions
 from dataprep import synth
 from dataprep.errors import CelbenchError
 from dataprep.field import FIELDS
@@ -119,6 +120,24 @@ def window_pairs(length: int, window: int = 40, stride: int = 5) -> list[tuple[i
     return [(start, start + span) for start in range(0, length - span, max(stride, 1))]
 
 
+def kref_clips(length: int, refs: int, window: int = 8) -> list[tuple[tuple[int, ...], int]]:
+    """(reference indices, target index) of a shot of ``length`` frames, Shi et al. section 4.1: consecutive
+    clips of ``window`` frames tile the shot; the ``refs`` frames that divide a clip
+    (:func:`benchmark.protocol.kref_positions`; first and last for ``refs=2``) are its references and every
+    other frame of the clip a target."""
+    positions = kref_positions(window, refs)
+    return [(tuple(start + p for p in positions), start + t) for start in range(0, length - window + 1, window)
+            for t in range(window) if t not in positions]
+
+
+def shot_pairs(length: int, pairs: str, refs: int, window: int, stride: int) -> list[tuple[tuple[int, ...], int]]:
+    """(reference indices, target index) of a shot: ``pairs`` "window" (:func:`window_pairs`, one
+    reference) or "kref" (:func:`kref_clips`, ``refs`` references per clip of ``window`` frames)."""
+    if pairs == "window":
+        return [((a,), b) for a, b in window_pairs(length, window, stride)]
+    return kref_clips(length, refs, window)
+
+
 def make_sketcher(sketch: str):
     """``sketch`` = "labels" (region boundaries of the synthetic label map) or a registered extractor name
     (``dataprep.sketch.extractors``, default settings; "xdog" is what ``dataprep build`` uses by default).
@@ -139,11 +158,14 @@ def synth_pairs(n: int = 16, size: int = 64, seed: int = 0, refs: int = 1, pairs
     ``size`` px square, clip seeds ``seed``, ``seed + 1``, ...).
 
     ``pairs``: "every3" (the first ``refs`` frames of a shot are the references, every third later frame a
-    target) or "window" (CMFT section 4.1 sampling, see :func:`window_pairs`; ``refs`` must be 1).
+    target), "window" (CMFT section 4.1 sampling, see :func:`window_pairs`; ``refs`` must be 1) or "kref"
+    (Shi et al. section 4.1: consecutive clips of ``window`` frames; the ``refs`` frames that divide a clip,
+    :func:`benchmark.protocol.kref_positions`, are its references and every other frame a target; with
+    ``refs=2`` the first and last frame as in the paper's training).
     ``sketch``: "line_art" (the generator's ground-truth line art), "labels" (region boundaries) or an
     extractor name such as "xdog" (the sketch a built dataset holds; see :func:`make_sketcher`)."""
-    if pairs not in ("every3", "window"):
-        raise CelbenchError(f"dataset 'synth': pairs must be every3 or window, got {pairs!r}")
+    if pairs not in ("every3", "window", "kref"):
+        raise CelbenchError(f"dataset 'synth': pairs must be every3, window or kref, got {pairs!r}")
     if pairs == "window" and refs != 1:
         raise CelbenchError("dataset 'synth': pairs=window takes one reference (refs=1)")
     extract = None if sketch in ("line_art", "labels") else make_sketcher(sketch)
@@ -164,10 +186,11 @@ def synth_pairs(n: int = 16, size: int = 64, seed: int = 0, refs: int = 1, pairs
         for frame in clip.frames():
             shot_frames.setdefault(frame.shot, []).append(frame)
         for frames in shot_frames.values():
-            if pairs == "window":
-                chosen = [([frames[a]], frames[b]) for a, b in window_pairs(len(frames), window, stride)]
-            else:
+            if pairs == "every3":
                 chosen = [(frames[:refs], target) for target in frames[refs::3]] if frames[:refs] else []
+            else:
+                chosen = [([frames[r] for r in references], frames[t])
+                          for references, t in shot_pairs(len(frames), pairs, refs, window, stride)]
             for references, target in chosen:
                 if len(items) >= n:
                     break
@@ -212,11 +235,16 @@ def square_crop(rgb: np.ndarray, size: int) -> np.ndarray:
 
 @DATASETS.register("frames")
 def frame_folder_pairs(root: str, size: int = 128, window: int = 40, stride: int = 5,
-                       sketch: str = "xdog") -> Dataset:
+                       sketch: str = "xdog", pairs: str = "window", refs: int = 1) -> Dataset:
     """Pairs from folders of colour frames: every sub-folder of ``root`` (or ``root`` itself when it holds
-    images) is one shot; pairs follow CMFT section 4.1 (:func:`window_pairs`); sketches come from the
-    extractor ``sketch`` run on the resized frame (default xdog, as ``dataprep build``).
-    Frames are resized to ``size`` px (shorter side) and centre-cropped square."""
+    images) is one shot; pairs follow CMFT section 4.1 (``pairs=window``, :func:`window_pairs`) or Shi et
+    al. section 4.1 (``pairs=kref``, :func:`kref_clips`: ``refs`` references per clip of ``window``
+    frames); sketches come from the extractor ``sketch`` run on the resized frame (default xdog, as
+    ``dataprep build``). Frames are resized to ``size`` px (shorter side) and centre-cropped square."""
+    if pairs not in ("window", "kref"):
+        raise CelbenchError(f"dataset 'frames': pairs must be window or kref, got {pairs!r}")
+    if pairs == "window" and refs != 1:
+        raise CelbenchError("dataset 'frames': pairs=window takes one reference (refs=1)")
     if not os.path.isdir(root):
         raise CelbenchError(f"{root}: no such frame folder")
     subdirs = sorted(os.path.join(root, d) for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
@@ -228,9 +256,9 @@ def frame_folder_pairs(root: str, size: int = 128, window: int = 40, stride: int
     for folder in folders:
         frames = read_frame_folder(folder, size)
         sketches = [extract(f) for f in frames]
-        for a, b in window_pairs(len(frames), window, stride):
-            items.append(pair_item([frames[a].astype(np.float32) / 255], [sketches[a]],
-                                   frames[b].astype(np.float32) / 255, sketches[b]))
+        for references, b in shot_pairs(len(frames), pairs, refs, window, stride):
+            items.append(pair_item([frames[a].astype(np.float32) / 255 for a in references],
+                                   [sketches[a] for a in references], frames[b].astype(np.float32) / 255, sketches[b]))
     if not items:
         raise CelbenchError(f"{root}: no frame pairs (each shot folder needs at least 2 images)")
     return ListDataset(items)

@@ -65,6 +65,17 @@ class ColorizationModel(nn.Module):
         whose inputs are simulated from the ground truth (the hint models) draws them here."""
         return dataset
 
+    def auxiliary_loss(self, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The model's own training terms for its last training-mode forward (intermediate supervision,
+        adversarial terms), added by the trainer to the shared loss; ``target`` (B, 3, H, W) RGB in [0, 1].
+        Returns (scalar tensor, {name: float} for the log). Default: none."""
+        return target.new_zeros(()), {}
+
+    def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Parameter groups of the trainer's Adam optimiser (a discriminator may train at another rate).
+        Default: every parameter at ``lr``."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
     @torch.no_grad()
     def colorize(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Inference: ``batch`` as in the module docstring (tensors or ndarrays, no ``target_colour``

@@ -3,7 +3,8 @@
 Run directory layout::
 
     RUN_DIR/config.json              resolved run config (model, preset, every setting below)
-    RUN_DIR/metrics.csv, .jsonl      one row per log / validation event (step, split, loss, l1, vgg, psnr, lr)
+    RUN_DIR/metrics.csv, .jsonl      one row per log / validation event (step, split, loss, l1, vgg, psnr, lr);
+                                     the jsonl rows also hold the model's own terms (``auxiliary_loss``)
     RUN_DIR/events.out.tfevents.*    the same scalars for TensorBoard, tags SPLIT/NAME (train/loss, val/psnr);
                                      one file per process, a resume adds a file (tensorboardX)
     RUN_DIR/checkpoints/step_N.{safetensors,json}, latest.json   (see baselines.checkpoint; no pickle)
@@ -434,7 +435,9 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
             raise CelbenchError(f"{run_dir}: no checkpoint to resume from (missing checkpoints/latest.json)")
         pointer = json.loads(latest.read_text())
         resume_meta, resume_tensors = ckpt.load_checkpoint(ckpt_dir / pointer["checkpoint"])
-        stored = resume_meta["run_config"]
+        # A setting added to celbench after the run started is absent from its stored config; the run
+        # trained with that setting's default (the feature did not exist), so only another value is a change.
+        stored = {**TrainConfig(model=config.model, preset=config.preset).to_dict(), **resume_meta["run_config"]}
         changed = sorted(k for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS and stored.get(k) != v)
         if changed:
             raise CelbenchError(f"{run_dir}: cannot resume with changed settings {changed} "
@@ -456,7 +459,7 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
         raise CelbenchError(f"{data_spec or 'dataset'}: no training items")
     margs = model_config(config)
     model = build_model(config.model, **margs).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas),
+    optimizer = torch.optim.Adam(model.optimizer_groups(config.lr), lr=config.lr, betas=tuple(config.betas),
                                  weight_decay=config.weight_decay)
     sampler = ResumableSampler(train_set, world, rank, config.seed)
     batches_per_epoch = math.ceil(len(sampler) / config.batch_size)
@@ -586,10 +589,9 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
                 # float32), which moves the perceptual term by about 1% once outputs are within 0.01 of
                 # the target (measured with bf16; docs/cmft.md).
                 loss, parts = criterion(output.float(), batch[TARGET_COLOR])
-                # a model's own training term (match-unet's triplet loss), set by its forward
-                auxiliary = getattr(raw_model, "auxiliary_loss", None)
-                if auxiliary is not None:
-                    loss = loss + auxiliary.float()
+                # a model's own training terms (match-unet's triplet loss, shi's latent and GAN terms)
+                auxiliary, auxiliary_parts = raw_model.auxiliary_loss(batch[TARGET_COLOR])
+                loss = loss + auxiliary
             finite = torch.isfinite(loss.detach()).to(torch.float32)
             if distributed:
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
@@ -612,7 +614,7 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
             if step % max(config.log_every, 1) == 0 or step == total_steps:
                 log.write(step=step, epoch=epoch, split="train", loss=last_loss, l1=parts["l1"],
                           vgg=parts.get("vgg", ""), style=parts.get("style", ""), lr=scheduler.get_last_lr()[0],
-                          seconds=round(time.perf_counter() - started, 3))
+                          seconds=round(time.perf_counter() - started, 3), **auxiliary_parts)
             if config.val_every and step % config.val_every == 0:
                 run_validation()
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:

@@ -46,6 +46,8 @@ def test_tiny_config_forward_step_colorize(name):
     out = model(batch)
     assert out.shape == (2, 3, SIZE, SIZE)
     loss, _ = ColorizationLoss(10.0, 0.0)(out, batch["target_colour"])
+    auxiliary, _ = model.auxiliary_loss(batch["target_colour"])  # what the trainer adds (latent losses ...)
+    loss = loss + auxiliary
     before = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss.backward()

@@ -240,3 +240,16 @@ def test_bench_train_reads_a_dataset_built_by_dataprep(tmp_path, capsys):
     assert torch.equal(item["target_components"], torch.from_numpy(stored["labels"].astype("int64")))
     assert torch.equal((item["target_colour"] * 255).round().byte(), torch.from_numpy(stored["colour"]).permute(2, 0, 1))
     assert item["reference_colour"].shape == (1, 3, 32, 32) and item["reference_field"].shape == (1, 1, 32, 32)
+
+
+def test_a_run_from_before_a_setting_existed_resumes_when_the_setting_keeps_its_default(tmp_path):
+    data = ShapesPairs(n=4, size=16, seed=1)
+    train(config(epochs=1, val_fraction=0.0, max_steps=1, checkpoint_every=1), data, tmp_path / "run")
+    pointer = json.loads((tmp_path / "run/checkpoints/latest.json").read_text())
+    meta_path = tmp_path / "run/checkpoints" / pointer["checkpoint"]
+    meta = json.loads(meta_path.read_text())
+    del meta["run_config"]["repalette"]  # as written by a celbench without that setting
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CelbenchError, match=r"changed settings \['repalette'\]"):
+        train(config(epochs=1, val_fraction=0.0, repalette=0.5), data, tmp_path / "run", resume=True)
+    assert train(config(epochs=1, val_fraction=0.0), data, tmp_path / "run", resume=True)["steps"] == 2

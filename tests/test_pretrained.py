@@ -81,7 +81,7 @@ def test_synth_window_pairs_are_frames_of_one_shot_with_xdog_sketches():
         np.testing.assert_array_equal(item["target_colour"].permute(1, 2, 0).numpy(),
                                       frames[b].image.astype(np.float32) / 255)
         np.testing.assert_array_equal(item["target_sketch"][0].numpy(), xdog(frames[b].image).astype(np.float32) / 255)
-    with pytest.raises(CelbenchError, match="pairs must be every3 or window"):
+    with pytest.raises(CelbenchError, match="pairs must be every3, window or kref"):
         synth_pairs(n=1, pairs="random")
 
 

@@ -143,7 +143,7 @@ class MatchUNet(ColorizationModel):
         # the merge of the two branches runs at full resolution: 1x1 convolutions keep it cheap
         self.merge = nn.Sequential(nn.Conv2d(5 * width, embedding, 1), nn.ReLU(inplace=True))
         self.head = nn.Conv2d(embedding, embedding, 1)
-        self.auxiliary_loss: torch.Tensor | None = None
+        self._triplet: torch.Tensor | None = None
 
     def feature_map(self, features: torch.Tensor) -> torch.Tensor:
         """(B, FEATURE_CHANNELS, H, W) -> (B, embedding, H, W), run at ``net_side`` and upsampled back."""
@@ -198,8 +198,14 @@ class MatchUNet(ColorizationModel):
             if self.training and "target_colour" in batch:
                 triplets.append(self.triplet_loss(distance, t_ids, r_ids, target_labels[b], reference_labels[b],
                                                   batch["target_colour"][b], reference_colour[b]))
-        self.auxiliary_loss = (self.triplet_weight * torch.stack(triplets).mean()) if triplets else None
+        self._triplet = (self.triplet_weight * torch.stack(triplets).mean()) if triplets else None
         return torch.stack(outputs)
+
+    def auxiliary_loss(self, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The poster's triplet loss of the last training-mode forward (zero when it had no certain match)."""
+        if self._triplet is None:
+            return target.new_zeros(()), {}
+        return self._triplet.float(), {"triplet": float(self._triplet.detach())}
 
     def triplet_loss(self, distance: torch.Tensor, t_ids: torch.Tensor, r_ids: torch.Tensor,
                      target_labels: torch.Tensor, reference_labels: torch.Tensor, target_colour: torch.Tensor,
