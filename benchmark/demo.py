@@ -25,9 +25,11 @@ from benchmark.source import Frame, MemorySource, SampleSource, Shot
 
 PROTOCOLS = ("cmft-interval@1", "shi-kref@1", "components@1", "hints@1")
 #: model -> protocols the demo scores it under: the floors wherever their inputs allow, the learned CMFT
-#: baselines (shipped weights, reached through the ``celbench.models`` entry points) under CMFT's protocol.
+#: baselines (shipped weights, reached through the ``celbench.models`` entry points; ``cmft-warp`` is CMFT
+#: on the shared training recipe, docs/recipe.md) under CMFT's protocol.
 DEMO_MODELS = {"copy-reference": PROTOCOLS, "flow-warp": PROTOCOLS,
-               "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",)}
+               "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",),
+               "cmft-warp": ("cmft-interval@1",)}
 #: ``dataprep build --set`` overrides for the demo: the whole clip is test data.
 BUILD_OVERRIDES = ("split.train=0", "split.val=0", "split.test=1", "run.workers=1")
 
