@@ -345,6 +345,12 @@ def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
                                 "give dataset directories as separate --data arguments")
         return torch.utils.data.ConcatDataset([train for train, _ in parts]), None
     if os.path.isdir(spec):
+        from dataprep.dataset.validate import ValidationError, verify_shards
+
+        try:
+            verify_shards(spec)  # a truncated or edited shard is one line here, not a traceback mid-training
+        except ValidationError as error:
+            raise CelbenchError(f"{spec}: dataset failed its check: {error}") from None
         # CMFT section 4.1 trains on sliding-window pairs; the folder's other kinds (test protocol, Shi
         # sequences with two references) are for evaluation and would not batch with them.
         train_set = PairDataset(spec, split="train", kinds=TRAIN_PAIR_KINDS)

@@ -139,6 +139,42 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+#: Allowed ranges (low, high; None = open) of numeric settings, checked when a config is resolved: a negative or
+#: NaN learning rate, a zero batch would otherwise fail deep in training or train nonsense.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "lr": (0, None), "weight_decay": (0, None), "batch_size": (1, None), "image_size": (8, None),
+    "epochs": (1, None), "max_steps": (1, None), "max_seconds": (0, None), "l1_weight": (0, None),
+    "perceptual_weight": (0, None), "grad_clip": (0, None), "val_fraction": (0, 0.9), "val_every": (0, None),
+    "checkpoint_every": (0, None), "keep_checkpoints": (1, None), "log_every": (1, None), "num_workers": (0, None),
+}
+
+
+def _check_range(name: str, value: Any) -> None:
+    values = value if isinstance(value, list) else [value]
+    low, high = RANGES.get(name, (0, 1) if name == "betas" else (None, None))
+    for v in values:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        if not math.isfinite(v) or (low is not None and v < low) or (high is not None and v > high):
+            allowed = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
+            raise CelbenchError(f"setting {name}: must be a finite number {allowed}, got {v!r}")
+
+
+def _check_model_args(config: "TrainConfig") -> None:
+    """``model_args`` keys must be keywords of the model's constructor (a typo fails here, not mid-run)."""
+    import inspect
+
+    from baselines.model import trainable_network
+
+    parameters = inspect.signature(trainable_network(config.model)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(config.model_args) - set(parameters))
+    if unknown:
+        raise CelbenchError(f"setting model_args.{unknown[0]}: model {config.model!r} takes no such argument "
+                            f"(known: {', '.join(parameters)})")
+
+
 def resolve_config(model: str, preset: str = "tiny", file_settings: Mapping[str, Any] | None = None,
                    overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Defaults <- model preset ``train`` section <- ``file_settings`` <- ``overrides``.
@@ -156,7 +192,11 @@ def resolve_config(model: str, preset: str = "tiny", file_settings: Mapping[str,
             values["model_args"][key.split(".", 1)[1]] = value
         else:
             values[key] = _coerce(key, value)
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    for name, value in config.to_dict().items():
+        _check_range(name, value)
+    _check_model_args(config)
+    return config
 
 
 def model_config(config: TrainConfig) -> dict[str, Any]:

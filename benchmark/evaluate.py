@@ -14,6 +14,7 @@ for deterministic algorithms during the run, so two runs give identical numbers.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import platform
 import time
@@ -45,6 +46,17 @@ FRAME_CACHE_SIZE = 64
 #: tensors are small, so OpenMP synchronisation costs more than it gains: on a shared 2-core machine
 #: one thread made the loop 4-8x faster. The model's forward runs with the caller's thread count.
 HARNESS_THREADS = 1
+
+
+class Terminated(SystemExit):
+    """Raised by a SIGTERM handler (``bench evaluate`` installs one) so a terminated run is recorded as
+    ``incomplete`` with the samples scored so far, as Ctrl-C is."""
+
+    def __init__(self, signal_name: str = "SIGTERM"):
+        super().__init__(f"terminated by {signal_name}")
+
+    def __str__(self) -> str:
+        return str(self.code)
 
 
 def create_metric(spec: MetricSpec):
@@ -378,9 +390,11 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
                     examples.append(_example_images(inputs, i, prediction[i], target[i], sample))
             timings["metrics"] += time.perf_counter() - tick
             bar.update(len(batch_samples))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # Ctrl-C, SIGTERM (see Terminated) or a model calling sys.exit: what was scored is kept, marked incomplete
         interrupted = True
-        error = "interrupted by the user"
+        error = ("interrupted by the user" if isinstance(stop, KeyboardInterrupt) else
+                 str(stop) if isinstance(stop, Terminated) else f"stopped by SystemExit({stop.code!r})")
     finally:
         bar.close()
         restore_determinism()
@@ -530,16 +544,20 @@ def save(evaluation: Evaluation, out: str | Path) -> dict[str, Path]:
 
     import pandas as pd
 
-    from benchmark.record import atomic_write_bytes, write_record
+    from benchmark.record import atomic_write_bytes, content_hash, write_record
 
     paths = output_paths(out)
     frame = pd.DataFrame(evaluation.rows)
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    atomic_write_bytes(paths["samples"], buffer.getvalue())
-    evaluation.record.files = {"samples": paths["samples"].name}
+    companions = {"samples": buffer.getvalue()}
     if evaluation.examples:
-        atomic_write_bytes(paths["examples"], examples_png(evaluation.examples))
-        evaluation.record.files["examples"] = paths["examples"].name
+        companions["examples"] = examples_png(evaluation.examples)
+    evaluation.record.files = {}
+    for kind, data in companions.items():
+        atomic_write_bytes(paths[kind], data)
+        evaluation.record.files[kind] = paths[kind].name
+    evaluation.record.content_sha256 = content_hash(
+        evaluation.record, {kind: hashlib.sha256(data).hexdigest() for kind, data in companions.items()})
     write_record(paths["record"], evaluation.record)
     return paths

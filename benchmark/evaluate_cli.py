@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
+import signal
+import threading
 from pathlib import Path
 
+from dataprep.cli_app import bounded
 from dataprep.errors import CelbenchError, file_error
 
-from benchmark.evaluate import evaluate, output_paths, save
+from benchmark.evaluate import Terminated, evaluate, output_paths, save
 from benchmark.model import check_weights, load_model, pick_device, resolve_model_factory
 from benchmark.protocol import load_protocol
 from benchmark.source import SampleSource
@@ -33,30 +38,65 @@ def default_out(model: str, protocol_id: str) -> Path:
     return Path("leaderboards") / "results" / protocol_id / f"{safe}.json"
 
 
+def check_out(out: Path) -> None:
+    """Refuse an output that cannot take the record before any sample is scored: a folder, an unwritable place."""
+    for path in output_paths(out).values():
+        if path.is_dir():
+            raise file_error(path, "is a folder; --out takes the record's file name, e.g. results/model.json")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise file_error(out, f"cannot write here ({parent} is not a writable folder)")
+
+
+@contextlib.contextmanager
+def sigterm_stops_gently():
+    """SIGTERM raises :class:`~benchmark.evaluate.Terminated` (a SystemExit) while the block runs, so an evaluation
+    that is terminated keeps its scored samples as Ctrl-C does (the default action would lose them)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.protocol)
     model_name, _ = resolve_model_factory(args.model)
     weights_sha256 = check_weights(args.weights, args.weights_sha256) if args.weights else None
     device = pick_device(args.device)
-    source = open_source(args.data)
-    model = load_model(args.model, args.weights, device)
     out = Path(args.out) if args.out else default_out(model_name, protocol.id)
+    check_out(out)
+    source = open_source(args.data)
     try:
-        evaluation = evaluate(model, model_name, source, protocol, split=args.split, device=device,
-                              limit=args.limit, weights_sha256=weights_sha256)
+        model = load_model(args.model, args.weights, device)
+        with sigterm_stops_gently():
+            evaluation = evaluate(model, model_name, source, protocol, split=args.split, device=device,
+                                  limit=args.limit, weights_sha256=weights_sha256)
     finally:
         source.close()
-    paths = save(evaluation, out)
+    try:
+        paths = save(evaluation, out)
+    except OSError as error:
+        raise file_error(out, f"cannot write the record ({error.strerror or error})") from None
     record = evaluation.record
     if record.status != "complete":
         first = f" (first: {record.problems[0].sample_id}: {record.problems[0].problem})" if record.problems else ""
         reason = record.error or f"{len(record.problems)} of {record.samples_evaluated} outputs were invalid{first}"
         raise CelbenchError(f"{paths['record']}: result marked {record.status}: {reason}")
     primary = record.metric(record.primary_metric)
-    if not args.quiet:
-        print(f"{model_name} on {protocol.id} ({record.samples_valid} samples): {primary.name} = {primary.value:.4f}")
-        print(f"signature {record.signature}")
-        print(f"wrote {paths['record']}")
+    # The result is printed even with --quiet, which hides progress bars only.
+    print(f"{model_name} on {protocol.id} ({record.samples_valid} samples): {primary.name} = {primary.value:.4f}")
+    print(f"signature {record.signature}")
+    print(f"wrote {paths['record']}")
     return 0
 
 
@@ -71,7 +111,7 @@ def add_commands(commands) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--out", help="result record FILE.json (default leaderboards/results/PROTOCOL/MODEL.json); "
                                  "per-sample values go to FILE.samples.parquet")
-    p.add_argument("--limit", type=int, help="score only the first N samples (recorded in the signature)")
+    p.add_argument("--limit", type=bounded(int, 1), help="score only the first N samples (recorded in the signature)")
 
 
 __all__ = ["add_commands", "open_source", "output_paths"]

@@ -19,13 +19,13 @@ import html
 import io
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataprep.errors import CelbenchError
+from dataprep.errors import CelbenchError, file_error
+from dataprep.paths import inside, safe_name
 
-from benchmark.record import MetricResult, ResultRecord, atomic_write_bytes, read_record
+from benchmark.record import MetricResult, ResultRecord, atomic_write_bytes, read_record, verify_record
 
 CHECKED_SUFFIXES = (".md", ".csv", ".html")
 ARROW = {True: "↑", False: "↓"}
@@ -44,11 +44,31 @@ class Entry:
 
 
 def collect(results_dir: str | Path) -> list[Entry]:
-    """Every result record under ``results_dir`` (recursively), in a stable order."""
+    """Every result record under ``results_dir`` (recursively), in a stable order.
+
+    Each record's content hash is checked against its values and companion files
+    (:func:`benchmark.record.verify_record`), its protocol must be a plain name (it names output files) and no two
+    records may be the same run (same content, or same model, weights and signature): an edited, copied or
+    tampered record stops the build with a one-line error naming it.
+    """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise CelbenchError(f"{results_dir}: results folder not found")
-    return [Entry(read_record(path), path) for path in sorted(results_dir.rglob("*.json"))]
+    entries: list[Entry] = []
+    seen: dict[tuple, Path] = {}
+    for path in sorted(results_dir.rglob("*.json")):
+        record = read_record(path)
+        verify_record(path, record)
+        safe_name(record.protocol_id, "protocol", path)
+        for key in (("content", record.content_sha256),
+                    ("run", record.signature, record.model, record.weights_sha256)):
+            if key in seen:
+                raise file_error(path, f"duplicate of {seen[key]} (same {key[0]}); keep one of them")
+            seen[key] = path
+        entries.append(Entry(record, path))
+    if not entries:
+        raise CelbenchError(f"{results_dir}: no result records (*.json) found; nothing to build")
+    return entries
 
 
 def _format(value: float | None, digits: int = 4) -> str:
@@ -241,6 +261,21 @@ def _md_link(link: str) -> str:
     return link.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
 
 
+#: A spreadsheet runs a cell starting with one of these as a formula (``=HYPERLINK(...)``); such text cells get a
+#: leading apostrophe (OWASP's CSV-injection advice). Numbers (``-0.5``) are left alone.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> object:
+    if not isinstance(value, str) or not value.startswith(_FORMULA_PREFIXES):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def _csv(tables: list[Table]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -252,12 +287,14 @@ def _csv(tables: list[Table]) -> str:
             for metric in record.metrics:
                 rows = [("all", metric.value, metric.stderr)] + [(k, v, None) for k, v in metric.buckets.items()]
                 for bucket, value, stderr in rows:
-                    writer.writerow([table.signature, rank, record.model, record.status, metric.name, bucket,
-                                     "" if value is None else repr(value), "" if stderr is None else repr(stderr),
-                                     record.samples_valid, record.speed.seconds_per_frame or "",
-                                     record.weights_sha256 or "", link])
+                    writer.writerow([_csv_cell(c) for c in (
+                        table.signature, rank, record.model, record.status, metric.name, bucket,
+                        "" if value is None else repr(value), "" if stderr is None else repr(stderr),
+                        record.samples_valid, record.speed.seconds_per_frame or "", record.weights_sha256 or "",
+                        link)])
         for model, status, reason, link in table.excluded:
-            writer.writerow([table.signature, "", model, status, "", "", "", "", "", "", "", link])
+            writer.writerow([_csv_cell(c) for c in (table.signature, "", model, status, "", "", "", "", "", "", "",
+                                                    link)])
     return buffer.getvalue()
 
 
@@ -323,52 +360,75 @@ def _html(protocol_id: str, tables: list[Table]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def build(results_dir: str | Path, out_dir: str | Path, *, images: bool = True,
-          write_dir: str | Path | None = None) -> list[Path]:
-    """Write every protocol's Markdown, CSV and HTML (and plots/example grids when ``images``) to
-    ``out_dir``; returns the text files written. ``write_dir`` writes the files elsewhere while
-    links stay relative to ``out_dir`` (how ``--check`` rebuilds without touching the tables)."""
+def render(results_dir: str | Path, out_dir: str | Path) -> tuple[dict[str, str], list[tuple[Table, str]],
+                                                                  list[tuple[Path, str]]]:
+    """Everything a build publishes, computed without writing: text files (name -> text), plots to draw
+    ``(table, relative path)`` and example grids to copy ``(record's grid, relative path)``; links are relative
+    to ``out_dir``."""
     out_dir = Path(out_dir)
-    target = Path(write_dir) if write_dir is not None else out_dir
     entries = collect(results_dir)
     by_protocol: dict[str, list[Entry]] = {}
     for entry in entries:
         by_protocol.setdefault(entry.record.protocol_id, []).append(entry)
-    written = []
+    texts: dict[str, str] = {}
+    plots: list[tuple[Table, str]] = []
+    copies: list[tuple[Path, str]] = []
     for protocol_id, protocol_entries in sorted(by_protocol.items()):
         tables = []
         for signature, section in _sections(protocol_entries).items():
             table = _table(signature, section, out_dir, protocol_id)
             assets = f"{protocol_id}/{_asset_name(signature.partition('+')[2])}"
-            plot = f"{assets}-curves.png"
             if table.entries and table.entries[0].record.bucket_key:
-                table.plot = plot
-                if images:
-                    _plot(table, target / plot)
+                table.plot = f"{assets}-curves.png"
+                plots.append((table, table.plot))
             for entry in table.entries:
                 examples = entry.record.files.get("examples")
-                if not examples or not (entry.path.parent / examples).is_file():
+                if not examples:
+                    continue
+                # only the grid bench evaluate wrote beside the record (checked by its content hash)
+                if examples != f"{entry.path.stem}.examples.png":
+                    raise file_error(entry.path, f"files.examples {examples!r} is not the record's own grid "
+                                                 f"{entry.path.stem}.examples.png (tampered?)")
+                grid = inside(entry.path.parent, examples, source=entry.path)
+                if not grid.is_file():
                     continue
                 image = f"{assets}-{_asset_name(entry.record.model)}-examples.png"
                 table.example_images.append((entry.record.model, image))
-                if images:
-                    (target / image).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(entry.path.parent / examples, target / image)
+                copies.append((grid, image))
             tables.append(table)
         for suffix, text in ((".md", _markdown(protocol_id, tables)), (".csv", _csv(tables)),
                              (".html", _html(protocol_id, tables))):
-            path = target / f"{protocol_id}{suffix}"
-            atomic_write_bytes(path, text.encode())
-            written.append(path)
+            texts[f"{protocol_id}{suffix}"] = text
+    return texts, plots, copies
+
+
+def build(results_dir: str | Path, out_dir: str | Path, *, images: bool = True) -> list[Path]:
+    """Write every protocol's Markdown, CSV and HTML (and plots/example grids when ``images``) to
+    ``out_dir``; returns the text files written. Nothing is written when a record is refused."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise file_error(out_dir, "--out exists and is not a folder")
+    texts, plots, copies = render(results_dir, out_dir)
+    if images:
+        for table, relative in plots:
+            _plot(table, inside(out_dir, relative))
+        for grid, relative in copies:
+            target = inside(out_dir, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grid, target)
+    written = []
+    for name, text in texts.items():
+        path = inside(out_dir, name)
+        atomic_write_bytes(path, text.encode())
+        written.append(path)
     return written
 
 
 def check(results_dir: str | Path, out_dir: str | Path) -> list[str]:
-    """Differences between the committed text tables in ``out_dir`` and a fresh build (empty: up to date)."""
+    """Differences between the committed text tables in ``out_dir`` and a fresh build (empty: up to date).
+    Writes nothing."""
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory() as temp:
-        fresh = build(results_dir, out_dir, images=False, write_dir=temp)
-        expected = {p.name: p.read_bytes() for p in fresh}
+    expected = {name: text.encode() for name, text in render(results_dir, out_dir)[0].items()}
     actual = {p.name: p.read_bytes() for p in out_dir.glob("*") if p.suffix in CHECKED_SUFFIXES} \
         if out_dir.is_dir() else {}
     problems = [f"{out_dir / name}: missing (run bench leaderboard build)" for name in sorted(set(expected) - set(actual))]

@@ -137,7 +137,14 @@ def resolve_model_factory(spec: str) -> tuple[str, ModelFactory]:
 def load_model(spec: str, weights: str | None = None, device: torch.device | str = "cpu") -> Model:
     """Create the model named by ``spec`` (see :func:`resolve_model_factory`) on ``device``."""
     _, factory = resolve_model_factory(spec)
-    model = factory(weights=weights, device=torch.device(device))
+    try:
+        model = factory(weights=weights, device=torch.device(device))
+    except CelbenchError:
+        raise
+    except Exception as error:  # corrupt weights (SafetensorError), a plugin's own bug: name the model
+        where = f" from {weights}" if weights else ""
+        message = " ".join(str(error).split()) or "no message"
+        raise CelbenchError(f"model {spec!r} could not be created{where}: {type(error).__name__}: {message}") from None
     if not callable(model):
         raise CelbenchError(f"model {spec!r}: its factory returned {type(model).__name__}, not a callable model")
     return model

@@ -8,6 +8,12 @@ each metric's settings, celbench version) is listed in ``signature_fields`` and 
 leaderboard never puts records with different signatures in one table. The model and its weights are
 *what is compared*, so they are recorded but not part of the signature.
 
+``content_sha256`` makes a record tamper-evident: the SHA-256 of its canonical JSON (every field but this
+one) and of the companion files it names (per-sample Parquet, example grid). ``bench leaderboard build``
+recomputes it (:func:`verify_record`) and refuses a record whose values or per-sample file were changed
+afterwards. It is a checksum, not a cryptographic signature: it catches edits and copies that break the link
+between a record and its files, not a forger who recomputes it.
+
 ``status`` is ``complete`` (every sample scored), ``invalid`` (the model returned a wrong shape, NaN
 or out-of-range colours for the samples listed in ``problems``; those are excluded from the metrics)
 or ``incomplete`` (evaluation stopped early: the model raised, or the user interrupted). Only
@@ -27,7 +33,7 @@ from typing import Any
 
 from dataprep.errors import file_error
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: content_sha256
 STATUSES = ("complete", "invalid", "incomplete")
 
 
@@ -100,6 +106,7 @@ class ResultRecord:
     signature: str
     signature_fields: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)
+    content_sha256: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -132,6 +139,36 @@ class ResultRecord:
         if compute_signature(record.signature_fields, record.protocol_id) != record.signature:
             raise ValueError("signature does not match signature_fields (record edited by hand?)")
         return record
+
+
+def content_hash(record: ResultRecord, file_sha256: dict[str, str]) -> str:
+    """SHA-256 of the record's canonical JSON without ``content_sha256`` plus the hashes of its companion files
+    (``file_sha256``: kind in ``record.files`` -> hex digest). Non-finite floats (PSNR of identical frames)
+    are written as JSON's Infinity, as :func:`write_record` does."""
+    data = record.to_dict()
+    data.pop("content_sha256")
+    canonical = json.dumps({"record": data, "files": file_sha256}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def verify_record(path: str | os.PathLike, record: ResultRecord) -> None:
+    """Check ``record`` (read from ``path``) against its content hash and the files beside it; a one-line
+    CelbenchError naming ``path`` when a value, a companion file or the hash was changed."""
+    from dataprep.hashing import sha256_file
+    from dataprep.paths import inside, safe_name
+
+    path = Path(path)
+    if not record.content_sha256:
+        raise file_error(path, "record has no content_sha256 (written by hand or by an older celbench?)")
+    hashes = {}
+    for kind, name in sorted(record.files.items()):
+        companion = inside(path.parent, safe_name(name, f"files.{kind}", path), source=path)
+        if not companion.is_file():
+            raise file_error(path, f"its {kind} file {name} is missing")
+        hashes[kind] = sha256_file(companion)
+    if content_hash(record, hashes) != record.content_sha256:
+        raise file_error(path, "content hash does not match the record's values or its files "
+                               f"({', '.join(record.files.values()) or 'none'}): edited after bench evaluate wrote it?")
 
 
 def compute_signature(fields: dict[str, Any], protocol_id: str) -> str:

@@ -13,14 +13,47 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import os
 import sys
 from importlib import metadata
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from dataprep.errors import CelbenchError
 from dataprep.progress import set_quiet
 
 RunFunction = Callable[[argparse.Namespace], "int | None"]
+
+#: Set to 1 to see the traceback of an unexpected error instead of its one-line summary.
+DEBUG_VARIABLE = "CELBENCH_DEBUG"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (``prog: error: message (see --help)``), exit status 2."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def bounded(kind: type, low: float | None = None, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses ``kind`` (int or float) and refuses NaN, infinities and values outside
+    ``[low, high]``, naming the allowed range (``--workers 0`` -> "must be >= 1")."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            allowed = (f">= {low:g}" if high is None else f"<= {high:g}" if low is None
+                       else f"in [{low:g}, {high:g}]")
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 class Commands:
@@ -52,7 +85,7 @@ class Commands:
 def run_cli(prog: str, description: str, command_modules: Sequence[str],
             argv: Sequence[str] | None = None, entry_point_group: str | None = None) -> int:
     """Build the parser from ``command_modules`` (and entry points), parse ``argv``, run."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = OneLineParser(prog=prog, description=description)
     from dataprep import __version__
 
     parser.add_argument("--version", action="version", version=f"celbench {__version__}")
@@ -62,16 +95,27 @@ def run_cli(prog: str, description: str, command_modules: Sequence[str],
     if entry_point_group:
         for ep in metadata.entry_points(group=entry_point_group):
             ep.load()(commands)
-    args = parser.parse_args(argv)
-    set_quiet(getattr(args, "quiet", False))
     try:
+        args = parser.parse_args(argv)  # a type= callable may raise CelbenchError too
+        set_quiet(getattr(args, "quiet", False))
         code = args.run(args)
     except CelbenchError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as error:
+        # Not a user error we foresaw: still one line (exit 1, not the user-error 2) unless debugging.
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        print(f"{prog}: internal error: {type(error).__name__}: {_one_line(error)} "
+              f"(set {DEBUG_VARIABLE}=1 for the traceback)", file=sys.stderr)
+        return 1
     return int(code or 0)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

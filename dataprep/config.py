@@ -113,8 +113,14 @@ class RunConfig:
     """How the build runs (not part of the config hash: it does not change the dataset).
 
     Attributes:
-        executor: name in :data:`dataprep.build.executor.EXECUTORS` ('local' process pool, 'serial').
-        workers: processes for the 'local' executor.
+        executor: name in :data:`dataprep.build.executor.EXECUTORS` ('local' process pool, 'serial', 'ray').
+        workers: processes for the 'local' executor; for 'ray', units run at once across the cluster (at most
+            twice as many are submitted: the back-pressure that keeps the driver's memory bounded).
+        address: 'ray' only: '' = a private Ray instance on this machine, 'auto' = the cluster this machine
+            joined with ``ray start``, ``ray://host:port`` = a remote cluster.
+        cpus_per_task: 'ray' only: CPUs each task reserves on its node.
+        memory_per_task_mb: 'ray' only: memory each task reserves on its node (MiB; 0 = none declared). A unit at
+            256 x 256 holds up to 64 MiB of decoded frames per shot plus the decoder's; 1 GiB leaves room for 1080p.
         frames_per_unit: work units are runs of whole shots of about this many frames (a longer shot is a unit
             of its own), so one long video still keeps every worker busy; 0 = one unit per source. Units run
             longest first; 100 (about 6 MB of Parquet per unit at 256 x 256) keeps both workers busy to the end
@@ -124,6 +130,9 @@ class RunConfig:
     executor: str = "local"
     workers: int = 2
     frames_per_unit: int = 100
+    address: str = ""
+    cpus_per_task: float = 1.0
+    memory_per_task_mb: int = 1024
 
 
 def _default_samplers() -> dict[str, dict[str, Any]]:
@@ -273,6 +282,8 @@ def _check(config: BuildConfig) -> None:
         raise CelbenchError("config key output.png_compression: must be 0..9")
     if config.run.workers < 1:
         raise CelbenchError("config key run.workers: must be >= 1")
+    if config.run.cpus_per_task <= 0 or config.run.memory_per_task_mb < 0:
+        raise CelbenchError("config key run.cpus_per_task must be > 0 and run.memory_per_task_mb >= 0")
     if config.run.frames_per_unit < 0:
         raise CelbenchError("config key run.frames_per_unit: must be >= 0")
     if not config.samplers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -31,6 +32,18 @@ def write_synth_frames(folder: Path, seed: int = 0, shots: int = 2, width: int =
     truth = {k: v for k, v in clip.truth.items() if k in ("n_frames", "fps", "shots", "cuts")}
     (folder / "truth.json").write_text(json.dumps(truth))
     return truth
+
+
+def dataset_bytes(out: Path) -> dict[str, bytes | dict]:
+    """The dataset's content: every shard's bytes, each source's shots (without its location) and each unit's
+    marker, without timings."""
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "data").rglob("*")) if p.is_file()}
+    for path in sorted((out / "meta").rglob("*.json")):
+        if path.parent.name in ("shots", "units"):
+            record = json.loads(path.read_text())
+            files[str(path.relative_to(out))] = {k: v for k, v in record.items()
+                                                 if k not in ("seconds", "timings", "input")}
+    return files
 
 
 class FakePipeline:
@@ -118,3 +131,25 @@ class WorkerDiesOnClip1(DiskFullOnClip1):
         if os.environ.get("CELBENCH_TEST_FAIL") == "kill" and self.current_path.endswith("clip1"):
             os._exit(9)  # the worker process dies without cleanup, as when killed
         return super().sketch(rgb)
+
+
+class WaitsToBeKilled(FakePipeline):
+    """Records each attempt of a unit as ``<source>.attempts/<first frame>-<pid>-<node>`` (node: the Ray node id,
+    '-' outside Ray) and, when that folder exists and this is the first attempt of the source's first unit, stops
+    after a few frames and waits, so a test can kill the worker process in the middle of the unit."""
+
+    def frames(self, path, start=0, end=None, n_frames=None):
+        attempts = Path(f"{path}.attempts")
+        first = attempts.is_dir() and start == 0 and not any(attempts.glob("0-*"))
+        if attempts.is_dir():
+            try:
+                import ray
+
+                node = ray.get_runtime_context().get_node_id()
+            except Exception:
+                node = "-"
+            (attempts / f"{start}-{os.getpid()}-{node}").write_text("")
+        for k, item in enumerate(super().frames(path, start, end)):
+            if first and k == 5:
+                time.sleep(120)  # killed by the test long before
+            yield item

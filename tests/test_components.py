@@ -306,3 +306,42 @@ def test_tip_half_widths_equal_the_full_distance_transform():
     points = np.argwhere(lines)[::7]
     expected = ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))[1:-1, 1:-1]
     np.testing.assert_array_equal(_tip_half_widths(lines, points), expected[points[:, 0], points[:, 1]])
+
+
+# --- the vectorised gap closing against its one-by-one statement (tests/gap_closing_reference.py) ---------------
+
+GAP_SETTINGS = [{}, {"max_gap": 12.0}, {"max_gap": 5.0, "max_angle": 80.0, "pair_max_angle": 180.0},
+                {"same_stroke_factor": 0.0}, {"join_to_lines": False}]
+
+
+def _xdog_lines(rgb):
+    from dataprep.sketch.extractors import EXTRACTORS
+
+    return EXTRACTORS.create("xdog")(rgb) < 128
+
+
+@pytest.mark.parametrize("settings", GAP_SETTINGS)
+def test_gap_closing_equals_the_one_by_one_reference_on_generated_frames(settings):
+    from gap_closing_reference import close_gaps_reference
+
+    rng = np.random.default_rng(7)
+    frames = [_random_line_art(rng, 96, 112) for _ in range(2)]
+    clip = SynthClip(SynthConfig(width=128, height=96, shots=1, shot_length=(2, 2), seed=3))
+    frames.append(_xdog_lines(next(iter(clip.frames())).image))
+    for lines in frames:
+        np.testing.assert_array_equal(close_gaps(lines, **settings), close_gaps_reference(lines, **settings))
+
+
+@pytest.mark.parametrize("settings", GAP_SETTINGS[:3])
+def test_gap_closing_equals_the_one_by_one_reference_on_real_frames(real_data, settings):
+    # real XDoG sketches have hundreds of noisy tips whose joins depend on each other: the case the vectorised
+    # step 2 redoes endpoints for
+    from gap_closing_reference import close_gaps_reference
+
+    from dataprep.imaging import fit_frame
+
+    for path in (real_data / "colour-shots" / "lvcd_sample_1" / "0.png",
+                 real_data / "frame-pairs" / "assets" / "72105_388.mp4_00-00.png"):
+        rgb = fit_frame(cv2.imread(str(path))[:, :, ::-1], 160, 160, "centre-crop")
+        lines = _xdog_lines(rgb)
+        np.testing.assert_array_equal(close_gaps(lines, **settings), close_gaps_reference(lines, **settings))

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
+import sys
 
+import cv2
+import numpy as np
 import pytest
 
 from dataprep.build.executor import EXECUTORS, Task, TaskQueue
+from dataprep.config import load_config
+from dataprep.errors import CelbenchError
 
 
 def _pid_and_double(payload):
@@ -54,3 +60,24 @@ def test_tasks_queued_after_a_worker_died_still_run():
                 queue.put(Task("later", ("ok", 0.0)))
     assert results["slow"].ok and results["later"].ok and results["later"].value == "ok"
     assert not results["die"].ok and "worker process died" in results["die"].error
+
+
+def test_ray_executor_without_ray_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import ray raises ImportError
+    with pytest.raises(CelbenchError, match=r"pip install 'celbench\[ray\]'"):
+        EXECUTORS.get("ray").from_run_config(load_config(None, ["run.executor=ray"]).run)
+
+
+def test_ray_address_where_no_cluster_answers_is_a_one_line_error_before_any_output(tmp_path):
+    pytest.importorskip("ray", reason="needs Ray (pip install 'celbench[ray]')")
+    from dataprep.build import build
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "clip").mkdir()
+    cv2.imwrite(str(tmp_path / "clip" / "0000.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(CelbenchError, match=rf"run.address 127.0.0.1:{port}: no Ray cluster answers there"):
+        build([tmp_path / "clip"], tmp_path / "ds",
+              load_config(None, ["run.executor=ray", f"run.address=127.0.0.1:{port}"]))
+    assert not (tmp_path / "ds").exists()

@@ -65,6 +65,30 @@ def test_registered_models_honour_the_contract(name):
     assert report.latency_ms_median > 0 and report.peak_memory_bytes > 0
 
 
+def test_bench_speed_prints_the_machine_and_torch_build_first(capsys, monkeypatch):
+    import os
+
+    from benchmark.cli import main
+    from benchmark.speed import cpu_model, machine_description
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    threads = torch.get_num_threads()
+    try:
+        assert main(["speed", "--model", "flow-warp", "--size", "16", "--warmup", "0", "--repeats", "1",
+                     "--threads", "1"]) == 0
+        described = machine_description()
+    finally:
+        torch.set_num_threads(threads)
+    lines = capsys.readouterr().out.splitlines()
+    keys = [line.split(":", 1)[0].strip() for line in lines]
+    assert keys[:5] == ["cpu", "load average", "torch", "threads", "environment"] and "latency_ms_median" in keys
+    printed = dict(line.split(": ", 1) for line in (l.strip() for l in lines))
+    assert printed["cpu"].startswith(cpu_model()) and f"{os.cpu_count()} logical cores" in printed["cpu"]
+    assert printed["threads"].startswith("1 intra-op")  # --threads took effect before the run
+    assert torch.__version__ in printed["torch"] and torch.backends.cpu.get_cpu_capability() in printed["torch"]
+    assert "OMP_WAIT_POLICY=PASSIVE" in printed["environment"] == described["environment"]
+
+
 def test_flow_warp_recovers_a_translation():
     """A shifted drawing is warped back: the warped reference equals the target away from borders."""
     frame0, frame1 = toy_source(shots=1, frames=2, size=64).frames.values()

@@ -3,8 +3,9 @@
 Layout of a dataset directory::
 
     meta/info.json                  manifest (LeRobot-like): schema version, config + hash, sources, units, counts
+    meta/lock.json                  while a build runs: who runs it (a second build on the output is refused)
     meta/shots/<video_id>.json      shot detection result per source (cached; a resumed build reuses it)
-    meta/units/<unit>.done.json     completion marker of a unit: its files and counts (datatrove-style)
+    meta/units/<unit>.done.json     completion marker of a unit: its files, their sha256 and counts (datatrove-style)
     data/frames/<unit>.<nnn>.parquet    frames table shards (dataprep.dataset.schemas.FRAMES)
     data/pairs/<unit>.<nnn>.parquet     pairs table shards (dataprep.dataset.schemas.PAIRS)
 
@@ -24,6 +25,10 @@ mine pairs inside the shot), so memory is bounded by the longest shot (~150 kB p
 the decoded colour frames and label maps are kept as well up to :data:`RAW_BUDGET` per shot (64 MiB), so mining
 pairs decodes no PNG for shots of up to about 200 frames.
 
+The output and the inputs may be URLs of any fsspec filesystem (``s3://``, ``gs://`` ...; :mod:`dataprep.storage`),
+and the executor may be a Ray cluster (docs/scale-out.md): a unit's payload names its source and the output, and
+workers anywhere read and write them.
+
 Splits are assigned per shot (or per source, ``split.by``) from a hash of (split seed, video id, shot start):
 deterministic, independent of the executor and of the other sources, and never divide a shot.
 """
@@ -35,7 +40,6 @@ import importlib
 import json
 import os
 import re
-import shutil
 import time
 from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass
@@ -48,16 +52,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.hashing import sha256_file
+from dataprep.hashing import sha256_file, sha256_stream
 from dataprep import __version__
 from dataprep.config import BuildConfig, config_from_dict, config_hash
-from dataprep.dataset.manifest import Manifest, atomic_write_text
+from dataprep.dataset.manifest import Manifest, check_manifest_structure, shard_hashes
 from dataprep.errors import CelbenchError, file_error
 from dataprep.build.executor import EXECUTORS, Task, TaskQueue, TaskResult
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
+from dataprep.paths import safe_name
 from dataprep.progress import progress
 from dataprep.dataset.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
+from dataprep.storage import BuildLock, Storage, is_url, local_input, local_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 SPLITS = ("train", "val", "test")
@@ -87,22 +93,28 @@ class Source:
 
 
 def resolve_source(path: str | os.PathLike) -> Source:
-    """Hash a source; a folder's hash covers its image files' names and contents (sorted)."""
-    p = Path(path)
-    if p.is_dir():
-        images = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    """Hash a source; a folder's hash covers its image files' names and contents (sorted). ``path`` may be a URL
+    (:mod:`dataprep.storage`): its bytes are read here once to hash them, and workers copy it to their cache."""
+    local = local_path(path)
+    where = Storage(path)
+    name = Path(local).name if local is not None else str(path).rstrip("/").rpartition("/")[2]
+    if where.isdir():
+        images = [f for f in where.listdir() if Path(f).suffix.lower() in IMAGE_SUFFIXES]
         if not images:
-            raise file_error(p, "folder holds no image frames (.png, .jpg, ...)")
+            raise file_error(path, "folder holds no image frames (.png, .jpg, ...)")
         digest = hashlib.sha256()
         for image in images:
-            digest.update(f"{image.name}\0{sha256_file(image)}\n".encode())
+            digest.update(f"{image}\0{hashlib.sha256(where.read_bytes(image)).hexdigest()}\n".encode())
         sha, kind = digest.hexdigest(), "frames"
-    elif p.is_file():
-        sha, kind = sha256_file(p), "video"
+    elif local is not None and Path(local).is_file():
+        sha, kind = sha256_file(local), "video"
+    elif local is None and where.exists():
+        sha, kind = sha256_stream(where.fs.open(where.path())), "video"
     else:
-        raise file_error(p, "no such file or folder")
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", p.stem if kind == "video" else p.name).strip("_") or "source"
-    return Source(str(p.resolve()), f"{stem}-{sha[:8]}", sha, kind)
+        raise file_error(path, "no such file or folder")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem if kind == "video" else name).strip("_") or "source"
+    location = str(Path(local).resolve()) if local is not None else where.location
+    return Source(location, f"{stem}-{sha[:8]}", sha, kind)
 
 
 # ---------------------------------------------------------------------------------------------- splits
@@ -124,21 +136,23 @@ def derive_seed(*parts: Any) -> int:
 
 # ---------------------------------------------------------------------------------------------- output
 class ShardWriter:
-    """Streams rows of one table into ``<dir>/<unit>.<nnn>.parquet`` shards of at most ``shard_size`` rows.
+    """Streams rows of one table into ``<folder>/<unit>.<nnn>.parquet`` shards of at most ``shard_size`` rows
+    (``folder`` in ``storage``).
 
-    Each shard is written as ``<name>.tmp`` and renamed when closed, so a reader never sees half a file.
+    Each shard is written as ``<name>.tmp`` and committed (renamed) when closed, so a reader never sees half a
+    file.
     """
 
     ROW_GROUP = 64  # rows buffered before a row group is written: bounds memory, keeps reads efficient
 
-    def __init__(self, directory: Path, unit: str, schema: pa.Schema, shard_size: int):
-        self.directory, self.unit, self.schema, self.shard_size = directory, unit, schema, shard_size
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, storage: Storage, folder: str, unit: str, schema: pa.Schema, shard_size: int):
+        self.storage, self.folder, self.unit, self.schema, self.shard_size = storage, folder, unit, schema, shard_size
+        storage.makedirs(folder)
         self.files: list[str] = []
         self.rows = 0
         self._buffer: list[dict] = []
         self._writer: pq.ParquetWriter | None = None
-        self._tmp: Path | None = None
+        self._tmp: str | None = None
         self._in_shard = 0
 
     def add(self, row: dict) -> None:
@@ -154,9 +168,9 @@ class ShardWriter:
         if not self._buffer:
             return
         if self._writer is None:
-            name = f"{self.unit}.{len(self.files):03d}.parquet"
-            self._tmp = self.directory / (name + ".tmp")
-            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+            self._tmp = f"{self.folder}/{self.unit}.{len(self.files):03d}.parquet.tmp"
+            self._writer = pq.ParquetWriter(self.storage.path(self._tmp), self.schema, compression="zstd",
+                                            filesystem=self.storage.arrow_filesystem)
         table = pa.Table.from_pylist(self._buffer, schema=self.schema)
         self._writer.write_table(table)
         self._buffer = []
@@ -165,9 +179,9 @@ class ShardWriter:
         self._flush()
         if self._writer is not None:
             self._writer.close()
-            final = self._tmp.with_name(self._tmp.name[: -len(".tmp")])
-            os.replace(self._tmp, final)
-            self.files.append(final.name)
+            final = self._tmp[: -len(".tmp")]
+            self.storage.commit(self._tmp, final)
+            self.files.append(final.rpartition("/")[2])
             self._writer, self._tmp = None, None
         self._in_shard = 0
 
@@ -181,20 +195,20 @@ class ShardWriter:
                 self._writer.close()
             except Exception:
                 pass
-        if self._tmp is not None and self._tmp.exists():
-            self._tmp.unlink()
+        if self._tmp is not None:
+            self.storage.remove(self._tmp)
 
 
-def remove_unit_files(out: Path, unit: str) -> None:
-    """Delete every shard, temporary file and marker a unit may have left."""
-    for table in ("frames", "pairs"):
-        directory = out / "data" / table
-        if directory.is_dir():
-            for f in directory.glob(f"{unit}.*"):
-                f.unlink()
-    marker = out / "meta" / "units" / f"{unit}.done.json"
-    if marker.exists():
-        marker.unlink()
+def remove_unit_files(out: Storage, unit: str) -> None:
+    """Delete every shard, temporary file and marker a unit may have left.
+
+    ``unit`` may come from a manifest: it is checked to be a plain name first, so a tampered key cannot reach
+    ``glob``/``remove`` outside ``out``.
+    """
+    safe_name(unit, "unit key", out / "meta/info.json")
+    for name in (out.glob("data/frames", f"{unit}.") + out.glob("data/pairs", f"{unit}.")
+                 + out.glob("meta/units", f"{unit}.done.json")):
+        out.remove(name)
 
 
 # ------------------------------------------------------------------------------------------ unit work
@@ -228,9 +242,9 @@ def warm_task(payload: dict) -> None:
     create_samplers(config.samplers)
     prepare = getattr(pipeline, "prepare", None)
     if prepare is not None:
-        for path in payload["paths"]:
+        for path, sha256 in payload["paths"]:
             try:
-                prepare(path)
+                prepare(local_input(path, sha256))
             except Exception:  # only a head start: the unit that needs it reports any problem
                 pass
 
@@ -239,10 +253,9 @@ def detect_task(payload: dict) -> dict:
     """Executor task: shot detection of one source, cached as meta/shots/<video_id>.json."""
     t0 = time.perf_counter()
     config = config_from_dict(payload["config"])
-    result = make_pipeline(config, payload.get("pipeline")).detect(payload["path"])
-    result["seconds"] = time.perf_counter() - t0
-    atomic_write_text(Path(payload["out"]) / "meta" / "shots" / f"{payload['video_id']}.json",
-                       json.dumps(result, indent=1))
+    result = make_pipeline(config, payload.get("pipeline")).detect(local_input(payload["path"], payload["sha256"]))
+    result.update(input=payload["path"], seconds=time.perf_counter() - t0)  # the source, not a cached copy
+    Storage(payload["out"]).write_text(f"meta/shots/{payload['video_id']}.json", json.dumps(result, indent=1))
     return {"n_frames": result.get("n_frames"), "fps": result.get("fps"), "seconds": result["seconds"]}
 
 
@@ -321,7 +334,7 @@ def _held_group(state: _ShotState, rgb: np.ndarray, index: int, threshold: float
 
 def process_unit(payload: dict) -> dict:
     """Executor task: process the shots of one unit and write its shards and marker. Returns its counts."""
-    out = Path(payload["out"])
+    out = Storage(payload["out"])
     unit = payload["unit"]
     config = config_from_dict(payload["config"])
     video_id = payload["video_id"]
@@ -338,8 +351,8 @@ def process_unit(payload: dict) -> dict:
         samplers = create_samplers(config.samplers)
         described = pipeline.describe()
     compression = config.output.png_compression
-    frames_writer = ShardWriter(out / "data" / "frames", unit, FRAMES, config.output.shard_size)
-    pairs_writer = ShardWriter(out / "data" / "pairs", unit, PAIRS, config.output.shard_size * 8)
+    frames_writer = ShardWriter(out, "data/frames", unit, FRAMES, config.output.shard_size)
+    pairs_writer = ShardWriter(out, "data/pairs", unit, PAIRS, config.output.shard_size * 8)
     shot_of: dict[int, dict] = {}
     for shot in shots:
         for i in range(shot["start"], shot["end"]):
@@ -386,7 +399,8 @@ def process_unit(payload: dict) -> dict:
         counts["shots"] += 1
 
     try:
-        frames = pipeline.frames(payload["path"], first, last, n_frames=payload.get("n_frames"))
+        path = local_input(payload["path"], payload["sha256"])
+        frames = pipeline.frames(path, first, last, n_frames=payload.get("n_frames"))
         while True:
             with timer("decode"):
                 item = next(frames, None)
@@ -444,9 +458,9 @@ def process_unit(payload: dict) -> dict:
         pairs_writer.abort()
         remove_unit_files(out, unit)
         raise
-    result = {"unit": unit, "files": files, "counts": dict(counts), "timings": dict(timer.seconds),
-              "seconds": time.perf_counter() - t_start}
-    atomic_write_text(out / "meta" / "units" / f"{unit}.done.json", json.dumps(result, indent=1))
+    result = {"unit": unit, "files": files, "sha256": shard_hashes(out, files), "counts": dict(counts),
+              "timings": dict(timer.seconds), "seconds": time.perf_counter() - t_start}
+    out.write_text(f"meta/units/{unit}.done.json", json.dumps(result, indent=1))
     return result
 
 
@@ -483,8 +497,8 @@ def plan_units(config: BuildConfig, source: Source, detection: dict) -> list[dic
         first, last = g[0]["start"], g[-1]["end"]
         units.append({
             "unit": f"{source.video_id}.{g[0]['shot_id']:04d}-{g[-1]['shot_id']:04d}", "video_id": source.video_id,
-            "path": source.path, "shots": g, "dropped": [i for i in dropped if first <= i < last],
-            "n_frames": detection.get("n_frames"),
+            "path": source.path, "sha256": source.sha256, "shots": g,
+            "dropped": [i for i in dropped if first <= i < last], "n_frames": detection.get("n_frames"),
             # held runs [start, end) from the detector; None -> the unit computes them (frames.held_threshold)
             "held": None if held is None else [r for r in held if r[0] < last and r[1] > first],
         })
@@ -495,43 +509,81 @@ def _dataset_identity(config: BuildConfig, sources: Sequence[Source]) -> dict:
     return {"config_hash": config_hash(config), "sources": sorted(s.sha256 for s in sources)}
 
 
-def _prepare_output(out: Path, identity: dict, resume: bool, overwrite: bool) -> Manifest | None:
-    """Refuse to mix datasets: returns the existing manifest to resume, or None for a fresh build."""
-    existing = Manifest.load(out) if out.exists() else None
-    if out.exists() and not out.is_dir():
-        raise file_error(out, "output exists and is not a folder")
+#: Where ``--overwrite`` keeps the dataset it replaces until the new build has produced frames.
+REPLACED = ".celbench-replaced"
+
+
+def _check_output(out: Storage, identity: dict, resume: bool, overwrite: bool) -> Manifest | None:
+    """Refuse to mix datasets: returns the existing manifest to resume, or None for a fresh build (the caller
+    then sets an existing dataset aside when ``overwrite``, :func:`_set_aside`). Reads only."""
+    if out.exists() and not out.isdir():
+        raise file_error(str(out), "output exists and is not a folder")
+    existing = Manifest.load(out)
+    # what is there besides the lock of this build
+    occupied = ([n for n in out.listdir() if n != REPLACED] not in ([], ["meta"])
+                or out.listdir("meta") not in ([], ["lock.json"]))
     if overwrite:
-        if existing is None and out.exists() and any(out.iterdir()):
-            raise file_error(out, "refusing to overwrite a non-empty folder that is not a celbench dataset")
-        for name in ("data", "meta", "report.html", "report.png"):
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        if existing is None and occupied:
+            raise file_error(str(out), "refusing to overwrite a non-empty folder that is not a celbench dataset")
         return None
     if existing is None:
-        if out.exists() and any(out.iterdir()):
-            raise file_error(out, "output folder is not empty and holds no celbench dataset (meta/info.json)")
+        if occupied:
+            raise file_error(str(out), "output folder is not empty and holds no celbench dataset (meta/info.json)")
         return None
     if existing.data.get("schema_version") != SCHEMA_VERSION:
-        raise file_error(out, f"holds a dataset of schema version {existing.data.get('schema_version')} "
-                              f"(this toolkit writes {SCHEMA_VERSION}); use another --out or --overwrite")
+        raise file_error(str(out), f"holds a dataset of schema version {existing.data.get('schema_version')} "
+                                   f"(this toolkit writes {SCHEMA_VERSION}); use another --out or --overwrite")
     old = {"config_hash": existing.data.get("config_hash"),
            "sources": sorted(s["sha256"] for s in existing.data.get("sources", []))}
     if old != identity:
-        what = "config" if old["config_hash"] != identity["config_hash"] else "sources"
-        raise file_error(out, f"holds a different dataset ({what} differ: config hash "
-                              f"{str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}); "
-                              "use another --out or --overwrite")
+        if old["config_hash"] != identity["config_hash"]:
+            what = f"config hash {str(old['config_hash'])[:12]} vs {identity['config_hash'][:12]}"
+        else:
+            what = (f"sources differ: {len(old['sources'])} there ({', '.join(h[:8] for h in old['sources'])}), "
+                    f"{len(identity['sources'])} given ({', '.join(h[:8] for h in identity['sources'])})")
+        raise file_error(str(out), f"holds a different dataset ({what}); use another --out or --overwrite")
     if not resume:
-        raise file_error(out, "already holds this dataset; use --resume to finish it or --overwrite to rebuild")
+        raise file_error(str(out), "already holds this dataset; use --resume to finish it or --overwrite to rebuild")
     return existing
+
+
+def _set_aside(out: Storage) -> None:
+    """``--overwrite``: move the dataset in ``out`` (all but the lock this build holds) into :data:`REPLACED`.
+
+    It is deleted once the new build has produced frames and put back by :func:`_restore` if the rebuild fails,
+    so a failing rebuild never costs the dataset it was to replace.
+    """
+    out.remove_tree(REPLACED)  # left by an earlier --overwrite that was killed: the dataset it replaced
+    names = [name for name in ("data", "report.html", "report.png", "README.md") if out.exists(name)]
+    names += [f"meta/{name}" for name in (out.listdir("meta") if out.isdir("meta") else [])
+              if f"meta/{name}" != BuildLock.NAME]
+    for name in names:
+        out.move(name, f"{REPLACED}/{name}")
+
+
+def _restore(out: Storage) -> None:
+    """Undo a fresh build that failed as a whole: delete what it wrote, give back a dataset it was to replace."""
+    for name in ("data", "report.html", "report.png", "README.md"):
+        out.remove_tree(name)
+    for name in out.listdir("meta") if out.isdir("meta") else []:
+        if f"meta/{name}" != BuildLock.NAME:
+            out.remove_tree(f"meta/{name}")
+    if out.isdir(REPLACED):
+        for top in out.listdir(REPLACED):
+            inner = out.listdir(f"{REPLACED}/{top}") if top == "meta" else [None]
+            for name in inner:
+                relative = top if name is None else f"{top}/{name}"
+                out.move(f"{REPLACED}/{relative}", relative)
+        out.remove_tree(REPLACED)
+
+
+class EmptyBuild(CelbenchError):
+    """Every source failed or none gave a usable frame; the build leaves nothing behind."""
 
 
 @dataclass
 class BuildReport:
-    out: Path
+    out: Path | str  # a URL stays a string
     manifest: dict
     failed: list[str]
 
@@ -541,18 +593,57 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
           log: Callable[[str], None] | None = None) -> BuildReport:
     """Build (or resume) a dataset from ``inputs`` into ``out``; see the module docstring."""
     t_build = time.perf_counter()
-    out = Path(out)
+    shown = str(out) if is_url(out) else Path(out)
+    out = Storage(out)
     if not inputs:
         raise CelbenchError("no inputs given")
     sources = [resolve_source(p) for p in inputs]
     ids = Counter(s.video_id for s in sources)
     if any(n > 1 for n in ids.values()):
         raise CelbenchError(f"the same source is given twice: {', '.join(k for k, n in ids.items() if n > 1)}")
-    executor = EXECUTORS.create(config.run.executor, workers=config.run.workers)
-    create_samplers(config.samplers)  # parameter errors before any work
+    executor = EXECUTORS.get(config.run.executor).from_run_config(config.run)
+    # The whole config (samplers, stage names and parameters) is checked here, before anything is deleted or
+    # written: a worker failing on it later would already have cost the dataset that --overwrite replaces.
+    create_samplers(config.samplers)
+    pipeline = make_pipeline(config)
+    if hasattr(pipeline, "check"):
+        pipeline.check()
     identity = _dataset_identity(config, sources)
-    existing = _prepare_output(out, identity, resume, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    restored = False
+    # One driver per output: a second one would redo and delete the first one's units under its feet. A lock
+    # already there is looked at first, so a second driver hears that a build runs, not that the folder is odd.
+    lock = BuildLock(out, log)
+    try:
+        executor.start()
+        if out.exists(BuildLock.NAME):
+            lock.acquire()
+        existing = _check_output(out, identity, resume, overwrite)
+        if not lock.held:
+            lock.acquire()
+        if overwrite:
+            _set_aside(out)
+        try:
+            report = _build_locked(sources, out, shown, config, existing, identity, executor, log, t_build)
+        except BaseException as error:
+            # A rebuild that fails gives the replaced dataset back; a fresh build that produced nothing leaves
+            # nothing (no manifest blocking the next build). An interrupted fresh build stays, for --resume.
+            if existing is None and (out.exists(REPLACED) or isinstance(error, EmptyBuild)):
+                _restore(out)
+                restored = True
+            raise
+        out.remove_tree(REPLACED)
+        return report
+    finally:
+        executor.close()
+        lock.release()
+        if restored and created:
+            out.remove_empty_tree()
+
+
+def _build_locked(sources: Sequence[Source], out: Storage, shown: Path | str, config: BuildConfig,
+                  existing: Manifest | None, identity: dict, executor, log, t_build: float) -> BuildReport:
+    """:func:`build` once it holds the output's lock."""
     if existing is not None:
         manifest = existing
     else:
@@ -582,20 +673,21 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
     by_id = {s.video_id: s for s in sources}
     undetected = 0
     for source in sources:
-        cached = out / "meta" / "shots" / f"{source.video_id}.json"
-        if cached.exists():
-            detections[source.video_id] = json.loads(cached.read_text())
+        cached = f"meta/shots/{source.video_id}.json"
+        if out.exists(cached):
+            detections[source.video_id] = json.loads(out.read_text(cached))
         else:
             undetected += 1
             queue.put(Task(f"{source.video_id}.detect", {
-                "task": "detect", "path": source.path, "video_id": source.video_id, "out": str(out),
+                "task": "detect", "path": source.path, "sha256": source.sha256, "video_id": source.video_id,
+                "out": out.location,
                 "config": payload_config, "pipeline": PIPELINE}))
     workers = getattr(executor, "workers", 1)
     if getattr(executor, "keeps_workers", False) and 0 < undetected < workers:
         # Idle workers meanwhile import the stage modules and read the sources' headers (warm_task), so the
         # units start at full speed when the detections come back.
         for k in range(workers - undetected):
-            queue.put(Task(f"warm-{k}", {"task": "warm", "paths": [s.path for s in sources],
+            queue.put(Task(f"warm-{k}", {"task": "warm", "paths": [(s.path, s.sha256) for s in sources],
                                          "config": payload_config, "pipeline": PIPELINE}))
 
     def queue_units(source: Source) -> None:
@@ -613,7 +705,7 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
             shots_in[key] = len(unit["shots"])
             bar.total += shots_in[key]
             bar.refresh()
-            queue.put(Task(key, {**unit, "task": "unit", "out": str(out), "config": payload_config,
+            queue.put(Task(key, {**unit, "task": "unit", "out": out.location, "config": payload_config,
                                  "pipeline": PIPELINE}))
 
     def drop_stale_units() -> None:
@@ -636,14 +728,14 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
                 video_id = result.key[: -len(".detect")]
                 undetected -= 1
                 if result.ok:
-                    detections[video_id] = json.loads((out / "meta" / "shots" / f"{video_id}.json").read_text())
+                    detections[video_id] = json.loads(out.read_text(f"meta/shots/{video_id}.json"))
                     detect_seconds += result.value["seconds"]
                     queue_units(by_id[video_id])
                 else:
                     manifest.data["units"][result.key] = {"status": "failed", "video_id": video_id,
                                                           "stage": "detect", "error": result.error}
                     failed.append(result.key)
-                    if log:
+                    if log and len(sources) > 1:  # a single source's failure is the build's own error
                         log(f"{video_id}: shot detection failed: {result.error}")
                 if not undetected:
                     drop_stale_units()
@@ -653,11 +745,29 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
             manifest.save()
     finally:
         bar.close()
-        executor.close()
     _finish(manifest, detect_seconds, time.perf_counter() - t0, time.perf_counter() - t_build)
     manifest.save()
-    return BuildReport(out, manifest.data, sorted(k for k, u in manifest.data["units"].items()
+    if not manifest.data["counts"]["frames"]:
+        raise EmptyBuild(f"{shown}: no frames were built: {_why_empty(manifest.data)}")
+    return BuildReport(shown, manifest.data, sorted(k for k, u in manifest.data["units"].items()
                                                   if u.get("status") == "failed"))
+
+
+def _why_empty(data: dict) -> str:
+    """Why a build produced no frame, per source: its failure, else what shot detection kept of it."""
+    reasons = []
+    failures = {u.get("video_id"): u.get("error") for u in data["units"].values() if u.get("status") == "failed"}
+    for source in data["sources"]:
+        where = source.get("path", source.get("video_id"))
+        failure = failures.get(source.get("video_id"))
+        if failure:
+            reasons.append(failure if str(where) in failure else f"{where}: {failure}")
+            continue
+        dropped = ", ".join(f"{n} {reason}" for reason, n in source.get("dropped_shots", {}).items())
+        reasons.append(f"{where}: {source.get('n_frames', 0)} frame(s) decoded, {source.get('kept_shots', 0)} of "
+                       f"{source.get('shots', 0)} shot(s) kept" + (f" (dropped: {dropped})" if dropped else "")
+                       + (f"; {source['decode_error']}" if source.get("decode_error") else ""))
+    return "; ".join(reasons)
 
 
 def _record_detection(manifest: Manifest, source: Source, d: dict, log) -> None:
@@ -678,20 +788,27 @@ def _record_detection(manifest: Manifest, source: Source, d: dict, log) -> None:
             log(f"{source.path}: {d['error']}")
 
 
-def _unit_done(out: Path, manifest: Manifest, key: str, video_id: str) -> bool:
+def _unit_done(out: Storage, manifest: Manifest, key: str, video_id: str) -> bool:
     """Whether a unit is complete on disk (its marker and every file it lists); recorded as done if so.
 
     The marker is the truth: it is written after the unit's last shard, so a unit whose marker exists is
     complete even when the build was killed before recording it in the manifest.
     """
-    marker = out / "meta" / "units" / f"{key}.done.json"
-    if not marker.exists():
+    marker = f"meta/units/{key}.done.json"
+    if not out.exists(marker):
         return False
-    done = json.loads(marker.read_text())
-    if not all((out / "data" / t / f).exists() for t, fs in done["files"].items() for f in fs):
-        return False
+    try:
+        done = json.loads(out.read_text(marker))
+        if not isinstance(done, dict) or not {"files", "sha256", "counts", "timings", "seconds"} <= set(done):
+            return False
+        check_manifest_structure(out / marker, {"units": {key: {**done, "status": "done"}}})
+        # a shard missing, changed or truncated since (disk fault, an edit): the unit is redone
+        if shard_hashes(out, done["files"]) != done["sha256"]:
+            return False
+    except (OSError, ValueError, CelbenchError):
+        return False  # unreadable or tampered marker or shard: the unit is redone (its files deleted first)
     record = manifest.data["units"].setdefault(key, {"video_id": video_id})
-    record.update({"status": "done", "files": done["files"], "counts": done["counts"],
+    record.update({"status": "done", "files": done["files"], "sha256": done["sha256"], "counts": done["counts"],
                    "timings": done["timings"], "seconds": done["seconds"]})
     record.pop("error", None)
     return True
@@ -701,8 +818,8 @@ def _record(manifest: Manifest, result: TaskResult, log, failed: list[str]) -> N
     unit = manifest.data["units"][result.key]
     if result.ok:
         value = result.value
-        unit.update({"status": "done", "files": value["files"], "counts": value["counts"],
-                     "timings": value["timings"], "seconds": value["seconds"]})
+        unit.update({"status": "done", "files": value["files"], "sha256": value["sha256"],
+                     "counts": value["counts"], "timings": value["timings"], "seconds": value["seconds"]})
         unit.pop("error", None)
     else:
         unit.update({"status": "failed", "error": result.error})

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from dataprep.cli_app import bounded
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -71,12 +72,13 @@ def add_commands(commands) -> None:
     p = commands.add("build", "build a Parquet dataset (frames, sketches, fields, components, pairs, hints) "
                               "from videos, GIFs or frame folders", run_build)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video/GIF files or folders of frames")
-    p.add_argument("--out", required=True, type=Path, help="dataset folder")
+    p.add_argument("--out", required=True,
+                   help="dataset folder, or a URL: s3://bucket/ds, gs://..., file://... (docs/scale-out.md)")
     p.add_argument("--config", type=Path, help="YAML or TOML config (defaults: configs/default.yaml)")
     p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="override one config key, e.g. --set frames.width=128 (repeatable)")
-    p.add_argument("--workers", type=int, help="worker processes (run.workers)")
-    p.add_argument("--executor", help="executor name (run.executor: local, serial)")
+    p.add_argument("--workers", type=bounded(int, 1), help="worker processes (run.workers)")
+    p.add_argument("--executor", help="executor name (run.executor: local, serial, ray)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted or partly failed build")
     p.add_argument("--overwrite", action="store_true", help="delete the dataset in --out and rebuild")
 
@@ -86,7 +88,7 @@ def add_commands(commands) -> None:
 
     p = commands.add("info", "summarise a dataset and write DIR/report.html + report.png", run_info)
     p.add_argument("dir", type=Path)
-    p.add_argument("--samples", type=int, default=6, help="random pairs in the report grid")
+    p.add_argument("--samples", type=bounded(int, 1), default=6, help="random pairs in the report grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draw")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/png")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,8 +23,8 @@ import cv2
 import numpy as np
 
 from dataprep.config import BuildConfig, canonical_json
-from dataprep.errors import file_error
-from dataprep.imaging import fit_frame, to_rgb
+from dataprep.errors import CelbenchError
+
 
 DEFAULT_FOLDER_FPS = 24.0  # as dataprep.video.source: a folder of images carries no timing
 
@@ -136,6 +135,17 @@ def seek_frames(path: str, crop: tuple[int, int, int, int] | None, size: tuple[i
     return generate()
 
 
+def _create(registry, key: str, stage) -> Any:
+    """The component of config section ``key`` (a :class:`dataprep.config.StageConfig`); a bad name or parameter
+    is a one-line error naming the config key."""
+    try:
+        return registry.create(stage.name, **stage.params)
+    except CelbenchError as error:
+        raise CelbenchError(f"config key {key}.name: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise CelbenchError(f"config key {key}.params: {error}") from None
+
+
 class StagePipeline:
     """Stage components created once per worker from the build config."""
 
@@ -147,11 +157,38 @@ class StagePipeline:
         self.config = config
         # One decoder thread per worker when several workers share the cores (0 = FFmpeg's choice).
         self.decoder_threads = 1 if config.run.workers > 1 else 0
-        self.extractor = EXTRACTORS.create(config.sketch.name, **config.sketch.params)
-        self.field = FIELDS.create(config.field.name, **config.field.params)
-        self.hint = HINTS.create(config.hints.name, **config.hints.params)
+        self.extractor = _create(EXTRACTORS, "sketch", config.sketch)
+        self.field = _create(FIELDS, "field", config.field)
+        self.hint = _create(HINTS, "hints", config.hints)
         # id(table) -> (table, its MatchArrays); holding the table keeps its id from being reused meanwhile
         self._match_cache: dict[int, tuple[list[dict], Any]] = {}
+
+    def check(self) -> None:
+        """Raise :class:`CelbenchError` for a configuration a worker would fail on (the stages themselves are
+        checked by ``__init__``): the shot detector's name and parameters, the component extraction's keywords.
+
+        The builder calls it before it deletes or writes anything, so a typo cannot cost an existing dataset.
+        """
+        import inspect
+
+        from dataprep.components import extract_labels
+        from dataprep.shots.detector import DETECTORS, load_detectors
+        from dataprep.shots.detect import _split_params
+
+        load_detectors()
+        try:
+            factory = DETECTORS.get(self.config.shots.detector)
+        except CelbenchError as error:
+            raise CelbenchError(f"config key shots.detector: {error}") from None
+        try:
+            _, detector_kwargs = _split_params(self.config.shots.params)
+            factory(**detector_kwargs)
+        except (TypeError, ValueError) as error:
+            raise CelbenchError(f"config key shots.params: {error}") from None
+        try:
+            inspect.signature(extract_labels).bind(None, **self.config.components.params)
+        except TypeError as error:
+            raise CelbenchError(f"config key components.params: {error} (known: max_gap, line_threshold)") from None
 
     # --- sources -------------------------------------------------------------------------------------
     def _crop(self) -> tuple[int, int, int, int] | None:
@@ -161,22 +198,13 @@ class StagePipeline:
         """Shot detection (:func:`dataprep.shots.detect.detect_shots`) as JSON: ``n_frames, fps, shots: [{start, end,
         kept, reason}], held_groups: [[start, end], ...], dropped_frames: [{frame, reason}], error``.
 
-        A folder whose images differ in size or channels cannot be read by :func:`dataprep.video.source.open_video`
-        (it stops at the first odd image); such a folder is detected on normalised copies (RGB, stored
-        resolution) written to a temporary folder, so every frame is covered.
+        A folder of mixed image sizes is detected on copies padded to the stored resolution (see there).
         """
         from dataprep.shots.detect import detect_shots
 
-        params = dict(detector=self.config.shots.detector, crop=self._crop(), **self.config.shots.params)
-        result = detect_shots(path, **params).to_json()
-        if result.get("error") and Path(path).is_dir():
-            with tempfile.TemporaryDirectory(prefix="celbench-frames-") as tmp:
-                for index, _, image in self.frames(path):
-                    rgb = fit_frame(to_rgb(image), self.config.frames.width, self.config.frames.height, "pad")
-                    cv2.imwrite(str(Path(tmp) / f"{index:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-                result = detect_shots(tmp, **params).to_json()
-                result["input"] = str(path)
-                result["note"] = "detected on normalised copies (images of mixed sizes or channels)"
+        result = detect_shots(path, detector=self.config.shots.detector, crop=self._crop(),
+                              folder_size=(self.config.frames.width, self.config.frames.height),
+                              **self.config.shots.params).to_json()
         return json.loads(json.dumps(result))
 
     def frames(self, path: str, start: int = 0, end: int | None = None,
@@ -192,23 +220,11 @@ class StagePipeline:
         image with their own size and channels (grey, RGB, RGBA), in ``open_video``'s numeric order, so a
         folder of mixed frames works; :func:`dataprep.imaging.to_rgb` and ``fit_frame`` normalise them.
         """
-        from dataprep.video.source import open_video
+        from dataprep.video.source import folder_images, open_video
 
         crop = self._crop()
         if Path(path).is_dir():
-            files = open_video(path).files
-            for index, file in enumerate(files):
-                if index < start:
-                    continue
-                if end is not None and index >= end:
-                    break
-                image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
-                if image is None:
-                    raise file_error(file, "unreadable image")
-                if image.ndim == 3:
-                    image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-                if crop is not None:
-                    image = image[crop[1]:crop[3], crop[0]:crop[2]]
+            for index, image in folder_images(path, crop, start, end):
                 yield index, index / DEFAULT_FOLDER_FPS, image
             return
         width, height = self._source_size(path)

@@ -19,8 +19,8 @@ Matching"):
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -58,64 +58,236 @@ def skeleton_endpoints(skeleton: np.ndarray) -> np.ndarray:
 def _tip_half_widths(lines: np.ndarray, ends: np.ndarray, radius: int = 6) -> np.ndarray:
     """Euclidean distance from each of ``ends`` (line pixels) to the nearest paper pixel; the frame border is line.
 
-    Equal to ``ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))`` at ``ends`` (what it
-    was computed with before; :func:`dataprep.field.euclidean_distance` gives the same values), but only looks at a ``radius`` window around each tip: a paper pixel found at
-    distance <= ``radius`` is the nearest one (anything outside the window is farther); tips of wider strokes
-    fall back to the full transform.
+    Equal to ``ndimage.distance_transform_edt(np.pad(lines, 1, constant_values=True))`` at ``ends``
+    (:func:`dataprep.field.euclidean_distance` gives the same values), but only looks at rings of pixels around
+    each tip, nearest ring first, and stops for a tip at the first ring holding a paper pixel: most tips of thin
+    strokes are settled by their four direct neighbours. Tips with no paper pixel within ``radius`` (wide
+    strokes) fall back to the full transform.
     """
     if len(ends) == 0:
         return np.zeros(0)
-    padded = np.pad(lines, radius, constant_values=True)
-    offsets = np.stack(np.mgrid[-radius:radius + 1, -radius:radius + 1], axis=-1).reshape(-1, 2)
-    squared = (offsets ** 2).sum(axis=1)
-    centre = ends + radius
-    paper = ~padded[centre[:, None, 0] + offsets[None, :, 0], centre[:, None, 1] + offsets[None, :, 1]]
-    nearest = np.where(paper, squared[None, :], np.iinfo(np.int64).max).min(axis=1)
-    found = nearest <= radius * radius
-    widths = np.sqrt(np.where(found, nearest, 0).astype(np.float64))
-    if not found.all():
+    padded = np.pad(np.asarray(lines, bool), radius, constant_values=True)
+    flat = padded.ravel()
+    centre = (ends[:, 0] + radius) * padded.shape[1] + ends[:, 1] + radius
+    nearest = np.zeros(len(ends), np.int64)  # squared distance to the nearest paper pixel; 0 = none found yet
+    pending = np.arange(len(ends))
+    for squared, offsets in _rings(radius, padded.shape[1]):
+        paper = ~flat[centre[pending, None] + offsets]
+        hit = paper.any(axis=1)
+        nearest[pending[hit]] = squared
+        pending = pending[~hit]
+        if len(pending) == 0:
+            break
+    widths = np.sqrt(nearest.astype(np.float64))
+    if len(pending):
         full = euclidean_distance(np.pad(lines, 1, constant_values=True))[1:-1, 1:-1]
-        widths[~found] = full[ends[~found, 0], ends[~found, 1]]
+        widths[pending] = full[ends[pending, 0], ends[pending, 1]]
     return widths
 
 
-def _skeleton_steps(skeleton: np.ndarray, start: tuple[int, int], max_steps: int,
-                    lookup: bytes | None = None) -> dict[tuple[int, int], int]:
-    """Skeleton pixels within ``max_steps`` 8-connected steps of ``start`` -> their step count (breadth-first).
+@lru_cache(maxsize=8)
+def _rings(radius: int, stride: int) -> list[tuple[int, np.ndarray]]:
+    """(squared distance, flat offsets in an image of row length ``stride``) of the pixels at each squared
+    distance 1..radius**2 from a centre pixel, nearest first."""
+    rows, cols = np.mgrid[-radius:radius + 1, -radius:radius + 1].reshape(2, -1)
+    squared = rows ** 2 + cols ** 2
+    return [(int(s), rows[squared == s] * stride + cols[squared == s])
+            for s in np.unique(squared[(squared > 0) & (squared <= radius * radius)])]
 
-    ``lookup``: ``np.pad(skeleton, 1).tobytes()``, made once per frame by the caller (bytes indexing is several
-    times faster than numpy scalar indexing); the padding's zeros stand for the outside of the frame.
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bit-packed windows: the breadth-first walks of gap closing (a few hundred tips per real frame, each exploring
+# up to ``same_stroke_factor * max_gap`` steps) run for all tips at once on square windows stored as 64-bit words,
+# window row by window row, the tips along the last axis (contiguous), so one 8-neighbour growth step of every
+# walk is a handful of numpy operations on contiguous blocks.
+
+_ONE, _TOP = np.uint64(1), np.uint64(63)
+
+
+def _pack_windows(mask: np.ndarray, centres: np.ndarray, radius: int) -> np.ndarray:
+    """(2r+1, K, N) uint64, K = ceil((2r+1) / 64): the (2r+1)-square windows of the (H, W) bool ``mask`` around
+    ``centres`` ((N, 2) int (row, col)); bit b of word k of window row i of window n is
+    ``mask[row_n - r + i, col_n - r + 64k + b]``, 0 outside the frame and beyond column 2r."""
+    mask = np.asarray(mask, bool)
+    height, width = mask.shape
+    size = 2 * radius + 1
+    n_words = -(-size // 64)
+    padded = np.zeros((height + 2 * radius, width + 2 * radius + 64 * (n_words + 1)), bool)
+    padded[radius:radius + height, radius:radius + width] = mask
+    packed = np.packbits(padded, axis=1, bitorder="little")
+    n_bytes = packed.shape[1]
+    # every byte of a row read as the first byte of a little-endian uint64 (an unaligned view, no copy)
+    words = np.ndarray((packed.shape[0], n_bytes - 7), dtype="<u8", buffer=packed, strides=(n_bytes, 1))
+    rows = np.arange(size)[:, None] + centres[:, 0]  # padded coordinates of window row / column 0 = the centre's
+    first_byte = centres[:, 1] // 8
+    shift = (centres[:, 1] % 8).astype(np.uint64)
+    out = np.empty((size, n_words, len(centres)), np.uint64)
+    low = words[rows, first_byte]
+    for k in range(n_words):
+        high = words[rows, first_byte + 8 * (k + 1)]
+        # (high << (64 - shift)) in two steps, as shifting a uint64 by 64 is undefined
+        out[:, k] = (low >> shift) | ((high << (_TOP - shift)) << _ONE)
+        low = high
+    tail = size - 64 * (n_words - 1)
+    if tail < 64:
+        out[:, -1] &= np.uint64((1 << tail) - 1)
+    return out
+
+
+def _bits(words: np.ndarray, index: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """bool: bit (rows, cols) of window ``index`` of packed ``words`` (arrays broadcast together)."""
+    cols = np.asarray(cols)
+    word = words[rows, cols >> 6, index]
+    return ((word >> (cols & 63).astype(np.uint64)) & _ONE).astype(bool)
+
+
+def _unpack(words: np.ndarray, size: int) -> np.ndarray:
+    """(R, K, N) packed windows -> (N, R, size) bool."""
+    rows = np.ascontiguousarray(np.moveaxis(words, 2, 0)).astype("<u8", copy=False)
+    bits = np.unpackbits(rows.view(np.uint8), axis=-1, bitorder="little")
+    return bits[..., :size].astype(bool)
+
+
+def _dilate_rows(x: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+    """One 8-neighbour dilation of packed windows (R, K, N) (bits pushed past the window edge are dropped), into
+    ``out`` (new if None; ``scratch`` is a buffer of the same shape)."""
+    out = np.empty_like(x) if out is None else out
+    h = np.empty_like(x) if scratch is None else scratch
+    np.left_shift(x, _ONE, out=h)
+    h |= x
+    np.right_shift(x, _ONE, out=out)
+    h |= out
+    if x.shape[1] > 1:  # carries between the words of a row
+        h[:, 1:] |= x[:, :-1] >> _TOP
+        h[:, :-1] |= x[:, 1:] << _TOP
+    np.copyto(out, h)
+    out[1:] |= h[:-1]
+    out[:-1] |= h[1:]
+    return out
+
+
+def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int) -> None:
+    """Steps ``first_step..last_step`` of breadth-first walks from the window centres, in place: after step s,
+    ``reach`` holds the pixels of ``mask`` joined to the centre by an 8-connected path of at most s steps in
+    ``mask`` (the pixels of ``scipy.ndimage.binary_dilation(seed, iterations=s, mask=mask)``). Only the rows a
+    walk can have reached are touched."""
+    centre = reach.shape[0] // 2
+    grown, scratch = np.empty_like(reach), np.empty_like(reach)
+    for step in range(first_step, last_step + 1):
+        low, high = max(centre - step, 0), min(centre + step + 1, reach.shape[0])
+        _dilate_rows(reach[low:high], grown[low:high], scratch[low:high])
+        np.bitwise_and(grown[low:high], mask[low:high], out=reach[low:high])
+
+
+def _seed(windows: np.ndarray) -> np.ndarray:
+    """Packed windows like ``windows`` holding only their centre pixel."""
+    radius = windows.shape[0] // 2
+    reach = np.zeros_like(windows)
+    reach[radius, radius >> 6] = _ONE << np.uint64(radius & 63)
+    return reach
+
+
+def _walks(mask: np.ndarray, starts: np.ndarray, steps: int) -> np.ndarray:
+    """Packed windows of radius ``steps``: the pixels of ``mask`` reachable from each of ``starts`` in at most
+    ``steps`` 8-connected steps through ``mask``."""
+    windows = _pack_windows(mask, starts, steps)
+    reach = _seed(windows)
+    _grow(reach, windows, 1, steps)
+    return reach
+
+
+def _outward_directions(skeleton: np.ndarray, ends: np.ndarray, max_steps: int, near: int = 3,
+                        far: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """((N, 2) float64 unit vectors, (N,) bool defined): per tip, from the stroke's body towards the tip, the body
+    being the skeleton pixels ``near..min(far, max_steps)`` steps back along the skeleton (a tip whose stroke is
+    too short has no direction). ``end - mean(body)`` normalised, in the float operations of ``np.mean``."""
+    directions = np.zeros((len(ends), 2))
+    last = min(far, max_steps)
+    if len(ends) == 0 or last < near:
+        return directions, np.zeros(len(ends), bool)
+    windows = _pack_windows(skeleton, ends, last)
+    reach = _seed(windows)
+    _grow(reach, windows, 1, near - 1)
+    inner = reach.copy()
+    _grow(reach, windows, near, last)
+    body = _unpack(reach & ~inner, 2 * last + 1)  # (N, R, R)
+    count = body.sum(axis=(1, 2))
+    offsets = np.arange(-last, last + 1)
+    # the body's coordinate sums are exact integers, so sum / count is np.mean's float64 result
+    sum_rows = count * ends[:, 0] + (body.sum(axis=2) * offsets).sum(axis=1)
+    sum_cols = count * ends[:, 1] + (body.sum(axis=1) * offsets).sum(axis=1)
+    defined = count > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.stack([sum_rows / count, sum_cols / count], axis=1)
+        direction = ends - mean
+        norm = np.hypot(direction[:, 0], direction[:, 1])
+        defined &= norm > 0
+        directions[defined] = direction[defined] / norm[defined, None]
+    return directions, defined
+
+
+def _faces(ends: np.ndarray, directions: np.ndarray, defined: np.ndarray, tips: np.ndarray, others: np.ndarray,
+           cos_limit: float) -> np.ndarray:
+    """Per pair: the join from ``tips`` to ``others`` is within the tip's direction cone (``join @ direction >=
+    cos_limit * |join|``), or the tip has no direction. Where the two-term dot product is not the same in every
+    evaluation order (see :func:`_dot`) and lies within a few ulps of the limit, it is evaluated with ``@``."""
+    join = (ends[others] - ends[tips]).astype(np.float64)
+    limit = cos_limit * np.hypot(join[:, 0], join[:, 1])
+    dot, unsure = _dot(join[:, 0], join[:, 1], directions[tips, 0], directions[tips, 1], limit)
+    result = dot >= limit
+    for i in np.flatnonzero(unsure & defined[tips]):
+        result[i] = join[i] @ directions[tips[i]] >= cos_limit * float(np.hypot(*join[i]))
+    return result | ~defined[tips]
+
+
+def _dot(rows: np.ndarray, cols: np.ndarray, along_rows: np.ndarray, along_cols: np.ndarray,
+         limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``rows * along_rows + cols * along_cols`` (integer-valued ``rows``, ``cols``) and where comparing it with
+    ``limit`` could come out otherwise with another evaluation of the same dot product.
+
+    BLAS (behind ``@``) may fuse a multiply-add or sum in another order; the results then differ by an ulp or
+    so, but only when a product is inexact and the other non-zero. Such sums within :data:`_TIE` of ``limit``
+    are flagged, so the caller can decide them with the reference expression.
     """
-    height, width = skeleton.shape
-    if lookup is None:
-        lookup = np.pad(np.asarray(skeleton, bool), 1).tobytes()
-    stride = width + 2
-    neighbours = [(d_row, d_col, d_row * stride + d_col) for d_row in (-1, 0, 1) for d_col in (-1, 0, 1)]
-    steps_to = {start: 0}
-    queue = deque([(start[0], start[1], (start[0] + 1) * stride + start[1] + 1)])
-    while queue:
-        row, col, flat = queue.popleft()
-        steps = steps_to[(row, col)]
-        if steps == max_steps:
-            continue
-        for d_row, d_col, d_flat in neighbours:
-            if lookup[flat + d_flat]:
-                nxt = (row + d_row, col + d_col)
-                if nxt not in steps_to:
-                    steps_to[nxt] = steps + 1
-                    queue.append((nxt[0], nxt[1], flat + d_flat))
-    return steps_to
+    first, second = rows * along_rows, cols * along_cols
+    dot = first + second
+    close = np.abs(dot - limit) <= _TIE * (np.abs(first) + np.abs(second))
+    if close.any():
+        exact = (_product_error(rows, along_rows) == 0) & (_product_error(cols, along_cols) == 0)
+        close &= ~exact & (first != 0) & (second != 0)
+    return dot, close
 
 
-def _outward_direction(steps_to: dict[tuple[int, int], int], end: np.ndarray,
-                       near: int = 3, far: int = 6) -> np.ndarray | None:
-    """Unit vector from the stroke's body towards its tip (mean of skeleton pixels ``near..far`` steps back)."""
-    body = [pixel for pixel, steps in steps_to.items() if near <= steps <= far]
-    if not body:
-        return None
-    direction = end - np.mean(body, axis=0)
-    norm = float(np.hypot(*direction))
-    return direction / norm if norm > 0 else None
+def _product_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a * b - fl(a * b)`` exactly (Dekker's two-product; ``a`` integer-valued below 2**26)."""
+    split = 134217729.0 * b  # 2**27 + 1
+    high = split - (split - b)
+    product = a * b
+    return (a * high - product) + a * (b - high)
+
+
+#: Relative width of the band around a cone limit where a dot product is decided by the reference expression.
+_TIE = 2.0 ** -46
+
+
+def open_ends(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The open stroke ends of (H, W) bool line art that :func:`close_gaps` works on: (skeleton (H, W) bool,
+    tips (N, 2) int (row, col), tip radii (N,) float64).
+
+    Tips are skeleton endpoints not within about a stroke half-width of the frame border (such a stroke continues
+    outside the picture). A tip's radius is its distance to the nearest paper pixel minus 1 (0 for 1-px strokes):
+    skeleton tips sit about half a stroke width inside the stroke ends, so subtracting it makes a distance between
+    tips the empty span between the drawn strokes, whatever their width.
+    """
+    skeleton = skeletonize(lines)
+    ends = skeleton_endpoints(skeleton)
+    # Distance to the nearest paper pixel; the frame border counts as line, so tips at the border stay "inside".
+    tip_half_width = _tip_half_widths(lines, ends)
+    height, width = lines.shape
+    border_distance = np.min([ends[:, 0], ends[:, 1], height - 1 - ends[:, 0], width - 1 - ends[:, 1]], axis=0) \
+        if len(ends) else np.zeros(0)
+    keep = border_distance > tip_half_width + 1  # skeletons stop short of the border by about a half-width
+    return skeleton, ends[keep], tip_half_width[keep] - 1.0
 
 
 def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: float = 3.0,
@@ -134,9 +306,15 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
        ``max_gap`` of it, lies within ``max_angle`` degrees of the stroke's outward direction, and is not part of
        its own stroke (not reachable from the tip through line pixels in ``same_stroke_factor * max_gap``
        steps). This closes strokes that stop short of another stroke, and T-junctions broken at the junction.
+       Endpoints are taken in raster order of their tips, each seeing the joins made before it.
 
     Tips within about a stroke half-width of the frame border are not open ends: the stroke continues outside the
     picture. Fourey et al. additionally weigh candidate joins by curvature; this is a simpler, local version.
+
+    The walks along strokes run for all tips at once on bit-packed windows, and the joins of step 2 are first
+    found for every endpoint on the line art of step 1, then redone, until nothing changes, for the endpoints an
+    earlier endpoint's join can affect (a joined pixel next to their walk or in their search disc): the result
+    is that of taking the endpoints one by one.
 
     Args:
         lines: (H, W) bool, True on line pixels.
@@ -153,82 +331,265 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
     closed = lines.copy()
     if max_gap <= 0 or not lines.any():
         return closed
-    skeleton = skeletonize(lines)
-    ends = skeleton_endpoints(skeleton)
-    # Distance to the nearest paper pixel; the frame border counts as line, so tips at the border stay "inside".
-    tip_half_width = _tip_half_widths(lines, ends)
-    # A stroke whose tip touches the frame border continues outside the picture: it is not an open end.
-    height, width = lines.shape
-    border_distance = np.min([ends[:, 0], ends[:, 1], height - 1 - ends[:, 0], width - 1 - ends[:, 1]], axis=0) \
-        if len(ends) else np.zeros(0)
-    keep = border_distance > tip_half_width + 1  # skeletons stop short of the border by about a half-width
-    ends, tip_half_width = ends[keep], tip_half_width[keep]
+    skeleton, ends, tip_radius = open_ends(lines)
     if len(ends) == 0:
         return closed
-    # Skeleton tips sit about half a stroke width inside the stroke ends; subtracting that radius (0 for
-    # 1-px strokes) makes the distance the empty span between the drawn strokes, whatever their width.
-    tip_radius = tip_half_width - 1.0
     max_steps = int(np.ceil(same_stroke_factor * max_gap))
+    directions, defined = _outward_directions(skeleton, ends, max_steps)
     canvas = closed.view(np.uint8)
-    steps_cache: dict[int, dict[tuple[int, int], int]] = {}
-    lookup = np.pad(skeleton, 1).tobytes()
 
-    def steps_from(index: int) -> dict[tuple[int, int], int]:
-        if index not in steps_cache:
-            steps_cache[index] = _skeleton_steps(skeleton, (int(ends[index, 0]), int(ends[index, 1])), max_steps,
-                                                 lookup)
-        return steps_cache[index]
-
-    def draw(a: np.ndarray, b: np.ndarray) -> None:
-        cv2.line(canvas, (int(a[1]), int(a[0])), (int(b[1]), int(b[0])), 1, 1, cv2.LINE_8)
-
-    used: set[int] = set()
+    # Step 1: candidate pairs closest first (ties by index), then greedily.
     search = max_gap + 1 + 2 * float(tip_radius.max())
-    candidates = []
-    for a, b in cKDTree(ends).query_pairs(search):
-        gap = float(np.hypot(*(ends[a] - ends[b]))) - 1 - tip_radius[a] - tip_radius[b]
-        if gap <= max_gap:
-            candidates.append((gap, min(a, b), max(a, b)))
+    pairs = cKDTree(ends).query_pairs(search, output_type="ndarray").reshape(-1, 2)  # rows (a, b), a < b
+    first, second = pairs[:, 0], pairs[:, 1]
+    step = ends[first] - ends[second]
+    gap = np.hypot(step[:, 0], step[:, 1]) - 1 - tip_radius[first] - tip_radius[second]
+    close = gap <= max_gap
+    first, second, gap = first[close], second[close], gap[close]
+    order = np.lexsort((second, first, gap))
+    first, second = first[order], second[order]
     pair_cos_limit = float(np.cos(np.radians(pair_max_angle)))
-
-    def faces(tip: int, other: int) -> bool:
-        direction = _outward_direction(steps_from(tip), ends[tip])
-        join = (ends[other] - ends[tip]).astype(np.float64)
-        return direction is None or join @ direction >= pair_cos_limit * float(np.hypot(*join))
-
-    for _, a, b in sorted(candidates):
-        if a in used or b in used or (int(ends[b, 0]), int(ends[b, 1])) in steps_from(a):
+    allowed = (~_same_stroke(skeleton, ends, first, second, max_steps)
+               & _faces(ends, directions, defined, first, second, pair_cos_limit)
+               & _faces(ends, directions, defined, second, first, pair_cos_limit))
+    used = [False] * len(ends)
+    for a, b in zip(first[allowed].tolist(), second[allowed].tolist()):
+        if used[a] or used[b]:
             continue
-        if not (faces(a, b) and faces(b, a)):
-            continue
-        used.update((a, b))
-        draw(ends[a], ends[b])
+        used[a] = used[b] = True
+        cv2.line(canvas, (int(ends[a, 1]), int(ends[a, 0])), (int(ends[b, 1]), int(ends[b, 0])), 1, 1, cv2.LINE_8)
 
     if join_to_lines:
-        cos_limit = float(np.cos(np.radians(max_angle)))
-        for index in range(len(ends)):
-            if index in used:
-                continue
-            end = ends[index]
-            direction = _outward_direction(steps_from(index), end)
-            if direction is None:
-                continue  # a dot or a stroke too short to have a direction
-            half = max(max_steps, int(np.ceil(max_gap + tip_radius[index])) + 2)
-            top, left = max(end[0] - half, 0), max(end[1] - half, 0)
-            window = closed[top:end[0] + half + 1, left:end[1] + half + 1]
-            seed = np.zeros_like(window)
-            seed[end[0] - top, end[1] - left] = True
-            own_stroke = ndimage.binary_dilation(seed, EIGHT_CONNECTED, iterations=max_steps, mask=window)
-            targets = np.argwhere(window & ~own_stroke) + (top, left)
-            if len(targets) == 0:
-                continue
-            offsets = targets - end
-            distance = np.hypot(offsets[:, 0], offsets[:, 1])
-            gap = distance - 1 - tip_radius[index]
-            ok = (gap <= max_gap) & ((offsets @ direction) >= cos_limit * distance)
-            if ok.any():
-                draw(end, targets[np.flatnonzero(ok)[np.argmin(distance[ok])]])
+        tips = np.flatnonzero(~np.array(used) & defined)
+        if len(tips):
+            targets = _LineJoins(closed, ends[tips], directions[tips], tip_radius[tips], max_gap, max_steps,
+                                 max_angle).solve()
+            for end, target in zip(ends[tips].tolist(), targets.tolist()):
+                if target[0] >= 0:
+                    cv2.line(canvas, (end[1], end[0]), (target[1], target[0]), 1, 1, cv2.LINE_8)
     return closed
+
+
+def _same_stroke(skeleton: np.ndarray, ends: np.ndarray, first: np.ndarray, second: np.ndarray,
+                 max_steps: int) -> np.ndarray:
+    """Per pair of tips: whether ``second`` is within ``max_steps`` 8-connected steps of ``first`` along the
+    skeleton. Tips on different skeleton pieces are not; two tips of a piece of at most ``max_steps + 1`` pixels
+    are; the rest is walked."""
+    result = np.zeros(len(first), bool)
+    if len(first) == 0 or max_steps < 1:
+        return result
+    _, piece = cv2.connectedComponents(skeleton.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    piece_size = np.bincount(piece.ravel())
+    piece_a, piece_b = piece[ends[first, 0], ends[first, 1]], piece[ends[second, 0], ends[second, 1]]
+    same = piece_a == piece_b
+    result[same & (piece_size[piece_a] <= max_steps + 1)] = True
+    walk = np.flatnonzero(same & (piece_size[piece_a] > max_steps + 1))
+    if len(walk):
+        starts, which = np.unique(first[walk], return_inverse=True)
+        reach = _walks(skeleton, ends[starts], max_steps)
+        offset = ends[second[walk]] - ends[first[walk]] + max_steps
+        inside = (offset >= 0).all(axis=1) & (offset <= 2 * max_steps).all(axis=1)
+        result[walk[inside]] = _bits(reach, which[inside], offset[inside, 0], offset[inside, 1])
+    return result
+
+
+@lru_cache(maxsize=16)
+def _search_discs(radius: int, max_angle: float, bins: int = 32) -> tuple[np.ndarray, ...]:
+    """Offsets to look at around a tip, nearest first (equal distances in raster order: ``np.argmin`` over the
+    raster-ordered pixels of a window picks the first), per direction sector, with the lines drawn to them.
+
+    Returns ``rows, cols, distances`` (M,) of every offset with both coordinates within ``radius`` (the centre
+    excluded), ``distances = np.hypot(rows, cols)``; ``table`` (bins, L) of their indices (-1 = none): row s
+    lists, in that order, the offsets whose angle is within ``max_angle`` degrees (plus a margin) of some
+    direction of sector s (angles ``-pi + s * 2 pi / bins`` up to the next sector); ``index`` (2r+1, 2r+1):
+    the index of offset (row + r, col + r); ``line`` (M, P, 2) and ``line_length`` (M,): the pixel offsets that
+    ``cv2.line(..., LINE_8)`` draws from (0, 0) to each offset (translation-invariant), padded with (0, 0).
+    """
+    rows, cols = np.mgrid[-radius:radius + 1, -radius:radius + 1].reshape(2, -1)
+    centre = (rows == 0) & (cols == 0)
+    rows, cols = rows[~centre], cols[~centre]
+    distances = np.hypot(rows, cols)
+    order = np.lexsort((cols, rows, distances))
+    rows, cols, distances = rows[order], cols[order], distances[order]
+    angle = np.arctan2(rows, cols)
+    sector = 2 * np.pi / bins
+    start = -np.pi + sector * np.arange(bins)
+    from_start = np.angle(np.exp(1j * (angle[None, :] - start[:, None])))  # wrapped to (-pi, pi]
+    from_end = np.angle(np.exp(1j * (angle[None, :] - start[:, None] - sector)))
+    inside = (from_start >= 0) & (from_end <= 0)
+    member = inside | (np.minimum(np.abs(from_start), np.abs(from_end)) <= np.radians(max_angle) + 1e-6)
+    table = np.full((bins, int(member.sum(axis=1).max())), -1, np.int64)
+    for s in range(bins):
+        found = np.flatnonzero(member[s])
+        table[s, :len(found)] = found
+    index = np.full((2 * radius + 1, 2 * radius + 1), -1, np.int64)
+    index[rows + radius, cols + radius] = np.arange(len(rows))
+    size = 4 * radius + 1
+    canvas = np.zeros((size, size), np.uint8)
+    drawn = []
+    for row, col in zip(rows.tolist(), cols.tolist()):
+        canvas[:] = 0
+        cv2.line(canvas, (2 * radius, 2 * radius), (2 * radius + col, 2 * radius + row), 1, 1, cv2.LINE_8)
+        drawn.append(np.argwhere(canvas) - 2 * radius)
+    line_length = np.array([len(d) for d in drawn])
+    line = np.zeros((len(rows), int(line_length.max()), 2), np.int64)
+    for i, d in enumerate(drawn):
+        line[i, :len(d)] = d
+    for array in (rows, cols, distances, table, index, line, line_length):
+        array.setflags(write=False)
+    return rows, cols, distances, table, index, line, line_length
+
+
+class _LineJoins:
+    """Step 2 of :func:`close_gaps` for all its endpoints: joins to the nearest stroke ahead.
+
+    The reference order takes endpoints one by one, each on the line art including the joins of the endpoints
+    before it. Here every endpoint is solved on the line art of step 1 at once; then, until nothing changes, the
+    endpoints that a changed join of an earlier endpoint touches (a drawn pixel next to the pixels their walk
+    reached, or within their search cone; no other pixel can change their answer) are solved again on the line
+    art with the joins of the endpoints before them. That is the one-by-one result: an endpoint never touched by
+    an earlier join sees what it would see in order.
+    """
+
+    def __init__(self, closed: np.ndarray, ends: np.ndarray, directions: np.ndarray, tip_radius: np.ndarray,
+                 max_gap: float, max_steps: int, max_angle: float):
+        self.closed, self.ends, self.directions, self.tip_radius = closed, ends, directions, tip_radius
+        self.max_gap, self.max_steps = max_gap, max_steps
+        self.cos_limit = float(np.cos(np.radians(max_angle)))
+        # the reference's window: half-size max(max_steps, ceil(max_gap + tip radius) + 2)
+        self.half = np.maximum(max_steps, np.ceil(max_gap + tip_radius).astype(np.int64) + 2)
+        self.disc = int(np.floor(max_gap + 1 + tip_radius.max())) + 1  # + 1: no offset lost to rounding
+        self.radius = int(max(max_steps + 1, self.disc, self.half.max()))
+        (self.rows, self.cols, self.distances, table, self.index, self.line,
+         self.line_length) = _search_discs(self.disc, float(max_angle))
+        angle = np.arctan2(directions[:, 0], directions[:, 1])
+        sector = np.clip(((angle + np.pi) / (2 * np.pi / len(table))).astype(np.int64), 0, len(table) - 1)
+        self.search = table[sector]  # (N, L) offset indices per endpoint
+        self.base = _pack_windows(closed, ends, self.radius)  # (R, K, N)
+        self.frame = closed.shape
+
+    def solve(self) -> np.ndarray:
+        """(N, 2) int (row, col) of each endpoint's join target, -1 where it has none."""
+        n = len(self.ends)
+        self.pick = np.full(n, -1, np.int64)  # index of the target's offset, -1 = no join
+        self.influence = np.zeros_like(self.base)
+        # the pixels the current joins add to the line art of step 1: owner endpoint, row, col
+        self.drawn = (np.zeros(0, np.int64),) * 3
+        pending = np.arange(n)
+        while len(pending):
+            before = self.pick[pending]
+            self._solve(pending, self._windows(pending))
+            changed = pending[self.pick[pending] != before]
+            if not len(changed):
+                break
+            old = self.drawn
+            keep = ~np.isin(old[0], changed)
+            new = self._new_pixels(changed)
+            self.drawn = tuple(np.concatenate([a[keep], b]) for a, b in zip(old, new))
+            gone = tuple(a[~keep] for a in old)
+            pending = self._touched(tuple(np.concatenate([a, b]) for a, b in zip(gone, new)))
+        found = self.pick >= 0
+        targets = np.full((n, 2), -1, np.int64)
+        targets[found] = self.ends[found] + np.stack([self.rows, self.cols], 1)[self.pick[found]]
+        return targets
+
+    def _new_pixels(self, endpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(owner, row, col) of the pixels the joins of ``endpoints`` add to the line art of step 1."""
+        endpoints = endpoints[self.pick[endpoints] >= 0]
+        offsets = self.line[self.pick[endpoints]]  # (n, P, 2)
+        drawn = np.arange(offsets.shape[1]) < self.line_length[self.pick[endpoints], None]
+        owner = np.broadcast_to(endpoints[:, None], drawn.shape)[drawn]
+        pixels = offsets[drawn] + self.ends[owner]
+        new = ~self.closed[pixels[:, 0], pixels[:, 1]]
+        return owner[new], pixels[new, 0], pixels[new, 1]
+
+    def _pixels_near(self, pixels: tuple[np.ndarray, np.ndarray, np.ndarray], endpoints: np.ndarray):
+        """(endpoint, row offset, col offset) of each of ``pixels`` (owner, row, col) within the window of each of
+        ``endpoints`` (sorted) whose owner comes before the endpoint."""
+        owner, rows, cols = pixels
+        if not len(endpoints) or not len(owner):
+            return (np.zeros(0, np.int64),) * 3
+        # all pairs, in blocks of pixels so the comparison matrix stays below about 2 million entries (a real
+        # 256 x 256 frame is one block; a large frame has thousands of tips)
+        centres = self.ends[endpoints]
+        block = max(1, (1 << 21) // len(endpoints))
+        found = []
+        for start in range(0, len(owner), block):
+            part = slice(start, start + block)
+            near = ((np.abs(rows[part, None] - centres[:, 0]) <= self.radius)
+                    & (np.abs(cols[part, None] - centres[:, 1]) <= self.radius)
+                    & (owner[part, None] < endpoints))
+            point, which = np.nonzero(near)
+            found.append((point + start, which))
+        point = np.concatenate([f[0] for f in found])
+        endpoint = endpoints[np.concatenate([f[1] for f in found])]
+        return endpoint, rows[point] - self.ends[endpoint, 0], cols[point] - self.ends[endpoint, 1]
+
+    def _windows(self, endpoints: np.ndarray) -> np.ndarray:
+        """Packed line art around ``endpoints``: step 1's plus the joins of the endpoints before each."""
+        windows = self.base[:, :, endpoints]
+        endpoint, rows, cols = self._pixels_near(self.drawn, endpoints)
+        if len(endpoint):
+            row, col = rows + self.radius, cols + self.radius
+            np.bitwise_or.at(windows, (row, col >> 6, np.searchsorted(endpoints, endpoint)),
+                             _ONE << (col & 63).astype(np.uint64))
+        return windows
+
+    def _touched(self, pixels: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """Endpoints whose answer one of the changed ``pixels`` (owner, row, col) before them could change: next
+        to their walk, or in their search cone (a superset: the cone test with a margin)."""
+        endpoint, rows, cols = self._pixels_near(pixels, np.arange(len(self.ends)))
+        distance = np.hypot(rows, cols)
+        direction = self.directions[endpoint]
+        ahead = rows * direction[:, 0] + cols * direction[:, 1] >= self.cos_limit * distance - 1e-9 * (distance + 1)
+        in_cone = ahead & (distance - 1 - self.tip_radius[endpoint] <= self.max_gap)
+        touches = in_cone | _bits(self.influence, endpoint, rows + self.radius, cols + self.radius)
+        return np.unique(endpoint[touches])
+
+    def _solve(self, endpoints: np.ndarray, windows: np.ndarray) -> None:
+        """Join targets of ``endpoints`` on their packed ``windows``; sets ``pick`` and ``influence``."""
+        r = self.radius
+        reach = _seed(windows)
+        _grow(reach, windows, 1, self.max_steps)
+        self.influence[:, :, endpoints] = _dilate_rows(reach)
+        search = self.search[endpoints]
+        valid = search >= 0
+        search = np.where(valid, search, 0)
+        rows, cols, distances = self.rows[search], self.cols[search], self.distances[search]
+        local = np.arange(len(endpoints))[:, None]
+        line = _bits(windows, local, rows + r, cols + r)
+        own = _bits(reach, local, rows + r, cols + r)
+        gap = distances - 1 - self.tip_radius[endpoints, None]
+        direction = self.directions[endpoints]
+        limit = self.cos_limit * distances
+        dot, tie = _dot(rows, cols, direction[:, 0, None], direction[:, 1, None], limit)
+        free = valid & line & ~own & (gap <= self.max_gap)
+        ok = free & (dot >= limit)
+        first = np.where(ok.any(axis=1), ok.argmax(axis=1), ok.shape[1])
+        unsure = (tie & free & (np.arange(ok.shape[1]) <= first[:, None])).any(axis=1)
+        found = first < ok.shape[1]
+        self.pick[endpoints] = np.where(found, search[local[:, 0], np.minimum(first, ok.shape[1] - 1)], -1)
+        for j in np.flatnonzero(unsure):
+            self.pick[endpoints[j]] = self._reference(endpoints[j], windows[:, :, j:j + 1], reach[:, :, j:j + 1])
+
+    def _reference(self, i: int, window: np.ndarray, reach: np.ndarray) -> int:
+        """One endpoint's target offset index in the float operations of the one-by-one implementation (for dot
+        products near the cone limit): its window without its own stroke, ``offsets @ direction`` over all of it."""
+        r, half, end = self.radius, int(self.half[i]), self.ends[i]
+        top, left = max(end[0] - half, 0), max(end[1] - half, 0)
+        bottom, right = min(end[0] + half + 1, self.frame[0]), min(end[1] + half + 1, self.frame[1])
+        rows = slice(r - (end[0] - top), r + (bottom - end[0]))
+        cols = slice(r - (end[1] - left), r + (right - end[1]))
+        free = (_unpack(window, 2 * r + 1) & ~_unpack(reach, 2 * r + 1))[0, rows, cols]
+        targets = np.argwhere(free) + (top, left)
+        offsets = targets - end
+        distance = np.hypot(offsets[:, 0], offsets[:, 1])
+        gap = distance - 1 - self.tip_radius[i]
+        ok = (gap <= self.max_gap) & ((offsets @ self.directions[i]) >= self.cos_limit * distance)
+        if not ok.any():
+            return -1
+        row, col = offsets[np.flatnonzero(ok)[np.argmin(distance[ok])]]
+        return int(self.index[row + self.disc, col + self.disc])
 
 
 def label_components(lines: np.ndarray) -> np.ndarray:

@@ -3,12 +3,16 @@
 Layout of a dataset folder (see ``docs/dataset.md``; the tables' columns are in :mod:`dataprep.dataset.schemas`)::
 
     meta/info.json                      the manifest: schema version, config + hash, sources, units, counts
+    meta/lock.json                      while a build writes: who runs it (dataprep.storage.BuildLock)
     meta/shots/<video_id>.json          shot detection result per source (cached for resumed builds)
-    meta/units/<unit>.done.json         completion marker of a unit: its files and counts
+    meta/units/<unit>.done.json         completion marker of a unit: its files, their sha256 and counts
     data/frames/<unit>.<nnn>.parquet    frames table shards
     data/pairs/<unit>.<nnn>.parquet     pairs table shards
 
-A shard belongs to the dataset only when the manifest lists it under a unit whose status is ``done``.
+A shard belongs to the dataset only when the manifest lists it under a unit whose status is ``done``, with its
+sha256. Unit keys and shard names are plain file names (:func:`check_manifest_structure`), so a tampered manifest
+cannot lead a reader or the builder outside the folder. The builder reads and writes the manifest through
+:class:`dataprep.storage.Storage`, so the folder may be a URL.
 """
 
 from __future__ import annotations
@@ -18,10 +22,14 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from dataprep.errors import file_error
+from dataprep.errors import CelbenchError, file_error
+from dataprep.hashing import sha256_stream
+from dataprep.paths import safe_name
+from dataprep.storage import Storage
 
-MANIFEST = Path("meta") / "info.json"
+MANIFEST = "meta/info.json"
 TABLES = ("frames", "pairs")
 #: Manifest entries that describe a build run, not the data: left out of the dataset hash so that
 #: rebuilding the same inputs with the same config gives the same hash (and signature).
@@ -29,34 +37,73 @@ VOLATILE_MANIFEST_KEYS = ("created", "updated", "timings", "run")
 VOLATILE_UNIT_KEYS = ("timings", "seconds")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class Manifest:
     """``meta/info.json``, rewritten atomically after every change so an interrupted build leaves a valid one."""
 
-    def __init__(self, out: Path, data: dict):
+    def __init__(self, out: str | os.PathLike | Storage, data: dict):
         self.out, self.data = out, data
+        self.storage = Storage(out)
 
     @classmethod
-    def load(cls, out: Path) -> "Manifest | None":
-        """The manifest of dataset folder ``out``; None when it has none; one-line error when unreadable."""
-        path = out / MANIFEST
-        if not path.exists():
+    def load(cls, out: str | os.PathLike | Storage) -> "Manifest | None":
+        """The manifest of dataset folder (or URL) ``out``; None when it has none; one-line error when unreadable."""
+        storage = Storage(out)
+        if not storage.exists(MANIFEST):
             return None
         try:
-            return cls(out, json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as error:
-            raise file_error(path, f"unreadable manifest ({error})") from None
+            data = json.loads(storage.read_text(MANIFEST))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise file_error(storage / MANIFEST, f"unreadable manifest ({error})") from None
+        check_manifest_structure(storage / MANIFEST, data)
+        return cls(out, data)
 
     def save(self) -> None:
         self.data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        atomic_write_text(self.out / MANIFEST, json.dumps(self.data, indent=1, sort_keys=False))
+        self.storage.write_text(MANIFEST, json.dumps(self.data, indent=1, sort_keys=False))
+
+
+def check_manifest_structure(path: str | os.PathLike, data: Any) -> None:
+    """Refuse a manifest whose shape is wrong or whose unit keys / shard names are not plain file names.
+
+    Those names become paths (``data/<table>/<name>``, ``meta/units/<key>.done.json``) that are read and deleted;
+    checking them here, where every reader loads the manifest, keeps a tampered manifest inside ``out``.
+    """
+    def bad(problem: str) -> CelbenchError:
+        return file_error(path, f"malformed manifest: {problem}")
+
+    if not isinstance(data, dict):
+        raise bad("top level is not a JSON object")
+    for key, kind in (("units", dict), ("sources", list), ("counts", dict), ("config", dict)):
+        if key in data and not isinstance(data[key], kind):
+            raise bad(f"{key} is not a JSON {'object' if kind is dict else 'array'}")
+    if not all(isinstance(s, dict) and isinstance(s.get("sha256"), str) for s in data.get("sources", [])):
+        raise bad("every source needs a sha256")
+    for key, unit in data.get("units", {}).items():
+        safe_name(key, "unit key", path)
+        if not isinstance(unit, dict):
+            raise bad(f"unit {key} is not a JSON object")
+        files = unit.get("files", {} if unit.get("status") != "done" else None)
+        if not isinstance(files, dict) or (unit.get("status") == "done" and set(files) != set(TABLES)):
+            raise bad(f"unit {key} lists no frames/pairs files")
+        for table, names in files.items():
+            if table not in TABLES or not isinstance(names, list):
+                raise bad(f"unit {key}: files.{table} is not a list of shard names")
+            for name in names:
+                safe_name(name, "shard file name", path)
+        if not isinstance(unit.get("counts", {}), dict):
+            raise bad(f"unit {key}: counts is not a JSON object")
+        hashes = unit.get("sha256", {})
+        if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+            raise bad(f"unit {key}: sha256 is not a JSON object of hex digests")
+
+
+def shard_hashes(out: str | os.PathLike | Storage, files: dict[str, list[str]]) -> dict[str, str]:
+    """``{"<table>/<shard name>": sha256}`` of a unit's shards (in a folder or under a URL): stored in its marker
+    and the manifest, checked by ``dataprep validate`` (so an edited frame is caught) and part of the dataset hash
+    in result signatures."""
+    storage = Storage(out)
+    return {f"{table}/{name}": sha256_stream(storage.open(f"data/{table}/{name}")) for table, names in files.items()
+            for name in names}
 
 
 def shard_files(out: Path, table: str) -> list[Path]:

@@ -165,7 +165,8 @@ def markdown() -> str:
         "`python -m dataprep.dataset.schemas > docs/dataset.md`; do not edit by hand).",
         "",
         "A dataset directory holds `meta/info.json` (the manifest: schema version, resolved config and its hash, "
-        "sources with sha256, counts, per-unit status, timings), `data/frames/*.parquet` and "
+        "sources with sha256, counts, per-unit status and the sha256 of every shard, timings), "
+        "`data/frames/*.parquet` and "
         "`data/pairs/*.parquet`. Image columns are `struct<bytes: binary, path: string>` holding PNG bytes "
         "(the Hugging Face `datasets` Image layout); zlib level `output.png_compression`, PNG filter and zlib "
         "strategy chosen per column for speed (`dataprep.imaging.PNG_OPTIONS`; lossless, so the decoded pixels "

@@ -1,7 +1,8 @@
 """``dataprep validate``: check a built dataset against its manifest and :mod:`dataprep.dataset.schemas`.
 
 Checks, in order (the first problem found is reported): the manifest exists, has this schema version and says the
-build is complete; every file of every done unit exists, is readable Parquet with exactly the table's schema;
+build is complete; every file of every done unit exists, has the sha256 the manifest records for it (so a repainted
+frame, a valid PNG, is caught), is readable Parquet with exactly the table's schema;
 every PNG cell decodes with the expected channels and bit depth at the row's width x height; row counts equal
 the manifest's per-unit counts; frame keys are unique; every pair's references and target exist, in the pair's
 shot and split; no file under data/ is unaccounted for.
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 
 from dataprep.dataset.manifest import Manifest
 from dataprep.errors import file_error
+from dataprep.hashing import sha256_file
 from dataprep.imaging import decode_png
 from dataprep.dataset.schemas import IMAGE_COLUMNS, IMAGE_FORMATS, SCHEMA_VERSION, SCHEMAS, same_fields
 
@@ -44,7 +46,13 @@ def _check_png(data: bytes | None, column: str, width: int, height: int, where: 
 
 def validate(out: str | Path) -> dict:
     """Validate the dataset in ``out``; returns the counts seen. Raises :class:`ValidationError`."""
-    out = Path(out)
+    try:
+        return _validate(Path(out))
+    except (KeyError, TypeError, AttributeError) as error:  # a manifest or table of the right types but odd shape
+        raise ValidationError(f"{out}: malformed dataset ({type(error).__name__}: {error})") from None
+
+
+def _validate(out: Path) -> dict:
     manifest = Manifest.load(out)
     if manifest is None:
         raise ValidationError(f"{out}: not a celbench dataset (no meta/info.json)")
@@ -114,6 +122,16 @@ def validate(out: str | Path) -> dict:
                         else sum(v for k, v in counts.items() if k.startswith("pairs:")))
             if rows != expected:
                 raise ValidationError(f"{out}: unit {key} has {rows} {table} rows, manifest says {expected}")
+            # Last, so a broken file gets the more telling message above; a valid file changed since (a repainted
+            # frame) is caught here.
+            for name in unit["files"][table]:
+                path = out / "data" / table / name
+                expected_sha = unit.get("sha256", {}).get(f"{table}/{name}")
+                if expected_sha is None:
+                    raise ValidationError(f"{path}: the manifest records no sha256 for it (built by an older "
+                                          "celbench, or edited; rebuild it)")
+                if sha256_file(path) != expected_sha:
+                    raise ValidationError(f"{path}: sha256 differs from the manifest's (changed after the build)")
             totals[table] += rows
     for where, refs, target, video, shot, split in pair_rows:
         for k in list(refs) + [target]:
@@ -133,6 +151,29 @@ def validate(out: str | Path) -> dict:
             raise ValidationError(f"{out / 'meta/info.json'}: counts.{table} = {counts.get(table)}, "
                                   f"files hold {totals[table]}")
     return dict(totals)
+
+
+def verify_shards(out: str | Path) -> None:
+    """The quick check a reader makes before trusting a dataset (``bench train``): the manifest is sound, the
+    build complete, and every shard it lists is there with its recorded sha256. Hashing only, no decoding: a
+    truncated or changed shard is a one-line :class:`ValidationError` before any training step.
+    """
+    out = Path(out)
+    manifest = Manifest.load(out)
+    if manifest is None:
+        raise ValidationError(f"{out}: not a celbench dataset (no meta/info.json)")
+    for key, unit in sorted(manifest.data.get("units", {}).items()):
+        if unit.get("status") != "done":
+            raise ValidationError(f"{out}: build incomplete: unit {key} is {unit.get('status')}; "
+                                  "rerun dataprep build --resume")
+        for table, names in unit["files"].items():
+            for name in names:
+                path = out / "data" / table / name
+                if not path.is_file():
+                    raise ValidationError(f"{path}: missing (listed by unit {key})")
+                if sha256_file(path) != unit.get("sha256", {}).get(f"{table}/{name}"):
+                    raise ValidationError(f"{path}: sha256 differs from the manifest's (truncated or changed "
+                                          "after the build; dataprep validate tells more)")
 
 
 def check_dataset_dir(out: str | Path) -> Path:

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from dataprep.cli_app import bounded
 from dataprep.shots.detector import DEFAULT_DETECTOR, DETECTORS, load_detectors
 from dataprep.errors import CelbenchError
 from dataprep.shots.detect import detect_shots, load_truth, score_cuts
@@ -17,23 +18,24 @@ def add_commands(commands) -> None:
     p = commands.add("shots", "split a video into shots (Shi et al. Sec. 4.1) and mark the shots to drop", run_shots)
     p.add_argument("input", help="video file, animated GIF or folder of numbered images")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, help="cut detector (see `dataprep ls detectors`)")
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=bounded(float, 0),
                    help="the detector's main threshold (histogram-mse: paper's 200; adaptive: adaptive_threshold)")
     p.add_argument("--crop", type=parse_crop, help="analyse only the box x0,y0,x1,y1 (pixels, x1/y1 exclusive)")
-    p.add_argument("--min-length", type=int, help="drop shots shorter than this (paper: 8)")
+    p.add_argument("--min-length", type=bounded(int, 1), help="drop shots shorter than this (paper: 8)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--truth", help="cuts file {\"hard_cuts\": [...]} to score against (+/-1 frame)")
-    p.add_argument("--workers", type=int, help="decoding threads (default: the usable cores, at most 8)")
+    p.add_argument("--workers", type=bounded(int, 1), help="decoding threads (default: the usable cores, at most 8)")
 
     p = commands.add("speed", "frames per second of decoding and of every registered detector on one video",
                      run_speed)
     p.add_argument("input", help="video file or animated GIF")
     p.add_argument("--crop", type=parse_crop, help="analyse only the box x0,y0,x1,y1")
     p.add_argument("--detectors", help="comma-separated subset (default: all registered)")
-    p.add_argument("--repeat", type=int, default=3,
+    p.add_argument("--repeat", type=bounded(int, 1), default=3,
                    help="rounds over all rows (interleaved, so a change in machine load hits every row alike); "
                         "each row's fastest run counts (default %(default)s)")
-    p.add_argument("--workers", type=int, help="decoding threads of celbench's rows (default: the usable cores)")
+    p.add_argument("--workers", type=bounded(int, 1),
+                   help="decoding threads of celbench's rows (default: the usable cores)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
 

@@ -75,11 +75,15 @@ class ShotResult:
     held_groups: list[list[int]] = field(default_factory=list)
     dropped_frames: list[dict] = field(default_factory=list)
     error: str | None = None
+    note: str | None = None
 
     def to_json(self) -> dict:
-        return {"input": self.input, "n_frames": self.n_frames, "fps": self.fps, "detector": self.detector,
-                "params": self.params, "cuts": list(self.cuts), "shots": [asdict(s) for s in self.shots],
-                "held_groups": self.held_groups, "dropped_frames": self.dropped_frames, "error": self.error}
+        out = {"input": self.input, "n_frames": self.n_frames, "fps": self.fps, "detector": self.detector,
+               "params": self.params, "cuts": list(self.cuts), "shots": [asdict(s) for s in self.shots],
+               "held_groups": self.held_groups, "dropped_frames": self.dropped_frames, "error": self.error}
+        if self.note:
+            out["note"] = self.note
+        return out
 
     def kept_shots(self) -> list[Shot]:
         return [s for s in self.shots if s.kept]
@@ -119,7 +123,38 @@ def _split_params(params: dict) -> tuple[ShotParams, dict]:
 
 
 def detect_shots(path: str | os.PathLike, detector: str = DEFAULT_DETECTOR, crop: Crop | None = None,
-                 workers: int | None = None, **params) -> ShotResult:
+                 workers: int | None = None, folder_size: tuple[int, int] | None = None, **params) -> ShotResult:
+    """Shot detection of a video, GIF or folder (see :func:`detect_video_shots`).
+
+    A folder whose images differ in size or channels cannot be read as one video (the reader stops at the first
+    odd image); it is detected on normalised copies instead (RGB, padded to ``folder_size`` = (width, height),
+    default the first image's size) written to a temporary folder, so every frame is covered and ``dataprep
+    shots`` and ``dataprep build`` treat such a folder alike. ``result.note`` says so.
+    """
+    result = detect_video_shots(path, detector, crop, workers, **params)
+    if not result.error or not os.path.isdir(path):
+        return result
+    import tempfile
+
+    from dataprep.imaging import fit_frame, to_rgb
+    from dataprep.video.source import folder_images
+
+    with tempfile.TemporaryDirectory(prefix="celbench-frames-") as tmp:
+        for index, image in folder_images(path, crop):
+            rgb = to_rgb(image)
+            if folder_size is None:
+                folder_size = (rgb.shape[1], rgb.shape[0])
+            rgb = fit_frame(rgb, folder_size[0], folder_size[1], "pad")
+            cv2.imwrite(os.path.join(tmp, f"{index:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        result = detect_video_shots(tmp, detector, None, workers, **params)
+    result.input = os.fspath(path)
+    result.note = (f"detected on normalised copies (images of mixed sizes or channels, padded to "
+                   f"{folder_size[0]}x{folder_size[1]})")
+    return result
+
+
+def detect_video_shots(path: str | os.PathLike, detector: str = DEFAULT_DETECTOR, crop: Crop | None = None,
+                       workers: int | None = None, **params) -> ShotResult:
     """Split a video into shots and mark the ones to drop (Shi et al. Sec. 4.1).
 
     Args:

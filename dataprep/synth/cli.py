@@ -14,6 +14,8 @@ def _pair(text: str) -> tuple[int, int]:
         lo, hi = (int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected MIN,MAX integers, got {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected 1 <= MIN <= MAX, got {text!r}")
     return lo, hi
 
 

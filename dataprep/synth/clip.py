@@ -223,6 +223,9 @@ class SynthClip:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             if not overwrite:
                 raise file_error(out, "exists and is not empty (use --overwrite to replace it)")
+            if not written_by_synth(out):
+                raise file_error(out, "refusing to overwrite: not a folder written by dataprep synth (truth.json, "
+                                      "cuts.json, video.*, contact_sheet.png, line_art/, labels/, frames/)")
         parent = out.resolve().parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -269,6 +272,36 @@ class SynthClip:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return out
+
+
+#: What :meth:`SynthClip.write` puts in its folder; ``--overwrite`` replaces only a folder holding nothing else.
+SYNTH_FILES = {"truth.json", "cuts.json", "contact_sheet.png"}
+SYNTH_FOLDERS = {"line_art", "labels", "frames"}
+
+
+def written_by_synth(out: Path) -> bool:
+    """Whether ``out`` is a folder this writer made: its truth.json and nothing it does not write itself.
+
+    ``--overwrite`` deletes the folder, so anything else in it (a source tree, the current directory) is refused.
+    """
+    if not out.is_dir() or out.is_symlink():
+        return False
+    try:
+        truth = json.loads((out / "truth.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(truth, dict) or not {"hard_cuts", "shots", "video"} <= set(truth):
+        return False
+    for entry in out.iterdir():
+        if entry.is_symlink():
+            return False
+        if entry.is_dir():
+            if entry.name not in SYNTH_FOLDERS or any(not f.name.endswith(".png") or not f.is_file()
+                                                      for f in entry.iterdir()):
+                return False
+        elif entry.name not in SYNTH_FILES and not (entry.stem == "video" and entry.suffix):
+            return False
+    return True
 
 
 def _contact_sheet_frames(clip: SynthClip, n: int = 6) -> set[int]:

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from dataprep.errors import CelbenchError, file_error
+from dataprep.imaging import read_image
 
 #: Container extensions read with PyAV (anything else that FFmpeg can open works too).
 CONTAINER_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".ts")
@@ -239,6 +240,9 @@ class ContainerSource(VideoSource):
             container.close()
             kind = "unreadable GIF (no image stream)" if self.is_gif else "not a video file (no video stream)"
             raise file_error(self.path, kind)
+        if getattr(container.streams.video[0], "codec_context", None) is None:  # a codec id FFmpeg cannot decode
+            container.close()
+            raise file_error(self.path, "not a video file or corrupt (no decoder for its video stream)")
         return container
 
     def _open_stream(self):
@@ -424,7 +428,7 @@ class ImageFolderSource(VideoSource):
     def _decode(self) -> Iterator[Frame]:
         shape = None
         for index, file in enumerate(self.files):
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            image = read_image(file, cv2.IMREAD_COLOR)
             if image is None:
                 self.error = f"decoding stopped after {index} frames: {file.name}: unreadable image"
                 return
@@ -434,6 +438,26 @@ class ImageFolderSource(VideoSource):
                 return
             shape = image.shape
             yield Frame(index, index / self.fps, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+def folder_images(path: str | os.PathLike, crop: Crop | None = None, start: int = 0,
+                  end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, image) of a frame folder's images ``start <= index < end`` in :class:`ImageFolderSource`'s order,
+    each with its own size and channels: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16, cut to
+    ``crop``. Unlike the folder source, images may differ in size; an unreadable one is a CelbenchError."""
+    for index, file in enumerate(ImageFolderSource(path).files):
+        if index < start:
+            continue
+        if end is not None and index >= end:
+            break
+        image = read_image(file)
+        if image is None:
+            raise file_error(file, "unreadable image")
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        if crop is not None:
+            image = image[crop[1]:crop[3], crop[0]:crop[2]]
+        yield index, image
 
 
 def _natural_key(path: Path) -> tuple:

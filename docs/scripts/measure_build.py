@@ -44,6 +44,18 @@ def tree_rss_bytes(root: int) -> int:
     return total
 
 
+def run_measured(command: list[str], **popen) -> tuple[int, float, int]:
+    """Run ``command`` (``subprocess.Popen`` keywords in ``popen``); (exit status, wall seconds, peak summed RSS
+    of its process tree in bytes, sampled every 50 ms)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, **popen)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, tree_rss_bytes(process.pid))
+        time.sleep(0.05)
+    return process.returncode, time.perf_counter() - start, peak
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+")
@@ -57,15 +69,9 @@ def main() -> int:
         command += ["--set", item]
     if args.out.exists() and not (args.out / "meta" / "info.json").exists():
         raise SystemExit(f"{args.out}: exists and is not a dataset")
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=sys.stderr)  # stdout stays pure JSON
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, tree_rss_bytes(process.pid))
-        time.sleep(0.05)
-    wall = time.perf_counter() - start
-    if process.returncode != 0:
-        return process.returncode
+    returncode, wall, peak = run_measured(command, stdout=sys.stderr)  # stdout stays pure JSON
+    if returncode != 0:
+        return returncode
     valid = subprocess.run([sys.executable, "-m", "dataprep", "validate", str(args.out)], capture_output=True,
                            text=True)
     info = json.loads((args.out / "meta" / "info.json").read_text())

@@ -1,0 +1,119 @@
+"""CPU per stored frame of the components stage on real anime and generated frames, optionally side by side.
+
+    python docs/scripts/bench_components.py [--real ../shared/data/real] [--step 3] [--baseline TREE]
+
+Makes the frames a default ``dataprep build`` stores (256 x 256, XDoG sketch) from the real clips of
+``bench_build.py`` (One Piece, LVCD, the eisai and TRE-Net shots cropped to their input panel) and from a
+generated clip (``dataprep.synth``, 1920 x 1080, 3 shots), every ``--step``-th frame, then times gap closing +
+labels + features (``time.process_time``, one OpenCV thread) per frame. With ``--baseline TREE`` (a checkout
+of another commit) that tree's ``dataprep/components`` module runs too, alternating frame by frame, and every
+label map and feature table is compared. Prints ms per frame per clip, the speed-up and whether all outputs
+were identical (exit 1 if not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_build import REPO, real_builds  # noqa: E402
+
+from dataprep import components  # noqa: E402
+from dataprep.build.pipeline import StagePipeline  # noqa: E402
+from dataprep.config import load_config  # noqa: E402
+from dataprep.imaging import fit_frame, to_rgb  # noqa: E402
+
+
+def stored_frames(inputs: list[str], overrides: list[str], step: int):
+    """(clip name, rgb, sketch) of every ``step``-th frame as a default build stores it."""
+    config = load_config(None, overrides)
+    pipeline = StagePipeline(config)
+    for path in inputs:
+        for index, _, image in pipeline.frames(path):
+            if index % step == 0:
+                rgb = fit_frame(to_rgb(image), config.frames.width, config.frames.height, config.frames.resize)
+                yield Path(path).stem, rgb, pipeline.sketch(rgb)
+
+
+def synth_frames(step: int):
+    from dataprep.synth import SynthClip, SynthConfig
+
+    pipeline = StagePipeline(load_config())
+    clip = SynthClip(SynthConfig(width=1920, height=1080, shots=3, shot_length=(40, 80), seed=0))
+    for frame in clip.frames():
+        if frame.index % step == 0:
+            rgb = fit_frame(frame.image, 256, 256, "centre-crop")
+            yield "synth 1080p", rgb, pipeline.sketch(rgb)
+
+
+def load_components(tree: Path):
+    """``dataprep.components`` of another checkout, as a module of its own."""
+    path = tree / "dataprep" / "components" / "__init__.py"
+    if not path.exists():
+        path = tree / "dataprep" / "components.py"
+    spec = importlib.util.spec_from_file_location("baseline_components", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(module, sketch: np.ndarray, rgb: np.ndarray) -> tuple[float, tuple]:
+    start = time.process_time()
+    labels = module.label_components(module.close_gaps(module.line_mask(sketch)))
+    columns = module.component_columns(labels, rgb)
+    return time.process_time() - start, (labels, columns)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "real")
+    parser.add_argument("--step", type=int, default=3, help="every step-th frame (default 3)")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)  # as in a build with several workers
+    trees = {"this tree": components}
+    if args.baseline:
+        trees = {"baseline": load_components(args.baseline.resolve()), "this tree": components}
+    sources = []
+    if args.real.is_dir():
+        sources += [stored_frames(inputs, overrides, args.step) for _, inputs, overrides in real_builds(args.real)]
+    else:
+        print(f"bench_components: no real data at {args.real}; generated frames only", file=sys.stderr)
+    sources.append(synth_frames(args.step))
+    seconds: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    identical = True
+    for source in sources:
+        for n, (clip, rgb, sketch) in enumerate(source):
+            order = list(trees) if n % 2 == 0 else list(trees)[::-1]
+            outputs = {}
+            for label in order:
+                spent, outputs[label] = run(trees[label], sketch, rgb)
+                seconds.setdefault(clip, {}).setdefault(label, 0.0)
+                seconds[clip][label] += spent
+            counts[clip] = counts.get(clip, 0) + 1
+            if len(outputs) == 2:
+                (labels_a, columns_a), (labels_b, columns_b) = outputs.values()
+                identical &= bool(np.array_equal(labels_a, labels_b) and columns_a == columns_b)
+    header = " ".join(f"{label + ' ms':>14s}" for label in trees)
+    print(f"{'clip':32s} {'frames':>6s} {header}" + (" speed-up" if len(trees) == 2 else ""))
+    for clip, spent in seconds.items():
+        values = [1e3 * spent[label] / counts[clip] for label in trees]
+        ratio = f" {values[0] / values[1]:8.2f}" if len(values) == 2 else ""
+        print(f"{clip:32s} {counts[clip]:6d} " + " ".join(f"{v:14.2f}" for v in values) + ratio)
+    if len(trees) == 2:
+        print(json.dumps({"identical_outputs": identical}))
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
