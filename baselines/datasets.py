@@ -11,7 +11,6 @@ target_colour (3,H,W); float32 in [0, 1].
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from benchmark.data import PairDataset
 from benchmark.protocol import kref_positions
 from dataprep import synth
 from dataprep.errors import CelbenchError
-from dataprep.field import FIELDS
+from dataprep.field import FIELDS, decode_field
 from dataprep.registry import Registry
 
 DATASETS: Registry[Dataset] = Registry("dataset source")
@@ -275,24 +274,20 @@ class ShotPairs(Dataset):
         root: dataset folder written by ``dataprep build``. split: frames of this split only.
         max_interval: largest frame distance. backwards: also pairs with the reference after the target.
 
-    Items as :func:`pair_item`, from the stored frames (sketch /255, field /65535, as ``PairDataset``), plus
+    Items as :func:`pair_item`, from the stored frames (as ``PairDataset`` decodes them), plus
     ``target_components`` (H, W) int64 (the stored component labels).
     """
 
     def __init__(self, root: str, split: str = "train", max_interval: int = 10, backwards: int = 1):
-        import pyarrow.parquet as pq
-
-        from dataprep.build import shard_files
+        from dataprep.dataset.reader import DatasetReader
 
         if not os.path.isdir(root):
             raise CelbenchError(f"{root}: no such dataset directory")
-        self.frames = PairDataset(root, split="none-wanted")  # frame access only (no pairs kept)
+        self.reader = DatasetReader(root)
         shots: dict[tuple[str, int], list[tuple[int, str]]] = {}
-        for path in shard_files(Path(root), "frames"):
-            table = pq.read_table(path, columns=["frame_key", "video_id", "shot_id", "frame_index", "split"])
-            for row in table.to_pylist():
-                if row["split"] == split:
-                    shots.setdefault((row["video_id"], row["shot_id"]), []).append((row["frame_index"], row["frame_key"]))
+        for row in self.reader.frames:
+            if row["split"] == split:
+                shots.setdefault((row["video_id"], row["shot_id"]), []).append((row["frame_index"], row["frame_key"]))
         self.pairs: list[tuple[str, str]] = []
         for frames in shots.values():
             frames.sort()
@@ -310,12 +305,11 @@ class ShotPairs(Dataset):
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        reference, target = (self.frames.frame(key) for key in self.pairs[index])
-        item = pair_item([reference["colour"].astype(np.float32) / 255],
-                         [reference["sketch"].astype(np.float32) / 255],
-                         target["colour"].astype(np.float32) / 255, target["sketch"].astype(np.float32) / 255,
-                         fields=(reference["field"].astype(np.float32) / 65535, target["field"].astype(np.float32) / 65535))
-        item["target_components"] = torch.from_numpy(target["labels"].astype(np.int64))
+        reference, target = (self.reader.frame(key) for key in self.pairs[index])
+        item = pair_item([reference.colour.astype(np.float32) / 255], [reference.sketch.astype(np.float32) / 255],
+                         target.colour.astype(np.float32) / 255, target.sketch.astype(np.float32) / 255,
+                         fields=(decode_field(reference.field), decode_field(target.field)))
+        item["target_components"] = torch.from_numpy(target.components.astype(np.int64))
         return item
 
 

@@ -9,6 +9,7 @@ Run directory layout::
                                      one file per process, a resume adds a file (tensorboardX)
     RUN_DIR/checkpoints/step_N.{safetensors,json}, latest.json   (see baselines.checkpoint; no pickle)
     RUN_DIR/model.safetensors        final weights with the metadata that rebuilds the model
+    RUN_DIR/curves.png               training loss and validation PSNR against the step (``plot``, default on)
 
 Resume (``--resume``) restores weights, optimizer, scheduler, grad scaler, RNG states and the position in
 the epoch's sample order, so N steps + resume + M steps gives bit-identical weights to N + M steps.

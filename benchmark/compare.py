@@ -10,7 +10,8 @@ comparison): ``resamples`` times, draw n samples with replacement from the n dif
 mean; the 2.5th and 97.5th percentiles of those means bound the 95% interval. Pairing removes the
 difficulty shared by both models on a sample (hard frames are hard for both), so the interval is far
 narrower than one built from two separate means. Reported overall and per bucket (the protocol's bucket
-key, e.g. the frame interval). ``A > B`` is a statement when the interval's lower bound is above 0.
+key, e.g. the frame interval). ``A > B`` is a statement when the interval's lower bound is above 0 and at
+least :data:`MIN_SAMPLES_FOR_VERDICT` samples back it.
 
 Samples are treated as independent. Samples drawn from one shot are correlated, so with few shots the
 interval is optimistic; the ``shots`` column says how many shots the differences come from.
@@ -35,6 +36,9 @@ from benchmark.record import ResultRecord, read_record
 
 DEFAULT_RESAMPLES = 10000
 DEFAULT_CONFIDENCE = 0.95
+#: Fewer paired samples than this get an interval but no verdict: a bootstrap of 1-4 values mostly
+#: reproduces them (one sample gives a zero-width interval), which says nothing about the next sample.
+MIN_SAMPLES_FOR_VERDICT = 5
 
 
 @dataclass
@@ -54,6 +58,8 @@ class PairedDifference:
 
     @property
     def verdict(self) -> str:
+        if self.count < MIN_SAMPLES_FOR_VERDICT:
+            return f"too few samples (< {MIN_SAMPLES_FOR_VERDICT})"
         if self.low > 0:
             return "A > B"
         if self.high < 0:

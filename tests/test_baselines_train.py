@@ -224,7 +224,7 @@ def test_bench_train_reads_a_dataset_built_by_dataprep(tmp_path, capsys):
     import pandas as pd
 
     from baselines.datasets import open_datasets
-    from dataprep.build import shard_files
+    from dataprep.dataset.manifest import shard_files
 
     pairs, _ = open_datasets(f"shots:root={tmp_path / 'ds'},max_interval=3")
     frames = pd.concat([pd.read_parquet(p, columns=["frame_key", "video_id", "shot_id", "frame_index", "split"])
@@ -236,9 +236,9 @@ def test_bench_train_reads_a_dataset_built_by_dataprep(tmp_path, capsys):
         expected += 2 * int(((gaps >= 1) & (gaps <= 3)).sum())
     assert len(pairs) == expected > 0
     reference_key, target_key = pairs.pairs[0]
-    item, stored = pairs[0], pairs.frames.frame(target_key)
-    assert torch.equal(item["target_components"], torch.from_numpy(stored["labels"].astype("int64")))
-    assert torch.equal((item["target_colour"] * 255).round().byte(), torch.from_numpy(stored["colour"]).permute(2, 0, 1))
+    item, stored = pairs[0], pairs.reader.frame(target_key)
+    assert torch.equal(item["target_components"], torch.from_numpy(stored.components.astype("int64")))
+    assert torch.equal((item["target_colour"] * 255).round().byte(), torch.from_numpy(stored.colour).permute(2, 0, 1))
     assert item["reference_colour"].shape == (1, 3, 32, 32) and item["reference_field"].shape == (1, 1, 32, 32)
 
 

@@ -133,3 +133,22 @@ def test_interval_eval_psnr_matches_scikit_image():
     assert result[2]["copy-reference"]["all"] == pytest.approx(expected, rel=1e-9)
     expected_grey = peak_signal_noise_ratio(frames[2], np.full_like(still, 128), data_range=255)
     assert result[2]["grey"]["all"] == pytest.approx(expected_grey, rel=1e-9)
+
+
+def test_shipped_cmft_warp_is_the_cpu_preset_small_and_votes():
+    from baselines.model import load_trained
+
+    path = shipped_weights("cmft-warp")
+    assert path.stat().st_size < 5 * 2**20
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+    assert meta["celbench_model"] == "cmft-warp"
+    assert json.loads(meta["celbench_model_config"])["widths"] == [64, 32, 8, 8]  # the cpu preset
+    assert (FOLDER / "cmft-warp.json").is_file()
+    colorizer = load_trained("cmft-warp")
+    assert colorizer.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    sample = batch()
+    out = colorizer(sample)
+    assert out.shape == (1, 3, 48, 48) and torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    # trained: no longer the untrained network (which is exactly the flow-warp prior)
+    assert not torch.equal(out, load_trained("cmft-warp", "none")(sample))
