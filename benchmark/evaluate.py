@@ -638,7 +638,7 @@ def render_examples(model: Model, picked: list[tuple[str, dict[str, Any]]], spec
                 output = model(inputs)
         except Exception:
             return []
-        verdicts = check_output(output, len(batch), protocol.resolution)
+        verdicts = check_output(output, len(batch), tuple(target.shape[-2:]))
         for i, (sample, verdict) in enumerate(zip(batch, verdicts)):
             if verdict is None:
                 examples[sample.sample_id] = {**example_images(inputs, i, output[i], target[i]),
