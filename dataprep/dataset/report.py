@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from dataprep.dataset.manifest import Manifest, shard_files
+from dataprep.dataset.reader import DatasetReader
 from dataprep.errors import file_error
 from dataprep.field import decode_field
 from dataprep.imaging import decode_png
@@ -75,23 +76,15 @@ def summarise(out: Path) -> dict:
     }
 
 
-def _frame_row(out: Path, key: str, cache: dict) -> dict:
-    if key not in cache:
-        for path in shard_files(out, "frames"):
-            table = pq.read_table(path, filters=[("frame_key", "==", key)])
-            if table.num_rows:
-                cache[key] = table.slice(0, 1).to_pylist()[0]
-                break
-    return cache[key]
-
-
-def sample_grid(out: Path, rows: int = 6, seed: int = 0, video_id: str | None = None
-                ) -> tuple[np.ndarray, list[tuple[str, str, str]]] | None:
+def sample_grid(out: Path, rows: int = 6, seed: int = 0, video_id: str | None = None,
+                reader: DatasetReader | None = None) -> tuple[np.ndarray, list[tuple[str, str, str]]] | None:
     """(H, W, 3) uint8 RGB grid of random pairs (of one source when ``video_id`` is given), one row each with
     the :data:`COLUMNS` (titled) and a row title naming the pair kind and its frames, and their
-    (reference, target, kind) keys; None when there are no pairs."""
+    (reference, target, kind) keys; None when there are no pairs. Frames come through ``reader`` (the
+    dataset's one reader; opened here when not given)."""
+    reader = reader or DatasetReader(out)
     index = []
-    for f in shard_files(out, "pairs"):
+    for f in reader.pair_files:
         videos = pq.read_table(f, columns=["video_id"]).column("video_id").to_pylist()
         index += [(f, i) for i, video in enumerate(videos) if video_id is None or video == video_id]
     if not index:
@@ -99,19 +92,15 @@ def sample_grid(out: Path, rows: int = 6, seed: int = 0, video_id: str | None = 
     chosen = sorted(random.Random(seed).sample(index, min(rows, len(index))))
     tables = {f: pq.read_table(f) for f in {f for f, _ in chosen}}  # each shard read once
     pairs = [tables[f].slice(i, 1).to_pylist()[0] for f, i in chosen]
-    cache: dict = {}
     grid_rows, titles = [], []
     for pair in pairs:
-        ref = _frame_row(out, pair["reference_keys"][0], cache)
-        tgt = _frame_row(out, pair["target_key"], cache)
-        sketch = decode_png(tgt["sketch"]["bytes"])
+        ref, tgt = reader.frame(pair["reference_keys"][0]), reader.frame(pair["target_key"])
         hints = decode_png(pair["hints"]["bytes"])
         mask = decode_png(pair["hint_mask"]["bytes"]) > 0
-        over = as_rgb(sketch)
+        over = as_rgb(tgt.sketch)
         over[mask] = hints[mask]
-        grid_rows.append([decode_png(ref["colour"]["bytes"]), decode_png(tgt["colour"]["bytes"]), sketch,
-                          decode_field(decode_png(tgt["distance_field"]["bytes"])),
-                          colorize_labels(decode_png(tgt["components"]["bytes"])), over])
+        grid_rows.append([ref.colour, tgt.colour, tgt.sketch, decode_field(tgt.field),
+                          colorize_labels(tgt.components), over])
         frames = f"{int(pair['reference_keys'][0].split('/')[-1])}->{int(pair['target_key'].split('/')[-1])}"
         titles.append(f"{pair['kind']}  frames {frames}" + ("" if video_id else f"  {pair['video_id']}"))
     grid = image_grid(grid_rows, row_titles=titles, col_titles=COLUMNS)
@@ -229,8 +218,9 @@ def write_report(out: Path, summary: dict, rows: int = 6, seed: int = 0) -> list
                                  ("pair interval", "frames from the first reference to the target",
                                   summary["interval_histogram"])])
     grids = []
+    reader = DatasetReader(out)
     for source in manifest.get("sources", []):
-        grid = sample_grid(out, rows, seed, video_id=source.get("video_id"))
+        grid = sample_grid(out, rows, seed, video_id=source.get("video_id"), reader=reader)
         if grid is not None:
             ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(grid[0], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
             grids.append((Path(str(source.get("path") or source.get("video_id"))).name, jpeg.tobytes()))
@@ -239,7 +229,7 @@ def write_report(out: Path, summary: dict, rows: int = 6, seed: int = 0) -> list
     tmp.write_text(report_html(out, summary, manifest, histograms, grids))
     tmp.replace(page)
     png = out / "report.png"
-    overall = sample_grid(out, rows, seed)
+    overall = sample_grid(out, rows, seed, reader=reader)
     hist_image = cv2.cvtColor(cv2.imdecode(np.frombuffer(histograms, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     if overall is not None:
         width = max(overall[0].shape[1], hist_image.shape[1])

@@ -4,7 +4,7 @@ Writes OUT/<clip>/<index>.png (one sub-folder per shot) **outside the repository
 copyrighted; never commit them or anything built from them except trained weights). Used for the shipped
 ``shi-warp`` weights (baselines/pretrained/MODEL_CARD.md)::
 
-    python docs/scripts/prepare_real_train_frames.py ../shared/data/real-train /tmp/celbench-real-train-frames
+    python docs/scripts/prepare_real_train_frames.py ../shared/data/real-train DATA/real-train-frames
 
 Only clips that are one shot (per the folder's README) are taken, with their crop boxes; held copies of a
 drawing (mean absolute difference to the last kept frame under 2 of 255 levels) are dropped, so consecutive
