@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dataprep.cli_app import bounded
 from dataprep.errors import CelbenchError, file_error
 
 from benchmark.record import ResultRecord, read_record
@@ -189,8 +190,8 @@ def add_commands(commands) -> None:
     p.add_argument("a", metavar="A.json", help="result record of model A (bench evaluate)")
     p.add_argument("b", metavar="B.json", help="result record of model B, same protocol and data")
     p.add_argument("--metric", help="per-sample metric column (default: the protocol's primary metric)")
-    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
-    p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="interval level (default 0.95)")
+    p.add_argument("--resamples", type=bounded(int, 1), default=DEFAULT_RESAMPLES, help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
+    p.add_argument("--confidence", type=bounded(float, 0.5, 0.999), default=DEFAULT_CONFIDENCE, help="interval level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
 

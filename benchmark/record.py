@@ -203,7 +203,10 @@ def write_record(path: str | os.PathLike, record: ResultRecord) -> None:
 def read_record(path: str | os.PathLike) -> ResultRecord:
     """Load and validate a record; a broken file raises a one-line CelbenchError naming it."""
     try:
-        return ResultRecord.from_dict(json.loads(Path(path).read_text()))
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"top level is a JSON {type(data).__name__}, not an object")
+        return ResultRecord.from_dict(data)
     except FileNotFoundError:
         raise file_error(path, "result record not found") from None
     except (ValueError, TypeError, KeyError) as error:

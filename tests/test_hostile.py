@@ -466,3 +466,23 @@ def test_a_real_process_prints_one_line_and_exits_2(tmp_path, tiny_clip, module,
     done = subprocess.run([PYTHON, "-m", module, *[names.get(a, a) for a in argv]], capture_output=True, text=True,
                           env=python_env(), cwd=tmp_path, timeout=120)
     assert_one_line_error(done.returncode, done.stderr, needle)
+
+
+# -------------------------------------------------------------------------- commands added this session
+def test_compare_and_ls_refuse_bad_input_with_one_line(records, tmp_path, victim, capfd):
+    before = snapshot(victim)
+    a, b = records / "cmft-interval@1" / "copy-reference.json", records / "cmft-interval@1" / "flow-warp.json"
+    assert a.is_file() and b.is_file()
+    not_a_record = tmp_path / "notes.json"
+    not_a_record.write_text("[1, 2]")
+    cases = [
+        (["compare", str(tmp_path / "missing.json"), str(b)], ("missing.json",)),
+        (["compare", str(not_a_record), str(b)], ("notes.json",)),
+        (["compare", str(a), str(b), "--resamples", "0"], ("--resamples", ">= 1")),
+        (["compare", str(a), str(b), "--confidence", "2"], ("--confidence",)),
+        (["ls", "modles"], ("modles",)),
+    ]
+    for argv, needles in cases:
+        code, _, err = outcome(bench_cli.main, argv, capfd)
+        assert_one_line_error(code, err, *needles)
+    assert snapshot(victim) == before
