@@ -18,9 +18,9 @@ import torch
 from torch.utils.data import Dataset
 
 from benchmark.data import PairDataset
-from benchmark.protocol import kref_positions
 from dataprep import synth
 from dataprep.errors import CelbenchError
+from dataprep.pairs import ShiSequence, ShotView, TrainWindow
 from dataprep.field import FIELDS, decode_field
 from dataprep.registry import Registry
 
@@ -107,30 +107,30 @@ class ShapesPairs(Dataset):
 
 
 def window_pairs(length: int, window: int = 40, stride: int = 5) -> list[tuple[int, int]]:
-    """(reference, target) frame indices of a shot of ``length`` frames, CMFT section 4.1: a window of
-    ``window`` frames slides with ``stride``; its first frame is the reference, its last the target.
+    """(reference, target) frame positions of a shot of ``length`` frames, CMFT section 4.1: the build's
+    ``train-window`` sampler (:class:`dataprep.pairs.TrainWindow`): a window of ``window`` frames slides with
+    ``stride``; its first frame is the reference, its last the target.
 
     Shots shorter than the window use a window of the whole shot (``length - 1`` frames apart), so the
     sampling scales to short clips; shots of one frame give no pair.
     """
     if length < 2:
         return []
-    span = min(window, length) - 1
-    return [(start, start + span) for start in range(0, length - span, max(stride, 1))]
+    sampler = TrainWindow(width=min(window, length), stride=max(stride, 1))
+    return [(spec.references[0], spec.target) for spec in sampler.sample(ShotView.of("", range(length)))]
 
 
 def kref_clips(length: int, refs: int, window: int = 8) -> list[tuple[tuple[int, ...], int]]:
-    """(reference indices, target index) of a shot of ``length`` frames, Shi et al. section 4.1: consecutive
-    clips of ``window`` frames tile the shot; the ``refs`` frames that divide a clip
-    (:func:`benchmark.protocol.kref_positions`; first and last for ``refs=2``) are its references and every
-    other frame of the clip a target."""
-    positions = kref_positions(window, refs)
-    return [(tuple(start + p for p in positions), start + t) for start in range(0, length - window + 1, window)
-            for t in range(window) if t not in positions]
+    """(reference positions, target position) of a shot of ``length`` frames, Shi et al. section 4.1: the
+    build's ``shi-seq`` sampler (:class:`dataprep.pairs.ShiSequence`): consecutive clips of ``window`` frames
+    tile the shot; the ``refs`` frames that divide a clip (:func:`dataprep.pairs.kref_positions`; first and last
+    for ``refs=2``) are its references and every other frame of the clip a target."""
+    sampler = ShiSequence(length=window, stride=window, collapse_held=False, references=refs)
+    return [(spec.references, spec.target) for spec in sampler.sample(ShotView.of("", range(length)))]
 
 
 def shot_pairs(length: int, pairs: str, refs: int, window: int, stride: int) -> list[tuple[tuple[int, ...], int]]:
-    """(reference indices, target index) of a shot: ``pairs`` "window" (:func:`window_pairs`, one
+    """(reference positions, target position) of a shot: ``pairs`` "window" (:func:`window_pairs`, one
     reference) or "kref" (:func:`kref_clips`, ``refs`` references per clip of ``window`` frames)."""
     if pairs == "window":
         return [((a,), b) for a, b in window_pairs(length, window, stride)]
@@ -159,7 +159,7 @@ def synth_pairs(n: int = 16, size: int = 64, seed: int = 0, refs: int = 1, pairs
     ``pairs``: "every3" (the first ``refs`` frames of a shot are the references, every third later frame a
     target), "window" (CMFT section 4.1 sampling, see :func:`window_pairs`; ``refs`` must be 1) or "kref"
     (Shi et al. section 4.1: consecutive clips of ``window`` frames; the ``refs`` frames that divide a clip,
-    :func:`benchmark.protocol.kref_positions`, are its references and every other frame a target; with
+    :func:`dataprep.pairs.kref_positions`, are its references and every other frame a target; with
     ``refs=2`` the first and last frame as in the paper's training).
     ``sketch``: "line_art" (the generator's ground-truth line art), "labels" (region boundaries) or an
     extractor name such as "xdog" (the sketch a built dataset holds; see :func:`make_sketcher`)."""

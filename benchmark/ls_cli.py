@@ -14,7 +14,7 @@ from dataprep.ls_cli import add_listings
 LISTABLE: dict[str, str] = {
     "models": "benchmark.model:MODELS",
     "metrics": "benchmark.metric:METRICS",
-    "samplers": "benchmark.protocol:SAMPLERS",
+    "samplers": "dataprep.pairs:SAMPLERS",
 }
 
 

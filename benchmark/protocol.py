@@ -3,8 +3,8 @@
 A protocol pins everything that decides which numbers come out, so ``name@version`` means the same
 thing forever (change a protocol by adding a new version file, never by editing one):
 
-- ``sampler``: how samples are drawn from the shots of a split (kind + its settings + seed), see
-  :data:`SAMPLERS`;
+- ``sampler``: how samples are drawn from the shots of a split (kind + its settings + seed): a sampler of
+  :data:`dataprep.pairs.SAMPLERS`, the one registry of pair samplers the build and training use too;
 - ``inputs``: which batch keys the model receives (:mod:`benchmark.model`);
 - ``resolution``: ``[height, width]`` every image is resized to, or ``"stored"``: frames are scored at the
   dataset's stored size, nothing resampled (paint-bucket metrics compare regions, which resizing would merge
@@ -18,13 +18,11 @@ thing forever (change a protocol by adding a new version file, never by editing 
   :data:`dataprep.hints.HINTS` (the one the dataset build uses), so every model sees exactly the same hints
   (see :class:`HintSpec` and :func:`draw_hints`).
 
-The samplers follow the papers: ``interval`` is CMFT section 4.2 (five continuous frames at stride S
-per shot, the first is the reference, intervals ``iv = S * j``); ``kref`` is Shi et al. TVCG 2023
-sections 4.1 and 4.6 (eight successive frames, K references at the points that divide the sequence);
-``pairs`` takes reference/target pairs at a fixed gap (component accuracy); ``single`` takes lone
-targets (hint-based colourisation), ``hint-budgets`` the same targets once per hint budget (bucket
-``hints``: quality against the number of hints); ``dataset-pairs`` takes the pairs ``dataprep build`` mined, by kind
-(the CMFT test sequences ``cmft-test@S``, with the builder's held-drawing and unseen-region filters).
+The samplers follow the papers (:mod:`dataprep.pairs.selection`): ``interval`` is CMFT section 4.2, ``kref`` Shi
+et al. TVCG 2023 sections 4.1 and 4.6, ``pairs`` reference/target pairs at a fixed gap (component accuracy),
+``single`` lone targets and ``hint-budgets`` the same targets once per hint budget; ``dataset-pairs`` takes the
+pairs ``dataprep build`` mined, by kind (the CMFT test sequences ``cmft-test@S``, with the builder's held-drawing
+and unseen-region filters).
 """
 
 from __future__ import annotations
@@ -34,14 +32,15 @@ import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from dataprep.errors import CelbenchError, file_error
-from dataprep.registry import Registry, did_you_mean
+from dataprep.pairs import SAMPLERS, ShotView
+from dataprep.registry import did_you_mean
 
-from benchmark.source import SampleSource, SampleSpec, Shot, empty_split_hint
+from benchmark.source import SampleSource, SampleSpec, empty_split_hint
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 
@@ -133,128 +132,26 @@ class Protocol:
 
     def select(self, source: SampleSource, split: str) -> list[SampleSpec]:
         """The samples of this protocol in ``source``'s ``split`` (deterministic: seeded per shot)."""
-        settings = dict(self.sampler)
-        kind = settings.pop("kind")
-        return SAMPLERS.get(kind)(source, split, **settings)
+        return select_samples(source, split, **self.sampler)
 
 
-SAMPLERS: Registry[Callable[..., list[SampleSpec]]] = Registry("sampler")
-
-
-def _shot_rng(seed: int, shot: Shot, *salt: int) -> np.random.Generator:
-    # Seeded by the shot id (not its position), so adding shots never changes another shot's samples.
-    return np.random.default_rng([seed, zlib.crc32(shot.shot_id.encode()), *salt])
-
-
-@SAMPLERS.register("dataset-pairs")
-def dataset_pairs_sampler(source: SampleSource, split: str, kinds: list[str]) -> list[SampleSpec]:
-    """The pairs ``dataprep build`` mined, of the given kinds (``cmft-test@5``; ``cmft-test`` = every
-    stride). The builder applies the papers' filters (held drawings, large unseen regions), so this is
-    the sampler to use on built datasets; the frame-level samplers below need only shots."""
-    samples = sorted(source.pairs(split, kinds), key=lambda s: s.sample_id)
-    if not samples:
-        raise CelbenchError(f"{source.location}: split {split!r} has no pairs of kind {', '.join(kinds)}"
-                            f"{empty_split_hint(source, split)}")
-    return samples
-
-
-@SAMPLERS.register("interval")
-def interval_sampler(source: SampleSource, split: str, strides: list[int], targets_per_reference: int = 4,
-                     seed: int = 0) -> list[SampleSpec]:
-    """CMFT section 4.2: per shot and stride S, ``targets_per_reference + 1`` continuous frames at
-    stride S starting at a random frame; the first colours the others at intervals S, 2S, ...
-    Shots too short for a stride are skipped for that stride."""
-    samples = []
-    for shot in source.shots(split):
-        for stride in strides:
-            span = stride * targets_per_reference
-            if len(shot.frame_ids) <= span:
-                continue
-            start = int(_shot_rng(seed, shot, stride).integers(0, len(shot.frame_ids) - span))
-            reference = shot.frame_ids[start]
-            for j in range(1, targets_per_reference + 1):
-                samples.append(SampleSpec(f"{shot.shot_id}/s{stride}/f{j}", (reference,),
-                                          shot.frame_ids[start + stride * j],
-                                          {"stride": stride, "frame": j, "interval": stride * j}))
-    return samples
-
-
-def kref_positions(sequence_length: int, k: int) -> list[int]:
-    """Shi et al. 4.6: the K frames that divide a sequence into K-1 segments (K=1: the first frame)."""
-    if k == 1:
-        return [0]
-    return sorted({int(round(p)) for p in np.linspace(0, sequence_length - 1, k)})
-
-
-@SAMPLERS.register("kref")
-def kref_sampler(source: SampleSource, split: str, sequence_length: int = 8, ks: list[int] = (1, 2, 3, 4, 5),
-                 collapse_held: bool = True, seed: int = 0) -> list[SampleSpec]:
-    """Shi et al. sections 4.1/4.6: eight successive frames per shot (random start); for each K the
-    reference frames divide the sequence and every other frame is a target. With ``collapse_held``,
-    held frames (one drawing shown on twos/threes) count once, so targets are real new drawings."""
-    samples = []
-    for shot in source.shots(split):
-        if collapse_held:
-            shot = shot.distinct_drawings()
-        if len(shot.frame_ids) < sequence_length:
-            continue
-        start = int(_shot_rng(seed, shot).integers(0, len(shot.frame_ids) - sequence_length + 1))
-        sequence = shot.frame_ids[start:start + sequence_length]
-        for k in ks:
-            positions = kref_positions(sequence_length, k)
-            references = tuple(sequence[p] for p in positions)
-            for position in range(sequence_length):
-                if position not in positions:
-                    samples.append(SampleSpec(f"{shot.shot_id}/k{k}/t{position}", references, sequence[position],
-                                              {"k": k, "position": position}))
-    return samples
-
-
-@SAMPLERS.register("pairs")
-def pairs_sampler(source: SampleSource, split: str, gap: int = 1, pairs_per_shot: int = 4,
-                  collapse_held: bool = True, seed: int = 0, gaps: list[int] | None = None) -> list[SampleSpec]:
-    """Reference/target pairs ``gap`` drawings apart in one shot (or, with ``gaps``, at each of those gaps,
-    drawn independently per gap), up to ``pairs_per_shot`` per shot and gap at random (seeded) positions; for
-    component accuracy, which needs ground-truth correspondence. With ``collapse_held`` a gap counts distinct
-    drawings, not video frames. Each sample carries ``gap`` and ``clip`` (the shot id) attributes; the
-    reference frame of a pair is never its target, so it is never scored."""
-    samples = []
-    for shot in source.shots(split):
-        if collapse_held:
-            shot = shot.distinct_drawings()
-        for step in (gaps if gaps is not None else [gap]):
-            n_pairs = len(shot.frame_ids) - step
-            if n_pairs <= 0:
-                continue
-            rng = _shot_rng(seed, shot, step)
-            starts = sorted(rng.choice(n_pairs, size=min(pairs_per_shot, n_pairs), replace=False).tolist())
-            for start in starts:
-                samples.append(SampleSpec(f"{shot.shot_id}/g{step}/{start}", (shot.frame_ids[start],),
-                                          shot.frame_ids[start + step], {"gap": step, "clip": shot.shot_id}))
-    return samples
-
-
-@SAMPLERS.register("single")
-def single_sampler(source: SampleSource, split: str, frames_per_shot: int = 4, seed: int = 0) -> list[SampleSpec]:
-    """Lone targets (no reference): up to ``frames_per_shot`` random (seeded) frames per shot."""
-    samples = []
-    for shot in source.shots(split):
-        rng = _shot_rng(seed, shot)
-        count = min(frames_per_shot, len(shot.frame_ids))
-        for index in sorted(rng.choice(len(shot.frame_ids), size=count, replace=False).tolist()):
-            samples.append(SampleSpec(f"{shot.shot_id}/{index}", (), shot.frame_ids[index], {}))
-    return samples
-
-
-@SAMPLERS.register("hint-budgets")
-def hint_budget_sampler(source: SampleSource, split: str, budgets: list[int], frames_per_shot: int = 4,
-                        seed: int = 0) -> list[SampleSpec]:
-    """The targets of :func:`single_sampler`, each once per hint budget: sample ``TARGET/hN`` gets exactly N
-    hints (attribute ``hints``, the protocol's bucket), so quality is read against the number of hints."""
-    if not budgets or any(int(b) < 0 for b in budgets):
-        raise CelbenchError(f"hint-budgets: budgets must be a non-empty list of counts >= 0, got {budgets}")
-    return [SampleSpec(f"{sample.sample_id}/h{int(budget)}", (), sample.target_id, {"hints": int(budget)})
-            for sample in single_sampler(source, split, frames_per_shot, seed) for budget in budgets]
+def select_samples(source: SampleSource, split: str, kind: str, **settings: Any) -> list[SampleSpec]:
+    """The samples the sampler ``kind`` of :data:`dataprep.pairs.SAMPLERS` (with ``settings``) draws from
+    ``source``'s ``split``: shot by shot from the frames, or the pairs a built dataset holds (``dataset-pairs``,
+    sorted by sample id)."""
+    try:
+        sampler = SAMPLERS.create(kind, **settings)
+    except TypeError as error:
+        raise CelbenchError(f"sampler {kind!r}: {error}") from None
+    if sampler.needs == "stored-pairs":
+        samples = sorted(source.pairs(split, sampler.kinds), key=lambda s: s.sample_id)
+        if not samples:
+            raise CelbenchError(f"{source.location}: split {split!r} has no pairs of kind {', '.join(sampler.kinds)}"
+                                f"{empty_split_hint(source, split)}")
+        return samples
+    return [SampleSpec(spec.sample_id, tuple(spec.references), spec.target, dict(spec.attributes))
+            for shot in source.shots(split)
+            for spec in sampler.sample(ShotView.of(shot.shot_id, shot.frame_ids, shot.drawings))]
 
 
 def available_protocols() -> list[str]:

@@ -238,6 +238,10 @@ def _merge_samplers(current: dict, value: Any, dotted: str) -> dict:
             continue
         if name not in SAMPLERS:
             raise CelbenchError(f"config key {dotted}.{name}: {SAMPLERS.unknown_message(name)}")
+        if SAMPLERS.get(name).needs != "frames":  # lone targets or stored pairs: nothing a build can mine
+            raise CelbenchError(f"config key {dotted}.{name}: sampler {name!r} is for evaluation only "
+                                f"(it needs {SAMPLERS.get(name).needs}); a build mines with samplers that draw "
+                                "reference/target pairs from a shot's frames")
         if not isinstance(params, dict):
             raise CelbenchError(f"config key {dotted}.{name}: expected a mapping of parameters")
         signature = inspect.signature(SAMPLERS.get(name))

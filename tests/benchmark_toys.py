@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import torch
 
-from benchmark.protocol import interval_sampler
+from benchmark.protocol import select_samples
 from benchmark.source import Frame, MemorySource, SampleSpec, Shot
 
 PALETTE = {1: (230, 220, 200), 2: (200, 40, 40), 3: (40, 90, 200)}  # paper-ish background, disc, box
@@ -46,7 +46,7 @@ def toy_source(shots: int = 2, frames: int = 12, size: int = 64, split: str = "t
     frames_only = MemorySource({split: shot_list}, frame_map, location="toy")
     # Mined pairs as dataprep build names them (cmft-test@S), drawn with the frame-level CMFT sampler.
     mined = [SampleSpec(s.sample_id, s.reference_ids, s.target_id, {**s.attributes, "kind": f"cmft-test@{s.attributes['stride']}"})
-             for s in interval_sampler(frames_only, split, strides=[1, 5, 10])]
+             for s in select_samples(frames_only, split, "interval", strides=[1, 5, 10])]
     return MemorySource({split: shot_list}, frame_map, manifest={"toy": 1, "size": size}, location="toy",
                         mined={split: mined})
 

@@ -16,7 +16,8 @@ import benchmark.evaluate_cli
 from benchmark import cli
 from benchmark.evaluate import evaluate, save
 from benchmark.model import check_weights, load_model
-from benchmark.protocol import kref_positions, load_protocol
+from benchmark.protocol import load_protocol
+from dataprep.pairs import kref_positions
 from benchmark.record import read_record
 from benchmark.source import Frame, MemorySource, Shot
 from benchmark_toys import local_metric_factory, one_torch_thread, toy_source

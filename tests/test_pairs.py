@@ -102,10 +102,14 @@ def test_unseen_fraction_counts_area_whose_colour_is_absent_from_the_reference()
     assert unseen_fraction([], tgt, 24) == 1.0
 
 
-@pytest.mark.parametrize("name", SAMPLERS.names())
+#: settings a sampler cannot do without (the others are created with their defaults)
+REQUIRED = {"interval": {"strides": [1, 5]}}
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLERS.names() if SAMPLERS.get(n).needs == "frames"])
 def test_every_sampler_stays_inside_its_shot_and_orders_references(name):
     view = shot(64, start=10, groups=[10 + i - i % 3 for i in range(64)])
-    specs = SAMPLERS.create(name).sample(view)
+    specs = SAMPLERS.create(name, **REQUIRED.get(name, {})).sample(view)
     assert specs, name
     for spec in specs:
         assert all(10 <= f < 74 for f in (*spec.references, spec.target))
@@ -114,3 +118,13 @@ def test_every_sampler_stays_inside_its_shot_and_orders_references(name):
         assert spec.interval == spec.target - spec.references[0]
     keys = [(s.sequence_id, s.target) for s in specs]
     assert len(keys) == len(set(keys))
+
+
+def test_the_build_config_refuses_samplers_that_cannot_mine_pairs():
+    from dataprep.config import load_config
+    from dataprep.errors import CelbenchError
+
+    assert "interval" in load_config(None, ["samplers.interval.strides=[2]"]).samplers  # frames: fine
+    for name, setting in (("single", "frames_per_shot=2"), ("dataset-pairs", "kinds=[cmft-test]")):
+        with pytest.raises(CelbenchError, match=f"samplers.{name}: sampler '{name}' is for evaluation only"):
+            load_config(None, [f"samplers.{name}.{setting}"])

@@ -17,7 +17,8 @@ from benchmark import protocol as protocol_module
 from benchmark.evaluate import evaluate
 from benchmark.metric import METRICS, PerSampleMetric
 from benchmark.model import MODELS, load_model, register_model
-from benchmark.protocol import load_protocol
+from benchmark.protocol import load_protocol, select_samples
+from benchmark.source import SampleSource, Shot
 from baselines.model import ColorizationModel, build_model, register_trainable, trainable_models
 from benchmark_toys import toy_source
 from dataprep.pairs import SAMPLERS, PairSpec, Sampler, ShotView, create_samplers
@@ -82,7 +83,7 @@ def test_a_toy_extractor_is_created_by_name_and_checked(scratch):
     assert sketch.dtype == np.uint8 and sketch[1, 2] == 0 and (sketch == 0).sum() == 1
 
 
-def test_a_toy_sampler_mines_pairs_from_the_build_config(scratch):
+def test_a_toy_sampler_mines_pairs_and_selects_protocol_samples(scratch):
     scratch(SAMPLERS)
 
     @SAMPLERS.register("toy-first-last")
@@ -98,6 +99,19 @@ def test_a_toy_sampler_mines_pairs_from_the_build_config(scratch):
     (sampler,) = create_samplers({"toy-first-last": {}})
     shot = ShotView("clip", 0, [3, 4, 5, 6], [3, 3, 5, 6])
     assert [(p.references, p.target, p.interval) for p in sampler.sample(shot)] == [((3,), 6, 3)]
+
+    # the same class selects a protocol's samples ("sampler": {"kind": "toy-first-last"}) from a dataset's shots,
+    # held drawings given as drawing numbers
+    class Shots(SampleSource):
+        def shots(self, split):
+            return [Shot("clip/7", ("a", "b", "c", "d"), (1, 1, 2, 3)), Shot("clip/8", ("e", "f"), None)]
+
+        def frame(self, frame_id):
+            raise KeyError(frame_id)
+
+    samples = select_samples(Shots(), "test", "toy-first-last")
+    assert [(s.sample_id, s.reference_ids, s.target_id) for s in samples] == [
+        ("clip/7/0/d", ("a",), "d"), ("clip/8/0/f", ("e",), "f")]
 
 
 def test_a_toy_metric_protocol_and_model_evaluate_end_to_end(scratch, tmp_path, monkeypatch):
