@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines import DEFAULT_PRESET
 from benchmark.model import MODELS, ModelFactory, ModelSpec
 from dataprep.dataset import keys
 from dataprep.errors import CelbenchError, file_error
@@ -126,7 +127,7 @@ def check_batch(batch: Mapping[str, Any]) -> None:
 
 
 def register_trainable(name: str, load: ModelFactory | None = None,
-                       preset: str = "paper") -> Callable[[type], type]:
+                       preset: str = DEFAULT_PRESET) -> Callable[[type], type]:
     """Class decorator: register a :class:`ColorizationModel` subclass as model ``name`` of
     :data:`benchmark.model.MODELS`, trainable by ``bench train`` and scored through ``load``
     (default: :func:`load_trained` with this ``name``; an untrained network uses preset ``preset``)."""
@@ -211,7 +212,7 @@ UNTRAINED = "none"
 
 
 def load_trained(name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                 preset: str = "paper") -> Colorizer:
+                 preset: str = DEFAULT_PRESET) -> Colorizer:
     """The scoring factory of every trainable model (see :func:`register_trainable`).
 
     ``weights``: a model/checkpoint safetensors file from ``bench train``; None uses the weights shipped in

@@ -41,6 +41,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from baselines import DEFAULT_PRESET
 from baselines import checkpoint as ckpt
 from baselines.losses import ColorizationLoss
 from baselines.model import TARGET_COLOR, build_model, collate_batch, model_preset, to_device, trainable_network
@@ -58,7 +59,7 @@ class TrainConfig:
     ``--config`` file, then ``--set key=value``. Paper values (CMFT section 4.1) live in the presets."""
 
     model: str = "cmft"
-    preset: str = "tiny"
+    preset: str = DEFAULT_PRESET
     model_args: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's constructor kwargs
     lr: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
@@ -177,7 +178,7 @@ def _check_model_args(config: "TrainConfig") -> None:
                             f"(known: {', '.join(parameters)})")
 
 
-def resolve_config(model: str, preset: str = "tiny", file_settings: Mapping[str, Any] | None = None,
+def resolve_config(model: str, preset: str = DEFAULT_PRESET, file_settings: Mapping[str, Any] | None = None,
                    overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Defaults <- model preset ``train`` section <- ``file_settings`` <- ``overrides``.
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from baselines import DEFAULT_PRESET
 from dataprep.errors import CelbenchError, file_error
 
 
@@ -77,7 +78,8 @@ def add_commands(commands) -> None:
     p.add_argument("--data", required=True, nargs="+", metavar="DATA",
                    help="dataset directory (Parquet) or NAME[:k=v,...] in-memory source, e.g. shapes:n=16,size=32; "
                         "several are trained on together (their val splits validate)")
-    p.add_argument("--preset", default="paper", help="model preset: paper (default) or tiny; a resumed run keeps its own")
+    p.add_argument("--preset", default=DEFAULT_PRESET,
+                   help=f"model preset: paper or tiny (default {DEFAULT_PRESET}); a resumed run keeps its own")
     p.add_argument("--config", help="YAML/JSON file of training settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (repeatable), e.g. --set lr=1e-3 --set model_args.widths=[8,8,8,8]")
