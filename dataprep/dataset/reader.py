@@ -2,7 +2,9 @@
 
 ``bench evaluate`` (:class:`benchmark.parquet_source.ParquetSource`), ``bench train``
 (:class:`benchmark.data.PairDataset`) and ``dataprep info`` read a dataset folder through
-:class:`DatasetReader`; none of them lists shards or decodes columns itself.
+:class:`DatasetReader`; none of them lists shards or decodes columns itself. ``dataprep validate`` and the dataset
+report read whole shards through :func:`read_shard`, the reader's own shard access, which checks each shard's
+schema against the contract (:data:`dataprep.dataset.schemas.SCHEMAS`).
 
 Frames are found through an index of frame keys -> (shard, row) built from the small metadata columns only;
 image columns are read shard by shard on demand and the last ``cache_shards`` kept as Arrow tables (still
@@ -18,15 +20,35 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataprep.dataset.manifest import Manifest, manifest_hash, shard_files
-from dataprep.errors import file_error
+from dataprep.dataset.schemas import SCHEMAS, same_fields
+from dataprep.errors import CelbenchError, file_error
 from dataprep.imaging import decode_png
 
 #: Frames-table columns that describe a frame (read for the index); the rest are images, read lazily.
 FRAME_META = ("frame_key", "video_id", "shot_id", "frame_index", "split", "held_group")
 FRAME_IMAGES = ("colour", "sketch", "distance_field", "components")
+
+
+def read_shard(path: str | Path, table: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """One shard of ``table`` ('frames' or 'pairs'): its ``columns`` (default all) as an Arrow table, image cells
+    still PNG-encoded (``{"bytes": ...}``).
+
+    The shard's schema must equal :data:`dataprep.dataset.schemas.SCHEMAS` ``[table]``; a mismatch or an
+    unreadable file is a one-line :class:`~dataprep.errors.CelbenchError` naming the file.
+    """
+    try:
+        parquet = pq.ParquetFile(path)
+        if not same_fields(parquet.schema_arrow, SCHEMAS[table]):
+            raise file_error(path, f"schema differs from dataprep.dataset.schemas.{table.upper()}")
+        return parquet.read(columns=list(columns) if columns is not None else None)
+    except CelbenchError:
+        raise
+    except Exception as error:
+        raise file_error(path, f"unreadable Parquet ({str(error).splitlines()[0]})") from None
 
 
 @dataclass(frozen=True)
@@ -74,21 +96,21 @@ class DatasetReader:
         self._frame_rows: dict[str, tuple[Path, int]] = {}
         self.frames: list[dict[str, Any]] = []
         for path in shard_files(self.root, "frames"):
-            for row, cells in enumerate(pq.read_table(path, columns=list(FRAME_META)).to_pylist()):
+            for row, cells in enumerate(read_shard(path, "frames", FRAME_META).to_pylist()):
                 self._frame_rows[cells["frame_key"]] = (path, row)
                 self.frames.append(cells)
         self.pair_files = shard_files(self.root, "pairs")
 
-    def _table(self, path: Path, columns: Sequence[str]):
+    def _table(self, path: Path, table: str, columns: Sequence[str]):
         key = (path, tuple(columns))
         if key in self._tables:
             self._tables.move_to_end(key)
             return self._tables[key]
-        table = pq.read_table(path, columns=list(columns))
-        self._tables[key] = table
+        cells = read_shard(path, table, columns)
+        self._tables[key] = cells
         while len(self._tables) > self.cache_shards:
             self._tables.popitem(last=False)
-        return table
+        return cells
 
     def __contains__(self, frame_key: str) -> bool:
         return frame_key in self._frame_rows
@@ -99,7 +121,7 @@ class DatasetReader:
             path, row = self._frame_rows[frame_key]
         except KeyError:
             raise file_error(self.root, f"missing frame {frame_key}") from None
-        cells = self._table(path, FRAME_IMAGES).slice(row, 1).to_pylist()[0]
+        cells = self._table(path, "frames", FRAME_IMAGES).slice(row, 1).to_pylist()[0]
         return StoredFrame(colour=decode_png(cells["colour"]["bytes"]), sketch=decode_png(cells["sketch"]["bytes"]),
                            field=decode_png(cells["distance_field"]["bytes"]),
                            components=decode_png(cells["components"]["bytes"]))
@@ -107,12 +129,12 @@ class DatasetReader:
     def pairs(self, columns: Sequence[str]) -> Iterator[tuple[Path, int, dict[str, Any]]]:
         """``(shard, row, cells)`` for every row of the pairs table, reading only ``columns``."""
         for path in self.pair_files:
-            for row, cells in enumerate(pq.read_table(path, columns=list(columns)).to_pylist()):
+            for row, cells in enumerate(read_shard(path, "pairs", columns).to_pylist()):
                 yield path, row, cells
 
     def pair_hints(self, path: Path, row: int) -> np.ndarray:
         """(H, W, 4) float32 hints of one pair: RGB hint colours in [0, 1] and the mask (1 = hint)."""
-        cells = self._table(path, ("hints", "hint_mask")).slice(row, 1).to_pylist()[0]
+        cells = self._table(path, "pairs", ("hints", "hint_mask")).slice(row, 1).to_pylist()[0]
         colour = decode_png(cells["hints"]["bytes"]).astype(np.float32) / 255.0
         mask = (decode_png(cells["hint_mask"]["bytes"]) > 0).astype(np.float32)
         return np.concatenate([colour, mask[..., None]], axis=-1)

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from dataprep.dataset.manifest import Manifest, shard_files
-from dataprep.dataset.reader import DatasetReader
+from dataprep.dataset.reader import DatasetReader, read_shard
 from dataprep.errors import file_error
 from dataprep.field import decode_field
 from dataprep.imaging import decode_png
@@ -37,8 +36,8 @@ def summarise(out: Path) -> dict:
     manifest = Manifest.load(out)
     if manifest is None:
         raise file_error(out, "not a celbench dataset (no meta/info.json)")
-    frames = [pq.read_table(f, columns=["split", "video_id", "shot_id"]) for f in shard_files(out, "frames")]
-    pairs = [pq.read_table(f, columns=["split", "kind", "interval", "video_id"]) for f in shard_files(out, "pairs")]
+    frames = [read_shard(f, "frames", ["split", "video_id", "shot_id"]) for f in shard_files(out, "frames")]
+    pairs = [read_shard(f, "pairs", ["split", "kind", "interval", "video_id"]) for f in shard_files(out, "pairs")]
     splits: dict[str, Counter] = {}
     shots: dict[str, set] = {}
     per_source: dict[str, Counter] = {}
@@ -85,12 +84,12 @@ def sample_grid(out: Path, rows: int = 6, seed: int = 0, video_id: str | None = 
     reader = reader or DatasetReader(out)
     index = []
     for f in reader.pair_files:
-        videos = pq.read_table(f, columns=["video_id"]).column("video_id").to_pylist()
+        videos = read_shard(f, "pairs", ["video_id"]).column("video_id").to_pylist()
         index += [(f, i) for i, video in enumerate(videos) if video_id is None or video == video_id]
     if not index:
         return None
     chosen = sorted(random.Random(seed).sample(index, min(rows, len(index))))
-    tables = {f: pq.read_table(f) for f in {f for f, _ in chosen}}  # each shard read once
+    tables = {f: read_shard(f, "pairs") for f in {f for f, _ in chosen}}  # each shard read once
     pairs = [tables[f].slice(i, 1).to_pylist()[0] for f, i in chosen]
     grid_rows, titles = [], []
     for pair in pairs:

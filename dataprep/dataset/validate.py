@@ -14,13 +14,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from dataprep.dataset.manifest import Manifest, shard_split
-from dataprep.errors import file_error
+from dataprep.dataset.reader import read_shard
+from dataprep.errors import CelbenchError, file_error
 from dataprep.hashing import sha256_file
 from dataprep.imaging import decode_png
-from dataprep.dataset.schemas import IMAGE_COLUMNS, IMAGE_FORMATS, SCHEMA_VERSION, SCHEMAS, same_fields
+from dataprep.dataset.schemas import IMAGE_COLUMNS, IMAGE_FORMATS, SCHEMA_VERSION
 
 
 class ValidationError(Exception):
@@ -80,15 +80,9 @@ def _validate(out: Path) -> dict:
                 if not path.exists():
                     raise ValidationError(f"{path}: missing (listed by unit {key})")
                 try:
-                    parquet = pq.ParquetFile(path)
-                    schema = parquet.schema_arrow
-                    if not same_fields(schema, SCHEMAS[table]):
-                        raise ValidationError(f"{path}: schema differs from dataprep.dataset.schemas.{table.upper()}")
-                    content = parquet.read()
-                except ValidationError:
-                    raise
-                except Exception as error:
-                    raise ValidationError(f"{path}: unreadable Parquet ({str(error).splitlines()[0]})") from None
+                    content = read_shard(path, table)
+                except CelbenchError as error:
+                    raise ValidationError(str(error)) from None
                 rows += content.num_rows
                 columns = content.to_pydict()
                 named_split = shard_split(name)
