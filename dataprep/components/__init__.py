@@ -166,15 +166,23 @@ def _dilate_rows(x: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarr
     return out
 
 
-def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int) -> None:
+def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int, target: int | None = None) -> None:
     """Steps ``first_step..last_step`` of breadth-first walks from the window centres, in place: after step s,
     ``reach`` holds the pixels of ``mask`` joined to the centre by an 8-connected path of at most s steps in
     ``mask`` (the pixels of ``scipy.ndimage.binary_dilation(seed, iterations=s, mask=mask)``). Only the rows a
-    walk can have reached are touched."""
+    walk can have reached are touched.
+
+    With ``target`` = t, only what the walk reaches in the central (2t+1)-square by ``last_step`` is kept
+    exact, with every pixel on a path of at most ``last_step`` steps that ends there (a subset of the full walk:
+    rows farther from the centre than such a path can go in the steps left are not grown any more).
+    """
     centre = reach.shape[0] // 2
     grown, scratch = np.empty_like(reach), np.empty_like(reach)
     for step in range(first_step, last_step + 1):
-        low, high = max(centre - step, 0), min(centre + step + 1, reach.shape[0])
+        # a pixel reached at this step matters if it is within target + (last_step - step) rows of the centre;
+        # one row more so that those rows see all their neighbours
+        span = step if target is None else min(step, target + last_step - step + 1)
+        low, high = max(centre - span, 0), min(centre + span + 1, reach.shape[0])
         _dilate_rows(reach[low:high], grown[low:high], scratch[low:high])
         np.bitwise_and(grown[low:high], mask[low:high], out=reach[low:high])
 
@@ -465,6 +473,7 @@ class _LineJoins:
         angle = np.arctan2(directions[:, 0], directions[:, 1])
         sector = np.clip(((angle + np.pi) / (2 * np.pi / len(table))).astype(np.int64), 0, len(table) - 1)
         self.search = table[sector]  # (N, L) offset indices per endpoint
+        self.disc_index = (self.rows + self.disc) * (2 * self.disc + 1) + self.cols + self.disc
         self.base = _pack_windows(closed, ends, self.radius)  # (R, K, N)
         self.frame = closed.shape
 
@@ -547,30 +556,53 @@ class _LineJoins:
         return np.unique(endpoint[touches])
 
     def _solve(self, endpoints: np.ndarray, windows: np.ndarray) -> None:
-        """Join targets of ``endpoints`` on their packed ``windows``; sets ``pick`` and ``influence``."""
+        """Join targets of ``endpoints`` on their packed ``windows``; sets ``pick`` and ``influence``.
+
+        An endpoint's target is its first candidate (a line pixel of its search cone within ``max_gap``, in search
+        order) off its own stroke (not reached by the walk of ``max_steps`` steps from the tip). Endpoints without
+        candidates have no target whatever their walk reaches, so only the others walk; their ``influence`` (the
+        pixels next to the walk: a changed pixel elsewhere cannot change the walk) is empty, as only a pixel in
+        the cone can change their answer.
+        """
         r = self.radius
+        entry, index, row, col, tie = self._candidates(endpoints, windows)
+        self.pick[endpoints] = -1
+        self.influence[:, :, endpoints] = 0
+        walking, entry = np.unique(entry, return_inverse=True)  # positions in ``endpoints`` with candidates
+        if not len(walking):
+            return
+        windows = windows[:, :, walking]
         reach = _seed(windows)
-        _grow(reach, windows, 1, self.max_steps)
-        self.influence[:, :, endpoints] = _dilate_rows(reach)
+        _grow(reach, windows, 1, self.max_steps, self.disc)
+        self.influence[:, :, endpoints[walking]] = _dilate_rows(reach)
+        outside = np.flatnonzero(~_bits(reach, entry, row + r, col + r))
+        which, first_at = np.unique(entry[outside], return_index=True)
+        first = outside[first_at]
+        self.pick[endpoints[walking[which]]] = index[first]
+        for j, candidate in zip(which[tie[first]].tolist(), first[tie[first]].tolist()):
+            self.pick[endpoints[walking[j]]] = self._reference(endpoints[walking[j]], windows[:, :, j:j + 1],
+                                                               reach[:, :, j:j + 1])
+
+    def _candidates(self, endpoints: np.ndarray, windows: np.ndarray):
+        """Candidates of ``endpoints``, in search order per endpoint: (position in ``endpoints``, offset index,
+        row offset, col offset, tie) of every line pixel of the search cone within ``max_gap``, the cone being
+        taken with the tie margin of :func:`_dot`; ``tie``: its dot product is that close to the limit (the pixel
+        is then decided by :meth:`_reference`)."""
+        r, d = self.radius, self.disc
         search = self.search[endpoints]
         valid = search >= 0
         search = np.where(valid, search, 0)
-        rows, cols, distances = self.rows[search], self.cols[search], self.distances[search]
-        local = np.arange(len(endpoints))[:, None]
-        line = _bits(windows, local, rows + r, cols + r)
-        own = _bits(reach, local, rows + r, cols + r)
-        gap = distances - 1 - self.tip_radius[endpoints, None]
-        direction = self.directions[endpoints]
+        disc = _unpack(windows[r - d:r + d + 1], 2 * r + 1)[:, :, r - d:r + d + 1].reshape(len(endpoints), -1)
+        line = valid & np.take_along_axis(disc, self.disc_index[search], axis=1)
+        entry, slot = np.nonzero(line)
+        index = search[entry, slot]
+        rows, cols, distances = self.rows[index], self.cols[index], self.distances[index]
+        gap = distances - 1 - self.tip_radius[endpoints[entry]]
+        direction = self.directions[endpoints[entry]]
         limit = self.cos_limit * distances
-        dot, tie = _dot(rows, cols, direction[:, 0, None], direction[:, 1, None], limit)
-        free = valid & line & ~own & (gap <= self.max_gap)
-        ok = free & (dot >= limit)
-        first = np.where(ok.any(axis=1), ok.argmax(axis=1), ok.shape[1])
-        unsure = (tie & free & (np.arange(ok.shape[1]) <= first[:, None])).any(axis=1)
-        found = first < ok.shape[1]
-        self.pick[endpoints] = np.where(found, search[local[:, 0], np.minimum(first, ok.shape[1] - 1)], -1)
-        for j in np.flatnonzero(unsure):
-            self.pick[endpoints[j]] = self._reference(endpoints[j], windows[:, :, j:j + 1], reach[:, :, j:j + 1])
+        dot, tie = _dot(rows, cols, direction[:, 0], direction[:, 1], limit)
+        keep = (gap <= self.max_gap) & ((dot >= limit) | tie)
+        return entry[keep], index[keep], rows[keep], cols[keep], tie[keep]
 
     def _reference(self, i: int, window: np.ndarray, reach: np.ndarray) -> int:
         """One endpoint's target offset index in the float operations of the one-by-one implementation (for dot
