@@ -195,12 +195,13 @@ def _seed(windows: np.ndarray) -> np.ndarray:
     return reach
 
 
-def _walks(mask: np.ndarray, starts: np.ndarray, steps: int) -> np.ndarray:
+def _walks(mask: np.ndarray, starts: np.ndarray, steps: int, target: int | None = None) -> np.ndarray:
     """Packed windows of radius ``steps``: the pixels of ``mask`` reachable from each of ``starts`` in at most
-    ``steps`` 8-connected steps through ``mask``."""
+    ``steps`` 8-connected steps through ``mask`` (exact within ``target`` rows and columns of the start, see
+    :func:`_grow`)."""
     windows = _pack_windows(mask, starts, steps)
     reach = _seed(windows)
-    _grow(reach, windows, 1, steps)
+    _grow(reach, windows, 1, steps, target)
     return reach
 
 
@@ -394,8 +395,9 @@ def _same_stroke(skeleton: np.ndarray, ends: np.ndarray, first: np.ndarray, seco
     walk = np.flatnonzero(same & (piece_size[piece_a] > max_steps + 1))
     if len(walk):
         starts, which = np.unique(first[walk], return_inverse=True)
-        reach = _walks(skeleton, ends[starts], max_steps)
-        offset = ends[second[walk]] - ends[first[walk]] + max_steps
+        offset = ends[second[walk]] - ends[first[walk]]
+        reach = _walks(skeleton, ends[starts], max_steps, int(np.abs(offset).max()))
+        offset += max_steps
         inside = (offset >= 0).all(axis=1) & (offset <= 2 * max_steps).all(axis=1)
         result[walk[inside]] = _bits(reach, which[inside], offset[inside, 0], offset[inside, 1])
     return result
@@ -552,6 +554,11 @@ class _LineJoins:
         direction = self.directions[endpoint]
         ahead = rows * direction[:, 0] + cols * direction[:, 1] >= self.cos_limit * distance - 1e-9 * (distance + 1)
         in_cone = ahead & (distance - 1 - self.tip_radius[endpoint] <= self.max_gap)
+        # a pixel after the current target in search order changes nothing unless it changes the walk (offsets
+        # index the search disc in search order; a pixel within max_gap is inside it)
+        near = np.flatnonzero(in_cone)
+        pick = self.pick[endpoint[near]]
+        in_cone[near] = (pick < 0) | (self.index[rows[near] + self.disc, cols[near] + self.disc] <= pick)
         touches = in_cone | _bits(self.influence, endpoint, rows + self.radius, cols + self.radius)
         return np.unique(endpoint[touches])
 
