@@ -498,7 +498,7 @@ class _LineJoins:
             new = self._new_pixels(changed)
             self.drawn = tuple(np.concatenate([a[keep], b]) for a, b in zip(old, new))
             gone = tuple(a[~keep] for a in old)
-            pending = self._touched(tuple(np.concatenate([a, b]) for a, b in zip(gone, new)))
+            pending = self._touched(gone, new)
         found = self.pick >= 0
         targets = np.full((n, 2), -1, np.int64)
         targets[found] = self.ends[found] + np.stack([self.rows, self.cols], 1)[self.pick[found]]
@@ -515,11 +515,11 @@ class _LineJoins:
         return owner[new], pixels[new, 0], pixels[new, 1]
 
     def _pixels_near(self, pixels: tuple[np.ndarray, np.ndarray, np.ndarray], endpoints: np.ndarray):
-        """(endpoint, row offset, col offset) of each of ``pixels`` (owner, row, col) within the window of each of
-        ``endpoints`` (sorted) whose owner comes before the endpoint."""
+        """(endpoint, row offset, col offset, index in ``pixels``) of each of ``pixels`` (owner, row, col) within
+        the window of each of ``endpoints`` (sorted) whose owner comes before the endpoint."""
         owner, rows, cols = pixels
         if not len(endpoints) or not len(owner):
-            return (np.zeros(0, np.int64),) * 3
+            return (np.zeros(0, np.int64),) * 4
         # all pairs, in blocks of pixels so the comparison matrix stays below about 2 million entries (a real
         # 256 x 256 frame is one block; a large frame has thousands of tips)
         centres = self.ends[endpoints]
@@ -534,22 +534,30 @@ class _LineJoins:
             found.append((point + start, which))
         point = np.concatenate([f[0] for f in found])
         endpoint = endpoints[np.concatenate([f[1] for f in found])]
-        return endpoint, rows[point] - self.ends[endpoint, 0], cols[point] - self.ends[endpoint, 1]
+        return endpoint, rows[point] - self.ends[endpoint, 0], cols[point] - self.ends[endpoint, 1], point
 
     def _windows(self, endpoints: np.ndarray) -> np.ndarray:
         """Packed line art around ``endpoints``: step 1's plus the joins of the endpoints before each."""
         windows = self.base[:, :, endpoints]
-        endpoint, rows, cols = self._pixels_near(self.drawn, endpoints)
+        endpoint, rows, cols, _ = self._pixels_near(self.drawn, endpoints)
         if len(endpoint):
             row, col = rows + self.radius, cols + self.radius
             np.bitwise_or.at(windows, (row, col >> 6, np.searchsorted(endpoints, endpoint)),
                              _ONE << (col & 63).astype(np.uint64))
         return windows
 
-    def _touched(self, pixels: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-        """Endpoints whose answer one of the changed ``pixels`` (owner, row, col) before them could change: next
-        to their walk, or in their search cone (a superset: the cone test with a margin)."""
-        endpoint, rows, cols = self._pixels_near(pixels, np.arange(len(self.ends)))
+    def _touched(self, gone: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 new: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """Endpoints whose answer a pixel (owner, row, col) of joins ``gone`` or ``new`` before them could change:
+        next to their walk, or in their search cone (a superset: the cone test with a margin).
+
+        An endpoint without a target has all its candidates on its own stroke; a pixel added outside its cone
+        only lengthens its walk, so its candidates stay on its own stroke: only removed pixels next to its walk
+        count for it.
+        """
+        pixels = tuple(np.concatenate([a, b]) for a, b in zip(gone, new))
+        endpoint, rows, cols, which = self._pixels_near(pixels, np.arange(len(self.ends)))
+        added = which >= len(gone[0])
         distance = np.hypot(rows, cols)
         direction = self.directions[endpoint]
         ahead = rows * direction[:, 0] + cols * direction[:, 1] >= self.cos_limit * distance - 1e-9 * (distance + 1)
@@ -559,7 +567,8 @@ class _LineJoins:
         near = np.flatnonzero(in_cone)
         pick = self.pick[endpoint[near]]
         in_cone[near] = (pick < 0) | (self.index[rows[near] + self.disc, cols[near] + self.disc] <= pick)
-        touches = in_cone | _bits(self.influence, endpoint, rows + self.radius, cols + self.radius)
+        walk = _bits(self.influence, endpoint, rows + self.radius, cols + self.radius)
+        touches = in_cone | (walk & ~(added & (self.pick[endpoint] < 0)))
         return np.unique(endpoint[touches])
 
     def _solve(self, endpoints: np.ndarray, windows: np.ndarray) -> None:
