@@ -176,15 +176,28 @@ def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int, 
     exact, with every pixel on a path of at most ``last_step`` steps that ends there (a subset of the full walk:
     rows farther from the centre than such a path can go in the steps left are not grown any more).
     """
-    centre = reach.shape[0] // 2
-    grown, scratch = np.empty_like(reach), np.empty_like(reach)
+    n_rows, centre = reach.shape[0], reach.shape[0] // 2
+    # row i + 1 of ``across``: row i of reach dilated along the row; rows 0 and n_rows + 1 stay empty
+    across = np.zeros((n_rows + 2, *reach.shape[1:]), reach.dtype)
+    scratch = np.empty_like(reach)
     for step in range(first_step, last_step + 1):
         # a pixel reached at this step matters if it is within target + (last_step - step) rows of the centre;
         # one row more so that those rows see all their neighbours
         span = step if target is None else min(step, target + last_step - step + 1)
-        low, high = max(centre - span, 0), min(centre + span + 1, reach.shape[0])
-        _dilate_rows(reach[low:high], grown[low:high], scratch[low:high])
-        np.bitwise_and(grown[low:high], mask[low:high], out=reach[low:high])
+        low, high = max(centre - span, 0), min(centre + span + 1, n_rows)
+        source = slice(max(low - 1, 0), min(high + 1, n_rows))
+        rows, spread = reach[source], across[source.start + 1:source.stop + 1]
+        np.left_shift(rows, _ONE, out=spread)
+        spread |= rows
+        np.right_shift(rows, _ONE, out=scratch[source])
+        spread |= scratch[source]
+        if reach.shape[1] > 1:  # carries between the words of a row
+            spread[:, 1:] |= rows[:, :-1] >> _TOP
+            spread[:, :-1] |= rows[:, 1:] << _TOP
+        out = scratch[low:high]
+        np.bitwise_or(across[low:high], across[low + 2:high + 2], out=out)
+        out |= across[low + 1:high + 1]
+        np.bitwise_and(out, mask[low:high], out=reach[low:high])
 
 
 def _seed(windows: np.ndarray) -> np.ndarray:
