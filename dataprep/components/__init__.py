@@ -384,11 +384,11 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
     if join_to_lines:
         tips = np.flatnonzero(~np.array(used) & defined)
         if len(tips):
-            targets = _LineJoins(closed, ends[tips], directions[tips], tip_radius[tips], max_gap, max_steps,
-                                 max_angle).solve()
-            for end, target in zip(ends[tips].tolist(), targets.tolist()):
-                if target[0] >= 0:
-                    cv2.line(canvas, (end[1], end[0]), (target[1], target[0]), 1, 1, cv2.LINE_8)
+            joins = _LineJoins(closed, ends[tips], directions[tips], tip_radius[tips], max_gap, max_steps,
+                               max_angle)
+            joins.solve()
+            _, rows, cols = joins.drawn  # the pixels cv2.line draws for the joins, less those already line
+            closed[rows, cols] = True
     return closed
 
 
@@ -735,16 +735,21 @@ def component_columns(labels: np.ndarray, rgb: np.ndarray) -> dict[str, list]:
     first_col = starts - row * width
     stop_col = ends - row * width  # exclusive
     n = int(run_label.max()) + 1
-    present, first_run = np.unique(run_label, return_index=True)  # runs are in raster order
-    last_run = len(run_label) - 1 - np.unique(run_label[::-1], return_index=True)[1]
+    # runs grouped by label, in raster order within a label (a stable sort): first and last run, column extent
+    order = np.argsort(run_label, kind="stable")
+    grouped = run_label[order]
+    group_start = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
+    present = grouped[group_start]
+    first_run = order[group_start]
+    last_run = order[np.append(group_start[1:], len(order)) - 1]
     top = np.zeros(n, np.int64)
     bottom = np.zeros(n, np.int64)
     left = np.full(n, width, np.int64)
     right = np.zeros(n, np.int64)
     top[present] = row[first_run]
     bottom[present] = row[last_run] + 1
-    np.minimum.at(left, run_label, first_col)
-    np.maximum.at(right, run_label, stop_col)
+    left[present] = np.minimum.reduceat(first_col[order], group_start)
+    right[present] = np.maximum.reduceat(stop_col[order], group_start)
 
     # Local coordinates (cv2.moments' x = column, y = row, from the crop's corner); exact int64 arithmetic.
     y = row - top[run_label]
