@@ -487,6 +487,11 @@ class _LineJoins:
          self.line_length) = _search_discs(self.disc, float(max_angle))
         angle = np.arctan2(directions[:, 0], directions[:, 1])
         sector = np.clip(((angle + np.pi) / (2 * np.pi / len(table))).astype(np.int64), 0, len(table) - 1)
+        # offsets are in order of distance: those beyond max_gap of every tip (the disc's corners) are never
+        # candidates (a margin of 1e-9 against rounding in the gap test)
+        within = int(np.searchsorted(self.distances, max_gap + 1 + tip_radius.max() + 1e-9, side="right"))
+        table = np.where(table < within, table, -1)
+        table = table[:, :max(int((table >= 0).sum(axis=1).max()), 1)]
         self.search = table[sector]  # (N, L) offset indices per endpoint
         self.disc_index = (self.rows + self.disc) * (2 * self.disc + 1) + self.cols + self.disc
         self.base = _pack_windows(closed, ends, self.radius)  # (R, K, N)
