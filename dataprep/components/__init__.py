@@ -386,8 +386,7 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
         if len(tips):
             joins = _LineJoins(closed, ends[tips], directions[tips], tip_radius[tips], max_gap, max_steps,
                                max_angle)
-            joins.solve()
-            _, rows, cols = joins.drawn  # the pixels cv2.line draws for the joins, less those already line
+            rows, cols = joins.solve()
             closed[rows, cols] = True
     return closed
 
@@ -497,8 +496,10 @@ class _LineJoins:
         self.base = _pack_windows(closed, ends, self.radius)  # (R, K, N)
         self.frame = closed.shape
 
-    def solve(self) -> np.ndarray:
-        """(N, 2) int (row, col) of each endpoint's join target, -1 where it has none."""
+    def solve(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the pixels the joins add to the line art: those ``cv2.line(..., LINE_8)`` draws from
+        each endpoint to its target, less those already line. ``pick`` then holds each endpoint's target (an
+        offset index, -1 = none)."""
         n = len(self.ends)
         self.pick = np.full(n, -1, np.int64)  # index of the target's offset, -1 = no join
         self.influence = np.zeros_like(self.base)
@@ -517,10 +518,7 @@ class _LineJoins:
             self.drawn = tuple(np.concatenate([a[keep], b]) for a, b in zip(old, new))
             gone = tuple(a[~keep] for a in old)
             pending = self._touched(gone, new)
-        found = self.pick >= 0
-        targets = np.full((n, 2), -1, np.int64)
-        targets[found] = self.ends[found] + np.stack([self.rows, self.cols], 1)[self.pick[found]]
-        return targets
+        return self.drawn[1], self.drawn[2]
 
     def _new_pixels(self, endpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(owner, row, col) of the pixels the joins of ``endpoints`` add to the line art of step 1."""
@@ -594,9 +592,10 @@ class _LineJoins:
 
         An endpoint's target is its first candidate (a line pixel of its search cone within ``max_gap``, in search
         order) off its own stroke (not reached by the walk of ``max_steps`` steps from the tip). Endpoints without
-        candidates have no target whatever their walk reaches, so only the others walk; their ``influence`` (the
-        pixels next to the walk: a changed pixel elsewhere cannot change the walk) is empty, as only a pixel in
-        the cone can change their answer.
+        candidates have no target whatever their walk reaches, so only the others walk, and only as far as the
+        walk can still come back into the search disc (:func:`_grow` with a target). ``influence``: the pixels
+        next to the walk (a changed pixel elsewhere cannot change what the walk reaches in the disc); empty for
+        endpoints without candidates, as only a pixel in their cone can change their answer.
         """
         r = self.radius
         entry, index, row, col, tie = self._candidates(endpoints, windows)
@@ -613,7 +612,7 @@ class _LineJoins:
         which, first_at = np.unique(entry[outside], return_index=True)
         first = outside[first_at]
         self.pick[endpoints[walking[which]]] = index[first]
-        for j, candidate in zip(which[tie[first]].tolist(), first[tie[first]].tolist()):
+        for j in which[tie[first]].tolist():
             self.pick[endpoints[walking[j]]] = self._reference(endpoints[walking[j]], windows[:, :, j:j + 1],
                                                                reach[:, :, j:j + 1])
 
