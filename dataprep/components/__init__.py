@@ -375,11 +375,12 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
                & _faces(ends, directions, defined, first, second, pair_cos_limit)
                & _faces(ends, directions, defined, second, first, pair_cos_limit))
     used = [False] * len(ends)
+    tip = ends.tolist()
     for a, b in zip(first[allowed].tolist(), second[allowed].tolist()):
         if used[a] or used[b]:
             continue
         used[a] = used[b] = True
-        cv2.line(canvas, (int(ends[a, 1]), int(ends[a, 0])), (int(ends[b, 1]), int(ends[b, 0])), 1, 1, cv2.LINE_8)
+        cv2.line(canvas, (tip[a][1], tip[a][0]), (tip[b][1], tip[b][0]), 1, 1, cv2.LINE_8)
 
     if join_to_lines:
         tips = np.flatnonzero(~np.array(used) & defined)
