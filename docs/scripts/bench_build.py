@@ -17,9 +17,10 @@ build runs for both trees, alternating within each round (``PYTHONPATH`` selects
 the work folder as current directory so neither checkout shadows the other), and the two datasets of each
 build are compared file by file (every Parquet shard and every manifest except its timings) to show that the
 change keeps the output. Prints one table per clip set: wall seconds, source frames per second, user + system
-CPU seconds of the build and its workers (what compares on a busy machine), peak RSS of
-the build's process tree, and the manifest's seconds per stage summed over workers (``timings``), with a
-last column: baseline time / this tree's time (this tree's / baseline's for frames per second and RSS). Linux only (RSS from /proc, via ``measure_build.py``).
+CPU seconds of the build and its workers (what compares on a busy machine), peak RSS of the build's process
+tree, and the manifest's seconds per stage summed over workers (``timings``), with a last column: baseline
+time / this tree's time (this tree's / baseline's for rates and RSS). Linux only (RSS from /proc, via
+``measure_build.py``).
 """
 
 from __future__ import annotations

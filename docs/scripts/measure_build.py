@@ -5,8 +5,8 @@
 Runs ``dataprep build`` as a subprocess (with --overwrite), samples the summed RSS of it and all its worker
 processes every 50 ms from /proc, then runs ``dataprep validate`` and prints one JSON object: wall seconds,
 source frames per second (frames decoded from the source / wall time of the build), peak RSS in MiB, user +
-system CPU seconds of the build and its workers, the manifest's counts and per-stage CPU seconds (summed over workers; ``detect`` is the shot-detection pass).
-Linux only (/proc).
+system CPU seconds of the build and its workers, the manifest's counts and per-stage seconds (summed over
+workers; ``detect`` is the shot-detection pass). Linux only (/proc).
 """
 
 from __future__ import annotations
