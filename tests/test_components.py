@@ -340,8 +340,48 @@ def test_gap_closing_equals_the_one_by_one_reference_on_real_frames(real_data, s
 
     from dataprep.imaging import fit_frame
 
-    for path in (real_data / "colour-shots" / "lvcd_sample_1" / "0.png",
-                 real_data / "frame-pairs" / "assets" / "72105_388.mp4_00-00.png"):
-        rgb = fit_frame(cv2.imread(str(path))[:, :, ::-1], 160, 160, "centre-crop")
+    for bgr in _real_frames(real_data):
+        rgb = fit_frame(bgr[:, :, ::-1], 160, 160, "centre-crop")
         lines = _xdog_lines(rgb)
         np.testing.assert_array_equal(close_gaps(lines, **settings), close_gaps_reference(lines, **settings))
+
+
+def _real_frames(real_data):
+    """BGR frames of four real sources: a feature film, a photo-like interior, a TV clip and a Ghibli shot."""
+    for path in (real_data / "colour-shots" / "lvcd_sample_1" / "0.png",
+                 real_data / "frame-pairs" / "assets" / "72105_388.mp4_00-00.png"):
+        yield cv2.imread(str(path))
+    for path, frame, columns in ((real_data / "cut-clips" / "onepiece_demo.mp4", 120, slice(None)),
+                                 (real_data / "shot-clips" / "tre-net" / "1PM_scene818.mp4", 5, slice(0, 409))):
+        capture = cv2.VideoCapture(str(path))
+        capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
+        ok, image = capture.read()
+        capture.release()
+        assert ok, path
+        yield image[:, columns]
+
+
+def test_walks_towards_a_target_square_are_exact_inside_it():
+    # gap closing only reads a walk near its start; pruned walks must agree there with full breadth-first walks
+    from scipy import ndimage
+
+    from dataprep.components import _unpack, _walks
+
+    rng = np.random.default_rng(11)
+    mask = rng.random((80, 90)) < 0.55
+    starts = np.argwhere(mask)[::37]
+    steps, target = 24, 9
+    reach = _unpack(_walks(mask, starts, steps, target), 2 * steps + 1)
+    full = _unpack(_walks(mask, starts, steps), 2 * steps + 1)
+    padded = np.pad(mask, steps)
+    for window, start, pruned in zip(full, starts, reach):
+        seed = np.zeros((2 * steps + 1,) * 2, bool)
+        seed[steps, steps] = True
+        box = padded[start[0]:start[0] + 2 * steps + 1, start[1]:start[1] + 2 * steps + 1]
+        expected = ndimage.binary_dilation(seed, ndimage.generate_binary_structure(2, 2), iterations=steps,
+                                           mask=box)
+        np.testing.assert_array_equal(window, expected)
+        inside = slice(steps - target, steps + target + 1)
+        np.testing.assert_array_equal(pruned[inside, inside], expected[inside, inside])
+        assert not (pruned & ~expected).any()  # never more than the walk reaches
+    assert reach.sum() < full.sum()  # the pruning does skip pixels

@@ -166,17 +166,38 @@ def _dilate_rows(x: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarr
     return out
 
 
-def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int) -> None:
+def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int, target: int | None = None) -> None:
     """Steps ``first_step..last_step`` of breadth-first walks from the window centres, in place: after step s,
     ``reach`` holds the pixels of ``mask`` joined to the centre by an 8-connected path of at most s steps in
     ``mask`` (the pixels of ``scipy.ndimage.binary_dilation(seed, iterations=s, mask=mask)``). Only the rows a
-    walk can have reached are touched."""
-    centre = reach.shape[0] // 2
-    grown, scratch = np.empty_like(reach), np.empty_like(reach)
+    walk can have reached are touched.
+
+    With ``target`` = t, only what the walk reaches in the central (2t+1)-square by ``last_step`` is kept
+    exact, with every pixel on a path of at most ``last_step`` steps that ends there (a subset of the full walk:
+    rows farther from the centre than such a path can go in the steps left are not grown any more).
+    """
+    n_rows, centre = reach.shape[0], reach.shape[0] // 2
+    # row i + 1 of ``across``: row i of reach dilated along the row; rows 0 and n_rows + 1 stay empty
+    across = np.zeros((n_rows + 2, *reach.shape[1:]), reach.dtype)
+    scratch = np.empty_like(reach)
     for step in range(first_step, last_step + 1):
-        low, high = max(centre - step, 0), min(centre + step + 1, reach.shape[0])
-        _dilate_rows(reach[low:high], grown[low:high], scratch[low:high])
-        np.bitwise_and(grown[low:high], mask[low:high], out=reach[low:high])
+        # a pixel reached at this step matters if it is within target + (last_step - step) rows of the centre;
+        # one row more so that those rows see all their neighbours
+        span = step if target is None else min(step, target + last_step - step + 1)
+        low, high = max(centre - span, 0), min(centre + span + 1, n_rows)
+        source = slice(max(low - 1, 0), min(high + 1, n_rows))
+        rows, spread = reach[source], across[source.start + 1:source.stop + 1]
+        np.left_shift(rows, _ONE, out=spread)
+        spread |= rows
+        np.right_shift(rows, _ONE, out=scratch[source])
+        spread |= scratch[source]
+        if reach.shape[1] > 1:  # carries between the words of a row
+            spread[:, 1:] |= rows[:, :-1] >> _TOP
+            spread[:, :-1] |= rows[:, 1:] << _TOP
+        out = scratch[low:high]
+        np.bitwise_or(across[low:high], across[low + 2:high + 2], out=out)
+        out |= across[low + 1:high + 1]
+        np.bitwise_and(out, mask[low:high], out=reach[low:high])
 
 
 def _seed(windows: np.ndarray) -> np.ndarray:
@@ -187,12 +208,13 @@ def _seed(windows: np.ndarray) -> np.ndarray:
     return reach
 
 
-def _walks(mask: np.ndarray, starts: np.ndarray, steps: int) -> np.ndarray:
+def _walks(mask: np.ndarray, starts: np.ndarray, steps: int, target: int | None = None) -> np.ndarray:
     """Packed windows of radius ``steps``: the pixels of ``mask`` reachable from each of ``starts`` in at most
-    ``steps`` 8-connected steps through ``mask``."""
+    ``steps`` 8-connected steps through ``mask`` (exact within ``target`` rows and columns of the start, see
+    :func:`_grow`)."""
     windows = _pack_windows(mask, starts, steps)
     reach = _seed(windows)
-    _grow(reach, windows, 1, steps)
+    _grow(reach, windows, 1, steps, target)
     return reach
 
 
@@ -353,20 +375,20 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
                & _faces(ends, directions, defined, first, second, pair_cos_limit)
                & _faces(ends, directions, defined, second, first, pair_cos_limit))
     used = [False] * len(ends)
+    tip = ends.tolist()
     for a, b in zip(first[allowed].tolist(), second[allowed].tolist()):
         if used[a] or used[b]:
             continue
         used[a] = used[b] = True
-        cv2.line(canvas, (int(ends[a, 1]), int(ends[a, 0])), (int(ends[b, 1]), int(ends[b, 0])), 1, 1, cv2.LINE_8)
+        cv2.line(canvas, (tip[a][1], tip[a][0]), (tip[b][1], tip[b][0]), 1, 1, cv2.LINE_8)
 
     if join_to_lines:
         tips = np.flatnonzero(~np.array(used) & defined)
         if len(tips):
-            targets = _LineJoins(closed, ends[tips], directions[tips], tip_radius[tips], max_gap, max_steps,
-                                 max_angle).solve()
-            for end, target in zip(ends[tips].tolist(), targets.tolist()):
-                if target[0] >= 0:
-                    cv2.line(canvas, (end[1], end[0]), (target[1], target[0]), 1, 1, cv2.LINE_8)
+            joins = _LineJoins(closed, ends[tips], directions[tips], tip_radius[tips], max_gap, max_steps,
+                               max_angle)
+            rows, cols = joins.solve()
+            closed[rows, cols] = True
     return closed
 
 
@@ -386,8 +408,9 @@ def _same_stroke(skeleton: np.ndarray, ends: np.ndarray, first: np.ndarray, seco
     walk = np.flatnonzero(same & (piece_size[piece_a] > max_steps + 1))
     if len(walk):
         starts, which = np.unique(first[walk], return_inverse=True)
-        reach = _walks(skeleton, ends[starts], max_steps)
-        offset = ends[second[walk]] - ends[first[walk]] + max_steps
+        offset = ends[second[walk]] - ends[first[walk]]
+        reach = _walks(skeleton, ends[starts], max_steps, int(np.abs(offset).max()))
+        offset += max_steps
         inside = (offset >= 0).all(axis=1) & (offset <= 2 * max_steps).all(axis=1)
         result[walk[inside]] = _bits(reach, which[inside], offset[inside, 0], offset[inside, 1])
     return result
@@ -464,12 +487,20 @@ class _LineJoins:
          self.line_length) = _search_discs(self.disc, float(max_angle))
         angle = np.arctan2(directions[:, 0], directions[:, 1])
         sector = np.clip(((angle + np.pi) / (2 * np.pi / len(table))).astype(np.int64), 0, len(table) - 1)
+        # offsets are in order of distance: those beyond max_gap of every tip (the disc's corners) are never
+        # candidates (a margin of 1e-9 against rounding in the gap test)
+        within = int(np.searchsorted(self.distances, max_gap + 1 + tip_radius.max() + 1e-9, side="right"))
+        table = np.where(table < within, table, -1)
+        table = table[:, :max(int((table >= 0).sum(axis=1).max()), 1)]
         self.search = table[sector]  # (N, L) offset indices per endpoint
+        self.disc_index = (self.rows + self.disc) * (2 * self.disc + 1) + self.cols + self.disc
         self.base = _pack_windows(closed, ends, self.radius)  # (R, K, N)
         self.frame = closed.shape
 
-    def solve(self) -> np.ndarray:
-        """(N, 2) int (row, col) of each endpoint's join target, -1 where it has none."""
+    def solve(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the pixels the joins add to the line art: those ``cv2.line(..., LINE_8)`` draws from
+        each endpoint to its target, less those already line. ``pick`` then holds each endpoint's target (an
+        offset index, -1 = none)."""
         n = len(self.ends)
         self.pick = np.full(n, -1, np.int64)  # index of the target's offset, -1 = no join
         self.influence = np.zeros_like(self.base)
@@ -487,11 +518,8 @@ class _LineJoins:
             new = self._new_pixels(changed)
             self.drawn = tuple(np.concatenate([a[keep], b]) for a, b in zip(old, new))
             gone = tuple(a[~keep] for a in old)
-            pending = self._touched(tuple(np.concatenate([a, b]) for a, b in zip(gone, new)))
-        found = self.pick >= 0
-        targets = np.full((n, 2), -1, np.int64)
-        targets[found] = self.ends[found] + np.stack([self.rows, self.cols], 1)[self.pick[found]]
-        return targets
+            pending = self._touched(gone, new)
+        return self.drawn[1], self.drawn[2]
 
     def _new_pixels(self, endpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(owner, row, col) of the pixels the joins of ``endpoints`` add to the line art of step 1."""
@@ -504,11 +532,11 @@ class _LineJoins:
         return owner[new], pixels[new, 0], pixels[new, 1]
 
     def _pixels_near(self, pixels: tuple[np.ndarray, np.ndarray, np.ndarray], endpoints: np.ndarray):
-        """(endpoint, row offset, col offset) of each of ``pixels`` (owner, row, col) within the window of each of
-        ``endpoints`` (sorted) whose owner comes before the endpoint."""
+        """(endpoint, row offset, col offset, index in ``pixels``) of each of ``pixels`` (owner, row, col) within
+        the window of each of ``endpoints`` (sorted) whose owner comes before the endpoint."""
         owner, rows, cols = pixels
         if not len(endpoints) or not len(owner):
-            return (np.zeros(0, np.int64),) * 3
+            return (np.zeros(0, np.int64),) * 4
         # all pairs, in blocks of pixels so the comparison matrix stays below about 2 million entries (a real
         # 256 x 256 frame is one block; a large frame has thousands of tips)
         centres = self.ends[endpoints]
@@ -523,54 +551,92 @@ class _LineJoins:
             found.append((point + start, which))
         point = np.concatenate([f[0] for f in found])
         endpoint = endpoints[np.concatenate([f[1] for f in found])]
-        return endpoint, rows[point] - self.ends[endpoint, 0], cols[point] - self.ends[endpoint, 1]
+        return endpoint, rows[point] - self.ends[endpoint, 0], cols[point] - self.ends[endpoint, 1], point
 
     def _windows(self, endpoints: np.ndarray) -> np.ndarray:
         """Packed line art around ``endpoints``: step 1's plus the joins of the endpoints before each."""
         windows = self.base[:, :, endpoints]
-        endpoint, rows, cols = self._pixels_near(self.drawn, endpoints)
+        endpoint, rows, cols, _ = self._pixels_near(self.drawn, endpoints)
         if len(endpoint):
             row, col = rows + self.radius, cols + self.radius
             np.bitwise_or.at(windows, (row, col >> 6, np.searchsorted(endpoints, endpoint)),
                              _ONE << (col & 63).astype(np.uint64))
         return windows
 
-    def _touched(self, pixels: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-        """Endpoints whose answer one of the changed ``pixels`` (owner, row, col) before them could change: next
-        to their walk, or in their search cone (a superset: the cone test with a margin)."""
-        endpoint, rows, cols = self._pixels_near(pixels, np.arange(len(self.ends)))
+    def _touched(self, gone: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 new: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """Endpoints whose answer a pixel (owner, row, col) of joins ``gone`` or ``new`` before them could change:
+        next to their walk, or in their search cone (a superset: the cone test with a margin).
+
+        An endpoint without a target has all its candidates on its own stroke; a pixel added outside its cone
+        only lengthens its walk, so its candidates stay on its own stroke: only removed pixels next to its walk
+        count for it.
+        """
+        pixels = tuple(np.concatenate([a, b]) for a, b in zip(gone, new))
+        endpoint, rows, cols, which = self._pixels_near(pixels, np.arange(len(self.ends)))
+        added = which >= len(gone[0])
         distance = np.hypot(rows, cols)
         direction = self.directions[endpoint]
         ahead = rows * direction[:, 0] + cols * direction[:, 1] >= self.cos_limit * distance - 1e-9 * (distance + 1)
         in_cone = ahead & (distance - 1 - self.tip_radius[endpoint] <= self.max_gap)
-        touches = in_cone | _bits(self.influence, endpoint, rows + self.radius, cols + self.radius)
+        # a pixel after the current target in search order changes nothing unless it changes the walk (offsets
+        # index the search disc in search order; a pixel within max_gap is inside it)
+        near = np.flatnonzero(in_cone)
+        pick = self.pick[endpoint[near]]
+        in_cone[near] = (pick < 0) | (self.index[rows[near] + self.disc, cols[near] + self.disc] <= pick)
+        walk = _bits(self.influence, endpoint, rows + self.radius, cols + self.radius)
+        touches = in_cone | (walk & ~(added & (self.pick[endpoint] < 0)))
         return np.unique(endpoint[touches])
 
     def _solve(self, endpoints: np.ndarray, windows: np.ndarray) -> None:
-        """Join targets of ``endpoints`` on their packed ``windows``; sets ``pick`` and ``influence``."""
+        """Join targets of ``endpoints`` on their packed ``windows``; sets ``pick`` and ``influence``.
+
+        An endpoint's target is its first candidate (a line pixel of its search cone within ``max_gap``, in search
+        order) off its own stroke (not reached by the walk of ``max_steps`` steps from the tip). Endpoints without
+        candidates have no target whatever their walk reaches, so only the others walk, and only as far as the
+        walk can still come back into the search disc (:func:`_grow` with a target). ``influence``: the pixels
+        next to the walk (a changed pixel elsewhere cannot change what the walk reaches in the disc); empty for
+        endpoints without candidates, as only a pixel in their cone can change their answer.
+        """
         r = self.radius
+        entry, index, row, col, tie = self._candidates(endpoints, windows)
+        self.pick[endpoints] = -1
+        self.influence[:, :, endpoints] = 0
+        walking, entry = np.unique(entry, return_inverse=True)  # positions in ``endpoints`` with candidates
+        if not len(walking):
+            return
+        windows = windows[:, :, walking]
         reach = _seed(windows)
-        _grow(reach, windows, 1, self.max_steps)
-        self.influence[:, :, endpoints] = _dilate_rows(reach)
+        _grow(reach, windows, 1, self.max_steps, self.disc)
+        self.influence[:, :, endpoints[walking]] = _dilate_rows(reach)
+        outside = np.flatnonzero(~_bits(reach, entry, row + r, col + r))
+        which, first_at = np.unique(entry[outside], return_index=True)
+        first = outside[first_at]
+        self.pick[endpoints[walking[which]]] = index[first]
+        for j in which[tie[first]].tolist():
+            self.pick[endpoints[walking[j]]] = self._reference(endpoints[walking[j]], windows[:, :, j:j + 1],
+                                                               reach[:, :, j:j + 1])
+
+    def _candidates(self, endpoints: np.ndarray, windows: np.ndarray):
+        """Candidates of ``endpoints``, in search order per endpoint: (position in ``endpoints``, offset index,
+        row offset, col offset, tie) of every line pixel of the search cone within ``max_gap``, the cone being
+        taken with the tie margin of :func:`_dot`; ``tie``: its dot product is that close to the limit (the pixel
+        is then decided by :meth:`_reference`)."""
+        r, d = self.radius, self.disc
         search = self.search[endpoints]
         valid = search >= 0
         search = np.where(valid, search, 0)
-        rows, cols, distances = self.rows[search], self.cols[search], self.distances[search]
-        local = np.arange(len(endpoints))[:, None]
-        line = _bits(windows, local, rows + r, cols + r)
-        own = _bits(reach, local, rows + r, cols + r)
-        gap = distances - 1 - self.tip_radius[endpoints, None]
-        direction = self.directions[endpoints]
+        disc = _unpack(windows[r - d:r + d + 1], 2 * r + 1)[:, :, r - d:r + d + 1].reshape(len(endpoints), -1)
+        line = valid & np.take_along_axis(disc, self.disc_index[search], axis=1)
+        entry, slot = np.nonzero(line)
+        index = search[entry, slot]
+        rows, cols, distances = self.rows[index], self.cols[index], self.distances[index]
+        gap = distances - 1 - self.tip_radius[endpoints[entry]]
+        direction = self.directions[endpoints[entry]]
         limit = self.cos_limit * distances
-        dot, tie = _dot(rows, cols, direction[:, 0, None], direction[:, 1, None], limit)
-        free = valid & line & ~own & (gap <= self.max_gap)
-        ok = free & (dot >= limit)
-        first = np.where(ok.any(axis=1), ok.argmax(axis=1), ok.shape[1])
-        unsure = (tie & free & (np.arange(ok.shape[1]) <= first[:, None])).any(axis=1)
-        found = first < ok.shape[1]
-        self.pick[endpoints] = np.where(found, search[local[:, 0], np.minimum(first, ok.shape[1] - 1)], -1)
-        for j in np.flatnonzero(unsure):
-            self.pick[endpoints[j]] = self._reference(endpoints[j], windows[:, :, j:j + 1], reach[:, :, j:j + 1])
+        dot, tie = _dot(rows, cols, direction[:, 0], direction[:, 1], limit)
+        keep = (gap <= self.max_gap) & ((dot >= limit) | tie)
+        return entry[keep], index[keep], rows[keep], cols[keep], tie[keep]
 
     def _reference(self, i: int, window: np.ndarray, reach: np.ndarray) -> int:
         """One endpoint's target offset index in the float operations of the one-by-one implementation (for dot
@@ -674,16 +740,21 @@ def component_columns(labels: np.ndarray, rgb: np.ndarray) -> dict[str, list]:
     first_col = starts - row * width
     stop_col = ends - row * width  # exclusive
     n = int(run_label.max()) + 1
-    present, first_run = np.unique(run_label, return_index=True)  # runs are in raster order
-    last_run = len(run_label) - 1 - np.unique(run_label[::-1], return_index=True)[1]
+    # runs grouped by label, in raster order within a label (a stable sort): first and last run, column extent
+    order = np.argsort(run_label, kind="stable")
+    grouped = run_label[order]
+    group_start = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
+    present = grouped[group_start]
+    first_run = order[group_start]
+    last_run = order[np.append(group_start[1:], len(order)) - 1]
     top = np.zeros(n, np.int64)
     bottom = np.zeros(n, np.int64)
     left = np.full(n, width, np.int64)
     right = np.zeros(n, np.int64)
     top[present] = row[first_run]
     bottom[present] = row[last_run] + 1
-    np.minimum.at(left, run_label, first_col)
-    np.maximum.at(right, run_label, stop_col)
+    left[present] = np.minimum.reduceat(first_col[order], group_start)
+    right[present] = np.maximum.reduceat(stop_col[order], group_start)
 
     # Local coordinates (cv2.moments' x = column, y = row, from the crop's corner); exact int64 arithmetic.
     y = row - top[run_label]

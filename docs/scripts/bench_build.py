@@ -1,7 +1,7 @@
 """Build benchmark on real anime and generated clips: source fps, peak RSS and CPU seconds per stage.
 
     python docs/scripts/bench_build.py [--real ../shared/data/real] [--synth] [--baseline TREE] [--rounds 1]
-                                       [--workers 2] [--work DIR]
+                                       [--workers 2] [--work DIR] [--only NAME]
 
 Builds with the defaults (``dataprep build INPUTS --out DIR --workers 2``, only a crop where a clip needs one):
 
@@ -16,9 +16,11 @@ With ``--baseline TREE`` (a checkout of another commit, e.g. ``git worktree add 
 build runs for both trees, alternating within each round (``PYTHONPATH`` selects the tree; the builds run with
 the work folder as current directory so neither checkout shadows the other), and the two datasets of each
 build are compared file by file (every Parquet shard and every manifest except its timings) to show that the
-change keeps the output. Prints one table per clip set: wall seconds, source frames per second, peak RSS of
-the build's process tree, and the manifest's seconds per stage summed over workers (``timings``), with a
-last column: baseline time / this tree's time (this tree's / baseline's for frames per second and RSS). Linux only (RSS from /proc, via ``measure_build.py``).
+change keeps the output. Prints one table per clip set: wall seconds, source frames per second, user + system
+CPU seconds of the build and its workers (what compares on a busy machine), peak RSS of the build's process
+tree, and the manifest's seconds per stage summed over workers (``timings``), with a last column: baseline
+time / this tree's time (this tree's / baseline's for rates and RSS). Linux only (RSS from /proc, via
+``measure_build.py``).
 """
 
 from __future__ import annotations
@@ -59,12 +61,12 @@ def run_build(tree: Path, inputs: list[str], overrides: list[str], out: Path, wo
                "--workers", str(workers), "-q"]
     for item in overrides:
         command += ["--set", item]
-    returncode, wall, peak = run_measured(command, cwd=out.parent, env=dict(os.environ, PYTHONPATH=str(tree)),
-                                          stdout=subprocess.DEVNULL)
+    returncode, wall, peak, cpu = run_measured(command, cwd=out.parent,
+                                               env=dict(os.environ, PYTHONPATH=str(tree)), stdout=subprocess.DEVNULL)
     if returncode != 0:
         raise SystemExit(f"bench_build: build of {inputs} with {tree} failed (exit {returncode})")
     info = json.loads((out / "meta" / "info.json").read_text())
-    return {"wall": wall, "peak_rss": peak, "frames": info["counts"]["frames"],
+    return {"wall": wall, "cpu": cpu, "peak_rss": peak, "frames": info["counts"]["frames"],
             "source_frames": sum(s.get("n_frames") or 0 for s in info["sources"]),
             "stages": info["timings"]["stages_cpu_seconds"]}
 
@@ -91,7 +93,7 @@ def dataset_digest(out: Path) -> dict[str, str]:
 
 
 def add(total: dict, result: dict) -> None:
-    for key in ("wall", "frames", "source_frames"):
+    for key in ("wall", "cpu", "frames", "source_frames"):
         total[key] = total.get(key, 0) + result[key]
     total["peak_rss"] = max(total.get("peak_rss", 0), result["peak_rss"])
     stages = total.setdefault("stages", {})
@@ -116,6 +118,8 @@ def report(name: str, totals: dict[str, dict], rounds: int) -> None:
 
     row("wall s", [t["wall"] / rounds for t in totals.values()], ".2f")
     row("source frames/s", [t["source_frames"] / t["wall"] for t in totals.values()], ".1f", True)
+    row("CPU s (user + sys)", [t["cpu"] / rounds for t in totals.values()], ".2f")
+    row("source frames/CPU s", [t["source_frames"] / t["cpu"] for t in totals.values()], ".1f", True)
     row("peak RSS MiB", [t["peak_rss"] / 2**20 for t in totals.values()], ".0f", True)
     stages = sorted(totals[trees[-1]]["stages"], key=lambda s: -totals[trees[-1]]["stages"][s])
     for stage in stages:
@@ -134,6 +138,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("bench-build-work"), help="folder for the builds")
+    parser.add_argument("--only", help="only the real builds whose name contains this (e.g. onepiece, eisai)")
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -141,7 +146,7 @@ def main() -> int:
     if not args.no_real:
         if not args.real.is_dir():
             raise SystemExit(f"bench_build: real data not found at {args.real} (pass --real or --no-real)")
-        sets["real"] = real_builds(args.real.resolve())
+        sets["real"] = [b for b in real_builds(args.real.resolve()) if not args.only or args.only in b[0]]
     if args.synth:
         clip = work / "synth1080" / "video.mp4"
         if not clip.exists():
@@ -167,7 +172,7 @@ def main() -> int:
                     result = run_build(trees[label], inputs, overrides, out, args.workers)
                     add(totals[label], result)
                     outs[label] = out
-                    print(f"{build_name} [{label}]: {result['wall']:.2f} s, "
+                    print(f"{build_name} [{label}]: {result['wall']:.2f} s, CPU {result['cpu']:.2f} s, "
                           f"{result['source_frames'] / result['wall']:.1f} source fps, "
                           f"components {result['stages'].get('components', 0):.2f} s", file=sys.stderr)
                 if len(outs) == 2:
