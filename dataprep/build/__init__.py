@@ -60,11 +60,12 @@ from dataprep.dataset.card import write_card
 from dataprep.dataset.manifest import Manifest, check_manifest_structure, shard_hashes
 from dataprep.errors import CelbenchError, file_error
 from dataprep.build.executor import EXECUTORS, Task, TaskQueue, TaskResult
-from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
+from dataprep.imaging import decode_png, encode_png
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
 from dataprep.paths import safe_name
 from dataprep.progress import progress
 from dataprep.dataset.schemas import FRAMES, IMAGE, PAIRS, SCHEMA_VERSION, SCHEMAS, image_value
+from dataprep.video.line_art import LineArtFolder, is_line_art_folder
 from dataprep.storage import BuildLock, Storage, is_url, local_input, local_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -87,7 +88,7 @@ class Source:
     path: str
     video_id: str
     sha256: str
-    kind: str  # 'video' or 'frames'
+    kind: str  # 'video', 'frames' or 'line-art' (dataprep.video.line_art)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "video_id": self.video_id, "sha256": self.sha256, "kind": self.kind}
@@ -99,7 +100,9 @@ def resolve_source(path: str | os.PathLike) -> Source:
     local = local_path(path)
     where = Storage(path)
     name = Path(local).name if local is not None else str(path).rstrip("/").rpartition("/")[2]
-    if where.isdir():
+    if local is not None and is_line_art_folder(local):
+        sha, kind = LineArtFolder(local).sha256(), "line-art"
+    elif where.isdir():
         images = [f for f in where.listdir() if Path(f).suffix.lower() in IMAGE_SUFFIXES]
         if not images:
             raise file_error(path, "folder holds no image frames (.png, .jpg, ...)")
@@ -433,7 +436,7 @@ def process_unit(payload: dict) -> dict:
                     index, timestamp, image = item
                     if index not in shot_of or index in dropped:  # not in a kept shot, or dark/faded (Shi 4.1)
                         continue
-                    rgb = fit_frame(to_rgb(image), config.frames.width, config.frames.height, config.frames.resize)
+                    rgb, given = pipeline.fit(image)
             if item is None:
                 break
             shot = shot_of[index]
@@ -448,12 +451,14 @@ def process_unit(payload: dict) -> dict:
                 else:
                     group = _held_group(state, rgb, index, config.frames.held_threshold)
             with timer("sketch"):
-                sketch = pipeline.sketch(rgb)
+                sketch = pipeline.sketch(rgb) if given is None else given.sketch
             with timer("field"):
                 field = pipeline.distance_field(sketch)
             with timer("components"):
-                labels, table = pipeline.components(sketch, rgb)
+                labels, table = (pipeline.components(sketch, rgb) if given is None else
+                                 pipeline.components(sketch, rgb, given.labels))
             with timer("encode"):
+                extractor = described if given is None else pipeline.describe_given(given)
                 colour_png = encode_png(rgb, compression, "colour")
                 labels_png = encode_png(labels, compression, "components")
                 row = {
@@ -463,7 +468,7 @@ def process_unit(payload: dict) -> dict:
                     "colour": image_value(colour_png), "sketch": image_value(encode_png(sketch, compression, "sketch")),
                     "distance_field": image_value(encode_png(field, compression, "distance_field")),
                     "components": image_value(labels_png), "component_table": table,
-                    "extractor": described["extractor"], "extractor_params": described["extractor_params"],
+                    "extractor": extractor["extractor"], "extractor_params": extractor["extractor_params"],
                     "field": described["field"], "seed": derive_seed(config.seed, video_id, index),
                 }
             with timer("write"):
