@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 
 from benchmark.metrics.component_accuracy import component_colours
 from benchmark.model import Batch, no_weights, register_model
@@ -138,15 +139,23 @@ class CostWeights:
 
 def cost_matrix(target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int],
                 weights: CostWeights, rows: slice = slice(None)) -> np.ndarray:
-    """match-hand's cost, (n_target[rows], n_reference) float64 (module docstring)."""
+    """match-hand's cost, (n_target[rows], n_reference) float64 (module docstring).
+
+    Each term is a distance between per-component vectors (``|log2(a_t / a_r)| = |log2 a_t - log2 a_r|``), so
+    every term is one ``scipy.spatial.distance.cdist`` call: a C loop without the (n_t, n_r, d) temporaries
+    of broadcasting (about 10x faster at thousands of components).
+    """
     scale = 0.1 * float(np.hypot(*shape))
-    shift = np.linalg.norm(target.centroid[rows, None, :] - reference.centroid[None, :, :], axis=2) / scale
-    area = np.abs(np.log2(target.area[rows, None] / reference.area[None, :]))
-    hu = np.abs(target.log_hu[rows, None, :] - reference.log_hu[None, :, :]).mean(axis=2)
-    colour = np.linalg.norm(target.mean_rgb[rows, None, :] - reference.mean_rgb[None, :, :], axis=2) / (255 * 3 ** 0.5)
-    neighbours = np.abs(np.log2((1 + target.degree[rows, None]) / (1 + reference.degree[None, :])))
-    return (weights.position * shift + weights.area * area + weights.shape * hu + weights.colour * colour
-            + weights.neighbours * neighbours)
+
+    def distance(first: np.ndarray, second: np.ndarray, metric: str) -> np.ndarray:
+        return cdist(first.reshape(len(first), -1), second.reshape(len(second), -1), metric)
+
+    cost = distance(target.centroid[rows], reference.centroid, "euclidean") * (weights.position / scale)
+    cost += distance(np.log2(target.area[rows]), np.log2(reference.area), "cityblock") * weights.area
+    cost += distance(target.log_hu[rows], reference.log_hu, "cityblock") * (weights.shape / target.log_hu.shape[1])
+    cost += distance(target.mean_rgb[rows], reference.mean_rgb, "euclidean") * (weights.colour / (255 * 3 ** 0.5))
+    cost += distance(np.log2(1 + target.degree[rows]), np.log2(1 + reference.degree), "cityblock") * weights.neighbours
+    return cost
 
 
 def labels_of(batch: Batch, side: str) -> torch.Tensor:
