@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from dataprep.errors import CelbenchError, file_error
-from dataprep.imaging import read_image, to_rgb
+from dataprep.imaging import fit_frame, read_image, to_rgb
 
 #: Names of each kind of file, as a subfolder or a file-name prefix.
 KIND_NAMES = {"line": ("line", "sketch"), "colour": ("gt", "color", "colour"), "regions": ("seg",)}
@@ -60,35 +60,16 @@ class GivenLineArt(NamedTuple):
     labels: np.ndarray | None
 
     def fitted(self, width: int, height: int, mode: str) -> "GivenLineArt":
-        """This drawing at the stored resolution: :func:`dataprep.imaging.fit_frame`'s scale, crop and padding
-        (white paper; a padded border is one more region), every array sampled nearest-neighbour."""
-        h, w = self.sketch.shape
-        if mode == "centre-crop":
-            scale = max(width / w, height / h)
-            new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
-        elif mode in ("pad", "keep-aspect"):
-            scale = min(width / w, height / h)
-            new_w, new_h = min(width, max(1, round(w * scale))), min(height, max(1, round(h * scale)))
-        else:
-            raise CelbenchError(f"unknown resize mode {mode!r}")
+        """This drawing at the stored resolution: :func:`dataprep.imaging.fit_frame` with every array sampled
+        nearest-neighbour (white paper padding; a padded border is one more region)."""
 
         def fit(array: np.ndarray, fill: int) -> np.ndarray:
-            if (new_w, new_h) != (w, h):
-                array = cv2.resize(array, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
-            if mode == "centre-crop":
-                x0, y0 = (new_w - width) // 2, (new_h - height) // 2
-                return np.ascontiguousarray(array[y0:y0 + height, x0:x0 + width])
-            if mode == "pad":
-                canvas = np.full((height, width) + array.shape[2:], fill, array.dtype)
-                x0, y0 = (width - new_w) // 2, (height - new_h) // 2
-                canvas[y0:y0 + new_h, x0:x0 + new_w] = array
-                return canvas
-            return np.ascontiguousarray(array)
+            return fit_frame(array, width, height, mode, interpolation=cv2.INTER_NEAREST, fill=fill)
 
         labels = None
         if self.labels is not None:
             padding = int(self.labels.max()) + 1  # the white border: a region of its own
-            labels = compact_labels(fit(self.labels.astype(np.int64), padding))
+            labels = compact_labels(fit(self.labels.astype(np.int32), padding))
         return GivenLineArt(fit(self.colour, 255), fit(self.sketch, 255), labels)
 
 
