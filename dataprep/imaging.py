@@ -39,16 +39,18 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     raise CelbenchError(f"unsupported frame shape {array.shape}")
 
 
-def fit_frame(rgb: np.ndarray, width: int, height: int, mode: str) -> np.ndarray:
+def fit_frame(rgb: np.ndarray, width: int, height: int, mode: str, interpolation: int | None = None,
+              fill: int = 255) -> np.ndarray:
     """Resize an RGB frame to the stored resolution.
 
     Args:
-        rgb: (H, W, 3) uint8.
+        rgb: (H, W, 3) uint8 (or any (H, W[, C]) array OpenCV resizes, with ``interpolation``).
         width, height: target size.
         mode: 'centre-crop' (scale to cover width x height, crop the centre), 'pad' (scale to fit inside,
             centre on white), 'keep-aspect' (scale so it fits inside width x height; output keeps the aspect ratio).
-
-    Area interpolation when shrinking (no aliasing of thin lines), bilinear when enlarging.
+        interpolation: an OpenCV flag; default area interpolation when shrinking (no aliasing of thin lines),
+            bilinear when enlarging. Label maps and flat colours use ``cv2.INTER_NEAREST``.
+        fill: value of the padding ('pad'): 255 = white.
     """
     h, w = rgb.shape[:2]
     if mode == "centre-crop":
@@ -59,13 +61,14 @@ def fit_frame(rgb: np.ndarray, width: int, height: int, mode: str) -> np.ndarray
         new_w, new_h = min(width, max(1, round(w * scale))), min(height, max(1, round(h * scale)))
     else:
         raise CelbenchError(f"unknown resize mode {mode!r}")
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = rgb if (new_w, new_h) == (w, h) else cv2.resize(rgb, (new_w, new_h), interpolation=interpolation)
     if mode == "centre-crop":
         x0, y0 = (new_w - width) // 2, (new_h - height) // 2
         return np.ascontiguousarray(resized[y0:y0 + height, x0:x0 + width])
     if mode == "pad":
-        canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+        canvas = np.full((height, width) + resized.shape[2:], fill, dtype=resized.dtype)
         x0, y0 = (width - new_w) // 2, (height - new_h) // 2
         canvas[y0:y0 + new_h, x0:x0 + new_w] = resized
         return canvas

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from dataprep.build.pipeline import StagePipeline
 from dataprep.config import BuildConfig, canonical_json
 
 
@@ -51,6 +52,8 @@ class FakePipeline:
 
     def __init__(self, config: BuildConfig):
         self.config = config
+
+    fit = StagePipeline.fit
 
     def _files(self, path: str) -> list[Path]:
         return sorted(p for p in Path(path).iterdir() if p.suffix == ".png")

@@ -128,3 +128,21 @@ def test_on_generated_frames_with_ground_truth_components():
     assert result["acc"] == pytest.approx(1 - np.isin(ids, background).sum() / len(ids))
     assert result["pix_acc"] == pytest.approx(1 - background_px / (frame.labels != 0).sum())
     assert result["pix_acc_wobg"] == 1.0
+
+
+def test_mode_colours_equal_a_plain_count_per_component():
+    """component_colours (hashed keys) against a per-component Counter, on noisy frames with ties."""
+    from collections import Counter
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        labels = rng.integers(0, 7, (9, 13))
+        labels[0, 0] = 70000  # ids past 16 bits keep apart from the colour bits
+        image = (rng.integers(0, 3, (9, 13, 3)) * 120).astype(np.uint8)
+        ids, sizes, colours = component_colours(image, labels)
+        expected_ids = sorted(set(labels[labels > 0].tolist()))
+        assert ids.tolist() == expected_ids
+        for i, size, colour in zip(ids, sizes, colours):
+            counts = Counter(int(r) << 16 | int(g) << 8 | int(b) for r, g, b in image[labels == i])
+            top = max(counts.values())
+            assert size == (labels == i).sum() and colour == min(c for c, n in counts.items() if n == top)

@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 
 from benchmark.metrics.component_accuracy import component_colours
 from benchmark.model import Batch, no_weights, register_model
@@ -91,7 +92,7 @@ def adjacency(labels: np.ndarray) -> np.ndarray:
     with the nearest pixel's index, ``DIST_LABEL_PIXEL``, which numbers region pixels in raster order), so two
     regions are adjacent when the line between them is the border of their grown areas.
     """
-    labels = np.asarray(labels).astype(np.int64)
+    labels = np.asarray(labels, dtype=np.int32)  # half the memory traffic of int64; codes below are int64
     if labels.max(initial=0) == 0:
         return np.zeros((0, 2), np.int64)
     grown = labels
@@ -103,8 +104,8 @@ def adjacency(labels: np.ndarray) -> np.ndarray:
     codes = []
     for first, second in ((grown[:, 1:], grown[:, :-1]), (grown[1:, :], grown[:-1, :])):
         differ = first != second
-        low, high = np.minimum(first[differ], second[differ]), np.maximum(first[differ], second[differ])
-        codes.append(low * base + high)
+        a, b = first[differ], second[differ]
+        codes.append(np.minimum(a, b).astype(np.int64) * base + np.maximum(a, b))
     codes = np.unique(np.concatenate(codes))
     return np.stack([codes // base, codes % base], axis=1)
 
@@ -138,15 +139,23 @@ class CostWeights:
 
 def cost_matrix(target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int],
                 weights: CostWeights, rows: slice = slice(None)) -> np.ndarray:
-    """match-hand's cost, (n_target[rows], n_reference) float64 (module docstring)."""
+    """match-hand's cost, (n_target[rows], n_reference) float64 (module docstring).
+
+    Each term is a distance between per-component vectors (``|log2(a_t / a_r)| = |log2 a_t - log2 a_r|``), so
+    every term is one ``scipy.spatial.distance.cdist`` call: a C loop without the (n_t, n_r, d) temporaries
+    of broadcasting (about 10x faster at thousands of components).
+    """
     scale = 0.1 * float(np.hypot(*shape))
-    shift = np.linalg.norm(target.centroid[rows, None, :] - reference.centroid[None, :, :], axis=2) / scale
-    area = np.abs(np.log2(target.area[rows, None] / reference.area[None, :]))
-    hu = np.abs(target.log_hu[rows, None, :] - reference.log_hu[None, :, :]).mean(axis=2)
-    colour = np.linalg.norm(target.mean_rgb[rows, None, :] - reference.mean_rgb[None, :, :], axis=2) / (255 * 3 ** 0.5)
-    neighbours = np.abs(np.log2((1 + target.degree[rows, None]) / (1 + reference.degree[None, :])))
-    return (weights.position * shift + weights.area * area + weights.shape * hu + weights.colour * colour
-            + weights.neighbours * neighbours)
+
+    def distance(first: np.ndarray, second: np.ndarray, metric: str) -> np.ndarray:
+        return cdist(first.reshape(len(first), -1), second.reshape(len(second), -1), metric)
+
+    cost = distance(target.centroid[rows], reference.centroid, "euclidean") * (weights.position / scale)
+    cost += distance(np.log2(target.area[rows]), np.log2(reference.area), "cityblock") * weights.area
+    cost += distance(target.log_hu[rows], reference.log_hu, "cityblock") * (weights.shape / target.log_hu.shape[1])
+    cost += distance(target.mean_rgb[rows], reference.mean_rgb, "euclidean") * (weights.colour / (255 * 3 ** 0.5))
+    cost += distance(np.log2(1 + target.degree[rows]), np.log2(1 + reference.degree), "cityblock") * weights.neighbours
+    return cost
 
 
 def labels_of(batch: Batch, side: str) -> torch.Tensor:
@@ -164,8 +173,11 @@ def labels_of(batch: Batch, side: str) -> torch.Tensor:
 
 
 def _to_u8(image: np.ndarray) -> np.ndarray:
-    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
-    return np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8 (values rounded half to even, as ``np.round``)."""
+    scaled = np.clip(image, 0, 1, dtype=np.float32)  # one new array, then in place: 1080p frames are 25 MB each
+    scaled *= 255
+    np.rint(scaled, out=scaled)
+    return np.ascontiguousarray(scaled.astype(np.uint8).transpose(1, 2, 0))
 
 
 class ComponentMatcher:
@@ -239,11 +251,10 @@ class ComponentMatcher:
     def paint(self, warped: np.ndarray, reference_colour: np.ndarray, target_labels: np.ndarray,
               reference_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One pair: (3, H, W) float32 colour in [0, 1] and (L,) int64 answers indexed by target id."""
-        target_labels = target_labels.astype(np.int64)
-        output = np.array(warped, dtype=np.float32)
+        target_labels = np.asarray(target_labels, dtype=np.int64)
         matches = np.full(int(target_labels.max(initial=0)) + 1, NO_MATCH, np.int64)
         if target_labels.max(initial=0) == 0 or reference_labels.max(initial=0) == 0:
-            return output, matches  # no closed region on a side: nothing to match
+            return np.array(warped, dtype=np.float32), matches  # no closed region on a side: nothing to match
         reference_u8 = _to_u8(reference_colour)
         target = region_features(target_labels, _to_u8(warped))
         reference = region_features(reference_labels, reference_u8)
@@ -260,9 +271,10 @@ class ComponentMatcher:
         table = np.zeros((len(matches), 3), np.float32)
         table[target.ids] = colours[nearest]
         table[matches >= 0] = palette[matches[matches >= 0]]
-        inside = target_labels > 0
-        output[:, inside] = table[target_labels[inside]].T
-        return output, matches
+        # one gather of the whole frame, line pixels (id 0) then taken from the warp
+        painted = table[target_labels].transpose(2, 0, 1)
+        output = np.where(target_labels[None] > 0, painted, np.asarray(warped, dtype=np.float32))
+        return np.ascontiguousarray(output), matches
 
 
 class HandMatcher(ComponentMatcher):

@@ -214,7 +214,14 @@ class StagePipeline:
         A folder of mixed image sizes is detected on copies padded to the stored resolution (see there).
         """
         from dataprep.shots.detect import detect_shots
+        from dataprep.video.line_art import LineArtFolder, is_line_art_folder
 
+        if is_line_art_folder(path):
+            # An artist's line-art folder is one cut by construction, and each file is a drawing of its own.
+            n = len(LineArtFolder(path))
+            return {"input": path, "n_frames": n, "fps": DEFAULT_FOLDER_FPS, "detector": "line-art folder",
+                    "params": {}, "cuts": [], "shots": [{"start": 0, "end": n, "kept": True, "reason": None}],
+                    "held_groups": [[i, i + 1] for i in range(n)], "dropped_frames": [], "error": None}
         result = detect_shots(path, detector=self.config.shots.detector, crop=self._crop(),
                               folder_size=(self.config.frames.width, self.config.frames.height),
                               **self.config.shots.params).to_json()
@@ -232,10 +239,17 @@ class StagePipeline:
         just cover the stored resolution (much cheaper than full-size RGB). Folders are read here, image by
         image with their own size and channels (grey, RGB, RGBA), in ``open_video``'s numeric order, so a
         folder of mixed frames works; :func:`dataprep.imaging.to_rgb` and ``fit_frame`` normalise them.
+        A line-art folder (:mod:`dataprep.video.line_art`) yields
+        :class:`~dataprep.video.line_art.GivenLineArt` drawings instead of images (no crop); :meth:`fit` takes both.
         """
+        from dataprep.video.line_art import LineArtFolder, is_line_art_folder
         from dataprep.video.source import folder_images, open_video
 
         crop = self._crop()
+        if is_line_art_folder(path):
+            for index, drawing in LineArtFolder(path).drawings(start, end):
+                yield index, index / DEFAULT_FOLDER_FPS, drawing
+            return
         if Path(path).is_dir():
             for index, image in folder_images(path, crop, start, end):
                 yield index, index / DEFAULT_FOLDER_FPS, image
@@ -277,16 +291,32 @@ class StagePipeline:
             stream_pts(path)
 
     # --- per frame -----------------------------------------------------------------------------------
+    def fit(self, image) -> tuple[np.ndarray, Any]:
+        """A decoded frame at the stored resolution: ``(rgb, given)``, ``given`` the fitted
+        :class:`~dataprep.video.line_art.GivenLineArt` when the source gave the line art, else None."""
+        from dataprep.imaging import fit_frame, to_rgb
+        from dataprep.video.line_art import GivenLineArt
+
+        frames = self.config.frames
+        if isinstance(image, GivenLineArt):
+            given = image.fitted(frames.width, frames.height, frames.resize)
+            return given.colour, given
+        return fit_frame(to_rgb(image), frames.width, frames.height, frames.resize), None
+
     def sketch(self, rgb: np.ndarray) -> np.ndarray:
         return np.asarray(self.extractor(rgb), dtype=np.uint8)
 
     def distance_field(self, sketch: np.ndarray) -> np.ndarray:
         return self.field.encoded(sketch)
 
-    def components(self, sketch: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    def components(self, sketch: np.ndarray, rgb: np.ndarray,
+                   labels: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+        """Label map and component table of ``sketch``; ``labels``, a region map the source gave, is used as it
+        is instead of extracting one."""
         from dataprep.components import component_columns, extract_labels
 
-        labels = extract_labels(sketch, **self.config.components.params)
+        if labels is None:
+            labels = extract_labels(sketch, **self.config.components.params)
         # Columns of plain Python values straight into row dicts (no Component objects in between).
         columns = component_columns(labels, rgb)
         names = ("id", "area", "centroid", "bbox", "hu", "mean_rgb")
@@ -320,6 +350,12 @@ class StagePipeline:
     def hints(self, rgb: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         hints = self.hint(rgb, seed)
         return np.asarray(hints.image, dtype=np.uint8), np.asarray(hints.mask, dtype=np.uint8)
+
+    @staticmethod
+    def describe_given(given) -> dict[str, str]:
+        """What :meth:`describe` says of the extractor, for a drawing whose line art was given."""
+        return {"extractor": "given", "extractor_params": canonical_json(
+            {"regions": "read" if given.labels is not None else "extracted"})}
 
     def describe(self) -> dict[str, str]:
         """Names and canonical-JSON parameters recorded with every row."""

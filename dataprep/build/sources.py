@@ -1,4 +1,5 @@
-"""A build's inputs: a video/GIF file or a folder of frames, identified by the sha256 of its content."""
+"""A build's inputs: a video/GIF file, a folder of frames or a line-art folder (:mod:`dataprep.video.line_art`),
+identified by the sha256 of its content."""
 
 from __future__ import annotations
 
@@ -12,18 +13,19 @@ from typing import Any
 from dataprep.errors import file_error
 from dataprep.hashing import sha256_file, sha256_stream
 from dataprep.storage import Storage, local_path
+from dataprep.video.line_art import LineArtFolder, is_line_art_folder
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input: a video/GIF file or a folder of frames."""
+    """One input: a video/GIF file, a folder of frames or a line-art folder."""
 
     path: str
     video_id: str
     sha256: str
-    kind: str  # 'video' or 'frames'
+    kind: str  # 'video', 'frames' or 'line-art' (dataprep.video.line_art)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "video_id": self.video_id, "sha256": self.sha256, "kind": self.kind}
@@ -35,7 +37,9 @@ def resolve_source(path: str | os.PathLike) -> Source:
     local = local_path(path)
     where = Storage(path)
     name = Path(local).name if local is not None else str(path).rstrip("/").rpartition("/")[2]
-    if where.isdir():
+    if local is not None and is_line_art_folder(local):
+        sha, kind = LineArtFolder(local).sha256(), "line-art"
+    elif where.isdir():
         images = [f for f in where.listdir() if Path(f).suffix.lower() in IMAGE_SUFFIXES]
         if not images:
             raise file_error(path, "folder holds no image frames (.png, .jpg, ...)")

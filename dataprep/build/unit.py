@@ -25,7 +25,7 @@ from dataprep.build.shards import SplitShardWriter
 from dataprep.config import BuildConfig
 from dataprep.dataset.manifest import shard_hashes
 from dataprep.dataset.schemas import FRAMES, PAIRS, image_value
-from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
+from dataprep.imaging import decode_png, encode_png
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
 from dataprep.storage import Storage, local_input
 
@@ -201,7 +201,7 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
                     index, timestamp, image = item
                     if index not in shot_of or index in dropped:  # not in a kept shot, or dark/faded (Shi 4.1)
                         continue
-                    rgb = fit_frame(to_rgb(image), config.frames.width, config.frames.height, config.frames.resize)
+                    rgb, given = pipeline.fit(image)
             if item is None:
                 break
             shot = shot_of[index]
@@ -216,12 +216,14 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
                 else:
                     group = _held_group(state, rgb, index, config.frames.held_threshold)
             with timer("sketch"):
-                sketch = pipeline.sketch(rgb)
+                sketch = pipeline.sketch(rgb) if given is None else given.sketch
             with timer("field"):
                 field = pipeline.distance_field(sketch)
             with timer("components"):
-                labels, table = pipeline.components(sketch, rgb)
+                labels, table = (pipeline.components(sketch, rgb) if given is None else
+                                 pipeline.components(sketch, rgb, given.labels))
             with timer("encode"):
+                extractor = described if given is None else pipeline.describe_given(given)
                 colour_png = encode_png(rgb, compression, "colour")
                 labels_png = encode_png(labels, compression, "components")
                 row = {
@@ -231,7 +233,7 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
                     "colour": image_value(colour_png), "sketch": image_value(encode_png(sketch, compression, "sketch")),
                     "distance_field": image_value(encode_png(field, compression, "distance_field")),
                     "components": image_value(labels_png), "component_table": table,
-                    "extractor": described["extractor"], "extractor_params": described["extractor_params"],
+                    "extractor": extractor["extractor"], "extractor_params": extractor["extractor_params"],
                     "field": described["field"], "seed": derive_seed(config.seed, video_id, index),
                 }
             with timer("write"):

@@ -199,6 +199,14 @@ def markdown() -> str:
         "the shot detector's held runs (mean absolute difference of 64-px grey thumbnails <= `held_mad`), or "
         "`frames.held_threshold` when a detector reports none. Samplers drop pairs whose target shares the "
         "reference's group, and the Shi samplers count distinct drawings (`collapse_held`).",
+        "- **Given line art.** A line-art folder (`line/` or `sketch/` with `gt/`, `color/` or `colour/` and "
+        "optionally BasicPBC's `seg/` segment maps, as subfolders or file-name prefixes; "
+        "`dataprep/video/line_art.py`) is one shot of distinct drawings: the artist's line art is stored as "
+        "`sketch` (no extractor runs; `extractor` = `given`), the `seg` map as `components` (read, not "
+        "recomputed; `extractor_params` says `read` or `extracted`), all three fitted nearest-neighbour so flat "
+        "colours stay exact. A line-art file without its colour file, or files of different sizes, is a one-line "
+        "error before anything is written. Use `frames.resize=keep-aspect` with the drawings' size to store "
+        "them unscaled.",
         "- **Large unseen regions** (CMFT 4.2 drops such test sequences; the paper gives no definition): a target "
         "component is unseen when no reference component's mean colour is within `unseen_colour_tolerance` "
         "(Euclidean, 0..255 sRGB, default 24) of its own; a sequence is dropped when a target's unseen area "
