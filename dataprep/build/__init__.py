@@ -433,7 +433,7 @@ def process_unit(payload: dict) -> dict:
                     index, timestamp, image = item
                     if index not in shot_of or index in dropped:  # not in a kept shot, or dark/faded (Shi 4.1)
                         continue
-                    rgb = fit_frame(to_rgb(image), config.frames.width, config.frames.height, config.frames.resize)
+                    rgb = fit_frame(to_rgb(image), *config.frames.box(), config.frames.resize)
             if item is None:
                 break
             shot = shot_of[index]
