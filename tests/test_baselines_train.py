@@ -211,7 +211,7 @@ def test_bench_train_reads_a_dataset_built_by_dataprep(tmp_path, capsys):
     from tests.dataset_fakes import write_synth_frames
 
     write_synth_frames(tmp_path / "clip", seed=5, shots=2, width=64, height=48, shot_length=(44, 46))
-    settings = ["frames.width=32", "frames.height=32", "run.executor=serial", "split.by=video",
+    settings = ["frames.size=32", "run.executor=serial", "split.by=video",
                 "split.train=1", "split.val=0", "split.test=0"]
     report = build([tmp_path / "clip"], tmp_path / "ds", load_config(None, settings))
     assert report.failed == []

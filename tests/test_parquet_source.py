@@ -14,7 +14,7 @@ from dataprep.config import load_config
 from tests.dataset_fakes import write_synth_frames
 
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)
-SMALL = ["frames.width=48", "frames.height=48", "run.frames_per_unit=40", "run.executor=serial",
+SMALL = ["frames.size=48", "run.frames_per_unit=40", "run.executor=serial",
          "split.train=0", "split.val=0", "split.test=1"]
 
 
