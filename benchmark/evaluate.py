@@ -140,8 +140,21 @@ class FrameLoader:
         return prepared
 
     def canvas_size(self, frame_id: str) -> tuple[int, int]:
-        """(H, W) of the frame's canvas: what a batch of its samples is stacked and scored at."""
-        return tuple(self(frame_id).colour.shape[-2:])
+        """(H, W) of the frame's canvas, what a batch of its samples is stacked and scored at, from the stored
+        size alone (no image decoded)."""
+        height, width = self.source.frame_size(frame_id)
+        if self.resolution is None:
+            return height, width
+        _, (_, _, canvas_h, canvas_w) = FITS.create(self.fit).canvas(height, width, self.resolution)
+        return canvas_h, canvas_w
+
+    def batches(self, samples: list[SampleSpec], batch_size: int) -> list[list[SampleSpec]]:
+        """:func:`_batches` of ``samples`` whose target canvases share a size."""
+        return _batches(samples, batch_size, lambda sample: self.canvas_size(sample.target_id))
+
+    def windows(self, canvas: tuple[int, int]) -> list[tuple[int, int]]:
+        """Top-left corners of the model's windows on a ``canvas`` (at stored resolution: the canvas itself)."""
+        return FITS.create(self.fit).windows(*canvas, self.resolution) if self.resolution else [(0, 0)]
 
 
 def model_inputs(protocol: Protocol) -> tuple[str, ...]:
@@ -256,7 +269,7 @@ def window_inputs(inputs: dict[str, torch.Tensor], y: int, x: int, height: int, 
         if (y, x, height, width) == (0, 0, canvas_h, canvas_w):
             out[key] = tensor
             continue
-        pad = next(value for suffix, value in PAD_VALUES.items() if key.endswith(suffix))
+        pad = next((value for suffix, value in PAD_VALUES.items() if key.endswith(suffix)), 0.0)
         window = torch.full((*tensor.shape[:-2], height, width), pad, dtype=tensor.dtype, device=tensor.device)
         top, left = max(y, 0), max(x, 0)
         bottom, right = min(y + height, canvas_h), min(x + width, canvas_w)
@@ -405,7 +418,6 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     error: str | None = None
     interrupted = False
     load = FrameLoader(source, protocol.resolution, protocol.fit)
-    frame_fit = FITS.create(protocol.fit) if protocol.resolution else None
 
     torch.manual_seed(0)
     restore_determinism = _deterministic_cuda(device)
@@ -414,11 +426,10 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     started = time.perf_counter()
     bar = progress(total=len(samples), desc=f"{model_name} {protocol.id}", unit="frame")
     try:
-        for batch_samples in _batches(samples, protocol.batch_size, lambda s: load.canvas_size(s.target_id)):
+        for batch_samples in load.batches(samples, protocol.batch_size):
             tick = time.perf_counter()
             inputs, target, target_components = build_batch(batch_samples, load, protocol)
             canvas = tuple(target.shape[-2:])
-            windows = frame_fit.windows(*canvas, protocol.resolution) if frame_fit else [(0, 0)]
             reference_labels = inputs.get("reference_components")
             reference_labels = reference_labels[:, 0].numpy() if reference_labels is not None else None
             reference_u8 = (to_uint8_images(inputs["reference_colour"][:, 0]) if "reference_colour" in inputs
@@ -430,7 +441,7 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
             torch.set_num_threads(model_threads)
             try:
                 with torch.inference_mode():
-                    output, verdicts, seconds, peak_bytes = run_windows(model, inputs, canvas, windows,
+                    output, verdicts, seconds, peak_bytes = run_windows(model, inputs, canvas, load.windows(canvas),
                                                                         protocol.resolution, device)
             except Exception as exception:  # the model's fault: keep what was scored, mark incomplete
                 error = f"model raised {type(exception).__name__}: {exception} (at sample {batch_samples[0].sample_id})"
@@ -694,16 +705,15 @@ def render_examples(model: Model, picked: list[tuple[str, dict[str, Any]]], spec
     caption_of = {row["sample_id"]: caption for caption, row in picked}
     examples = {sample_id: {**kept[sample_id], "caption": caption_of[sample_id]}
                 for sample_id in caption_of if sample_id in kept}
-    frame_fit = FITS.create(protocol.fit) if protocol.resolution else None
-    for batch in _batches([spec_of[row["sample_id"]] for _, row in picked if row["sample_id"] not in kept],
-                          protocol.batch_size, lambda s: load.canvas_size(s.target_id)):
+    for batch in load.batches([spec_of[row["sample_id"]] for _, row in picked if row["sample_id"] not in kept],
+                              protocol.batch_size):
         inputs, target, _ = build_batch(batch, load, protocol)
         inputs = {k: v.to(device) for k, v in inputs.items()}
         canvas = tuple(target.shape[-2:])
-        windows = frame_fit.windows(*canvas, protocol.resolution) if frame_fit else [(0, 0)]
         try:
             with torch.inference_mode():
-                output, verdicts, _, _ = run_windows(model, inputs, canvas, windows, protocol.resolution, device)
+                output, verdicts, _, _ = run_windows(model, inputs, canvas, load.windows(canvas), protocol.resolution,
+                                                     device)
         except Exception:
             return []
         for i, (sample, verdict) in enumerate(zip(batch, verdicts)):

@@ -9,7 +9,8 @@ A protocol with a fixed ``resolution`` (H, W) names a fit (``"fit"`` in its file
 - the **windows**: H x W boxes in canvas coordinates the model is run on. A window may reach past the canvas
   (``pad``); the model then sees the pad values of :data:`PAD_VALUES` there (white paper, no line within the
   field's truncation, label 0, no hint) and that part of its answer is dropped. Where windows overlap
-  (``tiles``) their answers are averaged.
+  (``tiles``) their answers are averaged. A matcher's per-region answers (``component_matches``) are used only
+  when one window is the whole canvas.
 
 Built-in fits (``bench ls fits``):
 
@@ -31,7 +32,8 @@ import math
 from dataprep.registry import Registry
 
 #: Fill of the part of a window outside the canvas, per batch key suffix: colours and sketches are white paper,
-#: a distance field is 1 (no line within its truncation), component labels 0 (no region), hints 0 (no hint).
+#: a distance field is 1 (no line within its truncation), component labels 0 (no region), hints 0 (no hint);
+#: any other key 0.
 PAD_VALUES = {"colour": 1.0, "sketch": 1.0, "field": 1.0, "components": 0, "hints": 0.0}
 #: ``tiles``: neighbouring windows share at least this fraction of a window, so a stroke cut by one window's
 #: edge is seen whole by the next.

@@ -1,7 +1,7 @@
 """Build configuration: one dataclass tree holding every default of ``dataprep build``.
 
 Load order: dataclass defaults <- a YAML or TOML file (``--config``) <- ``--set key=value`` overrides (dotted keys,
-values parsed as YAML scalars/lists: ``--set frames.width=128``, ``--set samplers.cmft-test.strides=[1,5]``).
+values parsed as YAML scalars/lists: ``--set frames.size=128``, ``--set samplers.cmft-test.strides=[1,5]``).
 An unknown key or a value of the wrong type is a :class:`~dataprep.errors.CelbenchError` naming the key.
 ``configs/default.yaml`` writes every default out (a test keeps it equal to the dataclasses).
 
