@@ -68,8 +68,15 @@ FITS: Registry[FrameFit] = Registry("fit", entry_point_group="celbench.fits")
 DEFAULT_FIT = "centre-crop"
 
 
-def _scaled(height: int, width: int, scale: float) -> tuple[int, int]:
-    return max(1, round(height * scale)), max(1, round(width * scale))
+def scaled_size(height: int, width: int, resolution: tuple[int, int], cover: bool) -> tuple[int, int]:
+    """(height, width) of a frame scaled by one factor so it covers ``resolution`` (``cover``; at least H x W)
+    or fits inside it (at most H x W)."""
+    out_h, out_w = resolution
+    ratio = (max if cover else min)(out_h / height, out_w / width)
+    scaled_h, scaled_w = max(1, round(height * ratio)), max(1, round(width * ratio))
+    if cover:
+        return max(out_h, scaled_h), max(out_w, scaled_w)
+    return min(out_h, scaled_h), min(out_w, scaled_w)
 
 
 @FITS.register("centre-crop")
@@ -77,9 +84,7 @@ class CentreCrop(FrameFit):
     """Scale to cover H x W, keep the centre (one window: the canvas)."""
 
     def scale_to(self, height, width, resolution):
-        out_h, out_w = resolution
-        scaled = _scaled(height, width, max(out_h / height, out_w / width))
-        return max(out_h, scaled[0]), max(out_w, scaled[1])
+        return scaled_size(height, width, resolution, cover=True)
 
     def crop(self, height, width, resolution):
         out_h, out_w = resolution
@@ -94,9 +99,7 @@ class Pad(FrameFit):
     """Scale to fit inside H x W; one window centred on the canvas, reaching past it on the short axis."""
 
     def scale_to(self, height, width, resolution):
-        out_h, out_w = resolution
-        scaled = _scaled(height, width, min(out_h / height, out_w / width))
-        return min(out_h, scaled[0]), min(out_w, scaled[1])
+        return scaled_size(height, width, resolution, cover=False)
 
     def windows(self, height, width, resolution):
         out_h, out_w = resolution
@@ -118,7 +121,7 @@ class Tiles(FrameFit):
     """Scale so the frame covers H x W (its shorter side fits), then H x W tiles over the whole frame."""
 
     def scale_to(self, height, width, resolution):
-        return CentreCrop().scale_to(height, width, resolution)
+        return scaled_size(height, width, resolution, cover=True)
 
     def windows(self, height, width, resolution):
         out_h, out_w = resolution
