@@ -275,7 +275,8 @@ class ShotPairs(Dataset):
         max_interval: largest frame distance. backwards: also pairs with the reference after the target.
 
     Items as :func:`pair_item`, from the stored frames (as ``PairDataset`` decodes them), plus
-    ``target_components`` (H, W) int64 (the stored component labels).
+    ``target_components`` (H, W) int64 (the stored component labels); whole non-square frames are cut to a
+    square of their shorter side at a random position (:func:`square_crop_item`).
     """
 
     def __init__(self, root: str, split: str = "train", max_interval: int = 10, backwards: int = 1):
@@ -310,7 +311,49 @@ class ShotPairs(Dataset):
                          target.colour.astype(np.float32) / 255, target.sketch.astype(np.float32) / 255,
                          fields=(decode_field(reference.field), decode_field(target.field)))
         item["target_components"] = torch.from_numpy(target.components.astype(np.int64))
+        return square_crop_item(item, random=True)  # whole frames of any aspect ratio batch as squares
+
+
+def crop_item(item: dict[str, Any], top: int, left: int, height: int, width: int) -> dict[str, Any]:
+    """``item`` with every tensor whose last two axes are the target's (H, W) (colours, sketches, fields, labels,
+    hints, a warp prior) cut to the ``height`` x ``width`` box at (top, left); other values unchanged."""
+    full = tuple(item["target_colour"].shape[-2:])
+    return {key: value[..., top:top + height, left:left + width]
+            if isinstance(value, torch.Tensor) and value.ndim >= 2 and tuple(value.shape[-2:]) == full else value
+            for key, value in item.items()}
+
+
+class SquareCropDataset(Dataset):
+    """Items of ``dataset`` cut to the square of their shorter side, so whole frames of any aspect ratio
+    (``frames.resize=short-side``, the build's default) stack into batches as the old square datasets did.
+    ``random``: at a random position per item (training: every part of the frame is seen over the epochs; draws
+    from torch's global generator, as :class:`baselines.recipe.RandomCropDataset`), else the centre (validation,
+    the square the ``centre-crop`` fit of the protocols scores). Square items pass unchanged."""
+
+    def __init__(self, dataset: Dataset, random: bool):
+        self.dataset = dataset
+        self.random = random
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return square_crop_item(self.dataset[index], self.random)
+
+
+def square_crop_item(item: dict[str, Any], random: bool) -> dict[str, Any]:
+    """``item`` cut to the square of its shorter side at a random position (torch's global generator) or the
+    centre; a square item is returned as it is."""
+    height, width = item["target_colour"].shape[-2:]
+    side = min(height, width)
+    if height == width:
         return item
+    if random:
+        top = int(torch.randint(0, height - side + 1, ()))
+        left = int(torch.randint(0, width - side + 1, ()))
+    else:
+        top, left = (height - side) // 2, (width - side) // 2
+    return crop_item(item, top, left, side, side)
 
 
 class ListDataset(Dataset):
@@ -385,7 +428,9 @@ def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
         if len(train_set) == 0:
             raise CelbenchError(f"{spec}: no {'/'.join(TRAIN_PAIR_KINDS)} pairs in split 'train'")
         val_set = PairDataset(spec, split="val", kinds=TRAIN_PAIR_KINDS)
-        return train_set, (val_set if len(val_set) else None)
+        # Whole frames (any aspect ratio) become squares of their shorter side, so they batch.
+        return (SquareCropDataset(train_set, random=True),
+                SquareCropDataset(val_set, random=False) if len(val_set) else None)
     name, _, args = spec.partition(":")
     if name not in DATASETS:
         if "/" in spec or os.sep in spec:

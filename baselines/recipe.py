@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from baselines.datasets import crop_item
 from benchmark.models.flow_warp import FlowWarp
 from benchmark.models.vote import TEXTURE_MAD, vote_batch
 
@@ -184,10 +185,7 @@ class RandomCropDataset(Dataset):
             return item
         top = int(torch.randint(0, max(height - self.size, 0) + 1, ()))
         left = int(torch.randint(0, max(width - self.size, 0) + 1, ()))
-        for key, value in item.items():
-            if isinstance(value, torch.Tensor) and value.ndim >= 2 and tuple(value.shape[-2:]) == (height, width):
-                item[key] = value[..., top:top + self.size, left:left + self.size]
-        return item
+        return crop_item(item, top, left, self.size, self.size)
 
 
 class WarpPriorDataset(Dataset):

@@ -109,21 +109,33 @@ def _samples(record: ResultRecord, path: Path, metric: str) -> "Any":
     return frame
 
 
+#: Signature fields ``--across-datasets`` lets differ: the same protocol scored on two builds of the same video.
+DATASET_FIELDS = ("dataset_manifest_sha256",)
+
+
 def compare(path_a: str | Path, path_b: str | Path, metric: str | None = None,
             resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
-            seed: int = 0) -> dict[str, Any]:
+            seed: int = 0, across_datasets: bool = False) -> dict[str, Any]:
     """Compare two result records sample by sample (see the module docstring).
 
+    With ``across_datasets`` the records may come from two datasets (e.g. two builds of one video with
+    different frame settings): their signatures may differ in :data:`DATASET_FIELDS` only, and the samples
+    present in both (same ``sample_id``) are compared; how many were only in A or only in B is reported
+    (``only_a``, ``only_b``).
+
     Returns {"a": model A, "b": model B, "metric", "protocol", "signature", "bucket_key", "confidence",
-    "resamples", "rows": [PairedDifference as dict, overall first ("all"), then each bucket]}.
-    Raises CelbenchError when the records are not comparable or their sample files are missing."""
+    "resamples", "only_a", "only_b", "rows": [PairedDifference as dict, overall first ("all"), then each
+    bucket]}. Raises CelbenchError when the records are not comparable or their sample files are missing."""
     path_a, path_b = Path(path_a), Path(path_b)
     record_a, record_b = read_record(path_a), read_record(path_b)
-    if record_a.signature != record_b.signature:
-        differing = sorted(k for k in set(record_a.signature_fields) | set(record_b.signature_fields)
-                           if record_a.signature_fields.get(k) != record_b.signature_fields.get(k))
+    differing = sorted(k for k in set(record_a.signature_fields) | set(record_b.signature_fields)
+                       if record_a.signature_fields.get(k) != record_b.signature_fields.get(k))
+    allowed = DATASET_FIELDS if across_datasets else ()
+    if record_a.signature != record_b.signature and (not differing or set(differing) - set(allowed)):
+        hint = "" if across_datasets or set(differing) - set(DATASET_FIELDS) else \
+            " (only the dataset differs: --across-datasets compares the samples both hold)"
         raise CelbenchError(f"{path_a} and {path_b}: not comparable, signatures differ "
-                            f"({record_a.signature} vs {record_b.signature}; fields: {', '.join(differing)})")
+                            f"({record_a.signature} vs {record_b.signature}; fields: {', '.join(differing)}){hint}")
     metric = metric or record_a.primary_metric
     if not 0 < confidence < 1:
         raise CelbenchError(f"--confidence {confidence}: must be between 0 and 1")
@@ -131,7 +143,8 @@ def compare(path_a: str | Path, path_b: str | Path, metric: str | None = None,
     bucket = record_a.bucket_key
     keep = ["sample_id", "target_id", metric, "valid"] + ([bucket] if bucket and bucket in frame_a.columns else [])
     joined = frame_a[keep].merge(frame_b[["sample_id", metric, "valid"]], on="sample_id", suffixes=("_a", "_b"))
-    if len(joined) != len(frame_a) or len(joined) != len(frame_b):
+    only_a, only_b = len(frame_a) - len(joined), len(frame_b) - len(joined)
+    if (only_a or only_b) and not (across_datasets and len(joined)):
         raise CelbenchError(f"{path_a} and {path_b}: per-sample files hold different samples "
                             f"({len(frame_a)} and {len(frame_b)}, {len(joined)} in common)")
     joined = joined[joined["valid_a"].astype(bool) & joined["valid_b"].astype(bool)]
@@ -159,7 +172,7 @@ def compare(path_a: str | Path, path_b: str | Path, metric: str | None = None,
             rows.append(row(f"{bucket}={value}", groups == value))
     return {"a": record_a.model, "b": record_b.model, "metric": metric, "protocol": record_a.protocol_id,
             "signature": record_a.signature, "bucket_key": bucket, "confidence": confidence,
-            "resamples": resamples, "rows": [asdict(r) | {"verdict": r.verdict} for r in rows]}
+            "resamples": resamples, "only_a": only_a, "only_b": only_b, "rows": [asdict(r) | {"verdict": r.verdict} for r in rows]}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -167,6 +180,8 @@ def format_table(result: dict[str, Any]) -> str:
     pct = round(result["confidence"] * 100)
     lines = [f"{result['a']} (A) vs {result['b']} (B), {result['metric']} per sample, {result['protocol']} "
              f"({result['signature']}); paired bootstrap, {result['resamples']} resamples",
+             *([f"samples in A only: {result['only_a']}, in B only: {result['only_b']} (left out)"]
+               if result.get("only_a") or result.get("only_b") else []),
              "",
              f"| group | n | shots | A | B | A - B | {pct}% CI | A better on | verdict |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
@@ -179,7 +194,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = compare(args.a, args.b, args.metric, args.resamples, args.confidence, args.seed)
+    result = compare(args.a, args.b, args.metric, args.resamples, args.confidence, args.seed, args.across_datasets)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
 
@@ -194,6 +209,8 @@ def add_commands(commands) -> None:
     p.add_argument("--confidence", type=bounded(float, 0.5, 0.999), default=DEFAULT_CONFIDENCE, help="interval level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    p.add_argument("--across-datasets", action="store_true",
+                   help="allow records of two datasets (e.g. two builds of one video): compare the samples both hold")
 
 
 __all__: Sequence[str] = ("compare", "paired_bootstrap", "format_table", "add_commands")

@@ -33,8 +33,10 @@ import torch
 
 from dataprep import __version__
 from dataprep.errors import CelbenchError
+from dataprep.imaging import resize_image
 from dataprep.progress import progress
 
+from benchmark.fit import DEFAULT_FIT, FITS, PAD_VALUES
 from benchmark.model import Model
 from benchmark.protocol import MetricSpec, Protocol, draw_hints
 from benchmark.timing import measure
@@ -93,49 +95,66 @@ class PreparedFrame:
     components: torch.Tensor | None
 
 
-def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    return cv2.resize(image, (width, height), interpolation=interpolation)
+def prepare_frame(frame: Frame, resolution: tuple[int, int] | None, fit: str = DEFAULT_FIT) -> PreparedFrame:
+    """The frame's canvas under ``fit`` (:mod:`benchmark.fit`) for a model input of ``resolution``: resized with
+    area averaging when shrinking (no aliasing of thin lines), bilinear when growing, nearest neighbour for label
+    maps (labels are ids, not quantities), then cropped; ``resolution=None`` keeps the stored frame untouched."""
+    height, width = frame.colour.shape[:2]
+    if resolution is None:
+        (out_h, out_w), (y0, x0, crop_h, crop_w) = (height, width), (0, 0, height, width)
+    else:
+        (out_h, out_w), (y0, x0, crop_h, crop_w) = FITS.create(fit).canvas(height, width, resolution)
 
+    def canvas(image: np.ndarray, labels: bool = False) -> np.ndarray:
+        resized = resize_image(image, out_w, out_h, labels=labels)
+        return np.ascontiguousarray(resized[y0:y0 + crop_h, x0:x0 + crop_w])
 
-def prepare_frame(frame: Frame, resolution: tuple[int, int] | None) -> PreparedFrame:
-    """Resize with area averaging when shrinking (no aliasing of thin lines), bilinear when growing,
-    nearest neighbour for label maps (labels are ids, not quantities); ``resolution=None`` keeps the
-    stored size."""
-    resolution = resolution or frame.colour.shape[:2]
-    shrink = frame.colour.shape[0] * frame.colour.shape[1] > resolution[0] * resolution[1]
-    smooth = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    colour = _resize(frame.colour, resolution, smooth).astype(np.float32) / 255.0
-    sketch = _resize(frame.sketch, resolution, smooth).astype(np.float32) / 255.0
-    field_ = _resize(frame.field.astype(np.float32), resolution, smooth)
+    colour = canvas(frame.colour).astype(np.float32) / 255.0
+    sketch = canvas(frame.sketch).astype(np.float32) / 255.0
+    field_ = canvas(frame.field.astype(np.float32))
     components = None
     if frame.components is not None:
-        labels = frame.components.astype(np.int32)
-        components = torch.from_numpy(_resize(labels, resolution, cv2.INTER_NEAREST).astype(np.int64))
+        components = torch.from_numpy(canvas(frame.components.astype(np.int32), labels=True).astype(np.int64))
     return PreparedFrame(torch.from_numpy(np.ascontiguousarray(colour.transpose(2, 0, 1))),
                          torch.from_numpy(sketch)[None], torch.from_numpy(np.ascontiguousarray(field_))[None],
                          components)
 
 
 class FrameLoader:
-    """Loads and prepares frames through a small LRU cache."""
+    """Loads and prepares frames (their canvas under the protocol's fit) through a small LRU cache."""
 
-    def __init__(self, source: SampleSource, resolution: tuple[int, int] | None):
+    def __init__(self, source: SampleSource, resolution: tuple[int, int] | None, fit: str = DEFAULT_FIT):
         self.source = source
         self.resolution = resolution
+        self.fit = fit
         self._cache: OrderedDict[str, PreparedFrame] = OrderedDict()
 
     def __call__(self, frame_id: str) -> PreparedFrame:  # noqa: D102
         if frame_id in self._cache:
             self._cache.move_to_end(frame_id)
             return self._cache[frame_id]
-        prepared = prepare_frame(self.source.frame(frame_id), self.resolution)
+        prepared = prepare_frame(self.source.frame(frame_id), self.resolution, self.fit)
         self._cache[frame_id] = prepared
         if len(self._cache) > FRAME_CACHE_SIZE:
             self._cache.popitem(last=False)
         return prepared
+
+    def canvas_size(self, frame_id: str) -> tuple[int, int]:
+        """(H, W) of the frame's canvas, what a batch of its samples is stacked and scored at, from the stored
+        size alone (no image decoded)."""
+        height, width = self.source.frame_size(frame_id)
+        if self.resolution is None:
+            return height, width
+        _, (_, _, canvas_h, canvas_w) = FITS.create(self.fit).canvas(height, width, self.resolution)
+        return canvas_h, canvas_w
+
+    def batches(self, samples: list[SampleSpec], batch_size: int) -> list[list[SampleSpec]]:
+        """:func:`_batches` of ``samples`` whose target canvases share a size."""
+        return _batches(samples, batch_size, lambda sample: self.canvas_size(sample.target_id))
+
+    def windows(self, canvas: tuple[int, int]) -> list[tuple[int, int]]:
+        """Top-left corners of the model's windows on a ``canvas`` (at stored resolution: the canvas itself)."""
+        return FITS.create(self.fit).windows(*canvas, self.resolution) if self.resolution else [(0, 0)]
 
 
 def model_inputs(protocol: Protocol) -> tuple[str, ...]:
@@ -223,16 +242,71 @@ def check_output(output: Any, batch_size: int, resolution: tuple[int, int]) -> l
     return problems
 
 
-def _batches(samples: list[SampleSpec], batch_size: int) -> list[list[SampleSpec]]:
-    """Consecutive groups of at most ``batch_size`` samples with the same number of references."""
+def _batches(samples: list[SampleSpec], batch_size: int,
+             size_of: Callable[[SampleSpec], Any] | None = None) -> list[list[SampleSpec]]:
+    """Consecutive groups of at most ``batch_size`` samples with the same number of references (and the same
+    ``size_of``, the canvas size, so sources of different aspect ratios batch apart)."""
     batches: list[list[SampleSpec]] = []
+    last_size = None
     for sample in samples:
-        if batches and len(batches[-1]) < batch_size and \
+        size = size_of(sample) if size_of is not None else None
+        if batches and len(batches[-1]) < batch_size and size == last_size and \
                 len(batches[-1][0].reference_ids) == len(sample.reference_ids):
             batches[-1].append(sample)
         else:
             batches.append([sample])
+        last_size = size
     return batches
+
+
+def window_inputs(inputs: dict[str, torch.Tensor], y: int, x: int, height: int, width: int
+                  ) -> dict[str, torch.Tensor]:
+    """The ``height`` x ``width`` window at canvas position (y, x) of every input (spatial dims last); parts
+    outside the canvas are filled with :data:`benchmark.fit.PAD_VALUES` of the key's kind."""
+    out = {}
+    for key, tensor in inputs.items():
+        canvas_h, canvas_w = tensor.shape[-2:]
+        if (y, x, height, width) == (0, 0, canvas_h, canvas_w):
+            out[key] = tensor
+            continue
+        pad = next((value for suffix, value in PAD_VALUES.items() if key.endswith(suffix)), 0.0)
+        window = torch.full((*tensor.shape[:-2], height, width), pad, dtype=tensor.dtype, device=tensor.device)
+        top, left = max(y, 0), max(x, 0)
+        bottom, right = min(y + height, canvas_h), min(x + width, canvas_w)
+        window[..., top - y:bottom - y, left - x:right - x] = tensor[..., top:bottom, left:right]
+        out[key] = window
+    return out
+
+
+def run_windows(model: Model, inputs: dict[str, torch.Tensor], canvas: tuple[int, int],
+                windows: list[tuple[int, int]], resolution: tuple[int, int] | None, device: torch.device
+                ) -> tuple[Any, list[str | None], float, int]:
+    """Run ``model`` on each window of the canvas and put its answers together: (output (B, 3, *canvas) or
+    whatever the model returned when its one window is the whole canvas, per-sample verdicts of
+    :func:`check_output`, forward seconds, peak bytes). Overlapping answers are averaged; a sample any of whose
+    windows is unusable gets that window's verdict."""
+    batch_size = next(iter(inputs.values())).shape[0]
+    window_size = resolution or canvas
+    if windows == [(0, 0)] and tuple(window_size) == tuple(canvas):
+        output, seconds, peak = measure(model, inputs, device=device)
+        return output, check_output(output, batch_size, canvas), seconds, peak
+    total = torch.zeros(batch_size, 3, *canvas)
+    count = torch.zeros(1, 1, *canvas)
+    verdicts: list[str | None] = [None] * batch_size
+    seconds, peak = 0.0, 0
+    for y, x in windows:
+        output, took, peak_bytes = measure(model, window_inputs(inputs, y, x, *window_size), device=device)
+        seconds, peak = seconds + took, max(peak, peak_bytes)
+        checked = check_output(output, batch_size, window_size)
+        verdicts = [old or new for old, new in zip(verdicts, checked)]
+        if all(v is not None for v in checked):
+            continue
+        top, left = max(y, 0), max(x, 0)
+        bottom, right = min(y + window_size[0], canvas[0]), min(x + window_size[1], canvas[1])
+        part = output.detach().float().cpu()[..., top - y:bottom - y, left - x:right - x]
+        total[..., top:bottom, left:right] += torch.nan_to_num(part)
+        count[..., top:bottom, left:right] += 1
+    return total / count.clamp(min=1), verdicts, seconds, peak
 
 
 def _sync(device: torch.device) -> None:
@@ -289,6 +363,7 @@ def signature_fields(protocol: Protocol, source: SampleSource, split: str, limit
         "split": split,
         "limit": limit,
         "resolution": list(protocol.resolution) if protocol.resolution else "stored",
+        **({"fit": protocol.fit} if protocol.resolution else {}),
         **({"average": protocol.average} if protocol.average else {}),
         "metrics": metric_settings,
         "range_tolerance": RANGE_TOLERANCE,
@@ -342,7 +417,7 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     peak_memory: int | None = None
     error: str | None = None
     interrupted = False
-    load = FrameLoader(source, protocol.resolution)
+    load = FrameLoader(source, protocol.resolution, protocol.fit)
 
     torch.manual_seed(0)
     restore_determinism = _deterministic_cuda(device)
@@ -351,9 +426,10 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
     started = time.perf_counter()
     bar = progress(total=len(samples), desc=f"{model_name} {protocol.id}", unit="frame")
     try:
-        for batch_samples in _batches(samples, protocol.batch_size):
+        for batch_samples in load.batches(samples, protocol.batch_size):
             tick = time.perf_counter()
             inputs, target, target_components = build_batch(batch_samples, load, protocol)
+            canvas = tuple(target.shape[-2:])
             reference_labels = inputs.get("reference_components")
             reference_labels = reference_labels[:, 0].numpy() if reference_labels is not None else None
             reference_u8 = (to_uint8_images(inputs["reference_colour"][:, 0]) if "reference_colour" in inputs
@@ -365,7 +441,8 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
             torch.set_num_threads(model_threads)
             try:
                 with torch.inference_mode():
-                    output, seconds, peak_bytes = measure(model, inputs, device=device)
+                    output, verdicts, seconds, peak_bytes = run_windows(model, inputs, canvas, load.windows(canvas),
+                                                                        protocol.resolution, device)
             except Exception as exception:  # the model's fault: keep what was scored, mark incomplete
                 error = f"model raised {type(exception).__name__}: {exception} (at sample {batch_samples[0].sample_id})"
                 break
@@ -376,7 +453,6 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
             forward_frames += len(batch_samples)
 
             tick = time.perf_counter()
-            verdicts = check_output(output, len(batch_samples), tuple(target.shape[-2:]))
             matches = output_matches(output, len(batch_samples))
             prediction = output.detach().float().cpu().clamp(0, 1) if isinstance(output, torch.Tensor) else None
             timings["check"] += time.perf_counter() - tick
@@ -629,16 +705,17 @@ def render_examples(model: Model, picked: list[tuple[str, dict[str, Any]]], spec
     caption_of = {row["sample_id"]: caption for caption, row in picked}
     examples = {sample_id: {**kept[sample_id], "caption": caption_of[sample_id]}
                 for sample_id in caption_of if sample_id in kept}
-    for batch in _batches([spec_of[row["sample_id"]] for _, row in picked if row["sample_id"] not in kept],
-                          protocol.batch_size):
+    for batch in load.batches([spec_of[row["sample_id"]] for _, row in picked if row["sample_id"] not in kept],
+                              protocol.batch_size):
         inputs, target, _ = build_batch(batch, load, protocol)
         inputs = {k: v.to(device) for k, v in inputs.items()}
+        canvas = tuple(target.shape[-2:])
         try:
             with torch.inference_mode():
-                output = model(inputs)
+                output, verdicts, _, _ = run_windows(model, inputs, canvas, load.windows(canvas), protocol.resolution,
+                                                     device)
         except Exception:
             return []
-        verdicts = check_output(output, len(batch), tuple(target.shape[-2:]))
         for i, (sample, verdict) in enumerate(zip(batch, verdicts)):
             if verdict is None:
                 examples[sample.sample_id] = {**example_images(inputs, i, output[i], target[i]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -15,7 +16,8 @@ from dataprep.errors import CelbenchError, file_error
 
 from benchmark.evaluate import Terminated, evaluate, output_paths, save
 from benchmark.model import check_weights, load_model, pick_device, resolve_model_factory
-from benchmark.protocol import load_protocol
+from benchmark.fit import FITS
+from benchmark.protocol import Protocol, load_protocol
 from benchmark.source import SampleSource
 
 DEFAULT_PROTOCOL = "cmft-interval@1"
@@ -68,8 +70,19 @@ def sigterm_stops_gently():
         signal.signal(signal.SIGTERM, previous)
 
 
+def with_fit(protocol: Protocol, fit: str | None) -> Protocol:
+    """``protocol`` with its frame fit replaced by ``fit`` (None: unchanged); the record's signature names it."""
+    if fit is None:
+        return protocol
+    if fit not in FITS:
+        raise CelbenchError(f"--fit: {FITS.unknown_message(fit)}")
+    if protocol.resolution is None:
+        raise CelbenchError(f"--fit {fit}: protocol {protocol.id} scores frames at their stored size, nothing is fitted")
+    return dataclasses.replace(protocol, fit=fit)
+
+
 def run(args: argparse.Namespace) -> int:
-    protocol = load_protocol(args.protocol)
+    protocol = with_fit(load_protocol(args.protocol), args.fit)
     model_name, _ = resolve_model_factory(args.model)
     weights_sha256 = check_weights(args.weights, args.weights_sha256) if args.weights else None
     device = pick_device(args.device)
@@ -112,6 +125,8 @@ def add_commands(commands) -> None:
     p.add_argument("--out", help="result record FILE.json (default leaderboards/results/PROTOCOL/MODEL.json); "
                                  "per-sample values go to FILE.samples.parquet")
     p.add_argument("--limit", type=bounded(int, 1), help="score only the first N samples (recorded in the signature)")
+    p.add_argument("--fit", help="how stored frames are fitted to the protocol's resolution: centre-crop (the "
+                                 "protocol's default), pad or tiles (recorded in the signature; docs/benchmark.md)")
 
 
 __all__ = ["add_commands", "open_source", "output_paths"]

@@ -1,4 +1,4 @@
-"""``bench ls KIND``: the registered models, metrics, protocols and protocol samplers, beside ``dataprep ls``.
+"""``bench ls KIND``: the registered models, metrics, protocols, protocol samplers and frame fits, beside ``dataprep ls``.
 
 Registries are listed through :func:`dataprep.ls_cli.add_listings`; protocols are versioned JSON files,
 listed with their description.
@@ -15,6 +15,7 @@ LISTABLE: dict[str, str] = {
     "models": "benchmark.model:MODELS",
     "metrics": "benchmark.metric:METRICS",
     "samplers": "dataprep.pairs:SAMPLERS",
+    "fits": "benchmark.fit:FITS",
 }
 
 

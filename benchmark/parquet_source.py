@@ -48,6 +48,7 @@ class ParquetSource(SampleSource):
         self.reader = DatasetReader(self.root, cache_shards=cache_shards)
         self.manifest_hash = self.reader.manifest_hash
         by_shot: dict[tuple[str, str, int], list[tuple[int, str, int]]] = defaultdict(list)
+        self._sizes = {cells["frame_key"]: (cells["height"], cells["width"]) for cells in self.reader.frames}
         for cells in self.reader.frames:
             by_shot[(cells["split"], cells["video_id"], cells["shot_id"])].append(
                 (cells["frame_index"], cells["frame_key"], cells["held_group"]))
@@ -64,6 +65,9 @@ class ParquetSource(SampleSource):
 
     def split_sizes(self) -> dict[str, int]:
         return {name: len(shots) for name, shots in self._shots.items()}
+
+    def frame_size(self, frame_id: str) -> tuple[int, int]:
+        return self._sizes[frame_id] if frame_id in self._sizes else super().frame_size(frame_id)
 
     def frame(self, frame_id: str) -> Frame:
         stored = self.reader.frame(frame_id)

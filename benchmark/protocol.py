@@ -6,9 +6,11 @@ thing forever (change a protocol by adding a new version file, never by editing 
 - ``sampler``: how samples are drawn from the shots of a split (kind + its settings + seed): a sampler of
   :data:`dataprep.pairs.SAMPLERS`, the one registry of pair samplers the build and training use too;
 - ``inputs``: which batch keys the model receives (:mod:`benchmark.model`);
-- ``resolution``: ``[height, width]`` every image is resized to, or ``"stored"``: frames are scored at the
+- ``resolution``: ``[height, width]`` of the model's input, or ``"stored"``: frames are scored at the
   dataset's stored size, nothing resampled (paint-bucket metrics compare regions, which resizing would merge
-  or split);
+  or split; frames of different sizes go in different batches);
+- ``fit``: with a fixed resolution, how a stored frame of any aspect ratio is fitted to it (:mod:`benchmark.fit`:
+  ``centre-crop``, the default, ``pad`` or ``tiles``); recorded in every result's signature;
 - ``metrics``: ``[{"name", "settings", "optional"}]``, computed per sample (or per bucket for
   distribution metrics such as FID); ``primary_metric`` ranks the leaderboard;
 - ``bucket``: the sample attribute results are broken down by (``interval`` for CMFT, ``k`` for Shi);
@@ -40,6 +42,7 @@ from dataprep.errors import CelbenchError, file_error
 from dataprep.pairs import SAMPLERS, ShotView
 from dataprep.registry import did_you_mean
 
+from benchmark.fit import DEFAULT_FIT, FITS
 from benchmark.source import SampleSource, SampleSpec, empty_split_hint
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
@@ -125,6 +128,7 @@ class Protocol:
     batch_size: int = 8
     hints: HintSpec | None = None
     average: str | None = None
+    fit: str = DEFAULT_FIT  # how stored frames are fitted to ``resolution`` (benchmark.fit); unused when stored
 
     @property
     def id(self) -> str:
@@ -179,12 +183,16 @@ def _parse(path: Path) -> Protocol:
             primary_metric=data["primary_metric"], bucket=data.get("bucket"),
             batch_size=int(data.get("batch_size", 8)),
             hints=HintSpec.parse(data["hints"]) if data.get("hints") is not None else None,
-            average=data.get("average"),
+            average=data.get("average"), fit=str(data.get("fit", DEFAULT_FIT)),
             content_sha256=hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest())
     except (KeyError, TypeError, ValueError) as error:
         raise file_error(path, f"not a valid protocol file ({type(error).__name__}: {error})") from None
     if protocol.primary_metric not in {m.name for m in metrics}:
         raise file_error(path, f"primary_metric {protocol.primary_metric!r} is not one of its metrics")
+    if protocol.fit not in FITS:
+        raise file_error(path, FITS.unknown_message(protocol.fit))
+    if protocol.resolution is None and "fit" in data:
+        raise file_error(path, "'fit' needs a fixed resolution: frames scored at their stored size are not fitted")
     if protocol.sampler.get("kind") not in SAMPLERS:
         raise file_error(path, SAMPLERS.unknown_message(str(protocol.sampler.get("kind"))))
     if protocol.hints is not None:

@@ -94,6 +94,10 @@ class SampleSource(ABC):
     def frame(self, frame_id: str) -> Frame:
         """Load one frame."""
 
+    def frame_size(self, frame_id: str) -> tuple[int, int]:
+        """(height, width) of a stored frame; the default loads it, sources that index sizes override this."""
+        return tuple(self.frame(frame_id).colour.shape[:2])
+
     def pairs(self, split: str, kinds: Sequence[str]) -> list[SampleSpec]:
         """Samples the dataset builder mined (``dataprep build`` pair kinds such as ``cmft-test@5``),
         in a stable order. Sources without mined pairs raise CelbenchError."""

@@ -1,7 +1,7 @@
 """Build configuration: one dataclass tree holding every default of ``dataprep build``.
 
 Load order: dataclass defaults <- a YAML or TOML file (``--config``) <- ``--set key=value`` overrides (dotted keys,
-values parsed as YAML scalars/lists: ``--set frames.width=128``, ``--set samplers.cmft-test.strides=[1,5]``).
+values parsed as YAML scalars/lists: ``--set frames.size=128``, ``--set samplers.cmft-test.strides=[1,5]``).
 An unknown key or a value of the wrong type is a :class:`~dataprep.errors.CelbenchError` naming the key.
 ``configs/default.yaml`` writes every default out (a test keeps it equal to the dataclasses).
 
@@ -28,7 +28,7 @@ from dataprep.errors import CelbenchError, file_error
 from dataprep.registry import did_you_mean
 from dataprep.shots.detector import DEFAULT_DETECTOR
 
-RESIZE_MODES = ("centre-crop", "pad", "keep-aspect")
+RESIZE_MODES = ("short-side", "centre-crop", "pad", "keep-aspect")
 SPLIT_UNITS = ("shot", "video")
 #: The dataset splits, in the order their fractions are given.
 SPLITS = ("train", "val", "test")
@@ -39,9 +39,14 @@ class FramesConfig:
     """How source frames become stored frames.
 
     Attributes:
-        width, height: stored resolution in pixels (CMFT 4.1 and Shi 4.1 both use 256x256).
-        resize: 'centre-crop' (scale to cover, crop the centre), 'pad' (scale to fit, pad with white to
-            width x height), 'keep-aspect' (scale so the longer side fits; stored size varies per source).
+        size: under ``resize: short-side`` (the default), the stored frames' shorter side in pixels: the whole
+            source frame is kept with its aspect ratio (a 16:9 source is stored at 456x256), the longer side
+            rounded to a multiple of 8 (:data:`dataprep.imaging.SIZE_MULTIPLE`). CMFT 4.1 and Shi 4.1 train and
+            test at 256x256; protocols fit the stored frames to that (``fit`` in :mod:`benchmark.protocol`).
+        width, height: the stored resolution under the other modes.
+        resize: 'short-side' (whole frame, aspect kept, shorter side = ``size``), 'centre-crop' (scale to cover
+            width x height, crop the centre: a 16:9 frame loses 44% of its area), 'pad' (scale to fit, pad with
+            white to width x height), 'keep-aspect' (scale so the longer side fits; stored size varies per source).
         crop: optional [x0, y0, x1, y1] box (pixels, x1/y1 exclusive; as ``dataprep shots --crop``) cut from
             every source frame before resizing, e.g. a comparison video's panel.
         held_threshold: mean absolute grey difference (0..255) at or below which consecutive frames count as one
@@ -49,11 +54,17 @@ class FramesConfig:
             definition is used otherwise, so one definition holds per dataset; see :mod:`dataprep.pairs`).
     """
 
+    size: int = 256
     width: int = 256
     height: int = 256
-    resize: str = "centre-crop"
+    resize: str = "short-side"
     crop: list[int] | None = None
     held_threshold: float = 2.0
+
+    def box(self) -> tuple[int, int]:
+        """(width, height) given to :func:`dataprep.imaging.fit_frame`: ``size`` x ``size`` under 'short-side'
+        (the frame covers that square, nothing cut), else ``width`` x ``height``."""
+        return (self.size, self.size) if self.resize == "short-side" else (self.width, self.height)
 
 
 @dataclass
@@ -272,8 +283,8 @@ def _check(config: BuildConfig) -> None:
     if config.frames.resize not in RESIZE_MODES:
         raise CelbenchError(f"config key frames.resize: expected one of {', '.join(RESIZE_MODES)}, "
                             f"got {config.frames.resize!r}")
-    if config.frames.width < 8 or config.frames.height < 8:
-        raise CelbenchError("config key frames.width/height: must be >= 8 pixels")
+    if config.frames.width < 8 or config.frames.height < 8 or config.frames.size < 8:
+        raise CelbenchError("config key frames.size/width/height: must be >= 8 pixels")
     crop = config.frames.crop
     if crop is not None and (len(crop) != 4 or crop[2] <= crop[0] or crop[3] <= crop[1] or min(crop) < 0):
         raise CelbenchError("config key frames.crop: expected [x0, y0, x1, y1] with x0 < x1 and y0 < y1")

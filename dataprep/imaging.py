@@ -39,20 +39,60 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     raise CelbenchError(f"unsupported frame shape {array.shape}")
 
 
+#: Under ``frames.resize=short-side`` the long side of a stored frame is rounded to a multiple of this, so a
+#: network that halves the resolution three times (most U-Nets here) takes a whole stored frame without padding;
+#: the aspect ratio moves by at most 4 px over the long side (456 instead of 455.1 for 16:9 at 256: 0.2%).
+SIZE_MULTIPLE = 8
+
+
+def short_side_size(width: int, height: int, short_side: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
+    """(width, height) of a ``width`` x ``height`` frame scaled so its shorter side is ``short_side``, the longer
+    side scaled by the same factor and rounded to the nearest multiple of ``multiple`` (never below
+    ``short_side``). A square frame gives ``short_side`` x ``short_side``; 1920x1080 at 256 gives 456x256."""
+    if width <= 0 or height <= 0:
+        raise CelbenchError(f"frame size {width}x{height}: must be positive")
+    short, long_ = min(width, height), max(width, height)
+    if long_ == short:
+        return short_side, short_side
+    long_side = max(short_side, multiple * round(long_ * short_side / short / multiple))
+    return (long_side, short_side) if width > height else (short_side, long_side)
+
+
+def resize_image(image: np.ndarray, width: int, height: int, labels: bool = False) -> np.ndarray:
+    """``image`` resized to exactly ``width`` x ``height``: area interpolation when shrinking (no aliasing of thin
+    lines), bilinear when enlarging, nearest neighbour for ``labels`` (region ids are not quantities). Any dtype
+    OpenCV resizes ((H, W) or (H, W, C)); returned unchanged when the size already matches."""
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    if labels:
+        interpolation = cv2.INTER_NEAREST
+    else:
+        interpolation = cv2.INTER_AREA if width * height < w * h else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
 def fit_frame(rgb: np.ndarray, width: int, height: int, mode: str, interpolation: int | None = None,
               fill: int = 255) -> np.ndarray:
     """Resize an RGB frame to the stored resolution.
 
     Args:
         rgb: (H, W, 3) uint8 (or any (H, W[, C]) array OpenCV resizes, with ``interpolation``).
-        width, height: target size.
-        mode: 'centre-crop' (scale to cover width x height, crop the centre), 'pad' (scale to fit inside,
-            centre on white), 'keep-aspect' (scale so it fits inside width x height; output keeps the aspect ratio).
+        width, height: the target box; under 'short-side' ``min(width, height)`` is the shorter side.
+        mode: 'short-side' (the whole frame, aspect kept, shorter side = ``min(width, height)``, longer side
+            rounded to :data:`SIZE_MULTIPLE`, see :func:`short_side_size`), 'centre-crop' (scale to cover width x
+            height, crop the centre), 'pad' (scale to fit inside, centre on white), 'keep-aspect' (scale so it fits
+            inside width x height; output keeps the aspect ratio).
         interpolation: an OpenCV flag; default area interpolation when shrinking (no aliasing of thin lines),
             bilinear when enlarging. Label maps and flat colours use ``cv2.INTER_NEAREST``.
         fill: value of the padding ('pad'): 255 = white.
     """
     h, w = rgb.shape[:2]
+    if mode == "short-side":
+        size = short_side_size(w, h, min(width, height))
+        if interpolation is None:
+            return np.ascontiguousarray(resize_image(rgb, *size))
+        return rgb if size == (w, h) else np.ascontiguousarray(cv2.resize(rgb, size, interpolation=interpolation))
     if mode == "centre-crop":
         scale = max(width / w, height / h)
         new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))

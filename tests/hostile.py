@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: ``dataprep build --set`` options of the tiny datasets here: 32 x 32 frames, every shot in the test split, one
 #: process (workers are spawned only where a test is about them).
-TINY = ["--set", "frames.width=32", "--set", "frames.height=32", "--set", "split.train=0", "--set", "split.val=0",
+TINY = ["--set", "frames.size=32", "--set", "split.train=0", "--set", "split.val=0",
         "--set", "split.test=1", "--executor", "serial"]
 
 

@@ -91,3 +91,20 @@ def test_cli_prints_table_or_json_and_refuses_records_of_different_signatures(re
     assert "not comparable, signatures differ" in capsys.readouterr().err
     with pytest.raises(CelbenchError, match="no per-sample column 'lpips'"):
         compare(records / "flow-warp.json", records / "copy-reference.json", metric="lpips")
+
+
+def test_across_datasets_compares_the_samples_two_builds_share(records, tmp_path, capsys):
+    """The same model on two builds of one video: refused by default (with the way out), compared on the common
+    samples with --across-datasets, the samples of one build only counted."""
+    other = tmp_path / "other.json"
+    save(evaluate(load_model("copy-reference"), "copy-reference", toy_source(shots=3, frames=12),
+                  load_protocol("cmft-interval@1"), metric_factory=local_metric_factory), other)
+    with pytest.raises(CelbenchError, match="fields: dataset_manifest_sha256\\) \\(only the dataset differs: --across"):
+        compare(other, records / "copy-reference.json")
+    result = compare(other, records / "copy-reference.json", resamples=200, across_datasets=True)
+    assert (result["only_a"], result["only_b"]) == (4, 0)  # the third shot's samples
+    assert result["rows"][0]["count"] == 8 and result["rows"][0]["mean_difference"] == 0.0  # same frames, same copy
+    with pytest.raises(CelbenchError, match="signatures differ"):  # a limit still differs: never comparable
+        compare(other, records / "limited.json", across_datasets=True)
+    assert cli.main(["compare", str(other), str(records / "copy-reference.json"), "--across-datasets"]) == 0
+    assert "samples in A only: 4, in B only: 0 (left out)" in capsys.readouterr().out

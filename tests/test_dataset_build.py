@@ -27,7 +27,7 @@ from dataprep.imaging import decode_png
 from dataprep.dataset.validate import ValidationError, validate
 from tests.dataset_fakes import write_synth_frames
 
-SMALL = ["frames.width=48", "frames.height=48", "samplers.train-window.width=6", "samplers.cmft-test.strides=[1,2]",
+SMALL = ["frames.size=48", "samplers.train-window.width=6", "samplers.cmft-test.strides=[1,2]",
          "run.frames_per_unit=10", "split.train=0.5", "split.val=0.25", "split.test=0.25"]
 
 
@@ -62,7 +62,8 @@ def test_build_writes_valid_dataset_with_manifest(sources, tmp_path):
     info = json.loads((out / "meta" / "info.json").read_text())
     assert info["status"] == "complete" and info["schema_version"] == "1.0"
     assert info["features"]["frames"]["colour"] == "image (PNG)" and "interval" in info["features"]["pairs"]
-    assert info["config"]["frames"]["width"] == 48 and len(info["config_hash"]) == 64
+    assert info["config"]["frames"]["size"] == 48 and len(info["config_hash"]) == 64
+    assert info["config"]["frames"]["resize"] == "short-side"
     assert [s["sha256"] for s in info["sources"]] and all(len(s["sha256"]) == 64 for s in info["sources"])
     frames = table(out, "frames")
     n_truth = sum(json.loads((s / "truth.json").read_text())["n_frames"] for s in sources)
@@ -73,8 +74,12 @@ def test_build_writes_valid_dataset_with_manifest(sources, tmp_path):
     assert pairs.num_rows == info["counts"]["pairs"] > 0
     assert set(pairs.column("kind").to_pylist()) >= {"train-window", "cmft-test@1", "cmft-test@2"}
     first = frames.slice(0, 1).to_pylist()[0]
-    assert decode_png(first["colour"]["bytes"]).shape == (48, 48, 3)
+    # the default frame fit keeps the whole 64x48 source frame (shorter side frames.size=48): every stored image
+    # of the frame covers the whole picture
+    assert decode_png(first["colour"]["bytes"]).shape == (48, 64, 3) and (first["width"], first["height"]) == (64, 48)
     assert decode_png(first["distance_field"]["bytes"]).dtype == np.uint16
+    for column in ("sketch", "distance_field", "components"):
+        assert decode_png(first[column]["bytes"]).shape[:2] == (48, 64)
 
 
 def test_workers_mine_with_the_config_as_given_a_disabled_sampler_stays_off(sources, tmp_path):
@@ -114,14 +119,14 @@ def test_output_dir_holding_another_dataset_is_refused(sources, tmp_path):
     out = tmp_path / "ds"
     build(sources[:1], out, config())
     with pytest.raises(CelbenchError, match=r"different dataset: its config differs \(existing -> this build: "
-                                            r"frames.width 48 -> 32\); use another --out, or --overwrite"):
-        build(sources[:1], out, config("frames.width=32"), resume=True)
+                                            r"frames.size 48 -> 32\); use another --out, or --overwrite"):
+        build(sources[:1], out, config("frames.size=32"), resume=True)
     with pytest.raises(CelbenchError, match=r"different dataset: its sources differ \(only this build has clip1\)"):
         build(sources, out, config(), resume=True)
     with pytest.raises(CelbenchError, match="already holds this dataset"):
         build(sources[:1], out, config())
-    assert build(sources[:1], out, config("frames.width=32"), overwrite=True).failed == []
-    assert decode_png(table(out, "frames").slice(0, 1).to_pylist()[0]["colour"]["bytes"]).shape == (48, 32, 3)
+    assert build(sources[:1], out, config("frames.size=32"), overwrite=True).failed == []
+    assert decode_png(table(out, "frames").slice(0, 1).to_pylist()[0]["colour"]["bytes"]).shape == (32, 40, 3)
     other = tmp_path / "notes"
     other.mkdir()
     (other / "thesis.txt").write_text("precious")
@@ -227,7 +232,7 @@ def test_frames_of_mixed_sizes_grey_and_rgba_in_one_folder(tmp_path):
     rgba[:, :50, 3] = 255  # left half opaque red, right half transparent -> paper white
     cv2.imwrite(str(folder / "2.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
     out = tmp_path / "ds"
-    assert build([folder], out, config("frames.resize=pad")).failed == []
+    assert build([folder], out, config("frames.resize=pad", "frames.width=48", "frames.height=48")).failed == []
     validate(out)
     frames = sorted(table(out, "frames").to_pylist(), key=lambda r: r["frame_index"])
     images = [decode_png(r["colour"]["bytes"]) for r in frames]
@@ -235,10 +240,18 @@ def test_frames_of_mixed_sizes_grey_and_rgba_in_one_folder(tmp_path):
     assert (images[1][24, 24] == 128).all()  # grey replicated to RGB
     assert images[2][24, 5].tolist() == [200, 10, 10] and images[2][24, 44].tolist() == [255, 255, 255]
     keep = tmp_path / "keep"
-    build([folder], keep, config("frames.resize=keep-aspect"))
+    build([folder], keep, config("frames.resize=keep-aspect", "frames.width=48", "frames.height=48"))
     sizes = sorted((r["width"], r["height"]) for r in table(keep, "frames").to_pylist())
     assert sizes == [(48, 24), (48, 36), (48, 48)]
     validate(keep)
+    whole = tmp_path / "whole"  # the default: shorter side 48, aspect kept, longer side a multiple of 8
+    build([folder], whole, config())
+    rows = sorted(table(whole, "frames").to_pylist(), key=lambda r: r["frame_index"])
+    assert [(r["width"], r["height"]) for r in rows] == [(64, 48), (48, 48), (96, 48)]
+    assert [decode_png(r["components"]["bytes"]).shape for r in rows] == [(48, 64), (48, 48), (48, 96)]
+    red = decode_png(rows[2]["colour"]["bytes"])
+    assert red[24, 2].tolist() == [200, 10, 10] and red[24, 93].tolist() == [255, 255, 255]  # both ends kept
+    validate(whole)
 
 
 def test_cli_build_info_and_ls(sources, tmp_path, capsys):
@@ -335,7 +348,7 @@ def test_report_is_a_page_to_send_a_colleague(two_sources):
                     "Build config"):
         assert heading in text
     assert '"' not in text.split("Build config")[0].split("Summary")[1]  # tables, not JSON
-    assert "frames:\n  width: 48" in text  # the config, as YAML
+    assert "frames:\n  size: 48" in text  # the config, as YAML
     by_source = summary["by_source"]
     assert len(by_source) == 2 and sum(v["frames"] for v in by_source.values()) == summary["frames"]
     assert sum(summary["shot_length_histogram"].values()) == sum(v["shots"] for v in by_source.values())
@@ -367,12 +380,12 @@ def test_pair_dataset_yields_tensors(sources, tmp_path):
     assert len(dataset) == table(out, "pairs").num_rows
     item = dataset[0]
     k = len(dataset.pairs[0]["reference_keys"])
-    assert item["reference_colour"].shape == (k, 3, 48, 48) and item["reference_colour"].dtype == torch.float32
+    assert item["reference_colour"].shape == (k, 3, 48, 64) and item["reference_colour"].dtype == torch.float32
     assert 0 <= float(item["reference_colour"].min()) and float(item["reference_colour"].max()) <= 1
-    assert item["target_sketch"].shape == (1, 48, 48) and item["target_components"].dtype == torch.int64
+    assert item["target_sketch"].shape == (1, 48, 64) and item["target_components"].dtype == torch.int64
     # one key per thing in every layer: the names bench evaluate gives models, hints as RGB + mask
     assert set(item) >= set(keys.MODEL_INPUTS) | {keys.TARGET_COLOUR, keys.CORRESPONDENCES, keys.INTERVAL}
-    assert item["hints"].shape == (4, 48, 48) and set(item["hints"][3].unique().tolist()) <= {0.0, 1.0}
+    assert item["hints"].shape == (4, 48, 64) and set(item["hints"][3].unique().tolist()) <= {0.0, 1.0}
     assert float(item["hints"][:3][:, item["hints"][3] == 0].abs().sum()) == 0  # no colour where no hint
     frame = dataset.frame(dataset.pairs[0]["target_key"])
     assert torch.equal(item["target_colour"], torch.from_numpy(frame.colour).permute(2, 0, 1).float() / 255)
@@ -381,12 +394,28 @@ def test_pair_dataset_yields_tensors(sources, tmp_path):
 
     loader = torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=collate_pairs)
     batch = next(iter(loader))
-    assert batch["target_colour"].shape == (4, 3, 48, 48) and len(batch["pair_key"]) == 4
+    assert batch["target_colour"].shape == (4, 3, 48, 64) and len(batch["pair_key"]) == 4
     shi = PairDataset(out, kinds=["shi-seq"])
     assert len(shi) > 0 and all(p["kind"] == "shi-seq" for p in shi.pairs)
     assert shi[0]["reference_colour"].shape[0] == 2  # first and last frame of the sequence
     assert len(PairDataset(out, kinds=["cmft-test"])) == sum(
         1 for p in dataset.pairs if p["kind"].startswith("cmft-test@"))
+    # training cuts whole 64x48 frames to 48x48 squares: the centre for validation, anywhere for training, the
+    # same box for every image of the pair
+    from baselines.datasets import SquareCropDataset
+
+    centre = SquareCropDataset(dataset, random=False)[0]
+    assert torch.equal(centre["target_colour"], item["target_colour"][..., 8:56])
+    assert torch.equal(centre["reference_components"], item["reference_components"][..., 8:56])
+    assert torch.equal(centre["hints"], item["hints"][..., 8:56]) and centre["pair_key"] == item["pair_key"]
+    torch.manual_seed(0)
+    lefts = set()
+    for _ in range(20):
+        cut = SquareCropDataset(dataset, random=True)[0]
+        left = next(x for x in range(17) if torch.equal(cut["target_colour"], item["target_colour"][..., x:x + 48]))
+        assert torch.equal(cut["target_sketch"], item["target_sketch"][..., left:left + 48])
+        lefts.add(left)
+    assert len(lefts) > 3
 
 
 def test_dataset_card_loads_each_table_and_split_with_datasets(two_sources, tmp_path, monkeypatch):
@@ -410,7 +439,7 @@ def test_dataset_card_loads_each_table_and_split_with_datasets(two_sources, tmp_
         assert sorted(loaded["frame_key"]) == sorted(row["frame_key"] for row in expected)
         first = loaded[0]
         stored = next(row for row in expected if row["frame_key"] == first["frame_key"])
-        assert first["colour"].size == (48, 48) and first["colour"].mode == "RGB"
+        assert first["colour"].size == (64, 48) and first["colour"].mode == "RGB"
         assert first["distance_field"].mode.startswith("I;16")
         assert np.array_equal(np.asarray(first["colour"]), decode_png(stored["colour"]["bytes"]))
         if split in loaded_pairs:
@@ -423,6 +452,9 @@ def test_dataset_card_loads_each_table_and_split_with_datasets(two_sources, tmp_
     assert len(recipes) == 2
     split = next(s for s in splits if any(r["split"] == s and r["kind"].startswith("cmft-test@") for r in pairs))
     monkeypatch.setenv("HF_DATASETS_CACHE", cache)
+    # datasets reads the variable at import: without this the recipes hit the user's cache, which may hold an
+    # older dataset built at this same temporary path
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", Path(cache))
     found = {}
     for recipe in recipes:
         namespace: dict = {}
@@ -432,7 +464,7 @@ def test_dataset_card_loads_each_table_and_split_with_datasets(two_sources, tmp_
     target_row = next(r for r in frames if r["frame_key"] == hf["pair"]["target_key"])
     assert np.array_equal(np.asarray(hf["target_sketch"]), decode_png(target_row["sketch"]["bytes"]))
     assert len(pandas_["joined"]) == sum(1 for r in pairs if r["split"] == split)
-    assert decode_png(pandas_["png_bytes"]).shape == (48, 48, 3)
+    assert decode_png(pandas_["png_bytes"]).shape == (48, 64, 3)
 
 
 def test_shard_holding_another_split_fails_validation(sources, tmp_path):

@@ -15,7 +15,7 @@ from dataprep.dataset.manifest import shard_files
 from dataprep.config import load_config
 from dataprep.dataset.validate import validate
 
-SMALL = ["frames.width=64", "frames.height=64", "samplers.train-window.width=10", "run.frames_per_unit=20"]
+SMALL = ["frames.size=64", "samplers.train-window.width=10", "run.frames_per_unit=20"]
 
 
 def table(out, name) -> pa.Table:
@@ -68,7 +68,7 @@ def test_real_stages_build_a_valid_dataset_that_follows_the_clip(clip, tmp_path)
 def test_real_anime_frames_build_and_validate(real_data, tmp_path):
     folder = real_data / "colour-shots" / "lvcd_sample_1"
     out = tmp_path / "lvcd"
-    report = build([folder], out, load_config(None, ["frames.width=96", "frames.height=96", "run.executor=serial"]))
+    report = build([folder], out, load_config(None, ["frames.size=96", "run.executor=serial"]))
     assert report.failed == []
     validate(out)
     info = json.loads((out / "meta" / "info.json").read_text())
@@ -91,7 +91,7 @@ def test_folder_of_mixed_sizes_grey_and_rgba_frames_with_real_stages(tmp_path):
             image[..., 3] = 255
         cv2.imwrite(str(folder / f"{index}.png"), image)
     out = tmp_path / "ds"
-    config = load_config(None, ["frames.width=32", "frames.height=32", "shots.params.min_length=1",
+    config = load_config(None, ["frames.size=32", "shots.params.min_length=1",
                                 "shots.params.static_mse=0", "shots.params.faded_colourfulness=0",
                                 "shots.params.faded_contrast=0", "run.executor=serial"])
     assert build([folder], out, config).failed == []

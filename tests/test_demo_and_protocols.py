@@ -21,8 +21,7 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path, monkeypatch, caps
     small = SynthConfig(width=64, height=64, shots=2, shot_length=(16, 18), holds=(1,), seed=1)
     monkeypatch.setattr(benchmark.demo, "demo_config", lambda: small)
     # stored at the clip's own 64 px (the demo stores 256): the build's stages cost 16x less; protocols resize
-    monkeypatch.setattr(benchmark.demo, "BUILD_OVERRIDES", (*benchmark.demo.BUILD_OVERRIDES, "frames.width=64",
-                                                            "frames.height=64"))
+    monkeypatch.setattr(benchmark.demo, "BUILD_OVERRIDES", (*benchmark.demo.BUILD_OVERRIDES, "frames.size=64"))
     assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     board = tmp_path / "demo" / "leaderboards"

@@ -149,6 +149,7 @@ def test_signature_changes_with_every_number_changing_setting(tmp_path):
         "metric setting": signature(write_protocol(tmp_path, metrics=[{"name": "psnr", "settings": {"data_range": 254.0}}])),
         "limit": signature(base, limit=3),
         "dataset": signature(base, source=flat_source(steps=(10, 21))),
+        "frame fit": signature(write_protocol(tmp_path, fit="pad")),
     }
     assert all(sig != reference for sig in changed.values()), changed
     assert len(set(changed.values())) == len(changed)

@@ -15,7 +15,7 @@ from dataprep.config import load_config
 from tests.dataset_fakes import write_synth_frames
 
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)
-SMALL = ["frames.width=48", "frames.height=48", "run.frames_per_unit=40", "run.executor=serial",
+SMALL = ["frames.size=48", "run.frames_per_unit=40", "run.executor=serial",
          "split.train=0", "split.val=0", "split.test=1"]
 
 
@@ -38,7 +38,7 @@ def test_parquet_source_reads_shots_frames_and_mined_pairs(dataset):
     shots = source.shots("test")
     assert len(shots) == 2 and all(len(s.frame_ids) >= 12 for s in shots)
     frame = source.frame(shots[0].frame_ids[0])
-    assert frame.colour.shape == (48, 48, 3) and frame.sketch.dtype.name == "uint8"
+    assert frame.colour.shape == (48, 64, 3) and frame.sketch.dtype.name == "uint8"
     assert 0 <= frame.field.min() and frame.field.max() <= 1 and frame.components.ndim == 2
     pairs = source.pairs("test", ["cmft-test"])
     assert pairs and all(p.attributes["kind"].startswith("cmft-test@") for p in pairs)
@@ -53,6 +53,14 @@ def test_evaluate_cli_on_a_built_dataset(dataset, tmp_path, capsys):
     assert record.status == "complete" and record.samples_valid > 0
     assert record.dataset["manifest_sha256"] == ParquetSource(dataset, validate=False).manifest_hash
     assert set(record.metric("psnr").buckets) <= {"1", "2", "3", "4", "5", "10", "15", "20", "30", "40"}
+    # whole 64x48 frames scored whole: 256x341 after scaling, two 256x256 tiles each
+    tiles = tmp_path / "tiles.json"
+    assert cli.main(["evaluate", "--model", "flow-warp", "--data", str(dataset), "--protocol", "cmft-interval@1",
+                     "--fit", "tiles", "--out", str(tiles), "-q"]) == 0
+    tiled = read_record(tiles)
+    assert tiled.status == "complete" and tiled.samples_valid == record.samples_valid
+    assert (record.signature_fields["fit"], tiled.signature_fields["fit"]) == ("centre-crop", "tiles")
+    assert tiled.signature != record.signature
 
 
 @pytest.mark.parametrize("protocol", ["cmft-interval@1", "shi-kref@1"])  # mined pairs; shots

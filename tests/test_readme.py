@@ -59,7 +59,7 @@ def test_own_video_walkthrough_runs_as_written(tmp_path, monkeypatch, one_thread
         argv = shlex.split(line.replace("my_clip.mp4", str(tmp_path / "clip" / "video.mp4"))
                            .replace("frames.crop=[0,0,409,512]", "frames.crop=[0,0,80,64]"))
         if argv[:2] == ["dataprep", "build"]:
-            argv += ["--set", "frames.width=48", "--set", "frames.height=48", "--executor", "serial", "-q"]
+            argv += ["--set", "frames.size=48", "--executor", "serial", "-q"]
         if argv[:2] == ["bench", "evaluate"]:
             argv += ["--limit", "3", "-q"]  # the models run at the protocol's 256 px: a few samples are enough
         main = dataprep_cli.main if argv[0] == "dataprep" else bench_cli.main

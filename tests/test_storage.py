@@ -25,7 +25,7 @@ from dataprep.errors import CelbenchError
 from dataprep.storage import BuildLock, Storage
 from tests.dataset_fakes import dataset_bytes, write_synth_frames
 
-SMALL = ["frames.width=32", "frames.height=32", "samplers.train-window.width=6", "samplers.cmft-test.strides=[1,2]",
+SMALL = ["frames.size=32", "samplers.train-window.width=6", "samplers.cmft-test.strides=[1,2]",
          "run.frames_per_unit=10", "output.shard_size=4"]
 
 

@@ -93,7 +93,7 @@ def add_commands(commands) -> None:
                    help="dataset folder, or a URL: s3://bucket/ds, gs://..., file://... (docs/scale-out.md)")
     p.add_argument("--config", type=Path, help="YAML or TOML config (defaults: configs/default.yaml)")
     p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set frames.width=128 (repeatable)")
+                   help="override one config key, e.g. --set frames.size=128 (repeatable)")
     p.add_argument("--workers", type=bounded(int, 1), help="worker processes (run.workers)")
     p.add_argument("--executor", help="executor name (run.executor: local, serial, ray)")
     p.add_argument("--split", choices=SPLITS,

@@ -25,6 +25,7 @@ import numpy as np
 
 from dataprep.config import BuildConfig, canonical_json
 from dataprep.errors import CelbenchError
+from dataprep.imaging import short_side_size
 
 
 #: The stage adapter, as "module:attribute"; tasks carry it to the workers (which may be spawned, not forked),
@@ -43,10 +44,14 @@ DEFAULT_FOLDER_FPS = 24.0  # as dataprep.video.source: a folder of images carrie
 
 
 def decode_size(width: int, height: int, out_width: int, out_height: int, mode: str) -> tuple[int, int] | None:
-    """The size to decode a ``width`` x ``height`` video at so that :func:`fit_frame` only crops or pads.
+    """The size to decode a ``width`` x ``height`` video at so that :func:`fit_frame` (same ``out_width``,
+    ``out_height``, ``mode``) only crops or pads, or under 'short-side' does nothing.
 
     None when the video is not larger than needed (no upscaling in the decoder; fit_frame enlarges).
     """
+    if mode == "short-side":
+        size = short_side_size(width, height, min(out_width, out_height))
+        return size if size[0] * size[1] < width * height else None
     if mode == "centre-crop":
         scale = max(out_width / width, out_height / height)
         size = (max(out_width, round(width * scale)), max(out_height, round(height * scale)))
@@ -223,7 +228,7 @@ class StagePipeline:
                     "params": {}, "cuts": [], "shots": [{"start": 0, "end": n, "kept": True, "reason": None}],
                     "held_groups": [[i, i + 1] for i in range(n)], "dropped_frames": [], "error": None}
         result = detect_shots(path, detector=self.config.shots.detector, crop=self._crop(),
-                              folder_size=(self.config.frames.width, self.config.frames.height),
+                              folder_size=self.config.frames.box(),
                               **self.config.shots.params).to_json()
         return json.loads(json.dumps(result))
 
@@ -255,8 +260,7 @@ class StagePipeline:
                 yield index, index / DEFAULT_FOLDER_FPS, image
             return
         width, height = self._source_size(path)
-        size = decode_size(width, height, self.config.frames.width, self.config.frames.height,
-                           self.config.frames.resize)
+        size = decode_size(width, height, *self.config.frames.box(), self.config.frames.resize)
         if start > 0 and n_frames:
             seeking = seek_frames(path, crop, size, start, end, n_frames, threads=self.decoder_threads)
             if seeking is not None:
@@ -299,9 +303,9 @@ class StagePipeline:
 
         frames = self.config.frames
         if isinstance(image, GivenLineArt):
-            given = image.fitted(frames.width, frames.height, frames.resize)
+            given = image.fitted(*frames.box(), frames.resize)
             return given.colour, given
-        return fit_frame(to_rgb(image), frames.width, frames.height, frames.resize), None
+        return fit_frame(to_rgb(image), *frames.box(), frames.resize), None
 
     def sketch(self, rgb: np.ndarray) -> np.ndarray:
         return np.asarray(self.extractor(rgb), dtype=np.uint8)

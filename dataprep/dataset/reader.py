@@ -29,7 +29,7 @@ from dataprep.errors import CelbenchError, file_error
 from dataprep.imaging import decode_png
 
 #: Frames-table columns that describe a frame (read for the index); the rest are images, read lazily.
-FRAME_META = ("frame_key", "video_id", "shot_id", "frame_index", "split", "held_group")
+FRAME_META = ("frame_key", "video_id", "shot_id", "frame_index", "split", "held_group", "width", "height")
 FRAME_IMAGES = ("colour", "sketch", "distance_field", "components")
 
 

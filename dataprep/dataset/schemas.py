@@ -66,7 +66,7 @@ _FRAMES_FIELDS = [
            "frame_index of the first stored frame of this frame's run of held (identical) drawings in the shot"),
     _field("width", pa.int32(), "width of the stored images in pixels"),
     _field("height", pa.int32(), "height of the stored images in pixels"),
-    _field("colour", IMAGE, "colour frame, PNG 8-bit sRGB, resized to the configured resolution"),
+    _field("colour", IMAGE, "colour frame, PNG 8-bit sRGB, resized as frames.resize says (default: whole frame, shorter side frames.size)"),
     _field("sketch", IMAGE, "line art, PNG 8-bit grey, 0 = line, 255 = paper"),
     _field("distance_field", IMAGE, "distance field of the sketch, PNG 16-bit grey (see dataprep.field)"),
     _field("components", IMAGE, "component label map, PNG 16-bit grey, 0 = line pixels, 1..N = components"),
@@ -182,6 +182,14 @@ def markdown() -> str:
     lines += [
         "## How rows are made",
         "",
+        "- **Whole frames.** By default (`frames.resize: short-side`) a frame is stored whole with its aspect "
+        "ratio: shorter side `frames.size` (256), longer side scaled alike and rounded to a multiple of 8 (a 16:9 "
+        "source is stored at 456x256), so sketches, distance fields, components, pairs and hints cover the whole "
+        "picture; `width`/`height` give each frame's size. Protocols fit stored frames to a model's input "
+        "(`fit`: centre crop, pad or tiles; `docs/benchmark.md`), and training cuts them to squares "
+        "(`baselines.datasets.SquareCropDataset`). `frames.resize: centre-crop` (the default before whole frames; "
+        "a 16:9 frame loses 44% of its area) and `pad` store `frames.width` x `frames.height`, `keep-aspect` fits "
+        "the frame inside it. Datasets built with any mode load and evaluate alike.",
         "- **Units and resume.** Work is split into units (runs of whole shots of one source, "
         "`run.frames_per_unit`, default 100 frames); shot detection and units share one set of workers, a "
         "source's units are queued (longest first) as soon as its shots are known, and `meta/info.json` records "

@@ -39,7 +39,7 @@ def stored_frames(inputs: list[str], overrides: list[str], step: int):
     for path in inputs:
         for index, _, image in pipeline.frames(path):
             if index % step == 0:
-                rgb = fit_frame(to_rgb(image), config.frames.width, config.frames.height, config.frames.resize)
+                rgb = fit_frame(to_rgb(image), *config.frames.box(), config.frames.resize)
                 yield Path(path).stem, rgb, pipeline.sketch(rgb)
 
 

@@ -108,7 +108,7 @@ def memory(args) -> None:
         for executor in args.executors:
             for n in args.clips:
                 r = run_build(videos[:n], args.work / f"ds-{executor}-{n}", executor, args.workers,
-                              ["frames.width=32", "frames.height=32", *args.set],
+                              ["frames.size=32", *args.set],
                               head.cluster.address if head else "")
                 print(f"{executor:5s} {n:4d} clips: driver peak {r['driver_peak_mib']:6.0f} MiB, "
                       f"{r['wall']:6.1f} s, {r['dataset_frames']} frames", flush=True)
