@@ -38,6 +38,13 @@ from benchmark.models.vote import TEXTURE_MAD, vote_batch
 
 #: Batch key of the warp prior, (B, 3, H, W) float RGB in [0, 1].
 WARP_PRIOR = "warp_prior"
+#: Batch key of the reference line art moved by the warp prior's flow, (B, 1, H, W) float, 1 = paper.
+WARP_SKETCH = "warp_sketch"
+
+
+def _default_warper(batch: Mapping[str, torch.Tensor]) -> FlowWarp:
+    has_fields = "reference_field" in batch and "target_field" in batch
+    return FlowWarp(guide="field" if has_fields else "sketch")
 
 
 def warp_prior(batch: Mapping[str, torch.Tensor], warper: FlowWarp | None = None) -> torch.Tensor:
@@ -49,11 +56,20 @@ def warp_prior(batch: Mapping[str, torch.Tensor], warper: FlowWarp | None = None
     """
     if WARP_PRIOR in batch:
         return batch[WARP_PRIOR]
-    if warper is None:
-        has_fields = "reference_field" in batch and "target_field" in batch
-        warper = FlowWarp(guide="field" if has_fields else "sketch")
     with torch.no_grad():
-        return warper(batch).float()
+        return (warper or _default_warper(batch))(batch).float()
+
+
+def warp_prior_with_sketch(batch: Mapping[str, torch.Tensor],
+                           warper: FlowWarp | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(:func:`warp_prior`, the warped reference sketch (B, 1, H, W) float in [0, 1], 1 = paper): both from
+    one flow (:meth:`FlowWarp.warp_with_sketch`), or the batch's ``warp_prior`` and ``warp_sketch`` when it
+    has both."""
+    if WARP_PRIOR in batch and WARP_SKETCH in batch:
+        return batch[WARP_PRIOR], batch[WARP_SKETCH]
+    with torch.no_grad():
+        colour, sketch = (warper or _default_warper(batch)).warp_with_sketch(batch)
+    return colour.float(), sketch.float()
 
 
 class GatedResidualHead(nn.Module):
@@ -191,8 +207,8 @@ class RandomCropDataset(Dataset):
 
 
 class WarpPriorDataset(Dataset):
-    """Items of ``dataset`` with ``warp_prior`` (3, H, W) added: :func:`warp_prior` of the item as a batch
-    of one. Used before cropping, so the flow sees the whole frame (a crop cuts off the reference content
+    """Items of ``dataset`` with ``warp_prior`` (3, H, W) and ``warp_sketch`` (1, H, W) added
+    (:func:`warp_prior_with_sketch` of the item as a batch of one). Used before cropping, so the flow sees the whole frame (a crop cuts off the reference content
     that moved in from outside it) and after re-paletting (the warp carries the new colours)."""
 
     def __init__(self, dataset: Dataset):
@@ -206,7 +222,8 @@ class WarpPriorDataset(Dataset):
         item = dict(self.dataset[index])
         one = {key: value[None] for key, value in item.items() if isinstance(value, torch.Tensor)}
         has_fields = "reference_field" in one and "target_field" in one
-        item[WARP_PRIOR] = warp_prior(one, self.warper if has_fields else FlowWarp(guide="sketch"))[0]
+        colour, sketch = warp_prior_with_sketch(one, self.warper if has_fields else FlowWarp(guide="sketch"))
+        item[WARP_PRIOR], item[WARP_SKETCH] = colour[0], sketch[0]
         return item
 
 

@@ -52,7 +52,7 @@ class FlowWarp:
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
 
     def _warp_one(self, target_guide: np.ndarray, reference_guide: np.ndarray, reference_colour: np.ndarray,
-                  target_sketch: np.ndarray, reference_sketch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  target_sketch: np.ndarray, reference_sketch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         flow = self._dis.calc(*_to_uint8(target_guide, reference_guide), None)
         height, width = target_guide.shape
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
@@ -61,30 +61,44 @@ class FlowWarp:
         warped_sketch = cv2.remap(reference_sketch, map_x, map_y, cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)
         disagreement = cv2.blur(np.abs(warped_sketch - target_sketch), (self.agreement_window,) * 2)
-        return warped, disagreement
+        return warped, warped_sketch, disagreement
 
     def __call__(self, batch: Batch) -> torch.Tensor:
+        return self.warp_with_sketch(batch)[0]
+
+    def warp_with_sketch(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prediction and the reference line art moved by the same flow.
+
+        Returns (colour (B, 3, H, W), sketch (B, 1, H, W)) float32 in [0, 1] on the batch's device: the warped
+        reference colour (this floor's output) and the warped reference sketch (1 = paper) of the reference
+        each pixel took. Where the warped sketch has a line and the target's has none, the warp drew a ghost
+        line; the reverse, it missed one (what a learned correction of the warp needs to see).
+        """
         key = "field" if self.guide == "field" else "sketch"
         ref_colour = batch["reference_colour"].detach().cpu().float().numpy()
         ref_guide = batch[f"reference_{key}"].detach().cpu().float().numpy()[:, :, 0]
         ref_sketch = batch["reference_sketch"].detach().cpu().float().numpy()[:, :, 0]
         tgt_guide = batch[f"target_{key}"].detach().cpu().float().numpy()[:, 0]
         tgt_sketch = batch["target_sketch"].detach().cpu().float().numpy()[:, 0]
-        outputs = []
+        outputs, sketches = [], []
         for b in range(ref_colour.shape[0]):
-            warps, costs = [], []
+            warps, warped_sketches, costs = [], [], []
             for k in range(ref_colour.shape[1]):
                 colour_hwc = np.ascontiguousarray(ref_colour[b, k].transpose(1, 2, 0))
-                warped, cost = self._warp_one(tgt_guide[b], ref_guide[b, k], colour_hwc,
-                                              np.ascontiguousarray(tgt_sketch[b]),
-                                              np.ascontiguousarray(ref_sketch[b, k]))
+                warped, warped_sketch, cost = self._warp_one(tgt_guide[b], ref_guide[b, k], colour_hwc,
+                                                             np.ascontiguousarray(tgt_sketch[b]),
+                                                             np.ascontiguousarray(ref_sketch[b, k]))
                 warps.append(warped)
+                warped_sketches.append(warped_sketch)
                 costs.append(cost)
             best = np.argmin(np.stack(costs), axis=0)  # first reference wins ties: deterministic
             chosen = np.take_along_axis(np.stack(warps), best[None, :, :, None], axis=0)[0]
             outputs.append(chosen.transpose(2, 0, 1))
-        result = torch.from_numpy(np.clip(np.stack(outputs), 0.0, 1.0))
-        return result.to(batch["reference_colour"].device)
+            sketches.append(np.take_along_axis(np.stack(warped_sketches), best[None], axis=0))
+        device = batch["reference_colour"].device
+        colour = torch.from_numpy(np.clip(np.stack(outputs), 0.0, 1.0)).to(device)
+        sketch = torch.from_numpy(np.clip(np.stack(sketches), 0.0, 1.0).astype(np.float32)).to(device)
+        return colour, sketch
 
 
 @register_model("flow-warp")
