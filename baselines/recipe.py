@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from benchmark.models.flow_warp import FlowWarp
-from benchmark.models.vote import TEXTURE_MAD, vote_batch
+from benchmark.models.vote import MIN_FLAT, TEXTURE_MAD, vote_batch_of
 
 #: Batch key of the warp prior, (B, 3, H, W) float RGB in [0, 1].
 WARP_PRIOR = "warp_prior"
@@ -99,13 +99,14 @@ class GatedResidualHead(nn.Module):
 
 
 def vote_output(colour: torch.Tensor, batch: Mapping[str, torch.Tensor],
-                texture_mad: float = TEXTURE_MAD) -> torch.Tensor:
-    """Region voting (:func:`benchmark.models.vote.vote_batch`) of (B, 3, H, W) ``colour`` on the batch's
-    ``target_components``; ``colour`` unchanged when the batch has no components (e.g. in-memory training
-    sources)."""
+                texture_mad: float = TEXTURE_MAD, min_flat: float = MIN_FLAT) -> torch.Tensor:
+    """Region voting (:func:`benchmark.models.vote.vote_batch_of`) of (B, 3, H, W) ``colour`` on the batch's
+    ``target_components``, skipping samples whose references are painted rather than flat cels when the
+    batch has ``reference_components`` (``min_flat``; 0 = vote every sample); ``colour`` unchanged when the
+    batch has no components (e.g. in-memory training sources)."""
     if "target_components" not in batch:
         return colour
-    return vote_batch(colour, batch["target_components"], texture_mad)
+    return vote_batch_of(colour, batch, texture_mad, min_flat)
 
 
 def random_colour_map(generator: torch.Generator, levels: int = 4) -> torch.Tensor:
