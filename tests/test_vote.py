@@ -74,8 +74,8 @@ def test_vote_suffix_wraps_any_registered_model():
 
 def _painted_and_flat_reference() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(painted, flat, labels): 4x4 references, column 0 line, region 1 = columns 1-2, region 2 = column 3.
-    painted: region 1 is a red ramp 0.1..0.8 over its 8 pixels (median 0.45: no pixel within 0.02 in the
-    RGB mean, the ramp steps by 0.1 in red only, so mean |diff| = |dr|/3 >= 0.05/3 ... see below), region 2 flat."""
+    flat: both regions one colour each. painted: region 1's red is a ramp 0, 0.1, ..., 0.7 over its 8 pixels
+    (shading), region 2 flat."""
     labels = np.array([[0, 1, 1, 2]] * 4)
     flat = np.zeros((3, 4, 4), np.float32)
     flat[:, :, 1:3] = 0.6
@@ -89,7 +89,7 @@ def test_flat_fraction_counts_region_pixels_near_their_region_median():
     painted, flat, labels = _painted_and_flat_reference()
     assert flat_fraction(flat, labels) == 1.0
     # region 1: red 0, .1, ..., .7, median .35; mean |RGB diff| = |red diff| / 3 <= 0.02 only for |red diff|
-    # <= 0.06: none of the 8 (nearest are 0.05 away: .3 and .4 -> 0.0167 each, within). So 2 of 8 + 4 of 4.
+    # <= 0.06, i.e. .3 and .4 (0.05 away): 2 of its 8 pixels; region 2: 4 of 4. So 6 of 12.
     red = np.linspace(0.0, 0.7, 8)
     within = int((np.abs(red - np.median(red)) / 3 <= 0.02 + 1e-7).sum())
     assert within == 2
