@@ -209,8 +209,9 @@ class RandomCropDataset(Dataset):
 
 class WarpPriorDataset(Dataset):
     """Items of ``dataset`` with ``warp_prior`` (3, H, W) and ``warp_sketch`` (1, H, W) added
-    (:func:`warp_prior_with_sketch` of the item as a batch of one). Used before cropping, so the flow sees the whole frame (a crop cuts off the reference content
-    that moved in from outside it) and after re-paletting (the warp carries the new colours)."""
+    (:func:`warp_prior_with_sketch` of the item as a batch of one). Used before cropping, so the flow sees
+    the whole frame (a crop cuts off the reference content that moved in from outside it) and after
+    re-paletting (the warp carries the new colours)."""
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset

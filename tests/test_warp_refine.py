@@ -28,7 +28,8 @@ def test_warped_sketch_follows_the_same_flow_as_the_colour():
     # independent reference: DIS flow on the fields (as flow-warp computes it), sketch remapped by cv2 directly
     ref_field, tgt_field = batch["reference_field"][0, 0, 0].numpy(), batch["target_field"][0, 0].numpy()
     low, high = min(ref_field.min(), tgt_field.min()), max(ref_field.max(), tgt_field.max())
-    to8 = [np.ascontiguousarray(((f - low) * 255 / (high - low)).round().astype(np.uint8)) for f in (tgt_field, ref_field)]
+    to8 = [np.ascontiguousarray(((f - low) * 255 / (high - low)).round().astype(np.uint8))
+           for f in (tgt_field, ref_field)]
     flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(*to8, None)
     gx, gy = np.meshgrid(np.arange(64, dtype=np.float32), np.arange(64, dtype=np.float32))
     expected = cv2.remap(batch["reference_sketch"][0, 0, 0].numpy(), gx + flow[..., 0], gy + flow[..., 1],
@@ -41,7 +42,8 @@ def test_warped_sketch_follows_the_same_flow_as_the_colour():
 
 def test_warped_sketch_comes_from_the_reference_each_pixel_took():
     batch = toy_batch(0, 3)
-    blank = {**batch, "reference_colour": torch.cat([batch["reference_colour"], batch["reference_colour"] * 0 + 0.123], 1),
+    grey = batch["reference_colour"] * 0 + 0.123
+    blank = {**batch, "reference_colour": torch.cat([batch["reference_colour"], grey], 1),
              "reference_sketch": torch.cat([batch["reference_sketch"], torch.ones_like(batch["reference_sketch"])], 1),
              "reference_field": torch.cat([batch["reference_field"], batch["reference_field"] * 0 + 1], 1)}
     colour, sketch = FlowWarp().warp_with_sketch(blank)
