@@ -35,10 +35,17 @@ from torch.utils.data import Dataset
 
 from baselines.datasets import crop_item
 from benchmark.models.flow_warp import FlowWarp
-from benchmark.models.vote import TEXTURE_MAD, vote_batch
+from benchmark.models.vote import MIN_FLAT, TEXTURE_MAD, vote_batch_of
 
 #: Batch key of the warp prior, (B, 3, H, W) float RGB in [0, 1].
 WARP_PRIOR = "warp_prior"
+#: Batch key of the reference line art moved by the warp prior's flow, (B, 1, H, W) float, 1 = paper.
+WARP_SKETCH = "warp_sketch"
+
+
+def _default_warper(batch: Mapping[str, torch.Tensor]) -> FlowWarp:
+    has_fields = "reference_field" in batch and "target_field" in batch
+    return FlowWarp(guide="field" if has_fields else "sketch")
 
 
 def warp_prior(batch: Mapping[str, torch.Tensor], warper: FlowWarp | None = None) -> torch.Tensor:
@@ -50,11 +57,20 @@ def warp_prior(batch: Mapping[str, torch.Tensor], warper: FlowWarp | None = None
     """
     if WARP_PRIOR in batch:
         return batch[WARP_PRIOR]
-    if warper is None:
-        has_fields = "reference_field" in batch and "target_field" in batch
-        warper = FlowWarp(guide="field" if has_fields else "sketch")
     with torch.no_grad():
-        return warper(batch).float()
+        return (warper or _default_warper(batch))(batch).float()
+
+
+def warp_prior_with_sketch(batch: Mapping[str, torch.Tensor],
+                           warper: FlowWarp | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(:func:`warp_prior`, the warped reference sketch (B, 1, H, W) float in [0, 1], 1 = paper): both from
+    one flow (:meth:`FlowWarp.warp_with_sketch`), or the batch's ``warp_prior`` and ``warp_sketch`` when it
+    has both."""
+    if WARP_PRIOR in batch and WARP_SKETCH in batch:
+        return batch[WARP_PRIOR], batch[WARP_SKETCH]
+    with torch.no_grad():
+        colour, sketch = (warper or _default_warper(batch)).warp_with_sketch(batch)
+    return colour.float(), sketch.float()
 
 
 class GatedResidualHead(nn.Module):
@@ -84,13 +100,14 @@ class GatedResidualHead(nn.Module):
 
 
 def vote_output(colour: torch.Tensor, batch: Mapping[str, torch.Tensor],
-                texture_mad: float = TEXTURE_MAD) -> torch.Tensor:
-    """Region voting (:func:`benchmark.models.vote.vote_batch`) of (B, 3, H, W) ``colour`` on the batch's
-    ``target_components``; ``colour`` unchanged when the batch has no components (e.g. in-memory training
-    sources)."""
+                texture_mad: float = TEXTURE_MAD, min_flat: float = MIN_FLAT) -> torch.Tensor:
+    """Region voting (:func:`benchmark.models.vote.vote_batch_of`) of (B, 3, H, W) ``colour`` on the batch's
+    ``target_components``, skipping samples whose references are painted rather than flat cels when the
+    batch has ``reference_components`` (``min_flat``; 0 = vote every sample); ``colour`` unchanged when the
+    batch has no components (e.g. in-memory training sources)."""
     if "target_components" not in batch:
         return colour
-    return vote_batch(colour, batch["target_components"], texture_mad)
+    return vote_batch_of(colour, batch, texture_mad, min_flat)
 
 
 def random_colour_map(generator: torch.Generator, levels: int = 4) -> torch.Tensor:
@@ -189,9 +206,10 @@ class RandomCropDataset(Dataset):
 
 
 class WarpPriorDataset(Dataset):
-    """Items of ``dataset`` with ``warp_prior`` (3, H, W) added: :func:`warp_prior` of the item as a batch
-    of one. Used before cropping, so the flow sees the whole frame (a crop cuts off the reference content
-    that moved in from outside it) and after re-paletting (the warp carries the new colours)."""
+    """Items of ``dataset`` with ``warp_prior`` (3, H, W) and ``warp_sketch`` (1, H, W) added
+    (:func:`warp_prior_with_sketch` of the item as a batch of one). Used before cropping, so the flow sees
+    the whole frame (a crop cuts off the reference content that moved in from outside it) and after
+    re-paletting (the warp carries the new colours)."""
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -204,7 +222,8 @@ class WarpPriorDataset(Dataset):
         item = dict(self.dataset[index])
         one = {key: value[None] for key, value in item.items() if isinstance(value, torch.Tensor)}
         has_fields = "reference_field" in one and "target_field" in one
-        item[WARP_PRIOR] = warp_prior(one, self.warper if has_fields else FlowWarp(guide="sketch"))[0]
+        colour, sketch = warp_prior_with_sketch(one, self.warper if has_fields else FlowWarp(guide="sketch"))
+        item[WARP_PRIOR], item[WARP_SKETCH] = colour[0], sketch[0]
         return item
 
 

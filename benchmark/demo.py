@@ -34,6 +34,7 @@ PROTOCOLS = ("cmft-interval@1", "shi-kref@1", "components@1", "components@2", "h
 #: the hint floor and the hint colouriser of Yuan & Simo-Serra under the hint-budget protocol.
 DEMO_MODELS = {"copy-reference": PROTOCOLS, "flow-warp": PROTOCOLS,
                "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",), "cmft-warp": ("cmft-interval@1",),
+               "warp-refine": ("cmft-interval@1",),
                "shi-nosim": ("shi-kref@1",), "shi": ("shi-kref@1",), "shi-warp": ("shi-kref@1",),
                "flow-warp+vote": ("components@2",),
                "match-hand": ("components@2", "cmft-interval@1"), "match-graph": ("components@2", "cmft-interval@1"),

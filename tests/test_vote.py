@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmark.model import load_model, resolve_model_factory
-from benchmark.models.vote import TEXTURE_MAD, vote_batch, vote_regions
+from benchmark.models.vote import MIN_FLAT, TEXTURE_MAD, flat_fraction, vote_batch, vote_regions
 
 
 def _two_regions() -> tuple[np.ndarray, np.ndarray]:
@@ -70,3 +70,50 @@ def test_vote_suffix_wraps_any_registered_model():
     np.testing.assert_allclose(model(batch)[0].numpy(), vote_regions(colour, labels))
     with pytest.raises(Exception, match="did you mean 'flow-warp'"):
         load_model("flow-wrap+vote")
+
+
+def _painted_and_flat_reference() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(painted, flat, labels): 4x4 references, column 0 line, region 1 = columns 1-2, region 2 = column 3.
+    flat: both regions one colour each. painted: region 1's red is a ramp 0, 0.1, ..., 0.7 over its 8 pixels
+    (shading), region 2 flat."""
+    labels = np.array([[0, 1, 1, 2]] * 4)
+    flat = np.zeros((3, 4, 4), np.float32)
+    flat[:, :, 1:3] = 0.6
+    flat[:, :, 3] = 0.2
+    painted = flat.copy()
+    painted[0, :, 1:3] = np.linspace(0.0, 0.7, 8, dtype=np.float32).reshape(4, 2)
+    return painted, flat, labels
+
+
+def test_flat_fraction_counts_region_pixels_near_their_region_median():
+    painted, flat, labels = _painted_and_flat_reference()
+    assert flat_fraction(flat, labels) == 1.0
+    # region 1: red 0, .1, ..., .7, median .35; mean |RGB diff| = |red diff| / 3 <= 0.02 only for |red diff|
+    # <= 0.06, i.e. .3 and .4 (0.05 away): 2 of its 8 pixels; region 2: 4 of 4. So 6 of 12.
+    red = np.linspace(0.0, 0.7, 8)
+    within = int((np.abs(red - np.median(red)) / 3 <= 0.02 + 1e-7).sum())
+    assert within == 2
+    assert flat_fraction(painted, labels) == pytest.approx((within + 4) / 12)
+    assert flat_fraction(painted, np.zeros((4, 4), int)) == 1.0  # no region: nothing to judge
+
+
+def test_painted_references_switch_voting_off_for_their_sample():
+    painted, flat, labels = _painted_and_flat_reference()
+    colour = torch.rand(2, 3, 4, 4) * 0.02 + 0.5  # a model's near-flat output, voted if allowed
+    target_labels = torch.from_numpy(labels)[None].repeat(2, 1, 1)
+    references = torch.from_numpy(np.stack([painted, flat]))[:, None]  # sample 0 painted, sample 1 flat
+    reference_labels = target_labels[:, None]
+    assert flat_fraction(painted, labels) < MIN_FLAT <= flat_fraction(flat, labels)
+    voted = vote_batch(colour, target_labels, reference_colour=references, reference_labels=reference_labels)
+    ungated = vote_batch(colour, target_labels)
+    assert torch.equal(voted[0], colour[0])  # painted reference: the model's pixels
+    assert torch.equal(voted[1], ungated[1]) and not torch.equal(ungated[1], colour[1])
+    assert torch.equal(vote_batch(colour, target_labels, reference_colour=references,
+                                  reference_labels=reference_labels, min_flat=0), ungated)
+    # NAME+vote reads the references from the batch
+    model = load_model("copy-reference+vote")
+    batch = {"reference_colour": references, "reference_components": reference_labels,
+             "target_components": target_labels}
+    out = model(batch)
+    assert torch.equal(out[0], references[0, 0])
+    torch.testing.assert_close(out[1], vote_batch(references[:, 0], target_labels)[1])
