@@ -52,7 +52,7 @@ class FlowWarp:
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
 
     def _warp_one(self, target_guide: np.ndarray, reference_guide: np.ndarray, reference_colour: np.ndarray,
-                  target_sketch: np.ndarray, reference_sketch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  target_sketch: np.ndarray, reference_sketch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         flow = self._dis.calc(*_to_uint8(target_guide, reference_guide), None)
         height, width = target_guide.shape
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
@@ -61,30 +61,41 @@ class FlowWarp:
         warped_sketch = cv2.remap(reference_sketch, map_x, map_y, cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)
         disagreement = cv2.blur(np.abs(warped_sketch - target_sketch), (self.agreement_window,) * 2)
-        return warped, disagreement
+        return warped, warped_sketch, disagreement
 
-    def __call__(self, batch: Batch) -> torch.Tensor:
+    def warp_references(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every reference warped onto the target, before the per-pixel choice.
+
+        Returns float32 tensors on the batch's device: warped colour (B, K, 3, H, W) RGB in [0, 1], warped
+        reference line art (B, K, 1, H, W) (1 = paper) and disagreement (B, K, 1, H, W), the box-filtered
+        absolute difference between the warped and the target line art (0 = the warp agrees with the
+        target's lines around the pixel; lower is better).
+        """
         key = "field" if self.guide == "field" else "sketch"
         ref_colour = batch["reference_colour"].detach().cpu().float().numpy()
         ref_guide = batch[f"reference_{key}"].detach().cpu().float().numpy()[:, :, 0]
         ref_sketch = batch["reference_sketch"].detach().cpu().float().numpy()[:, :, 0]
         tgt_guide = batch[f"target_{key}"].detach().cpu().float().numpy()[:, 0]
         tgt_sketch = batch["target_sketch"].detach().cpu().float().numpy()[:, 0]
-        outputs = []
-        for b in range(ref_colour.shape[0]):
-            warps, costs = [], []
-            for k in range(ref_colour.shape[1]):
+        b_count, k_count, _, height, width = ref_colour.shape
+        colours = np.empty((b_count, k_count, 3, height, width), np.float32)
+        sketches = np.empty((b_count, k_count, 1, height, width), np.float32)
+        costs = np.empty((b_count, k_count, 1, height, width), np.float32)
+        for b in range(b_count):
+            target = np.ascontiguousarray(tgt_sketch[b])
+            for k in range(k_count):
                 colour_hwc = np.ascontiguousarray(ref_colour[b, k].transpose(1, 2, 0))
-                warped, cost = self._warp_one(tgt_guide[b], ref_guide[b, k], colour_hwc,
-                                              np.ascontiguousarray(tgt_sketch[b]),
-                                              np.ascontiguousarray(ref_sketch[b, k]))
-                warps.append(warped)
-                costs.append(cost)
-            best = np.argmin(np.stack(costs), axis=0)  # first reference wins ties: deterministic
-            chosen = np.take_along_axis(np.stack(warps), best[None, :, :, None], axis=0)[0]
-            outputs.append(chosen.transpose(2, 0, 1))
-        result = torch.from_numpy(np.clip(np.stack(outputs), 0.0, 1.0))
-        return result.to(batch["reference_colour"].device)
+                warped, warped_sketch, costs[b, k, 0] = self._warp_one(
+                    tgt_guide[b], ref_guide[b, k], colour_hwc, target, np.ascontiguousarray(ref_sketch[b, k]))
+                colours[b, k] = np.clip(warped, 0.0, 1.0).transpose(2, 0, 1)
+                sketches[b, k, 0] = warped_sketch
+        device = batch["reference_colour"].device
+        return tuple(torch.from_numpy(a).to(device) for a in (colours, sketches, costs))
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        colours, _, costs = self.warp_references(batch)
+        best = costs.argmin(1, keepdim=True)  # first reference wins ties: deterministic
+        return colours.gather(1, best.expand(-1, -1, 3, -1, -1))[:, 0]
 
 
 @register_model("flow-warp")
