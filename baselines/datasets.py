@@ -45,19 +45,25 @@ def distance_field(sketch: np.ndarray) -> np.ndarray:
 
 
 def pair_item(ref_colors: list[np.ndarray], ref_sketches: list[np.ndarray], target_color: np.ndarray,
-              target_sketch: np.ndarray, fields: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+              target_sketch: np.ndarray,
+              fields: tuple[np.ndarray | list[np.ndarray], np.ndarray] | None = None) -> dict[str, torch.Tensor]:
     """Build one dataset item from (H, W, 3) float RGB and (H, W) line-art arrays in [0, 1]; ``fields``
-    (reference field, target field) when stored ones exist (one reference), else computed."""
+    (the reference field or a list of one per reference, the target field) when stored ones exist, else
+    computed."""
     def chw(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1) if a.ndim == 3 else a[None]))
 
+    if fields is None:
+        ref_fields, target_field = [distance_field(s) for s in ref_sketches], distance_field(target_sketch)
+    else:
+        ref_fields, target_field = fields
+        ref_fields = ref_fields if isinstance(ref_fields, list) else [ref_fields]
     return {
         "reference_colour": torch.stack([chw(c) for c in ref_colors]),
         "reference_sketch": torch.stack([chw(s) for s in ref_sketches]),
-        "reference_field": (chw(fields[0])[None] if fields is not None
-                            else torch.stack([chw(distance_field(s)) for s in ref_sketches])),
+        "reference_field": torch.stack([chw(f) for f in ref_fields]),
         "target_sketch": chw(target_sketch),
-        "target_field": chw(fields[1]) if fields is not None else chw(distance_field(target_sketch)),
+        "target_field": chw(target_field),
         "target_colour": chw(target_color),
     }
 
@@ -270,16 +276,21 @@ class ShotPairs(Dataset):
     is the same task). Built datasets hold few ``train-window`` pairs (one per 40-frame window), while
     short real shots give thousands of such pairs; the intervals cover the evaluation protocols' (1-10).
 
+    With ``refs=2`` every item is a target between two references of its shot (Shi et al. section 4.1:
+    the references bracket the frames they colour), the references at most ``max_interval`` frames apart.
+
     Args:
         root: dataset folder written by ``dataprep build``. split: frames of this split only.
-        max_interval: largest frame distance. backwards: also pairs with the reference after the target.
+        max_interval: largest frame distance (between the two references when ``refs=2``).
+        backwards: also pairs with the reference after the target (``refs=1``).
+        refs: 1 (pairs) or 2 (a reference before and one after the target, in time order).
 
     Items as :func:`pair_item`, from the stored frames (as ``PairDataset`` decodes them), plus
     ``target_components`` (H, W) int64 (the stored component labels); whole non-square frames are cut to a
     square of their shorter side at a random position (:func:`square_crop_item`).
     """
 
-    def __init__(self, root: str, split: str = "train", max_interval: int = 10, backwards: int = 1):
+    def __init__(self, root: str, split: str = "train", max_interval: int = 10, backwards: int = 1, refs: int = 1):
         from dataprep.dataset.reader import DatasetReader
 
         if not os.path.isdir(root):
@@ -289,27 +300,35 @@ class ShotPairs(Dataset):
         for row in self.reader.frames:
             if row["split"] == split:
                 shots.setdefault((row["video_id"], row["shot_id"]), []).append((row["frame_index"], row["frame_key"]))
-        self.pairs: list[tuple[str, str]] = []
+        if refs not in (1, 2):
+            raise CelbenchError(f"dataset 'shots': refs must be 1 or 2, got {refs}")
+        #: (reference keys..., target key) per item.
+        self.pairs: list[tuple[str, ...]] = []
         for frames in shots.values():
             frames.sort()
             for i, (index_a, key_a) in enumerate(frames):
-                for index_b, key_b in frames[i + 1:]:
+                for j, (index_b, key_b) in enumerate(frames[i + 1:], i + 1):
                     if index_b - index_a > max_interval:
                         break
+                    if refs == 2:
+                        self.pairs.extend((key_a, key_b, key_t) for _, key_t in frames[i + 1:j])
+                        continue
                     self.pairs.append((key_a, key_b))
                     if backwards:
                         self.pairs.append((key_b, key_a))
         if not self.pairs:
-            raise CelbenchError(f"{root}: no frame pairs within {max_interval} frames in split {split!r}")
+            raise CelbenchError(f"{root}: no frame {'triples' if refs == 2 else 'pairs'} within {max_interval} "
+                                f"frames in split {split!r}")
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        reference, target = (self.reader.frame(key) for key in self.pairs[index])
-        item = pair_item([reference.colour.astype(np.float32) / 255], [reference.sketch.astype(np.float32) / 255],
+        *references, target = (self.reader.frame(key) for key in self.pairs[index])
+        item = pair_item([r.colour.astype(np.float32) / 255 for r in references],
+                         [r.sketch.astype(np.float32) / 255 for r in references],
                          target.colour.astype(np.float32) / 255, target.sketch.astype(np.float32) / 255,
-                         fields=(decode_field(reference.field), decode_field(target.field)))
+                         fields=([decode_field(r.field) for r in references], decode_field(target.field)))
         item["target_components"] = torch.from_numpy(target.components.astype(np.int64))
         return square_crop_item(item, random=True)  # whole frames of any aspect ratio batch as squares
 

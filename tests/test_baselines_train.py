@@ -244,6 +244,20 @@ def test_bench_train_reads_a_dataset_built_by_dataprep(tmp_path, capsys):
     colour = torch.from_numpy(stored.colour).permute(2, 0, 1)[:, :, left:left + 32]
     assert torch.equal((item["target_colour"] * 255).round().byte(), colour)
     assert item["reference_colour"].shape == (1, 3, 32, 32) and item["reference_field"].shape == (1, 1, 32, 32)
+    # refs=2: a target strictly between two references of its shot at most max_interval frames apart
+    triples, _ = open_datasets(f"shots:root={tmp_path / 'ds'},max_interval=3,refs=2")
+    index_of = dict(zip(frames.frame_key, frames.frame_index))
+    expected = 0
+    for _, shot in frames[frames.split == "train"].groupby(["video_id", "shot_id"]):
+        index = sorted(shot.frame_index)
+        expected += sum(1 for a in index for t in index for b in index if a < t < b and b - a <= 3)
+    assert len(triples) == expected > 0
+    assert all(index_of[a] < index_of[t] < index_of[b] <= index_of[a] + 3 for a, b, t in triples.pairs)
+    (first_key, second_key, target_key), item = triples.pairs[0], triples[0]
+    assert item["reference_colour"].shape == (2, 3, 32, 32) and item["reference_field"].shape == (2, 1, 32, 32)
+    stored = triples.reader.frame(second_key)
+    assert torch.equal((item["reference_colour"][1] * 255).round().byte(),
+                       torch.from_numpy(stored.colour).permute(2, 0, 1))
 
 
 def test_a_run_from_before_a_setting_existed_resumes_when_the_setting_keeps_its_default(tmp_path):

@@ -36,11 +36,26 @@ def test_chunked_attention_equals_the_whole_softmax_matrix(chunk):
     torch.testing.assert_close(got, chunked_attention(q, k, v, scale=1.0, chunk=None), rtol=1e-5, atol=1e-6)
 
 
+def cell_means(x, stride):
+    """(C, h, w) -> (C, ceil(h/stride), ceil(w/stride)): the mean of each stride x stride cell (cells cut
+    by the border average the pixels they hold), by explicit loops."""
+    c, h, w = x.shape
+    rows, cols = -(-h // stride), -(-w // stride)
+    out = torch.zeros(c, rows, cols, dtype=x.dtype)
+    for r in range(rows):
+        for q in range(cols):
+            out[:, r, q] = x[:, r * stride:(r + 1) * stride, q * stride:(q + 1) * stride].mean((1, 2))
+    return out
+
+
 def distance_attention_by_hand(layer: DistanceAttention, f_d, f_dr, f_y):
-    """Equations 3-5 with explicit per-reference similarity matrices M_i, one softmax over {M_i}, float64."""
+    """Equations 3-5 with explicit per-reference similarity matrices M_i, one softmax over {M_i}, float64
+    (with ``layer.stride`` > 1: matching on cell means, f_mat upsampled bilinearly)."""
     layer = layer.double()
     f_d, f_dr, f_y = f_d.double(), f_dr.double(), f_y.double()
     b, k, c, h, w = f_dr.shape
+    stride = layer.stride
+    hq, wq = -(-h // stride), -(-w // stride)
     out = torch.zeros(b, c, h, w, dtype=torch.float64)
     for s in range(b):
         masks_m, masks_n, f_my, sims, values = [], [], [], [], []
@@ -49,21 +64,25 @@ def distance_attention_by_hand(layer: DistanceAttention, f_d, f_dr, f_y):
             m_i = torch.sigmoid(layer.mask_m(pair))[0]  # equation 3
             masks_n.append(torch.sigmoid(layer.mask_n(pair))[0])  # equation 4
             f_my.append(f_y[s, i] * m_i)
-            q = layer.query(f_d[s][None])[0].reshape(-1, h * w).T  # (hw, C~)
-            key = layer.key(f_dr[s, i][None])[0].reshape(-1, h * w)  # (C~, hw)
+            q = layer.query(cell_means(f_d[s], stride)[None])[0].reshape(-1, hq * wq).T  # (hw, C~)
+            key = layer.key(cell_means(f_dr[s, i], stride)[None])[0].reshape(-1, hq * wq)  # (C~, hw)
             sims.append(q @ key)  # M_i = f_d . f_{d_i}^T
-            values.append(layer.value(f_my[-1][None])[0].reshape(-1, h * w))  # (C~, hw)
+            values.append(layer.value(cell_means(f_my[-1], stride)[None])[0].reshape(-1, hq * wq))  # (C~, hw)
         matching = torch.softmax(torch.cat(sims, 1), 1)  # softmax over all K*hw reference positions
         f_c = torch.cat(values, 1)  # (C~, K*hw)
-        f_mat = layer.out((f_c @ matching.T).reshape(1, -1, h, w))[0]
+        f_mat = (f_c @ matching.T).reshape(1, -1, hq, wq)
+        if stride > 1:
+            f_mat = F.interpolate(f_mat, size=(h, w), mode="bilinear", align_corners=False)
+        f_mat = layer.out(f_mat)[0]
         out[s] = sum((1 - n) * f_mat + fm * n for n, fm in zip(masks_n, f_my)) / k  # equation 5
     return out
 
 
-@pytest.mark.parametrize("budget", [2 * 3 * 20 * 3, None])  # 3-query chunks, or the whole matrix
-def test_distance_attention_follows_equations_3_to_5(budget):
+@pytest.mark.parametrize("budget, stride", [(2 * 3 * 20 * 3, 1), (None, 1), (2 * 3 * 6 * 2, 2), (None, 2)])
+def test_distance_attention_follows_equations_3_to_5(budget, stride):
+    """stride 1 is the paper's layer (3-query chunks or the whole matrix); stride 2 matches cell means."""
     torch.manual_seed(0)
-    layer = DistanceAttention(16, reduction=8, budget=budget)
+    layer = DistanceAttention(16, reduction=8, budget=budget, stride=stride)
     g = torch.Generator().manual_seed(1)
     f_d, f_dr, f_y = (torch.randn(2, 16, 4, 5, generator=g), torch.randn(2, 3, 16, 4, 5, generator=g),
                       torch.randn(2, 3, 16, 4, 5, generator=g))
@@ -167,6 +186,67 @@ def test_untrained_shi_warp_is_flow_warp_and_votes_on_components():
     voted = model.colorize({**batch, "target_components": labels})
     torch.testing.assert_close(voted, vote_batch(warp, labels))
     assert "target_components" in model.requires and "reference_field" in model.requires
+
+
+def test_warp_candidates_rank_the_references_by_agreement_with_the_target_lines():
+    from baselines.models.shi import warp_candidates
+    from benchmark.models.flow_warp import FlowWarp
+
+    # Reference 0's lines are the target's shifted away; reference 1 is the target's drawing exactly.
+    size = 48
+    target = torch.ones(1, 1, size, size)
+    target[..., 10:12, 5:40] = 0
+    target[..., 30:32, 8:44] = 0
+    shifted = torch.roll(target, 9, dims=-1)
+    field = lambda s: 1 - s  # noqa: E731  (any smooth-enough guide; flow follows the lines)
+    batch = {"reference_colour": torch.stack([torch.full((3, size, size), 0.2), torch.full((3, size, size), 0.8)])[None],
+             "reference_sketch": torch.stack([shifted[0], target[0]])[None],
+             "reference_field": torch.stack([field(shifted)[0], field(target)[0]])[None],
+             "target_sketch": target, "target_field": field(target)}
+    warper = FlowWarp()
+    got = warp_candidates(batch, warper)
+    assert got.shape == (1, 9, size, size)
+    torch.testing.assert_close(got[:, :3], warper(batch), rtol=0, atol=0)  # the flow-warp prediction
+    colours, sketches, costs = warper.warp_references(batch)
+    # per pixel: channels 7 and 8 are the smallest and the largest of the two disagreements
+    torch.testing.assert_close(got[:, 7], costs.min(1).values[:, 0], rtol=0, atol=0)
+    torch.testing.assert_close(got[:, 8], costs.max(1).values[:, 0], rtol=0, atol=0)
+    on_line = target[0, 0] < 0.5
+    assert (got[0, 0][on_line] == 0.8).float().mean() > 0.9  # the agreeing reference wins on its lines
+    assert torch.all(got[0, 3][on_line & (got[0, 0] == 0.8)] == 0.2)  # ... and the other is runner-up
+    ties = costs[0, 0, 0] == costs[0, 1, 0]
+    assert torch.all(got[0, 0][ties] == colours[0, 0, 0][ties])  # ties: the first reference, as flow-warp
+    best_sketch = torch.where(got[0, 7] == costs[0, 0, 0], sketches[0, 0, 0], sketches[0, 1, 0])
+    torch.testing.assert_close(got[0, 6], best_sketch, rtol=0, atol=0)
+    # one reference: the runner-up is the best again
+    one = {key: (value[:, 1:] if key.startswith("reference") else value) for key, value in batch.items()}
+    single = warp_candidates(one, warper)
+    torch.testing.assert_close(single[:, 3:6], single[:, :3], rtol=0, atol=0)
+    torch.testing.assert_close(single[:, 8], single[:, 7], rtol=0, atol=0)
+    assert warp_candidates({**batch, "warp_candidates": single}, warper) is single
+
+
+def test_shi_warp_training_items_get_whole_frame_candidates_then_the_crop():
+    from baselines.models.shi import ShiWarp, warp_candidates
+    from benchmark.models.flow_warp import FlowWarp
+
+    data = ShapesPairs(n=3, size=40, refs=2, seed=2)
+    torch.manual_seed(0)
+    view = ShiWarp.training_view(data, {"train_crop": 24, "single_reference": 0.0}, seed=0, train=True)
+    item = view[1]
+    assert item["warp_candidates"].shape == (9, 24, 24) and item["target_colour"].shape == (3, 24, 24)
+    whole = warp_candidates({k: v[None] for k, v in data[1].items()}, FlowWarp())[0]
+    # the crop's candidates are a window of the whole frame's at the crop's position
+    windows = whole.unfold(1, 24, 1).unfold(2, 24, 1)  # (9, 17, 17, 24, 24)
+    target = data[1]["target_colour"].unfold(1, 24, 1).unfold(2, 24, 1)
+    hits = [(r, c) for r in range(17) for c in range(17)
+            if torch.equal(windows[:, r, c], item["warp_candidates"]) and torch.equal(target[:, r, c], item["target_colour"])]
+    assert hits
+    single = ShiWarp.training_view(data, {"single_reference": 1.0}, seed=0, train=True)[0]
+    assert torch.equal(single["reference_colour"][0], single["reference_colour"][1])
+    # the same reference twice: the runner-up is the best again (DIS threads may differ in the last bits)
+    torch.testing.assert_close(single["warp_candidates"][3:6], single["warp_candidates"][:3], rtol=0, atol=0.02)
+    assert ShiWarp.training_view(data, {"train_crop": 24}, seed=0, train=False) is data
 
 
 def test_kref_clips_follow_shi_section_4_1():

@@ -55,11 +55,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+from torch.utils.data import Dataset
 
 from baselines.model import (REF_COLOR, REF_DISTANCE, REF_SKETCH, TARGET_DISTANCE, TARGET_SKETCH,
                              ColorizationModel, check_batch, register_trainable)
 from baselines.models.cmft import correlation_transfer
-from baselines.recipe import GatedResidualHead, vote_output, warp_prior
+from baselines.recipe import GatedResidualHead, RandomCropDataset, vote_output
 from benchmark.models.flow_warp import FlowWarp
 from dataprep.errors import CelbenchError
 
@@ -127,12 +128,16 @@ class DistanceAttention(nn.Module):
 
     ``scale`` multiplies the dot products (the paper's plain ``f_d . f_{d_i}^T`` is 1.0). ``budget`` is the
     number of scores computed at once (None: all ``B x hw x K hw``); the query chunk is ``budget / (B K hw)``.
+    ``stride`` > 1 (not in the paper) matches average-pooled ``stride x stride`` cells instead of positions
+    and upsamples ``f_mat`` back (bilinear): ``stride**4`` times fewer scores, for networks that get the fine
+    alignment elsewhere (``shi-warp``'s warp); the masks stay at full feature resolution.
     """
 
-    def __init__(self, channels: int, reduction: int = 8, scale: float = 1.0, budget: int | None = ATTENTION_BUDGET):
+    def __init__(self, channels: int, reduction: int = 8, scale: float = 1.0, budget: int | None = ATTENTION_BUDGET,
+                 stride: int = 1):
         super().__init__()
         inner = max(channels // reduction, 1)
-        self.scale, self.budget = scale, budget
+        self.scale, self.budget, self.stride = scale, budget, stride
         self.mask_m = nn.Conv2d(2 * channels, channels, 3, padding=1)
         self.mask_n = nn.Conv2d(2 * channels, channels, 3, padding=1)
         self.query = nn.Conv2d(channels, inner, 1)
@@ -146,12 +151,18 @@ class DistanceAttention(nn.Module):
         m = torch.sigmoid(self.mask_m(pair))
         n = torch.sigmoid(self.mask_n(pair)).view(b, k, c, h, w)
         f_my = f_y.flatten(0, 1) * m  # (B*K, C, h, w)
-        q = self.query(f_d).flatten(2).transpose(1, 2)  # (B, hw, C')
-        keys = self.key(f_dr.flatten(0, 1)).view(b, k, -1, h * w).permute(0, 1, 3, 2).reshape(b, k * h * w, -1)
-        values = self.value(f_my).view(b, k, -1, h * w).permute(0, 1, 3, 2).reshape(b, k * h * w, -1)
-        chunk = None if self.budget is None else max(1, self.budget // (b * k * h * w))
-        f_mat = chunked_attention(q, keys, values, self.scale, chunk)
-        f_mat = self.out(f_mat.transpose(1, 2).reshape(b, -1, h, w)).unsqueeze(1)  # (B, 1, C, h, w)
+        pool = (lambda x: F.avg_pool2d(x, self.stride, ceil_mode=True)) if self.stride > 1 else (lambda x: x)
+        q = self.query(pool(f_d))
+        hq, wq = q.shape[-2:]
+        q = q.flatten(2).transpose(1, 2)  # (B, hq wq, C')
+        cells = hq * wq
+        keys = self.key(pool(f_dr.flatten(0, 1))).view(b, k, -1, cells).permute(0, 1, 3, 2).reshape(b, k * cells, -1)
+        values = self.value(pool(f_my)).view(b, k, -1, cells).permute(0, 1, 3, 2).reshape(b, k * cells, -1)
+        chunk = None if self.budget is None else max(1, self.budget // (b * k * cells))
+        f_mat = chunked_attention(q, keys, values, self.scale, chunk).transpose(1, 2).reshape(b, -1, hq, wq)
+        if self.stride > 1:
+            f_mat = F.interpolate(f_mat, size=(h, w), mode="bilinear", align_corners=False)
+        f_mat = self.out(f_mat).unsqueeze(1)  # (B, 1, C, h, w)
         f_my = f_my.view(b, k, c, h, w)
         return ((1 - n) * f_mat + f_my * n).mean(1)
 
@@ -331,6 +342,8 @@ class ShiNet(ColorizationModel):
         attention_scale: factor on the dot products of ``M_i`` (paper: 1.0).
         attention_budget: attention scores computed at once (None = the whole matrix at once; see
             :class:`DistanceAttention`).
+        attention_stride: 1 (the paper) matches feature positions; s > 1 matches s x s cells (see
+            :class:`DistanceAttention`).
         use_sim: False gives Table 1's "No Sim" ablation.
         temporal_width: base width of the temporal refinement network; 0 turns it off ("No Temporal").
         spectral_norm: spectral norm on encoders, decoder and temporal network (section 3.5).
@@ -370,14 +383,16 @@ class ShiNet(ColorizationModel):
     def __init__(self, encoder_widths: Sequence[int] = (64, 128, 256), mid_blocks: int = 8,
                  embedder_widths: Sequence[int] = (64, 128, 256, 512, 1024), style_dim: int = 64,
                  mlp_width: int = 256, attention_reduction: int = 8, attention_scale: float = 1.0,
-                 attention_budget: int | None = ATTENTION_BUDGET, use_sim: bool = True, temporal_width: int = 32,
+                 attention_budget: int | None = ATTENTION_BUDGET, attention_stride: int = 1, use_sim: bool = True,
+                 temporal_width: int = 32,
                  spectral_norm: bool = True, gan: bool = False, discriminator_width: int = 64,
                  latent_weight: float = 1.0, temporal_weight: float = 1.0, gan_weight: float = 1.0,
                  discriminator_lr_ratio: float = 0.1):
         super().__init__(encoder_widths=list(encoder_widths), mid_blocks=mid_blocks,
                          embedder_widths=list(embedder_widths), style_dim=style_dim, mlp_width=mlp_width,
                          attention_reduction=attention_reduction, attention_scale=attention_scale,
-                         attention_budget=attention_budget, use_sim=use_sim, temporal_width=temporal_width,
+                         attention_budget=attention_budget, attention_stride=attention_stride, use_sim=use_sim,
+                         temporal_width=temporal_width,
                          spectral_norm=spectral_norm, gan=gan, discriminator_width=discriminator_width,
                          latent_weight=latent_weight, temporal_weight=temporal_weight, gan_weight=gan_weight,
                          discriminator_lr_ratio=discriminator_lr_ratio)
@@ -393,7 +408,7 @@ class ShiNet(ColorizationModel):
         if use_sim:
             self.encoder_distance = Encoder(1, encoder_widths, spectral_norm)
             self.encoder_colour = Encoder(3, encoder_widths, spectral_norm)
-            self.sim = DistanceAttention(c, attention_reduction, attention_scale, attention_budget)
+            self.sim = DistanceAttention(c, attention_reduction, attention_scale, attention_budget, attention_stride)
             self.latent_sim = nn.Conv2d(c, 3, 3, padding=1)
         self.embedder = Embedder(embedder_widths, style_dim)
         self.mid = nn.ModuleList([AdaINResBlock(c) for _ in range(mid_blocks)])
@@ -421,7 +436,7 @@ class ShiNet(ColorizationModel):
     prior_channels = 0
 
     def transform(self, line: torch.Tensor, field: torch.Tensor, ref_sketch: torch.Tensor, ref_field: torch.Tensor,
-                  ref_colour: torch.Tensor, prior: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                  ref_colour: torch.Tensor) -> dict[str, torch.Tensor]:
         """Equation 2 on (B, 1 + prior_channels, H, W) ``EnL`` input (line art, then any prior), (B, 1, H, W)
         target field and (B, K, c, H, W) reference maps (H, W divisible by 4).
 
@@ -442,11 +457,12 @@ class ShiNet(ColorizationModel):
         for block in self.mid:
             features = block(features)
         out["y_mid"] = self.latent_mid(features)
-        out["y_trans"] = self.decode(features, prior)
+        out["y_trans"] = self.decode(features, line)
         return out
 
-    def decode(self, features: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
-        """``De``: (B, C, H/4, W/4) -> (B, 3, H, W) colour logits (:meth:`to_colour` maps them to RGB)."""
+    def decode(self, features: torch.Tensor, line: torch.Tensor) -> torch.Tensor:
+        """``De``: (B, C, H/4, W/4) -> (B, 3, H, W) colour logits (:meth:`to_colour` maps them to RGB);
+        ``line`` is ``EnL``'s full-size input (unused by the paper's decoder)."""
         return self.decoder(features)
 
     def to_colour(self, y: torch.Tensor) -> torch.Tensor:
@@ -484,7 +500,7 @@ class ShiNet(ColorizationModel):
             ref_colour, ref_sketch, ref_field, sketch, field, prior = map(
                 pad, (ref_colour, ref_sketch, ref_field, sketch, field, prior))
         line = sketch if prior is None else torch.cat([sketch, prior], 1)
-        out = self.transform(line, field, ref_sketch, ref_field, ref_colour, prior)
+        out = self.transform(line, field, ref_sketch, ref_field, ref_colour)
         y = out["y_trans"]
         if self.temporal is not None:
             correction, out["ref_refined"] = self.refine(self.to_colour(y), sketch, ref_colour, ref_sketch)
@@ -574,51 +590,141 @@ class ShiNoSim(ShiNet):
         super().__init__(**kwargs)
 
 
+#: Batch key of :func:`warp_candidates` when a caller computed them (the training view does, on whole frames).
+WARP_CANDIDATES = "warp_candidates"
+
+
+def warp_candidates(batch: Mapping[str, torch.Tensor], warper: FlowWarp) -> torch.Tensor:
+    """What ``flow-warp`` knows at every pixel, as (B, 9, H, W) float32 channels:
+
+    * 0-2: the ``flow-warp`` prediction, the reference whose warped line art agrees best with the target's
+      around the pixel (RGB in [0, 1]; equal to ``FlowWarp()(batch)``);
+    * 3-5: the runner-up reference's warp (RGB; the best one again when K = 1);
+    * 6: the best reference's warped line art (1 = paper): where it has a line the target lacks, the warp
+      paints a ghost line; where the target has one it lacks, a line is missing;
+    * 7, 8: the disagreement of the best and of the runner-up warp with the target line art (box-filtered
+      absolute difference, 0 = agree).
+
+    ``batch["warp_candidates"]`` is returned when present. No gradient (classical flow).
+    """
+    if WARP_CANDIDATES in batch:
+        return batch[WARP_CANDIDATES]
+    with torch.no_grad():
+        colours, sketches, costs = warper.warp_references(batch)
+        k = colours.shape[1]
+        order = costs.argsort(dim=1, stable=True)  # ties keep the first reference first, as flow-warp's argmin
+        best, second = order[:, :1], order[:, min(1, k - 1):min(1, k - 1) + 1]
+
+        def pick(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            return values.gather(1, index.expand(-1, -1, values.shape[2], -1, -1))[:, 0]
+
+        return torch.cat([pick(colours, best), pick(colours, second), pick(sketches, best), pick(costs, best),
+                          pick(costs, second)], 1)
+
+
+class WarpCandidateDataset(Dataset):
+    """Training items with ``warp_candidates`` (9, H, W) added (:func:`warp_candidates` on the whole frame,
+    before any crop: a crop would cut off the reference content that moves in from outside it).
+
+    With probability ``single_reference`` an item with K > 1 references keeps one of them (drawn at random)
+    K times over: the network then sees what a K = 1 evaluation gives it (the runner-up warp equal to the
+    best), while batches keep one K. Draws come from torch's global generator, seeded by ``bench train``."""
+
+    def __init__(self, dataset: Dataset, single_reference: float = 0.0, flow_preset: str = "medium"):
+        self.dataset = dataset
+        self.single_reference = single_reference
+        self.warper = FlowWarp(preset=flow_preset)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = dict(self.dataset[index])
+        k = item[REF_COLOR].shape[0]
+        if k > 1 and float(torch.rand(())) < self.single_reference:
+            keep = int(torch.randint(0, k, ()))
+            for key in (REF_COLOR, REF_SKETCH, REF_DISTANCE):
+                item[key] = item[key][keep:keep + 1].expand(k, -1, -1, -1).contiguous()
+        one = {key: value[None] for key, value in item.items() if isinstance(value, torch.Tensor)}
+        item[WARP_CANDIDATES] = warp_candidates(one, self.warper)[0]
+        return item
+
+
 @register_trainable("shi-warp", preset="cpu")
 class ShiWarp(ShiNet):
     """``shi`` on the shared training recipe (:mod:`baselines.recipe`); changes from the paper's network:
 
-    * ``EnL`` sees the target line art *and* the warp prior (the references warped onto the target by
-      ``flow-warp``'s DIS flow, best-agreeing reference per pixel; :func:`baselines.recipe.warp_prior`),
-      so ``Mid`` and ``De`` know what the warp claims at every pixel while ``Sim`` and the embedder carry
-      what matching and style say;
+    * ``EnL`` sees the target line art *and* the warp candidates (:func:`warp_candidates`: the
+      ``flow-warp`` prediction, the runner-up reference's warp, the best warp's line art and both warps'
+      disagreement with the target lines), so ``Mid`` and ``De`` know what the warp claims at every pixel and
+      how far to trust it, while ``Sim`` and the embedder carry what matching and style say;
+    * a full-resolution skip path (two 3x3 convolutions, ``skip_width`` channels, on the same input)
+      beside ``De``'s features: ``De`` works from 1/4-size features and cannot place a one-pixel line,
+      and the errors of a warp on real frames are at lines (ghost reference lines, target lines the warp
+      lacks) and in occlusions, where the runner-up reference often agrees with the target;
     * ``De``'s last convolution is replaced by :class:`baselines.recipe.GatedResidualHead`:
       ``y_trans = warp + gate * residual``, the residual zero-initialised, so an untrained ``shi-warp`` with
       its zero-initialised refinement *is* ``flow-warp``; outputs and the refinement's corrections are in
       RGB (not logits);
-    * at inference (eval mode) each target component gets the median colour of the output inside it
+    * with ``vote``, at inference each target component gets the median colour of the output inside it
       (:func:`baselines.recipe.vote_output`) when the batch has ``target_components``.
 
-    Args: those of :class:`ShiNet`, plus ``vote`` (region voting at inference) and ``flow_preset`` (DIS
-    preset of the warp prior).
+    Args: those of :class:`ShiNet`, plus ``vote`` (region voting at inference), ``flow_preset`` (DIS
+    preset of the warp), ``skip_width`` (channels of the skip path, 0 = none), ``train_crop`` (training
+    crop in px taken after the warp candidates are computed on the whole frame, 0 = none; set this and
+    not the trainer's ``crop``, which cuts frames before the warp) and ``single_reference`` (probability
+    of a K = 1 training item, see :class:`WarpCandidateDataset`).
     """
 
-    prior_channels = 3
+    prior_channels = 9
     requires = (*FlowWarp.requires, "target_components")
 
     presets = {
-        "paper": {"model": dict(ShiNet.presets["paper"]["model"]),
+        "paper": {"model": {**ShiNet.presets["paper"]["model"], "skip_width": 32, "vote": False},
                   "train": {**ShiNet.presets["paper"]["train"], "repalette": 0.5}},
-        "cpu": {"model": dict(ShiNet.presets["cpu"]["model"]),
-                "train": {**ShiNet.presets["cpu"]["train"], "perceptual_weight": 0.0, "repalette": 0.5,
-                          "crop": 128}},
-        "tiny": {"model": dict(ShiNet.presets["tiny"]["model"]),
+        # Small enough per step for thousands of CPU steps and < 1 s per 256 px frame (docs/shi.md).
+        "cpu": {"model": {"encoder_widths": [8, 16, 32], "mid_blocks": 2, "embedder_widths": [8, 16, 32, 32, 32],
+                          "style_dim": 16, "mlp_width": 32, "temporal_width": 0, "attention_stride": 2, "skip_width": 16,
+                          "vote": False, "train_crop": 96, "single_reference": 0.25},
+                "train": {"lr": 5e-4, "betas": [0.9, 0.999], "batch_size": 4, "image_size": 256, "epochs": 1000,
+                          "l1_weight": 10.0, "perceptual_weight": 0.0, "repalette": 0.5}},
+        "tiny": {"model": {**ShiNet.presets["tiny"]["model"], "skip_width": 4},
                  "train": {**ShiNet.presets["tiny"]["train"], "repalette": 0.5}},
     }
 
-    def __init__(self, vote: bool = True, flow_preset: str = "medium", **kwargs: Any):
+    def __init__(self, vote: bool = True, flow_preset: str = "medium", skip_width: int = 16, train_crop: int = 0,
+                 single_reference: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
-        self.config.update(vote=vote, flow_preset=flow_preset)
+        self.config.update(vote=vote, flow_preset=flow_preset, skip_width=skip_width, train_crop=train_crop,
+                           single_reference=single_reference)
         self.vote = vote
         self.warper = FlowWarp(preset=flow_preset)
         self.decoder.to_rgb = None  # the head below takes De's features instead
-        self.head = GatedResidualHead(self.encoder_widths[0])
+        inputs = 1 + self.prior_channels
+        self.skip = (nn.Sequential(nn.Conv2d(inputs, skip_width, 3, padding=1), nn.ReLU(inplace=True),
+                                   nn.Conv2d(skip_width, skip_width, 3, padding=2, dilation=2), nn.ReLU(inplace=True))
+                     if skip_width > 0 else None)
+        self.head = GatedResidualHead(self.encoder_widths[0] + skip_width)
+
+    @classmethod
+    def training_view(cls, dataset: Any, model_config: Mapping[str, Any], seed: int, train: bool) -> Any:
+        """Training items get the warp candidates of the whole frame, then the ``train_crop``; validation
+        items are left whole (the forward pass computes their candidates)."""
+        if not train:
+            return dataset
+        dataset = WarpCandidateDataset(dataset, model_config.get("single_reference", 0.0),
+                                       model_config.get("flow_preset", "medium"))
+        crop = model_config.get("train_crop", 0)
+        return RandomCropDataset(dataset, crop) if crop else dataset
 
     def prior(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return warp_prior(batch, self.warper).to(batch[TARGET_SKETCH].dtype)
+        return warp_candidates(batch, self.warper).to(batch[TARGET_SKETCH].dtype)
 
-    def decode(self, features: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
-        return self.head(self.decoder.features(features), prior)
+    def decode(self, features: torch.Tensor, line: torch.Tensor) -> torch.Tensor:
+        decoded = self.decoder.features(features)
+        if self.skip is not None:
+            decoded = torch.cat([decoded, self.skip(line)], 1)
+        return self.head(decoded, line[:, 1:4])
 
     def to_colour(self, y: torch.Tensor) -> torch.Tensor:
         return y
