@@ -14,18 +14,25 @@ computed once and shared by every block, as in Figure 2.
 Prior (optional, ``prior="flood"``, the shipped CPU preset): the shared training recipe
 (:mod:`baselines.recipe`) with the ``hint-flood`` floor in the place of the warp. The floor's colours
 (:func:`benchmark.models.hint_flood.flood_hints`: every target region takes the colour of its hints, else of
-the nearest hint) enter as three more input channels, and the recipe's :class:`~baselines.recipe.GatedResidualHead`
-adds a gated, zero-initialised residual to them, so the untrained network reproduces the floor exactly and
-training only learns what the hints alone miss. ``prior="none"`` is the paper's network (sigmoid RGB head).
+the nearest hint) and the map of the regions that hold a hint (:func:`hinted_regions`) enter as four more input
+channels, and the recipe's :class:`~baselines.recipe.GatedResidualHead` adds a gated, zero-initialised residual
+to the floor's colours, so the untrained network reproduces the floor exactly and training only learns what
+the hints alone miss. The gate sees the hinted-region map too, through a weight that starts it nearly closed
+in hinted regions (``hinted_gate_logit``): there the floor already paints the hint's own colour and a residual
+can only add noise to a flat cel region; training can open it where shading pays.
+``prior="none"`` is the paper's network (sigmoid RGB head).
 
 Training (section 4): hints are simulated on the fly by :data:`dataprep.hints.HINTS` ``gaussian-geometric``
 (Zhang et al. 2017: Geometric(p=0.125) count, Gaussian positions, 1..8 px patches, mean colour) on the
 training crops (``bench train``'s ``crop``, the recipe's random crop), flipped horizontally half the time, mixed
 with the hints the build stored (:class:`HintTrainingView`); losses L1 and, when VGG weights are given, the
-perceptual loss (``bench train``'s loss: ``vgg16_weights`` for the recipe's VGG16 trunk); the paper's multi-scale
-PatchGAN discriminator (:class:`MultiScalePatchGAN`, 3 scales of 70x70 PatchGAN, :func:`adversarial_losses`)
-is implemented but ``bench train`` does not use it. In eval mode the output is region-voted on
-``target_components`` when the batch has them (:func:`baselines.recipe.vote_output`).
+perceptual loss (``bench train``'s loss: ``vgg16_weights`` / ``vgg16_layers`` for the recipe's VGG16 trunk, on in
+the ``cpu`` preset); with ``gan`` (``bench train --set model_args.gan=true``; on in the ``paper`` preset) the
+paper's multi-scale PatchGAN discriminator (:class:`MultiScalePatchGAN`, 3 scales of 70x70 PatchGAN) adds the
+adversarial and feature-matching terms of equations 1, 2 and 4 (:func:`adversarial_losses`) through
+:meth:`YuanGenerator.auxiliary_loss`; the discriminator is a submodule, so checkpoints and ``--resume`` carry
+it with the generator. In eval mode the output is region-voted on ``target_components`` when the batch has them
+and ``vote`` is on (:func:`baselines.recipe.vote_output`).
 """
 
 from __future__ import annotations
