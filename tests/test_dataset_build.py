@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import dataprep.build as build_module
+import dataprep.build.pipeline as build_pipeline
 from dataprep.build import build
 from dataprep.dataset import keys
 from dataprep.dataset.manifest import shard_files
@@ -43,7 +43,7 @@ def sources(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(autouse=True)
 def fake_stages(monkeypatch):
-    monkeypatch.setattr(build_module, "PIPELINE", "tests.dataset_fakes:FakePipeline")
+    monkeypatch.setattr(build_pipeline, "PIPELINE", "tests.dataset_fakes:FakePipeline")
 
 
 def config(*extra: str, executor: str = "serial"):
@@ -75,6 +75,18 @@ def test_build_writes_valid_dataset_with_manifest(sources, tmp_path):
     first = frames.slice(0, 1).to_pylist()[0]
     assert decode_png(first["colour"]["bytes"]).shape == (48, 48, 3)
     assert decode_png(first["distance_field"]["bytes"]).dtype == np.uint16
+
+
+def test_workers_mine_with_the_config_as_given_a_disabled_sampler_stays_off(sources, tmp_path):
+    # Workers get the typed config itself; re-parsing its dict onto the defaults once brought back a sampler
+    # that the config had switched off, so the pairs contradicted the manifest's config.
+    out = tmp_path / "ds"
+    assert build(sources[:1], out, config("samplers.cmft-test=null")).failed == []
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert "cmft-test" not in info["config"]["samplers"]
+    kinds = set(table(out, "pairs").column("kind").to_pylist())
+    assert kinds and not any(kind.startswith("cmft-test") for kind in kinds)
+    assert kinds == set(info["counts"]["pairs_by_kind"])
 
 
 def test_splits_never_share_a_shot_and_are_deterministic(sources, tmp_path):
@@ -127,7 +139,7 @@ def _frame_keys(out: Path) -> list[str]:
                                                          ("kill", "WorkerDiesOnClip1", "local")])
 def test_failed_unit_is_recorded_others_continue_and_resume_completes(sources, tmp_path, monkeypatch,
                                                                       failure, pipeline, executor):
-    monkeypatch.setattr(build_module, "PIPELINE", f"tests.dataset_fakes:{pipeline}")
+    monkeypatch.setattr(build_pipeline, "PIPELINE", f"tests.dataset_fakes:{pipeline}")
     monkeypatch.setenv("CELBENCH_TEST_FAIL", failure)
     out = tmp_path / "ds"
     report = build(sources, out, config(executor=executor))
@@ -281,7 +293,7 @@ def two_sources(sources, tmp_path_factory):
     evil = root / EVIL
     shutil.copytree(sources[1], evil)
     patch = pytest.MonkeyPatch()
-    patch.setattr(build_module, "PIPELINE", "tests.dataset_fakes:FakePipeline")
+    patch.setattr(build_pipeline, "PIPELINE", "tests.dataset_fakes:FakePipeline")
     try:
         build([sources[0], evil], root / "ds", config())
     finally:

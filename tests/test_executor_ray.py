@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import dataprep.build as build_module
+import dataprep.build.pipeline as build_pipeline
 from dataprep.build import build
 from dataprep.cli import main
 from dataprep.config import load_config
@@ -72,7 +72,7 @@ def test_worker_killed_mid_unit_loses_and_duplicates_nothing(cluster, tmp_path, 
     for seed in (0, 1):
         write_synth_frames(tmp_path / f"clip{seed}", seed=seed, shots=3, width=48, height=40, shot_length=(8, 12))
         sources.append(tmp_path / f"clip{seed}")
-    monkeypatch.setattr(build_module, "PIPELINE", "tests.dataset_fakes:WaitsToBeKilled")
+    monkeypatch.setattr(build_pipeline, "PIPELINE", "tests.dataset_fakes:WaitsToBeKilled")
     reference = build(sources, tmp_path / "serial", load_config(None, SMALL + ["run.executor=serial"]))
     attempts = Path(f"{sources[0]}.attempts")
     attempts.mkdir()

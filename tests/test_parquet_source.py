@@ -10,6 +10,7 @@ from benchmark.record import read_record
 from benchmark_toys import one_torch_thread
 
 import dataprep.build as dataprep_build
+import dataprep.build.pipeline as build_pipeline
 from dataprep.config import load_config
 from tests.dataset_fakes import write_synth_frames
 
@@ -23,7 +24,7 @@ def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("parquet")
     write_synth_frames(root / "clip", seed=2, shots=2, width=64, height=48, shot_length=(12, 14))
     patch = pytest.MonkeyPatch()
-    patch.setattr(dataprep_build, "PIPELINE", "tests.dataset_fakes:FakePipeline")
+    patch.setattr(build_pipeline, "PIPELINE", "tests.dataset_fakes:FakePipeline")
     try:
         report = dataprep_build.build([root / "clip"], root / "ds", load_config(None, SMALL))
     finally:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import dataprep.build as build_module
+import dataprep.build.pipeline as build_pipeline
+from dataprep.build.tasks import UnitTask
 from dataprep.build import build
 from dataprep.cli import main
 from dataprep.config import load_config
@@ -38,7 +39,7 @@ def sources(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(autouse=True)
 def fake_stages(monkeypatch):
-    monkeypatch.setattr(build_module, "PIPELINE", "tests.dataset_fakes:FakePipeline")
+    monkeypatch.setattr(build_pipeline, "PIPELINE", "tests.dataset_fakes:FakePipeline")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def reference(sources, tmp_path_factory) -> dict:
     """The dataset built into a local folder: what every other location must hold, byte for byte."""
     out = tmp_path_factory.mktemp("reference") / "ds"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(build_module, "PIPELINE", "tests.dataset_fakes:FakePipeline")
+        patch.setattr(build_pipeline, "PIPELINE", "tests.dataset_fakes:FakePipeline")
         build(sources, out, load_config(None, SMALL + ["run.executor=serial"]))
     return dataset_bytes(out)
 
@@ -72,8 +73,8 @@ def test_memory_filesystem_output_equals_local_and_resumes_from_markers(sources,
     unit = sorted(storage.listdir("meta/units"))[0]
     storage.remove(f"meta/units/{unit}")
     redone = []
-    real = build_module.process_unit
-    monkeypatch.setattr(build_module, "process_unit", lambda payload: redone.append(payload["unit"]) or real(payload))
+    real = UnitTask.run
+    monkeypatch.setattr(UnitTask, "run", lambda task: redone.append(task.key) or real(task))
     assert build(sources, url, load_config(None, SMALL + ["run.executor=serial"]), resume=True).failed == []
     assert redone == [unit[: -len(".done.json")]]
     assert storage_bytes(storage, tmp_path / "copy2") == reference

@@ -1,6 +1,6 @@
 """The build's view of the per-frame stages: one small adapter over the stage modules.
 
-:func:`dataprep.build.build` calls only :class:`StagePipeline`'s methods, so the stage modules (video decoding,
+A build's workers call only :class:`StagePipeline`'s methods (made by :func:`make_pipeline`), so the stage modules (video decoding,
 shot detection, sketch extraction, distance field, components, hints) can change their signatures with a change
 here only. Shapes and dtypes at this boundary:
 
@@ -14,6 +14,7 @@ here only. Shapes and dtypes at this boundary:
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -24,6 +25,18 @@ import numpy as np
 
 from dataprep.config import BuildConfig, canonical_json
 from dataprep.errors import CelbenchError
+
+
+#: The stage adapter, as "module:attribute"; tasks carry it to the workers (which may be spawned, not forked),
+#: so another adapter (a test stand-in, a GPU pipeline) is chosen by setting this before
+#: :func:`dataprep.build.build`.
+PIPELINE = "dataprep.build.pipeline:StagePipeline"
+
+
+def make_pipeline(config: BuildConfig, factory: str | None = None):
+    """The stage adapter named by ``factory`` ("module:attribute", default :data:`PIPELINE`) for ``config``."""
+    module, _, attribute = (factory or PIPELINE).partition(":")
+    return getattr(importlib.import_module(module), attribute)(config)
 
 
 DEFAULT_FOLDER_FPS = 24.0  # as dataprep.video.source: a folder of images carries no timing

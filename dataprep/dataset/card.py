@@ -4,7 +4,7 @@ Its YAML front matter is the Hugging Face ``configs:`` block (one config per tab
 so ``datasets.load_dataset(DIR, "pairs")`` and ``datasets.load_dataset(DIR, "frames", split="test")`` load one
 table each; without it ``datasets`` would read every Parquet file as one table and stop at the first column
 that differs. A split is a set of files because every shard holds one split (``<unit>.<split>.<nnn>.parquet``,
-:class:`dataprep.build.SplitShardWriter`). Image columns need no feature block here: the Parquet schema
+:class:`dataprep.build.shards.SplitShardWriter`). Image columns need no feature block here: the Parquet schema
 metadata carries the ``Image`` features (:mod:`dataprep.dataset.schemas`). The body says what the dataset holds
 (counts per split, sources with their SHA-256, the config hash), how to load it, and lists every field with
 its meaning.
