@@ -73,9 +73,16 @@ class ColorizationModel(nn.Module):
         return target.new_zeros(()), {}
 
     def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Parameter groups of the trainer's Adam optimiser (a discriminator may train at another rate).
-        Default: every parameter at ``lr``."""
-        return [{"params": list(self.parameters()), "lr": lr}]
+        """Parameter groups of the trainer's Adam optimiser: every parameter at ``lr``; a model with a GAN
+        discriminator (a ``discriminator`` submodule that is not None, and ``discriminator_lr_ratio``) trains
+        the generator at ``lr`` and the discriminator at ``lr * discriminator_lr_ratio`` in a second group."""
+        discriminator = getattr(self, "discriminator", None)
+        if discriminator is None:
+            return [{"params": list(self.parameters()), "lr": lr}]
+        own = {id(p) for p in discriminator.parameters()}
+        generator = [p for p in self.parameters() if id(p) not in own]
+        return [{"params": generator, "lr": lr},
+                {"params": list(discriminator.parameters()), "lr": lr * self.discriminator_lr_ratio}]
 
     @torch.no_grad()
     def colorize(self, batch: Mapping[str, Any]) -> torch.Tensor:

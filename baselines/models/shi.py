@@ -563,15 +563,6 @@ class ShiNet(ColorizationModel):
         self._stash = {}
         return total, parts
 
-    def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Adam parameter groups: the generator at ``lr``, the discriminator (if any) at
-        ``lr * discriminator_lr_ratio`` (section 4.1: 1e-4 and 1e-5)."""
-        generator = [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
-        groups = [{"params": generator, "lr": lr}]
-        if self.discriminator is not None:
-            groups.append({"params": list(self.discriminator.parameters()), "lr": lr * self.discriminator_lr_ratio})
-        return groups
-
 
 @register_trainable("shi")
 class Shi(ShiNet):

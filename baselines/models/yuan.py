@@ -278,14 +278,6 @@ class YuanGenerator(ColorizationModel):
         return total, {"gan_d": float(d_loss.detach()), "gan_g": float(g_loss.detach()),
                        "feature_matching": float(fm_loss.detach())}
 
-    def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
-        """The generator at ``lr``, the discriminator (with ``gan``) at ``lr * discriminator_lr_ratio``."""
-        generator = [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
-        groups = [{"params": generator, "lr": lr}]
-        if self.discriminator is not None:
-            groups.append({"params": list(self.discriminator.parameters()), "lr": lr * self.discriminator_lr_ratio})
-        return groups
-
     @classmethod
     def training_view(cls, dataset: Dataset, model_config: Mapping[str, Any], seed: int, train: bool) -> Dataset:
         return HintTrainingView(dataset, float(model_config.get("stored_hint_fraction", 0.25)), seed, train)
