@@ -24,15 +24,16 @@ import torch
 from benchmark.metrics.component_accuracy import component_accuracy
 from benchmark.metrics.component_matching import match_accuracy
 from benchmark.model import load_model
+from dataprep.video.line_art import segment_ids
 
 MODELS = ("copy-reference", "flow-warp+vote", "match-hand", "match-graph", "match-unet")
 
 
 def read_pair(folder: Path) -> tuple[dict, dict]:
     line = cv2.imread(str(folder / "line0242.png"), cv2.IMREAD_UNCHANGED)
-    seg = cv2.cvtColor(cv2.imread(str(folder / "seg0242.png")), cv2.COLOR_BGR2RGB).astype(np.int64)
+    seg = cv2.cvtColor(cv2.imread(str(folder / "seg0242.png")), cv2.COLOR_BGR2RGB)
     gt = cv2.cvtColor(cv2.imread(str(folder / "gt0242.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
-    codes = (seg[..., 0] << 16) | (seg[..., 1] << 8) | seg[..., 2]
+    codes = segment_ids(seg)
     is_line = line[..., 3] > 0
     codes[is_line] = 0
     colour = gt[..., :3].copy()
