@@ -252,13 +252,14 @@ def test_evaluate_stopped_keeps_the_scored_samples(tiny_dataset, tmp_path, monke
     (tmp_path / f"stop_{name}.py").write_text(STOPPING_MODEL.replace("{stop}", stop))
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "r.json"
+    handler_before = signal.getsignal(signal.SIGTERM)
     code, _, err = outcome(bench, ["evaluate", "--model", f"stop_{name}:create", "--data", tiny_dataset, "--out", out,
                                    "--limit", "12", "-q"], capfd)
     assert_one_line_error(code, err, "marked incomplete", reason)
     record = json.loads(out.read_text())
     assert record["status"] == "incomplete" and record["samples_evaluated"] == 8  # the first batch of 8
     assert len(pd.read_parquet(tmp_path / "r.samples.parquet")) == 8
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # evaluate puts back the handler it found
 
 
 # ------------------------------------------------------------------ 6. workers die with their parent
