@@ -49,7 +49,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import scalar as scalar_summary
 from dataprep.errors import CelbenchError
-from dataprep.registry import did_you_mean
+from dataprep.registry import check_params, did_you_mean
 from dataprep.progress import progress
 
 
@@ -172,18 +172,10 @@ def _check_range(name: str, value: Any) -> None:
 
 
 def _check_model_args(config: "TrainConfig") -> None:
-    """``model_args`` keys must be keywords of the model's constructor (a typo fails here, not mid-run)."""
-    import inspect
-
-    from baselines.model import trainable_network
-
-    parameters = inspect.signature(trainable_network(config.model)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    unknown = sorted(set(config.model_args) - set(parameters))
-    if unknown:
-        raise CelbenchError(f"setting model_args.{unknown[0]}: model {config.model!r} takes no such argument "
-                            f"(known: {', '.join(parameters)})")
+    """The model's constructor arguments (its preset's, overridden by ``model_args``) against its signature
+    (:func:`dataprep.registry.check_params`, the check every pluggable part's parameters get): a typo or a value
+    of the wrong type fails here, not mid-run."""
+    check_params(trainable_network(config.model), model_config(config), "model_args", f"model {config.model!r}")
 
 
 def resolve_config(model: str, preset: str = DEFAULT_PRESET, file_settings: Mapping[str, Any] | None = None,

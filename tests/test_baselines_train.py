@@ -271,3 +271,17 @@ def test_a_run_from_before_a_setting_existed_resumes_when_the_setting_keeps_its_
     with pytest.raises(CelbenchError, match=r"changed settings \['repalette'\]"):
         train(config(epochs=1, val_fraction=0.0, repalette=0.5), data, tmp_path / "run", resume=True)
     assert train(config(epochs=1, val_fraction=0.0), data, tmp_path / "run", resume=True)["steps"] == 2
+
+
+def test_model_args_and_data_parameters_are_checked_against_their_signatures():
+    from baselines.datasets import open_datasets
+
+    with pytest.raises(CelbenchError, match=r"model_args\.widht: model 'cmft' takes no parameter 'widht'; "
+                                            r"did you mean 'widths'"):
+        resolve_config("cmft", "tiny", overrides={"model_args.widht": [8, 8, 4, 4]})
+    with pytest.raises(CelbenchError, match=r"config key model_args\.widths: expected Sequence\[int\], got str"):
+        resolve_config("cmft", "tiny", overrides={"model_args.widths": "wide"})
+    with pytest.raises(CelbenchError, match=r"--data parameter shapes\.nn: .* did you mean 'n'"):
+        open_datasets("shapes:nn=3")
+    with pytest.raises(CelbenchError, match=r"--data parameter shapes\.size: expected int, got str 'big'"):
+        open_datasets("shapes:size=big")
