@@ -93,6 +93,8 @@ class AllPairs(Sampler):
 
     def sample(self, shot: ShotView) -> list[PairSpec]:
         frames = shot.frames(collapse_held=False)
+        kind = self.kind if self.references == 1 else f"{self.kind}@2"
+        sequence = {frame: _sequence_id(shot, kind, frame) for frame in frames}  # one per reference frame
         out = []
         for i, first in enumerate(frames):
             for j in range(i + 1, len(frames)):
@@ -100,14 +102,12 @@ class AllPairs(Sampler):
                 if last - first > self.max_interval:
                     break
                 if self.references == 2:
-                    kind = f"{self.kind}@2"
-                    sequence = f"{_sequence_id(shot, kind, first)}-{last:06d}"
-                    out += [PairSpec(kind, sequence, target - first, (first, last), target)
+                    out += [PairSpec(kind, f"{sequence[first]}-{last:06d}", target - first, (first, last), target)
                             for target in frames[i + 1:j]]
                     continue
-                out.append(PairSpec(self.kind, _sequence_id(shot, self.kind, first), last - first, (first,), last))
+                out.append(PairSpec(kind, sequence[first], last - first, (first,), last))
                 if self.backwards:
-                    out.append(PairSpec(self.kind, _sequence_id(shot, self.kind, last), first - last, (last,), first))
+                    out.append(PairSpec(kind, sequence[last], first - last, (last,), first))
         return out
 
 
