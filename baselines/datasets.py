@@ -274,8 +274,9 @@ def frame_folder_pairs(root: str, size: int = 128, window: int = 40, stride: int
 class ShotPairs(Dataset):
     """Every (reference, target) pair of frames of one shot of a built dataset, ``1 <= |interval| <=
     max_interval`` frames apart, both directions (a later frame may be the reference: colouring backwards
-    is the same task): the ``all-pairs`` sampler (:class:`dataprep.pairs.AllPairs`) over the stored frames. Built datasets hold few ``train-window`` pairs (one per 40-frame window), while
-    short real shots give thousands of such pairs; the intervals cover the evaluation protocols' (1-10).
+    is the same task): the ``all-pairs`` sampler (:class:`dataprep.pairs.AllPairs`) over the stored frames.
+    Built datasets hold few ``train-window`` pairs (one per 40-frame window), while short real shots give
+    thousands of such pairs; the intervals cover the evaluation protocols' (1-10).
 
     With ``refs=2`` every item is a target between two references of its shot (Shi et al. section 4.1:
     the references bracket the frames they colour), the references at most ``max_interval`` frames apart.

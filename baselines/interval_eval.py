@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from baselines.datasets import make_sketcher, read_frame_folder
-from dataprep.sketch.extractor import DEFAULT_EXTRACTOR
 from benchmark.metrics.pixel import mse_batch, psnr_from_mse
+from dataprep.sketch.extractor import DEFAULT_EXTRACTOR
 
 #: Per-pair PSNR cap (dB) for identical frames (copying a held drawing).
 CAP_DB = 60.0

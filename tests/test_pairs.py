@@ -130,7 +130,8 @@ def test_the_build_config_refuses_samplers_that_cannot_mine_pairs():
             load_config(None, [f"samplers.{name}.{setting}"])
 
 
-@pytest.mark.parametrize("max_interval, backwards, references", [(1, True, 1), (3, False, 1), (3, True, 1), (4, True, 2)])
+@pytest.mark.parametrize("max_interval, backwards, references",
+                         [(1, True, 1), (3, False, 1), (3, True, 1), (4, True, 2)])
 def test_all_pairs_are_every_pair_within_reach(max_interval, backwards, references):
     from dataprep.pairs import AllPairs, ShotView
 
