@@ -182,12 +182,23 @@ def resolve_config(model: str, preset: str = DEFAULT_PRESET, file_settings: Mapp
                    overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Defaults <- model preset ``train`` section <- ``file_settings`` <- ``overrides``.
 
-    Keys ``model_args.NAME`` set one constructor kwarg; ``preset`` may come from file or overrides."""
+    Keys ``model_args.NAME`` set one constructor kwarg; ``preset`` may come from file or overrides. A file may
+    name the model in the ``{name, params}`` shape of every pluggable part (``model: {name: cmft, params:
+    {widths: [8, 8, 4, 4]}}``): its name must be ``model`` (``--model``), its params are ``model_args`` (a
+    ``model_args.NAME`` key given as well wins)."""
     merged: dict[str, Any] = {}
     for source in (file_settings or {}, overrides or {}):
         merged.update(source)
     preset = merged.pop("preset", preset)
-    merged.pop("model", None)
+    named = merged.pop("model", model)
+    if isinstance(named, Mapping):
+        if not set(named) <= {"name", "params"} or not isinstance(named.get("params", {}), Mapping):
+            raise CelbenchError(f"setting model: expected a name or {{name, params}}, got {dict(named)!r}")
+        for key, value in named.get("params", {}).items():
+            merged.setdefault(f"model_args.{key}", value)
+        named = named.get("name", model)
+    if named != model:
+        raise CelbenchError(f"setting model: the config names {named!r}, the command line {model!r}")
     values = TrainConfig(model=model, preset=preset).to_dict()
     values.update(model_preset(model, preset)["train"])
     for key, value in merged.items():

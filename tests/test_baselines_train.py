@@ -285,3 +285,14 @@ def test_model_args_and_data_parameters_are_checked_against_their_signatures():
         open_datasets("shapes:nn=3")
     with pytest.raises(CelbenchError, match=r"--data parameter shapes\.size: expected int, got str 'big'"):
         open_datasets("shapes:size=big")
+
+
+def test_a_config_file_may_name_the_model_in_the_name_params_shape():
+    cfg = resolve_config("cmft", "tiny", file_settings={"model": {"name": "cmft", "params": {"widths": [8, 8, 4, 4],
+                                                                                            "use_cmft": False}}},
+                         overrides={"model_args.use_cmft": True})
+    assert cfg.model_args == {"widths": [8, 8, 4, 4], "use_cmft": True}  # --set beats the file
+    with pytest.raises(CelbenchError, match="setting model: the config names 'shi', the command line 'cmft'"):
+        resolve_config("cmft", "tiny", file_settings={"model": {"name": "shi"}})
+    with pytest.raises(CelbenchError, match=r"model_args\.widht: .*did you mean 'widths'"):
+        resolve_config("cmft", "tiny", file_settings={"model": {"name": "cmft", "params": {"widht": [8]}}})
