@@ -284,7 +284,8 @@ def check_config(config: BuildConfig) -> None:
     from dataprep.shots.detector import load_detectors
     from dataprep.sketch.extractors import EXTRACTORS
 
-    load_detectors().check(config.shots.name, config.shots.params, "shots.name", "shots.params",
+    set_params = {k: v for k, v in config.shots.params.items() if v is not None}  # None: the default (detect_shots)
+    load_detectors().check(config.shots.name, set_params, "shots.name", "shots.params",
                            extra=typing.get_type_hints(ShotParams))
     for section, registry in (("sketch", EXTRACTORS), ("field", FIELDS), ("hints", HINTS)):
         part = getattr(config, section)
