@@ -130,9 +130,11 @@ def check_params(factory: Callable, params: Mapping[str, Any], key: str, owner: 
     """
     if not isinstance(params, Mapping):
         raise CelbenchError(f"{label} {key}: expected a mapping of parameters, got {type(params).__name__}")
-    types_ = {name: hint for name, hint in parameter_types(factory).items() if name not in set(given)}
+    given = set(given)
+    parameters = inspect.signature(factory).parameters
+    types_ = {name: hint for name, hint in parameter_types(factory).items() if name not in given}
     types_.update(extra or {})
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for name, value in params.items():
         if name not in types_:
             if open_ended:  # **kwargs passed on to a library that checks them
@@ -142,9 +144,8 @@ def check_params(factory: Callable, params: Mapping[str, Any], key: str, owner: 
         if not type_ok(value, types_[name]):
             raise CelbenchError(f"{label} {key}.{name}: expected {type_name(types_[name])}, "
                                 f"got {type(value).__name__} {value!r}")
-    required = [name for name, p in inspect.signature(factory).parameters.items()
-                if p.default is inspect.Parameter.empty and name not in set(given) and name not in params
-                and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    required = [name for name, p in parameters.items()
+                if p.default is inspect.Parameter.empty and name in types_ and name not in params]
     if required:
         raise CelbenchError(f"{label} {key}: {owner} needs {', '.join(required)}")
 
