@@ -20,13 +20,14 @@ from torch.utils.data import Dataset
 from benchmark.data import PairDataset
 from dataprep import synth
 from dataprep.errors import CelbenchError
-from dataprep.pairs import ShiSequence, ShotView, TrainWindow
-from dataprep.field import FIELDS, decode_field
-from dataprep.registry import Registry
+from dataprep.pairs import AllPairs, ShiSequence, ShotView, TrainWindow
+from dataprep.field import DEFAULT_FIELD, FIELDS, decode_field
+from dataprep.sketch.extractor import DEFAULT_EXTRACTOR
+from dataprep.registry import Registry, check_params
 
 DATASETS: Registry[Dataset] = Registry("dataset source")
 
-_FIELD = FIELDS.create("euclidean")
+_FIELD = FIELDS.create(DEFAULT_FIELD)
 
 
 def sketch_from_labels(labels: np.ndarray) -> np.ndarray:
@@ -240,7 +241,7 @@ def square_crop(rgb: np.ndarray, size: int) -> np.ndarray:
 
 @DATASETS.register("frames")
 def frame_folder_pairs(root: str, size: int = 128, window: int = 40, stride: int = 5,
-                       sketch: str = "xdog", pairs: str = "window", refs: int = 1) -> Dataset:
+                       sketch: str = DEFAULT_EXTRACTOR, pairs: str = "window", refs: int = 1) -> Dataset:
     """Pairs from folders of colour frames: every sub-folder of ``root`` (or ``root`` itself when it holds
     images) is one shot; pairs follow CMFT section 4.1 (``pairs=window``, :func:`window_pairs`) or Shi et
     al. section 4.1 (``pairs=kref``, :func:`kref_clips`: ``refs`` references per clip of ``window``
@@ -273,8 +274,9 @@ def frame_folder_pairs(root: str, size: int = 128, window: int = 40, stride: int
 class ShotPairs(Dataset):
     """Every (reference, target) pair of frames of one shot of a built dataset, ``1 <= |interval| <=
     max_interval`` frames apart, both directions (a later frame may be the reference: colouring backwards
-    is the same task). Built datasets hold few ``train-window`` pairs (one per 40-frame window), while
-    short real shots give thousands of such pairs; the intervals cover the evaluation protocols' (1-10).
+    is the same task): the ``all-pairs`` sampler (:class:`dataprep.pairs.AllPairs`) over the stored frames.
+    Built datasets hold few ``train-window`` pairs (one per 40-frame window), while short real shots give
+    thousands of such pairs; the intervals cover the evaluation protocols' (1-10).
 
     With ``refs=2`` every item is a target between two references of its shot (Shi et al. section 4.1:
     the references bracket the frames they colour), the references at most ``max_interval`` frames apart.
@@ -302,20 +304,15 @@ class ShotPairs(Dataset):
                 shots.setdefault((row["video_id"], row["shot_id"]), []).append((row["frame_index"], row["frame_key"]))
         if refs not in (1, 2):
             raise CelbenchError(f"dataset 'shots': refs must be 1 or 2, got {refs}")
+        sampler = AllPairs(max_interval=max_interval, backwards=bool(backwards), references=refs)
         #: (reference keys..., target key) per item.
         self.pairs: list[tuple[str, ...]] = []
-        for frames in shots.values():
+        for (video_id, shot_id), frames in shots.items():
             frames.sort()
-            for i, (index_a, key_a) in enumerate(frames):
-                for j, (index_b, key_b) in enumerate(frames[i + 1:], i + 1):
-                    if index_b - index_a > max_interval:
-                        break
-                    if refs == 2:
-                        self.pairs.extend((key_a, key_b, key_t) for _, key_t in frames[i + 1:j])
-                        continue
-                    self.pairs.append((key_a, key_b))
-                    if backwards:
-                        self.pairs.append((key_b, key_a))
+            key_of = dict(frames)
+            indices = [index for index, _ in frames]
+            for spec in sampler.sample(ShotView(video_id, shot_id, indices, indices)):
+                self.pairs.append((*(key_of[r] for r in spec.references), key_of[spec.target]))
         if not self.pairs:
             raise CelbenchError(f"{root}: no frame {'triples' if refs == 2 else 'pairs'} within {max_interval} "
                                 f"frames in split {split!r}")
@@ -461,7 +458,5 @@ def open_datasets(spec: str) -> tuple[Dataset, Dataset | None]:
         if not eq:
             raise CelbenchError(f"--data {spec}: expected key=value, got {part!r}")
         kwargs[key.strip()] = _parse_value(value.strip())
-    try:
-        return DATASETS.create(name, **kwargs), None
-    except TypeError as error:
-        raise CelbenchError(f"--data {spec}: {error}") from None
+    check_params(DATASETS.get(name), kwargs, name, f"dataset source {name!r}", label="--data parameter")
+    return DATASETS.create(name, **kwargs), None

@@ -30,6 +30,7 @@ import torch
 
 from baselines.datasets import make_sketcher, read_frame_folder
 from benchmark.metrics.pixel import mse_batch, psnr_from_mse
+from dataprep.sketch.extractor import DEFAULT_EXTRACTOR
 
 #: Per-pair PSNR cap (dB) for identical frames (copying a held drawing).
 CAP_DB = 60.0
@@ -70,7 +71,7 @@ def real_shot(folder: str, size: int) -> list[np.ndarray]:
 def score(shots: list[list[np.ndarray]], intervals: list[int], models: dict, start_step: int) -> dict:
     """{interval: {method: {"all": dB, "moving": dB, "pairs": n, "moving_pairs": m}}}; methods are
     "copy-reference" and the keys of ``models`` (callables on a batch dict)."""
-    sketch = make_sketcher("xdog")
+    sketch = make_sketcher(DEFAULT_EXTRACTOR)
     longest = max(intervals)
     results: dict = {}
     for interval in intervals:

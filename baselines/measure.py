@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from baselines import DEFAULT_PRESET
 from baselines.model import build_model, model_preset
 
 
@@ -28,7 +29,7 @@ def peak_rss_mib() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m baselines.measure", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cmft")
-    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)

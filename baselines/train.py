@@ -49,7 +49,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import scalar as scalar_summary
 from dataprep.errors import CelbenchError
-from dataprep.registry import did_you_mean
+from dataprep.registry import check_params, did_you_mean
 from dataprep.progress import progress
 
 
@@ -172,30 +172,33 @@ def _check_range(name: str, value: Any) -> None:
 
 
 def _check_model_args(config: "TrainConfig") -> None:
-    """``model_args`` keys must be keywords of the model's constructor (a typo fails here, not mid-run)."""
-    import inspect
-
-    from baselines.model import trainable_network
-
-    parameters = inspect.signature(trainable_network(config.model)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    unknown = sorted(set(config.model_args) - set(parameters))
-    if unknown:
-        raise CelbenchError(f"setting model_args.{unknown[0]}: model {config.model!r} takes no such argument "
-                            f"(known: {', '.join(parameters)})")
+    """The model's constructor arguments (its preset's, overridden by ``model_args``) against its signature
+    (:func:`dataprep.registry.check_params`, the check every pluggable part's parameters get): a typo or a value
+    of the wrong type fails here, not mid-run."""
+    check_params(trainable_network(config.model), model_config(config), "model_args", f"model {config.model!r}")
 
 
 def resolve_config(model: str, preset: str = DEFAULT_PRESET, file_settings: Mapping[str, Any] | None = None,
                    overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Defaults <- model preset ``train`` section <- ``file_settings`` <- ``overrides``.
 
-    Keys ``model_args.NAME`` set one constructor kwarg; ``preset`` may come from file or overrides."""
+    Keys ``model_args.NAME`` set one constructor kwarg; ``preset`` may come from file or overrides. A file may
+    name the model in the ``{name, params}`` shape of every pluggable part (``model: {name: cmft, params:
+    {widths: [8, 8, 4, 4]}}``): its name must be ``model`` (``--model``), its params are ``model_args`` (a
+    ``model_args.NAME`` key given as well wins)."""
     merged: dict[str, Any] = {}
     for source in (file_settings or {}, overrides or {}):
         merged.update(source)
     preset = merged.pop("preset", preset)
-    merged.pop("model", None)
+    named = merged.pop("model", model)
+    if isinstance(named, Mapping):
+        if not set(named) <= {"name", "params"} or not isinstance(named.get("params", {}), Mapping):
+            raise CelbenchError(f"setting model: expected a name or {{name, params}}, got {dict(named)!r}")
+        for key, value in named.get("params", {}).items():
+            merged.setdefault(f"model_args.{key}", value)
+        named = named.get("name", model)
+    if named != model:
+        raise CelbenchError(f"setting model: the config names {named!r}, the command line {model!r}")
     values = TrainConfig(model=model, preset=preset).to_dict()
     values.update(model_preset(model, preset)["train"])
     for key, value in merged.items():

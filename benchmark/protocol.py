@@ -193,8 +193,11 @@ def _parse(path: Path) -> Protocol:
         raise file_error(path, FITS.unknown_message(protocol.fit))
     if protocol.resolution is None and "fit" in data:
         raise file_error(path, "'fit' needs a fixed resolution: frames scored at their stored size are not fitted")
-    if protocol.sampler.get("kind") not in SAMPLERS:
-        raise file_error(path, SAMPLERS.unknown_message(str(protocol.sampler.get("kind"))))
+    settings = {k: v for k, v in protocol.sampler.items() if k != "kind"}
+    try:
+        SAMPLERS.check(str(protocol.sampler.get("kind")), settings, "sampler.kind", "sampler", label="protocol key")
+    except CelbenchError as error:
+        raise file_error(path, str(error)) from None
     if protocol.hints is not None:
         from dataprep.hints import HINTS
 

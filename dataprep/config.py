@@ -5,6 +5,11 @@ values parsed as YAML scalars/lists: ``--set frames.size=128``, ``--set samplers
 An unknown key or a value of the wrong type is a :class:`~dataprep.errors.CelbenchError` naming the key.
 ``configs/default.yaml`` writes every default out (a test keeps it equal to the dataclasses).
 
+Every pluggable part is one shape, ``{name, params}`` (:class:`ComponentConfig`: ``shots``, ``sketch``, ``field``,
+``hints``; ``samplers`` maps each sampler's name to its params), checked by :func:`check_config` against the
+registered class's signature; defaults are the components' own (their signatures, the ``DEFAULT_*`` of their
+interface modules).
+
 :func:`config_hash` is the sha256 of the canonical JSON of everything that changes the dataset's content; the
 ``run`` section (executor, workers) does not, so it is left out: resuming with another ``--workers`` is the same
 dataset.
@@ -14,9 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +30,7 @@ from typing import Any, Sequence
 import yaml
 
 from dataprep.errors import CelbenchError, file_error
-from dataprep.registry import did_you_mean
+from dataprep.registry import check_params, did_you_mean, parameter_defaults, type_name, type_ok
 from dataprep.shots.detector import DEFAULT_DETECTOR
 
 RESIZE_MODES = ("short-side", "centre-crop", "pad", "keep-aspect")
@@ -68,24 +73,33 @@ class FramesConfig:
 
 
 @dataclass
-class ShotsConfig:
-    """Shot detection (:func:`dataprep.shots.detect.detect_shots`); ``params`` go to the detector."""
+class ComponentConfig:
+    """One pluggable part: the registered component ``name`` with keyword ``params`` (its constructor's).
 
-    detector: str = DEFAULT_DETECTOR
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class StageConfig:
-    """A registered component chosen by ``name`` with keyword ``params``."""
+    Every pluggable part of a build is this shape (``sketch``, ``field``, ``hints``, ``shots``; each entry of
+    ``samplers`` is a name with its parameters), checked once by :func:`check_config` against the registered
+    class's signature (:meth:`dataprep.registry.Registry.check`): an unknown name or parameter, or a value of
+    the wrong type, is a one-line error naming the key.
+    """
 
     name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
+class ShotsConfig(ComponentConfig):
+    """Shot detection (:func:`dataprep.shots.detect.detect_shots`): the detector ``name`` (``dataprep ls
+    detectors``); ``params`` are the detector's own or the shot filters' (:class:`dataprep.shots.detect.ShotParams`:
+    ``min_length`` ...). ``detector`` is the older spelling of ``name``, accepted in files and ``--set`` and kept in
+    the recorded form (:meth:`BuildConfig.to_dict`)."""
+
+    name: str = DEFAULT_DETECTOR
+
+
+@dataclass
 class ComponentsConfig:
-    """Component extraction (:mod:`dataprep.components`); ``params`` go to its labelling function."""
+    """Component extraction (:func:`dataprep.components.extract_labels`, the one labelling function, so no
+    name): ``params`` are its keywords (``max_gap``, ``line_threshold``)."""
 
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -148,14 +162,29 @@ class RunConfig:
     memory_per_task_mb: int = 1024
 
 
+#: The samplers a build mines with unless its config says otherwise (CMFT 4.1 and 4.2, Shi et al. 4.1 and 4.3).
+DEFAULT_SAMPLERS = ("train-window", "cmft-test", "shi-seq", "shi-long")
+
+
 def _default_samplers() -> dict[str, dict[str, Any]]:
-    return {
-        "train-window": {"width": 40, "stride": 5, "collapse_held": False},
-        "cmft-test": {"strides": [1, 5, 10], "length": 5, "sequences_per_shot": 1, "max_unseen": 0.25,
-                      "collapse_held": False},
-        "shi-seq": {"length": 8, "stride": 8, "collapse_held": True},
-        "shi-long": {"references": 3, "min_length": 16, "collapse_held": True},
-    }
+    """Each default sampler with its signature's defaults (:func:`dataprep.registry.parameter_defaults`), less
+    its :attr:`~dataprep.pairs.Sampler.unrecorded_defaults`: the numbers live in the sampler classes alone."""
+    from dataprep.pairs import SAMPLERS
+
+    defaults = {}
+    for name in DEFAULT_SAMPLERS:
+        factory = SAMPLERS.get(name)
+        defaults[name] = {key: value for key, value in parameter_defaults(factory).items()
+                          if key not in factory.unrecorded_defaults}
+    return defaults
+
+
+def _default_part(constant: str) -> ComponentConfig:
+    """The stage a build uses unless its config names another: ``constant`` ("module:NAME"), the ``DEFAULT_*`` of
+    the stage's interface module (imported on use: those modules pull in OpenCV, which reading a config does not
+    need)."""
+    module, _, name = constant.partition(":")
+    return ComponentConfig(getattr(importlib.import_module(module), name))
 
 
 @dataclass
@@ -164,10 +193,11 @@ class BuildConfig:
 
     frames: FramesConfig = dataclasses.field(default_factory=FramesConfig)
     shots: ShotsConfig = dataclasses.field(default_factory=ShotsConfig)
-    sketch: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("xdog"))
-    field: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("euclidean"))
+    sketch: ComponentConfig = dataclasses.field(
+        default_factory=lambda: _default_part("dataprep.sketch.extractor:DEFAULT_EXTRACTOR"))
+    field: ComponentConfig = dataclasses.field(default_factory=lambda: _default_part("dataprep.field:DEFAULT_FIELD"))
     components: ComponentsConfig = dataclasses.field(default_factory=ComponentsConfig)
-    hints: StageConfig = dataclasses.field(default_factory=lambda: StageConfig("gaussian-geometric"))
+    hints: ComponentConfig = dataclasses.field(default_factory=lambda: _default_part("dataprep.hints:DEFAULT_HINTS"))
     unseen_colour_tolerance: float = 24.0
     samplers: dict[str, dict[str, Any]] = dataclasses.field(default_factory=_default_samplers)
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
@@ -176,32 +206,19 @@ class BuildConfig:
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The recorded form: what a dataset's manifest stores as its ``config`` and :func:`config_hash` hashes.
+
+        It is the form datasets have been recorded in since the first schema, so a dataset built before the
+        ``{name, params}`` shape keeps its config hash (``--resume`` works on it): the shot detector is recorded
+        as ``shots.detector``. :func:`config_from_dict` reads it back; :func:`default_yaml` writes ``shots.name``.
+        """
+        data = dataclasses.asdict(self)
+        data["shots"] = {"detector": data["shots"].pop("name"), **data["shots"]}
+        return data
 
 
-def _type_ok(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if origin is dict:
-        key, item = typing.get_args(hint)
-        return isinstance(value, dict) and all(_type_ok(k, key) and _type_ok(v, item) for k, v in value.items())
-    return isinstance(value, hint)
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+#: Older spellings of keys, accepted wherever a config is read (files, ``--set``, a manifest's recorded form).
+KEY_ALIASES = {(ShotsConfig, "detector"): "name"}
 
 
 def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
@@ -211,6 +228,7 @@ def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
     hints = typing.get_type_hints(type(obj))
     names = {f.name for f in dataclasses.fields(obj)}
     for key, value in data.items():
+        key = KEY_ALIASES.get((type(obj), key), key)
         dotted = f"{prefix}{key}"
         if key not in names:
             hint = did_you_mean(dotted, [prefix + str(n) for n in names], n=1, cutoff=0.6)
@@ -225,21 +243,21 @@ def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
                 value = float(value)
             if isinstance(current, dict) and isinstance(value, dict):
                 value = {**current, **value}  # parameter dicts merge key by key (file, then each --set)
-            if not _type_ok(value, hints[key]):
-                raise CelbenchError(f"config key {dotted}: expected {_type_name(hints[key])}, "
+            if not type_ok(value, hints[key]):
+                raise CelbenchError(f"config key {dotted}: expected {type_name(hints[key])}, "
                                     f"got {type(value).__name__} {value!r}")
             setattr(obj, key, value)
 
 
 def _merge_samplers(current: dict, value: Any, dotted: str) -> dict:
-    """Sampler sections: keys must be registered samplers; params must be constructor keywords of the same type.
-
-    A sampler section set to ``null`` (``--set samplers.shi-long=null``) disables that sampler.
-    """
-    import inspect
-
-    from dataprep.pairs import SAMPLERS
-
+    """Sampler sections, merged parameter by parameter: a mapping name -> parameters, or a list of
+    ``{name, params}`` entries. A sampler set to ``null`` (``--set samplers.shi-long=null``) is switched off.
+    Names and parameters are checked with the rest of the config (:func:`check_config`)."""
+    if isinstance(value, list):
+        if not all(isinstance(entry, dict) and set(entry) <= {"name", "params"} and "name" in entry
+                   for entry in value):
+            raise CelbenchError(f"config key {dotted}: expected a list of {{name, params}} entries")
+        value = {entry["name"]: entry.get("params") or {} for entry in value}
     if not isinstance(value, dict):
         raise CelbenchError(f"config key {dotted}: expected a mapping of sampler name -> parameters")
     merged = {k: dict(v) for k, v in current.items()}
@@ -247,36 +265,41 @@ def _merge_samplers(current: dict, value: Any, dotted: str) -> dict:
         if params is None:
             merged.pop(name, None)
             continue
-        if name not in SAMPLERS:
-            raise CelbenchError(f"config key {dotted}.{name}: {SAMPLERS.unknown_message(name)}")
-        if SAMPLERS.get(name).needs != "frames":  # lone targets or stored pairs: nothing a build can mine
-            raise CelbenchError(f"config key {dotted}.{name}: sampler {name!r} is for evaluation only "
-                                f"(it needs {SAMPLERS.get(name).needs}); a build mines with samplers that draw "
-                                "reference/target pairs from a shot's frames")
         if not isinstance(params, dict):
             raise CelbenchError(f"config key {dotted}.{name}: expected a mapping of parameters")
-        signature = inspect.signature(SAMPLERS.get(name))
-        entry = merged.setdefault(name, {})
-        for key, item in params.items():
-            parameter = signature.parameters.get(key)
-            if parameter is None:
-                raise CelbenchError(f"unknown config key {dotted}.{name}.{key} "
-                                    f"(known: {', '.join(signature.parameters)})")
-            default = parameter.default
-            ok = True
-            if isinstance(default, bool):
-                ok = isinstance(item, bool)
-            elif isinstance(default, int):
-                ok = isinstance(item, int) and not isinstance(item, bool)
-            elif isinstance(default, float):
-                ok = isinstance(item, (int, float)) and not isinstance(item, bool)
-            elif isinstance(default, (tuple, list)):
-                ok = isinstance(item, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
-            if not ok:
-                raise CelbenchError(f"config key {dotted}.{name}.{key}: expected "
-                                    f"{type(default).__name__}, got {type(item).__name__} {item!r}")
-            entry[key] = list(item) if isinstance(item, tuple) else item
+        merged[name] = {**merged.get(name, {}), **params}
     return merged
+
+
+def check_config(config: BuildConfig) -> None:
+    """Check every pluggable part of ``config`` against its registered class's signature (names, parameters and
+    their types; :meth:`dataprep.registry.Registry.check`), the one place a build config's parts are checked.
+    :func:`load_config` calls it, and the builder before it deletes or writes anything (a config may be made in
+    code)."""
+    from dataprep.components import extract_labels
+    from dataprep.field import FIELDS
+    from dataprep.hints import HINTS
+    from dataprep.pairs import SAMPLERS
+    from dataprep.shots.detect import ShotParams
+    from dataprep.shots.detector import load_detectors
+    from dataprep.sketch.extractors import EXTRACTORS
+
+    set_params = {k: v for k, v in config.shots.params.items() if v is not None}  # None: the default (detect_shots)
+    load_detectors().check(config.shots.name, set_params, "shots.name", "shots.params",
+                           extra=typing.get_type_hints(ShotParams))
+    for section, registry in (("sketch", EXTRACTORS), ("field", FIELDS), ("hints", HINTS)):
+        part = getattr(config, section)
+        registry.check(part.name, part.params, f"{section}.name", f"{section}.params")
+    check_params(extract_labels, config.components.params, "components.params", "component extraction",
+                 given=("sketch",))
+    if not config.samplers:
+        raise CelbenchError("config key samplers: at least one sampler is needed")
+    for name, params in config.samplers.items():
+        factory = SAMPLERS.check(name, params, f"samplers.{name}", f"samplers.{name}")
+        if factory.needs != "frames":  # lone targets or stored pairs: nothing a build can mine
+            raise CelbenchError(f"config key samplers.{name}: sampler {name!r} is for evaluation only "
+                                f"(it needs {factory.needs}); a build mines with samplers that draw "
+                                "reference/target pairs from a shot's frames")
 
 
 def _check(config: BuildConfig) -> None:
@@ -303,8 +326,7 @@ def _check(config: BuildConfig) -> None:
         raise CelbenchError("config key run.cpus_per_task must be > 0 and run.memory_per_task_mb >= 0")
     if config.run.frames_per_unit < 0:
         raise CelbenchError("config key run.frames_per_unit: must be >= 0")
-    if not config.samplers:
-        raise CelbenchError("config key samplers: at least one sampler is needed")
+    check_config(config)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -384,7 +406,7 @@ def default_yaml() -> str:
     """The defaults as YAML (``configs/default.yaml``)."""
     header = ("# celbench dataset build: every default written out (dataprep/config.py is the source;\n"
               "# tests/test_config.py keeps the two equal). Use with --config, override with --set key=value.\n")
-    return header + yaml.safe_dump(BuildConfig().to_dict(), sort_keys=False, default_flow_style=False)
+    return header + yaml.safe_dump(dataclasses.asdict(BuildConfig()), sort_keys=False, default_flow_style=False)
 
 
 if __name__ == "__main__":

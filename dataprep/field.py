@@ -63,6 +63,9 @@ class DistanceField(abc.ABC):
 
 FIELDS: Registry[DistanceField] = Registry("field", entry_point_group="celbench.fields")
 
+#: The distance field a build stores unless its config names another (``field.name``).
+DEFAULT_FIELD = "euclidean"
+
 
 @FIELDS.register("euclidean")
 class EuclideanField(DistanceField):

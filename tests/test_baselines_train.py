@@ -271,3 +271,28 @@ def test_a_run_from_before_a_setting_existed_resumes_when_the_setting_keeps_its_
     with pytest.raises(CelbenchError, match=r"changed settings \['repalette'\]"):
         train(config(epochs=1, val_fraction=0.0, repalette=0.5), data, tmp_path / "run", resume=True)
     assert train(config(epochs=1, val_fraction=0.0), data, tmp_path / "run", resume=True)["steps"] == 2
+
+
+def test_model_args_and_data_parameters_are_checked_against_their_signatures():
+    from baselines.datasets import open_datasets
+
+    with pytest.raises(CelbenchError, match=r"model_args\.widht: model 'cmft' takes no parameter 'widht'; "
+                                            r"did you mean 'widths'"):
+        resolve_config("cmft", "tiny", overrides={"model_args.widht": [8, 8, 4, 4]})
+    with pytest.raises(CelbenchError, match=r"config key model_args\.widths: expected Sequence\[int\], got str"):
+        resolve_config("cmft", "tiny", overrides={"model_args.widths": "wide"})
+    with pytest.raises(CelbenchError, match=r"--data parameter shapes\.nn: .* did you mean 'n'"):
+        open_datasets("shapes:nn=3")
+    with pytest.raises(CelbenchError, match=r"--data parameter shapes\.size: expected int, got str 'big'"):
+        open_datasets("shapes:size=big")
+
+
+def test_a_config_file_may_name_the_model_in_the_name_params_shape():
+    cfg = resolve_config("cmft", "tiny", file_settings={"model": {"name": "cmft", "params": {"widths": [8, 8, 4, 4],
+                                                                                            "use_cmft": False}}},
+                         overrides={"model_args.use_cmft": True})
+    assert cfg.model_args == {"widths": [8, 8, 4, 4], "use_cmft": True}  # --set beats the file
+    with pytest.raises(CelbenchError, match="setting model: the config names 'shi', the command line 'cmft'"):
+        resolve_config("cmft", "tiny", file_settings={"model": {"name": "shi"}})
+    with pytest.raises(CelbenchError, match=r"model_args\.widht: .*did you mean 'widths'"):
+        resolve_config("cmft", "tiny", file_settings={"model": {"name": "cmft", "params": {"widht": [8]}}})

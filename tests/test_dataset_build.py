@@ -487,3 +487,31 @@ def test_resume_with_another_unit_size_replaces_the_old_units(sources, tmp_path)
     validate(out)
     info = json.loads((out / "meta" / "info.json").read_text())
     assert len(info["units"]) == 2 and sorted(_frame_keys(out)) == keys
+
+
+def test_a_dataset_recorded_in_the_older_config_spelling_resumes_with_the_new_one(sources, tmp_path):
+    """Main f3cd2c2 wrote the shot detector as ``shots.detector`` and samplers as a name -> parameters mapping;
+    the config below, in those spellings, hashed to PINNED there (computed by that commit's code). A dataset it
+    built must resume when the config is written in the ``{name, params}`` shape."""
+    pinned = "8d2e8a88a5ec4add1a5c62f51fce79ccba878f06ac40dc507e8f9b3b83383e0d"
+    old = tmp_path / "old.yaml"
+    old.write_text("shots:\n  detector: histogram-mse\n  params: {min_length: 4, threshold: 150}\n"
+                   "samplers:\n  shi-seq: {length: 6, references: 2}\n  shi-long: null\n")
+    new = tmp_path / "new.yaml"
+    new.write_text("shots:\n  name: histogram-mse\n  params: {min_length: 4, threshold: 150}\n"
+                   "samplers:\n  - {name: shi-seq, params: {length: 6, references: 2}}\n")
+    out = tmp_path / "ds"
+    first = build(sources[:1], out, load_config(old, SMALL + ["run.executor=serial"]))
+    assert first.manifest["config_hash"] == pinned
+    assert first.manifest["config"]["shots"] == {"detector": "histogram-mse",
+                                                 "params": {"min_length": 4, "threshold": 150}}
+    assert "shi-long" not in first.manifest["config"]["samplers"]
+    info = json.loads((out / "meta" / "info.json").read_text())
+    victim = sorted(info["units"])[0]  # an interrupted build: one unit to redo
+    (out / "meta" / "units" / f"{victim}.done.json").unlink()
+    info["units"][victim]["status"] = "pending"
+    (out / "meta" / "info.json").write_text(json.dumps(info))
+    resumed_config = load_config(new, SMALL + ["run.executor=serial", "samplers.shi-long=null"])
+    resumed = build(sources[:1], out, resumed_config, resume=True)
+    assert resumed.failed == [] and resumed.manifest["config_hash"] == pinned
+    validate(out)

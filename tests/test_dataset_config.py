@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dataprep.config import BuildConfig, config_hash, default_yaml, load_config
+from dataprep.config import BuildConfig, config_from_dict, config_hash, default_yaml, load_config
 from dataprep.errors import CelbenchError
 from dataprep.imaging import decode_png, encode_png, fit_frame, to_rgb
 from dataprep.dataset.schemas import FRAMES, PAIRS, SCHEMA_VERSION, image_value, markdown, schema_version_of
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_shipped_default_yaml_equals_the_dataclass_defaults():
     shipped = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-    assert shipped == BuildConfig().to_dict()
+    assert shipped == dataclasses.asdict(BuildConfig())
     assert load_config(ROOT / "configs" / "default.yaml") == BuildConfig()
     assert yaml.safe_load(default_yaml()) == shipped
 
@@ -131,3 +132,51 @@ def test_fit_frame_modes():
     assert pad.shape == (64, 64, 3) and (pad[:16] == 255).all() and (pad[32, :8] == 0).all()
     keep = fit_frame(image, 64, 64, "keep-aspect")
     assert keep.shape == (32, 64, 3)
+
+
+def test_the_default_config_hash_is_the_one_existing_datasets_were_built_with():
+    # computed by main f3cd2c2 (before the {name, params} shape): a change here would refuse their --resume
+    assert config_hash(BuildConfig()) == "4932f7616b3ae4c23a45f1f87eeb26af4293741dc9cb0a70ed2512d0e26ed396"
+    assert BuildConfig().to_dict()["shots"] == {"detector": "histogram-mse", "params": {}}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sketch.name=xdg", r"config key sketch\.name: unknown extractor 'xdg'; did you mean 'xdog'"),
+    ("sketch.params.sigmma=1", r"unknown config key sketch\.params\.sigmma: extractor 'xdog' takes no parameter "
+                               r"'sigmma'; did you mean 'sigma'"),
+    ("sketch.params.sigma=abc", r"config key sketch\.params\.sigma: expected float, got str 'abc'"),
+    ("field.params.truncaton=2", r"field\.params\.truncaton.*did you mean 'truncation'"),
+    ("hints.params.p=[1]", r"config key hints\.params\.p: expected float, got list"),
+    ("shots.name=histogram-mes", r"config key shots\.name: unknown detector.*did you mean 'histogram-mse'"),
+    ("shots.params.min_lenght=3", r"shots\.params\.min_lenght.*did you mean 'min_length'"),
+    ("shots.params.threshold=high", r"config key shots\.params\.threshold: expected float"),
+    ("components.params.max_gapp=2", r"components\.params\.max_gapp.*did you mean 'max_gap'"),
+    ("samplers.train-window.widht=3", r"samplers\.train-window\.widht.*did you mean 'width'"),
+    ("samplers.cmft-test.collapse_held=1", r"samplers\.cmft-test\.collapse_held: expected bool, got int"),
+    ("samplers.interval.seed=1", r"config key samplers\.interval: sampler 'interval' needs strides"),
+])
+def test_every_pluggable_part_is_checked_against_its_registered_signature(override, message):
+    with pytest.raises(CelbenchError, match=message) as error:
+        load_config(None, [override])
+    assert "\n" not in str(error.value)
+
+
+def test_older_spellings_read_as_the_name_params_shape(tmp_path):
+    assert load_config(None, ["shots.detector=content"]) == load_config(None, ["shots.name=content"])
+    (tmp_path / "list.yaml").write_text("samplers:\n  - name: shi-seq\n    params: {length: 6}\n  - name: interval\n"
+                                        "    params: {strides: [2]}\n")
+    (tmp_path / "map.yaml").write_text("samplers:\n  shi-seq: {length: 6}\n  interval: {strides: [2]}\n")
+    assert load_config(tmp_path / "list.yaml") == load_config(tmp_path / "map.yaml")
+    recorded = load_config(None, ["shots.name=content", "shots.params.threshold=30"]).to_dict()
+    assert recorded["shots"] == {"detector": "content", "params": {"threshold": 30}}
+    assert config_from_dict(recorded) == load_config(None, ["shots.name=content", "shots.params.threshold=30"])
+
+
+def test_sampler_defaults_are_the_sampler_signatures():
+    from dataprep.pairs import SAMPLERS
+    from dataprep.registry import parameter_defaults
+
+    for name, params in BuildConfig().samplers.items():
+        defaults = parameter_defaults(SAMPLERS.get(name))
+        assert params == {k: v for k, v in defaults.items() if k not in SAMPLERS.get(name).unrecorded_defaults}
+    assert "references" not in BuildConfig().samplers["shi-seq"]  # runs at its default, 2, unrecorded

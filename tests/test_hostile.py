@@ -209,7 +209,7 @@ def test_leaderboard_out_is_a_file(records, tmp_path, capfd):
 # ------------------------------------------------------------------ 4. config checked before deleting
 @pytest.mark.parametrize("setting, message", [
     ("sketch.name=xdg", "did you mean 'xdog'"), ("sketch.params.bogus=1", "sketch.params"),
-    ("shots.detector=nope", "shots.detector"), ("shots.params.bogus=1", "shots.params"),
+    ("shots.detector=nope", "unknown detector 'nope'"), ("shots.params.bogus=1", "shots.params"),
     ("components.params.bogus=1", "components.params"), ("hints.name=nope", "hints.name"),
 ])
 def test_overwrite_with_a_bad_config_keeps_the_dataset(dataset, tiny_clip, setting, message, capfd):

@@ -128,3 +128,20 @@ def test_the_build_config_refuses_samplers_that_cannot_mine_pairs():
     for name, setting in (("single", "frames_per_shot=2"), ("dataset-pairs", "kinds=[cmft-test]")):
         with pytest.raises(CelbenchError, match=f"samplers.{name}: sampler '{name}' is for evaluation only"):
             load_config(None, [f"samplers.{name}.{setting}"])
+
+
+@pytest.mark.parametrize("max_interval, backwards, references",
+                         [(1, True, 1), (3, False, 1), (3, True, 1), (4, True, 2)])
+def test_all_pairs_are_every_pair_within_reach(max_interval, backwards, references):
+    from dataprep.pairs import AllPairs, ShotView
+
+    frames = [0, 1, 2, 4, 5, 9, 10, 11]  # gaps: frames of a held drawing left out, another split's frames
+    specs = AllPairs(max_interval, backwards, references).sample(ShotView("v", 0, frames, frames))
+    got = [(*s.references, s.target) for s in specs]
+    if references == 1:
+        expected = {(a, b) for a in frames for b in frames if 0 < abs(b - a) <= max_interval
+                    and (backwards or b > a)}
+    else:
+        expected = {(a, b, t) for a in frames for b in frames for t in frames if a < t < b and b - a <= max_interval}
+    assert len(got) == len(set(got)) and set(got) == expected
+    assert len({s.sample_id for s in specs}) == len(specs)  # a build could store them under distinct keys

@@ -153,14 +153,13 @@ def seek_frames(path: str, crop: tuple[int, int, int, int] | None, size: tuple[i
     return generate()
 
 
-def _create(registry, key: str, stage) -> Any:
-    """The component of config section ``key`` (a :class:`dataprep.config.StageConfig`); a bad name or parameter
-    is a one-line error naming the config key."""
+def _create(registry, key: str, part) -> Any:
+    """The component of config section ``key`` (a :class:`dataprep.config.ComponentConfig`, its name and
+    parameters checked by :func:`dataprep.config.check_config`); a value its constructor refuses is a one-line
+    error naming the config key."""
     try:
-        return registry.create(stage.name, **stage.params)
-    except CelbenchError as error:
-        raise CelbenchError(f"config key {key}.name: {error}") from None
-    except (TypeError, ValueError) as error:
+        return registry.create(part.name, **part.params)
+    except (CelbenchError, TypeError, ValueError) as error:
         raise CelbenchError(f"config key {key}.params: {error}") from None
 
 
@@ -182,31 +181,17 @@ class StagePipeline:
         self._match_cache: dict[int, tuple[list[dict], Any]] = {}
 
     def check(self) -> None:
-        """Raise :class:`CelbenchError` for a configuration a worker would fail on (the stages themselves are
-        checked by ``__init__``): the shot detector's name and parameters, the component extraction's keywords.
-
-        The builder calls it before it deletes or writes anything, so a typo cannot cost an existing dataset.
-        """
-        import inspect
-
-        from dataprep.components import extract_labels
-        from dataprep.shots.detector import DETECTORS, load_detectors
+        """Raise :class:`CelbenchError` for a shot detector a worker would fail on: it is created once here, so
+        its constructor's own checks (a threshold > 0) run before the builder deletes or writes anything. (Names,
+        parameters and their types are checked by :func:`dataprep.config.check_config`; the other stages are
+        created by ``__init__``.)"""
+        from dataprep.shots.detector import DETECTORS
         from dataprep.shots.detect import _split_params
 
-        load_detectors()
         try:
-            factory = DETECTORS.get(self.config.shots.detector)
-        except CelbenchError as error:
-            raise CelbenchError(f"config key shots.detector: {error}") from None
-        try:
-            _, detector_kwargs = _split_params(self.config.shots.params)
-            factory(**detector_kwargs)
-        except (TypeError, ValueError) as error:
+            DETECTORS.create(self.config.shots.name, **_split_params(self.config.shots.params)[1])
+        except (CelbenchError, TypeError, ValueError) as error:
             raise CelbenchError(f"config key shots.params: {error}") from None
-        try:
-            inspect.signature(extract_labels).bind(None, **self.config.components.params)
-        except TypeError as error:
-            raise CelbenchError(f"config key components.params: {error} (known: max_gap, line_threshold)") from None
 
     # --- sources -------------------------------------------------------------------------------------
     def _crop(self) -> tuple[int, int, int, int] | None:
@@ -227,7 +212,7 @@ class StagePipeline:
             return {"input": path, "n_frames": n, "fps": DEFAULT_FOLDER_FPS, "detector": "line-art folder",
                     "params": {}, "cuts": [], "shots": [{"start": 0, "end": n, "kept": True, "reason": None}],
                     "held_groups": [[i, i + 1] for i in range(n)], "dropped_frames": [], "error": None}
-        result = detect_shots(path, detector=self.config.shots.detector, crop=self._crop(),
+        result = detect_shots(path, detector=self.config.shots.name, crop=self._crop(),
                               folder_size=self.config.frames.box(),
                               **self.config.shots.params).to_json()
         return json.loads(json.dumps(result))

@@ -31,7 +31,7 @@ from dataprep.build.sources import Source, resolve_source
 from dataprep.build.summary import (finish, new_manifest, record_detection, record_done, record_failed,
                                     record_failed_detection, why_empty)
 from dataprep.build.tasks import BuildTask, DetectTask, UnitTask, WarmTask, run_task
-from dataprep.config import BuildConfig
+from dataprep.config import BuildConfig, check_config
 from dataprep.dataset.card import write_card
 from dataprep.dataset.manifest import Manifest
 from dataprep.errors import CelbenchError
@@ -67,6 +67,8 @@ def build(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: B
     executor = EXECUTORS.get(config.run.executor).from_run_config(config.run)
     # The whole config (samplers, stage names and parameters) is checked here, before anything is deleted or
     # written: a worker failing on it later would already have cost the dataset that --overwrite replaces.
+    # check_config judges names, parameters and types; creating the parts runs their constructors' own checks.
+    check_config(config)
     create_samplers(config.samplers)
     pipeline = stages.make_pipeline(config)
     if hasattr(pipeline, "check"):

@@ -99,6 +99,9 @@ def hint_channels(hints: list[Hint], height: int, width: int) -> np.ndarray:
 
 HINTS: Registry[HintSampler] = Registry("hint sampler", entry_point_group="celbench.hints")
 
+#: The hint simulation a build stores unless its config names another (``hints.name``): Yuan and Simo-Serra's.
+DEFAULT_HINTS = "gaussian-geometric"
+
 
 @HINTS.register("gaussian-geometric")
 class GaussianGeometricHints(HintSampler):

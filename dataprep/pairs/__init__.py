@@ -10,10 +10,10 @@ entry-point group, or imported here).
 
 from dataprep.pairs.sampler import (NEEDS, SAMPLERS, PairSpec, Sampler, ShotView, create_samplers,
                                     kref_positions)
-from dataprep.pairs.mining import CMFTTest, ShiLong, ShiSequence, TrainWindow, held_groups, unseen_fraction
+from dataprep.pairs.mining import AllPairs, CMFTTest, ShiLong, ShiSequence, TrainWindow, held_groups, unseen_fraction
 from dataprep.pairs.selection import (DatasetPairs, GapPairs, HintBudgets, IntervalSequences,
                                       KReferenceSequences, SingleTargets)
 
 __all__ = ["NEEDS", "SAMPLERS", "PairSpec", "Sampler", "ShotView", "create_samplers", "kref_positions",
-           "CMFTTest", "ShiLong", "ShiSequence", "TrainWindow", "held_groups", "unseen_fraction",
+           "AllPairs", "CMFTTest", "ShiLong", "ShiSequence", "TrainWindow", "held_groups", "unseen_fraction",
            "DatasetPairs", "GapPairs", "HintBudgets", "IntervalSequences", "KReferenceSequences", "SingleTargets"]

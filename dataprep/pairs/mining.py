@@ -66,6 +66,51 @@ class TrainWindow(Sampler):
         return out
 
 
+@SAMPLERS.register("all-pairs")
+class AllPairs(Sampler):
+    """Every pair of a shot's frames at most ``max_interval`` frames apart, for training on short real shots:
+    a shot of n frames gives about ``2 * max_interval * n`` pairs where ``train-window`` gives one per window.
+    Frame ids must be frame indices (intervals are their differences).
+
+    Args:
+        max_interval: largest frame distance of a pair (between the two references with ``references=2``).
+        backwards: also the pair with the later frame as the reference (colouring backwards is the same task).
+        references: 1 (pairs), or 2: every frame strictly between two frames at most ``max_interval`` apart is a
+            target of those two (Shi et al. section 4.1: the references bracket the frames they colour).
+
+    Pairs come frame by frame in time order: for each frame a, each later frame b within reach, (a -> b) then
+    (b -> a); with two references, the targets between a and b in time order. ``position`` is the target's
+    frame offset from the first reference.
+    """
+
+    kind = "all-pairs"
+
+    def __init__(self, max_interval: int = 10, backwards: bool = True, references: int = 1):
+        if max_interval < 1 or references not in (1, 2):
+            raise CelbenchError(f"all-pairs: max_interval must be >= 1 and references 1 or 2 "
+                                f"(got {max_interval}, {references})")
+        self.max_interval, self.backwards, self.references = max_interval, backwards, references
+
+    def sample(self, shot: ShotView) -> list[PairSpec]:
+        frames = shot.frames(collapse_held=False)
+        kind = self.kind if self.references == 1 else f"{self.kind}@2"
+        sequence = {frame: _sequence_id(shot, kind, frame) for frame in frames}  # one per reference frame
+        out = []
+        for i, first in enumerate(frames):
+            for j in range(i + 1, len(frames)):
+                last = frames[j]
+                if last - first > self.max_interval:
+                    break
+                if self.references == 2:
+                    out += [PairSpec(kind, f"{sequence[first]}-{last:06d}", target - first, (first, last), target)
+                            for target in frames[i + 1:j]]
+                    continue
+                out.append(PairSpec(kind, sequence[first], last - first, (first,), last))
+                if self.backwards:
+                    out.append(PairSpec(kind, sequence[last], first - last, (last,), first))
+        return out
+
+
 @SAMPLERS.register("cmft-test")
 class CMFTTest(Sampler):
     """CMFT section 4.2 test sequences: 5 frames at stride S, first = reference, 4 targets.
@@ -132,6 +177,7 @@ class ShiSequence(Sampler):
     """
 
     kind = "shi-seq"
+    unrecorded_defaults = ("references",)
 
     def __init__(self, length: int = 8, stride: int = 8, collapse_held: bool = True, references: int = 2):
         if length < 3 or stride < 1 or references < 1:

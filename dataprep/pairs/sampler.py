@@ -125,6 +125,10 @@ class Sampler:
 
     kind = "sampler"
     needs = "frames"
+    #: Parameters a build config's default entry for this sampler leaves out (the sampler then runs them at their
+    #: signature default): parameters added after datasets were built with it, whose default reproduces what it
+    #: did before, so those datasets keep their config hash (:mod:`dataprep.config`).
+    unrecorded_defaults: tuple[str, ...] = ()
 
     def sample(self, shot: ShotView) -> list[PairSpec]:
         raise NotImplementedError

@@ -62,3 +62,7 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 EXTRACTORS: Registry[SketchExtractor] = Registry("extractor", entry_point_group="celbench.extractors")
+
+#: The extractor a build uses unless its config names another (``sketch.name``), and what training sources that
+#: compute sketches use to match built datasets.
+DEFAULT_EXTRACTOR = "xdog"
