@@ -196,15 +196,19 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
-        self._load_entry_points()
+        if name not in self._entries:
+            self._load_entry_points()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def get(self, name: str) -> Callable[..., T]:
-        """The factory registered as ``name``; unknown names raise CelbenchError with suggestions."""
-        self._load_entry_points()
+        """The factory registered as ``name``; unknown names raise CelbenchError with suggestions.
+        Entry points are loaded only for a name not registered in-tree: plug-ins may import torch, and a build
+        that names only built-in parts should not pay for that."""
+        if name not in self._entries:
+            self._load_entry_points()
         try:
             return self._entries[name]
         except KeyError:
