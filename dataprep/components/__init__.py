@@ -224,6 +224,10 @@ def _walks(mask: np.ndarray, starts: np.ndarray, steps: int, target: int | None 
     return reach
 
 
+#: word masks of the bit positions b whose bit k is set, k = 0..5
+_COLUMN_BIT_MASKS = tuple(np.uint64(sum(1 << b for b in range(64) if b >> k & 1)) for k in range(6))
+
+
 def _outward_directions(skeleton: np.ndarray, ends: np.ndarray, max_steps: int, near: int = 3,
                         far: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """((N, 2) float64 unit vectors, (N,) bool defined): per tip, from the stroke's body towards the tip, the body
@@ -238,12 +242,16 @@ def _outward_directions(skeleton: np.ndarray, ends: np.ndarray, max_steps: int, 
     _grow(reach, windows, 1, near - 1)
     inner = reach.copy()
     _grow(reach, windows, near, last)
-    body = _unpack(reach & ~inner, 2 * last + 1)  # (N, R, R)
-    count = body.sum(axis=(1, 2))
+    body = (reach & ~inner)[:, 0]  # (R, N) words: 2 last + 1 < 64 columns
+    per_row = np.bitwise_count(body).astype(np.int64)
+    count = per_row.sum(axis=0)
+    # sum of the columns of a row's bits: bit b adds b = sum over k of 2**k (bit k of b)
+    column_sum = sum((np.bitwise_count(body & mask).astype(np.int64) << k).sum(axis=0)
+                     for k, mask in enumerate(_COLUMN_BIT_MASKS[:(2 * last).bit_length()]))
     offsets = np.arange(-last, last + 1)
     # the body's coordinate sums are exact integers, so sum / count is np.mean's float64 result
-    sum_rows = count * ends[:, 0] + (body.sum(axis=2) * offsets).sum(axis=1)
-    sum_cols = count * ends[:, 1] + (body.sum(axis=1) * offsets).sum(axis=1)
+    sum_rows = count * ends[:, 0] + offsets @ per_row
+    sum_cols = count * ends[:, 1] + column_sum - last * count
     defined = count > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.stack([sum_rows / count, sum_cols / count], axis=1)
@@ -280,9 +288,12 @@ def _dot(rows: np.ndarray, cols: np.ndarray, along_rows: np.ndarray, along_cols:
     first, second = rows * along_rows, cols * along_cols
     dot = first + second
     close = np.abs(dot - limit) <= _TIE * (np.abs(first) + np.abs(second))
-    if close.any():
+    near = np.flatnonzero(close)
+    if len(near):
+        rows, cols, along_rows, along_cols = (np.broadcast_to(a, dot.shape)[near]
+                                              for a in (rows, cols, along_rows, along_cols))
         exact = (_product_error(rows, along_rows) == 0) & (_product_error(cols, along_cols) == 0)
-        close &= ~exact & (first != 0) & (second != 0)
+        close[near] = ~exact & (first[near] != 0) & (second[near] != 0)
     return dot, close
 
 
