@@ -224,6 +224,18 @@ def _walks(mask: np.ndarray, starts: np.ndarray, steps: int, target: int | None 
     return reach
 
 
+_BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], np.uint8)
+
+
+def _popcount_bytes(words: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 of ``words`` (uint8, same shape), from a table of the bits of each byte."""
+    as_bytes = np.ascontiguousarray(words, dtype="<u8").view(np.uint8)
+    return _BYTE_BITS[as_bytes].reshape(*np.shape(words), 8).sum(axis=-1, dtype=np.uint8)
+
+
+#: set bits per uint64 word: ``np.bitwise_count`` (numpy >= 2.0), else the byte table
+_popcount = getattr(np, "bitwise_count", _popcount_bytes)
+
 #: word masks of the bit positions b whose bit k is set, k = 0..5
 _COLUMN_BIT_MASKS = tuple(np.uint64(sum(1 << b for b in range(64) if b >> k & 1)) for k in range(6))
 
@@ -243,10 +255,10 @@ def _outward_directions(skeleton: np.ndarray, ends: np.ndarray, max_steps: int, 
     inner = reach.copy()
     _grow(reach, windows, near, last)
     body = (reach & ~inner)[:, 0]  # (R, N) words: 2 last + 1 < 64 columns
-    per_row = np.bitwise_count(body).astype(np.int64)
+    per_row = _popcount(body).astype(np.int64)
     count = per_row.sum(axis=0)
     # sum of the columns of a row's bits: bit b adds b = sum over k of 2**k (bit k of b)
-    column_sum = sum((np.bitwise_count(body & mask).astype(np.int64) << k).sum(axis=0)
+    column_sum = sum((_popcount(body & mask).astype(np.int64) << k).sum(axis=0)
                      for k, mask in enumerate(_COLUMN_BIT_MASKS[:(2 * last).bit_length()]))
     offsets = np.arange(-last, last + 1)
     # the body's coordinate sums are exact integers, so sum / count is np.mean's float64 result
