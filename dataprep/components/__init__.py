@@ -618,7 +618,7 @@ class _LineJoins:
         pick = self.pick[endpoint]
         farthest = np.where(pick >= 0, self.distances[pick], self.disc)
         walk &= 2 * np.maximum(np.abs(rows), np.abs(cols)) <= self.max_steps + farthest
-        touches = in_cone | (walk & ~(added & (self.pick[endpoint] < 0)))
+        touches = in_cone | (walk & ~(added & (pick < 0)))
         return np.unique(endpoint[touches])
 
     def _solve(self, endpoints: np.ndarray, windows: np.ndarray) -> None:
