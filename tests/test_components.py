@@ -385,3 +385,22 @@ def test_walks_towards_a_target_square_are_exact_inside_it():
         np.testing.assert_array_equal(pruned[inside, inside], expected[inside, inside])
         assert not (pruned & ~expected).any()  # never more than the walk reaches
     assert reach.sum() < full.sum()  # the pruning does skip pixels
+
+
+def test_skeleton_endpoints_are_pixels_with_one_neighbour_counted_by_a_box_filter():
+    rng = np.random.default_rng(3)
+    for density in (0.05, 0.2, 0.5):
+        skeleton = rng.random((37, 53)) < density
+        neighbours = cv2.filter2D(skeleton.view(np.uint8), -1, np.ones((3, 3), np.float32),
+                                  borderType=cv2.BORDER_CONSTANT)  # the pixel itself + its 8 neighbours
+        assert np.array_equal(skeleton_endpoints(skeleton), np.argwhere(skeleton & (neighbours == 2)))
+    assert skeleton_endpoints(np.zeros((4, 4), bool)).shape == (0, 2)
+
+
+def test_popcount_without_numpy_bitwise_count_counts_the_same_bits():
+    from dataprep.components import _popcount_bytes
+
+    words = np.random.default_rng(0).integers(0, 2**63, size=(5, 7), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    expected = np.array([[bin(int(w)).count("1") for w in row] for row in words])
+    assert np.array_equal(_popcount_bytes(words), expected)
+    assert np.array_equal(_popcount_bytes(words[:, ::2]), expected[:, ::2])  # strided input

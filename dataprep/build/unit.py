@@ -31,6 +31,9 @@ from dataprep.storage import Storage, local_input
 
 
 class _Timer:
+    """CPU seconds per stage (``time.process_time``: every thread of the process running the unit, FFmpeg's
+    decoder threads included), so other load on the machine does not inflate them as it does wall time."""
+
     def __init__(self):
         self.seconds: Counter = Counter()
 
@@ -39,10 +42,10 @@ class _Timer:
 
         class _Span:
             def __enter__(self):
-                self.t0 = time.perf_counter()
+                self.t0 = time.process_time()
 
             def __exit__(self, *exc):
-                timer.seconds[stage] += time.perf_counter() - self.t0
+                timer.seconds[stage] += time.process_time() - self.t0
 
         return _Span()
 

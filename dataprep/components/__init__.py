@@ -49,10 +49,16 @@ def line_mask(sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray
 def skeleton_endpoints(skeleton: np.ndarray) -> np.ndarray:
     """(N, 2) int (row, col) of skeleton pixels with exactly one 8-neighbour on the skeleton."""
     skeleton = np.asarray(skeleton, bool)
-    # 3x3 box sum (the pixel and its 8 neighbours; outside the frame counts 0): exact small integers.
-    neighbours = cv2.filter2D(skeleton.view(np.uint8), -1, np.ones((3, 3), np.float32),
-                              borderType=cv2.BORDER_CONSTANT)
-    return np.argwhere(skeleton & (neighbours == 2))
+    pixels = np.argwhere(skeleton)
+    if len(pixels) == 0:
+        return pixels
+    padded = np.pad(skeleton, 1)
+    flat = padded.ravel()
+    centre = (pixels[:, 0] + 1) * padded.shape[1] + pixels[:, 1] + 1
+    stride = padded.shape[1]
+    neighbours = sum(flat[centre + offset].view(np.uint8) for offset in
+                     (-stride - 1, -stride, -stride + 1, -1, 1, stride - 1, stride, stride + 1))
+    return pixels[neighbours == 1]
 
 
 def _tip_half_widths(lines: np.ndarray, ends: np.ndarray, radius: int = 6) -> np.ndarray:
@@ -218,6 +224,22 @@ def _walks(mask: np.ndarray, starts: np.ndarray, steps: int, target: int | None 
     return reach
 
 
+_BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], np.uint8)
+
+
+def _popcount_bytes(words: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 of ``words`` (uint8, same shape), from a table of the bits of each byte."""
+    as_bytes = np.ascontiguousarray(words, dtype="<u8").view(np.uint8)
+    return _BYTE_BITS[as_bytes].reshape(*np.shape(words), 8).sum(axis=-1, dtype=np.uint8)
+
+
+#: set bits per uint64 word: ``np.bitwise_count`` (numpy >= 2.0), else the byte table
+_popcount = getattr(np, "bitwise_count", _popcount_bytes)
+
+#: word masks of the bit positions b whose bit k is set, k = 0..5
+_COLUMN_BIT_MASKS = tuple(np.uint64(sum(1 << b for b in range(64) if b >> k & 1)) for k in range(6))
+
+
 def _outward_directions(skeleton: np.ndarray, ends: np.ndarray, max_steps: int, near: int = 3,
                         far: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """((N, 2) float64 unit vectors, (N,) bool defined): per tip, from the stroke's body towards the tip, the body
@@ -232,12 +254,16 @@ def _outward_directions(skeleton: np.ndarray, ends: np.ndarray, max_steps: int, 
     _grow(reach, windows, 1, near - 1)
     inner = reach.copy()
     _grow(reach, windows, near, last)
-    body = _unpack(reach & ~inner, 2 * last + 1)  # (N, R, R)
-    count = body.sum(axis=(1, 2))
+    body = (reach & ~inner)[:, 0]  # (R, N) words: 2 last + 1 < 64 columns
+    per_row = _popcount(body).astype(np.int64)
+    count = per_row.sum(axis=0)
+    # sum of the columns of a row's bits: bit b adds b = sum over k of 2**k (bit k of b)
+    column_sum = sum((_popcount(body & mask).astype(np.int64) << k).sum(axis=0)
+                     for k, mask in enumerate(_COLUMN_BIT_MASKS[:(2 * last).bit_length()]))
     offsets = np.arange(-last, last + 1)
     # the body's coordinate sums are exact integers, so sum / count is np.mean's float64 result
-    sum_rows = count * ends[:, 0] + (body.sum(axis=2) * offsets).sum(axis=1)
-    sum_cols = count * ends[:, 1] + (body.sum(axis=1) * offsets).sum(axis=1)
+    sum_rows = count * ends[:, 0] + offsets @ per_row
+    sum_cols = count * ends[:, 1] + column_sum - last * count
     defined = count > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.stack([sum_rows / count, sum_cols / count], axis=1)
@@ -274,9 +300,12 @@ def _dot(rows: np.ndarray, cols: np.ndarray, along_rows: np.ndarray, along_cols:
     first, second = rows * along_rows, cols * along_cols
     dot = first + second
     close = np.abs(dot - limit) <= _TIE * (np.abs(first) + np.abs(second))
-    if close.any():
+    near = np.flatnonzero(close)
+    if len(near):
+        rows, cols, along_rows, along_cols = (np.broadcast_to(a, dot.shape)[near]
+                                              for a in (rows, cols, along_rows, along_cols))
         exact = (_product_error(rows, along_rows) == 0) & (_product_error(cols, along_cols) == 0)
-        close &= ~exact & (first != 0) & (second != 0)
+        close[near] = ~exact & (first[near] != 0) & (second[near] != 0)
     return dot, close
 
 
@@ -400,8 +429,9 @@ def _same_stroke(skeleton: np.ndarray, ends: np.ndarray, first: np.ndarray, seco
     result = np.zeros(len(first), bool)
     if len(first) == 0 or max_steps < 1:
         return result
-    _, piece = cv2.connectedComponents(skeleton.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    piece_size = np.bincount(piece.ravel())
+    _, piece, stats, _ = cv2.connectedComponentsWithStats(skeleton.view(np.uint8), connectivity=8,
+                                                          ltype=cv2.CV_32S)
+    piece_size = stats[:, cv2.CC_STAT_AREA]
     piece_a, piece_b = piece[ends[first, 0], ends[first, 1]], piece[ends[second, 0], ends[second, 1]]
     same = piece_a == piece_b
     result[same & (piece_size[piece_a] <= max_steps + 1)] = True
@@ -493,7 +523,6 @@ class _LineJoins:
         table = np.where(table < within, table, -1)
         table = table[:, :max(int((table >= 0).sum(axis=1).max()), 1)]
         self.search = table[sector]  # (N, L) offset indices per endpoint
-        self.disc_index = (self.rows + self.disc) * (2 * self.disc + 1) + self.cols + self.disc
         self.base = _pack_windows(closed, ends, self.radius)  # (R, K, N)
         self.frame = closed.shape
 
@@ -537,21 +566,20 @@ class _LineJoins:
         owner, rows, cols = pixels
         if not len(endpoints) or not len(owner):
             return (np.zeros(0, np.int64),) * 4
-        # all pairs, in blocks of pixels so the comparison matrix stays below about 2 million entries (a real
-        # 256 x 256 frame is one block; a large frame has thousands of tips)
+        # per endpoint, the pixels within ``radius`` rows are a range of the pixels sorted by row; those of the
+        # ranges within ``radius`` columns and owned by an earlier endpoint are kept
+        by_row = np.argsort(rows, kind="stable")
+        sorted_rows = rows[by_row]
         centres = self.ends[endpoints]
-        block = max(1, (1 << 21) // len(endpoints))
-        found = []
-        for start in range(0, len(owner), block):
-            part = slice(start, start + block)
-            near = ((np.abs(rows[part, None] - centres[:, 0]) <= self.radius)
-                    & (np.abs(cols[part, None] - centres[:, 1]) <= self.radius)
-                    & (owner[part, None] < endpoints))
-            point, which = np.nonzero(near)
-            found.append((point + start, which))
-        point = np.concatenate([f[0] for f in found])
-        endpoint = endpoints[np.concatenate([f[1] for f in found])]
-        return endpoint, rows[point] - self.ends[endpoint, 0], cols[point] - self.ends[endpoint, 1], point
+        low = np.searchsorted(sorted_rows, centres[:, 0] - self.radius, side="left")
+        count = np.searchsorted(sorted_rows, centres[:, 0] + self.radius, side="right") - low
+        which = np.repeat(np.arange(len(endpoints)), count)
+        point = by_row[np.arange(len(which)) - np.repeat(np.cumsum(count) - count - low, count)]
+        endpoint = endpoints[which]
+        col_offset = cols[point] - centres[which, 1]
+        keep = (np.abs(col_offset) <= self.radius) & (owner[point] < endpoint)
+        point, endpoint = point[keep], endpoint[keep]
+        return endpoint, rows[point] - self.ends[endpoint, 0], col_offset[keep], point
 
     def _windows(self, endpoints: np.ndarray) -> np.ndarray:
         """Packed line art around ``endpoints``: step 1's plus the joins of the endpoints before each."""
@@ -585,7 +613,12 @@ class _LineJoins:
         pick = self.pick[endpoint[near]]
         in_cone[near] = (pick < 0) | (self.index[rows[near] + self.disc, cols[near] + self.disc] <= pick)
         walk = _bits(self.influence, endpoint, rows + self.radius, cols + self.radius)
-        touches = in_cone | (walk & ~(added & (self.pick[endpoint] < 0)))
+        # a path of at most max_steps steps through a pixel c rows or columns away from the tip that ends at a
+        # candidate no farther than the target (search order is by distance) has 2 c - distance <= max_steps
+        pick = self.pick[endpoint]
+        farthest = np.where(pick >= 0, self.distances[pick], self.disc)
+        walk &= 2 * np.maximum(np.abs(rows), np.abs(cols)) <= self.max_steps + farthest
+        touches = in_cone | (walk & ~(added & (pick < 0)))
         return np.unique(endpoint[touches])
 
     def _solve(self, endpoints: np.ndarray, windows: np.ndarray) -> None:
@@ -622,12 +655,12 @@ class _LineJoins:
         row offset, col offset, tie) of every line pixel of the search cone within ``max_gap``, the cone being
         taken with the tie margin of :func:`_dot`; ``tie``: its dot product is that close to the limit (the pixel
         is then decided by :meth:`_reference`)."""
-        r, d = self.radius, self.disc
+        r = self.radius
         search = self.search[endpoints]
         valid = search >= 0
         search = np.where(valid, search, 0)
-        disc = _unpack(windows[r - d:r + d + 1], 2 * r + 1)[:, :, r - d:r + d + 1].reshape(len(endpoints), -1)
-        line = valid & np.take_along_axis(disc, self.disc_index[search], axis=1)
+        line = valid & _bits(windows, np.arange(len(endpoints))[:, None], self.rows[search] + r,
+                             self.cols[search] + r)
         entry, slot = np.nonzero(line)
         index = search[entry, slot]
         rows, cols, distances = self.rows[index], self.cols[index], self.distances[index]

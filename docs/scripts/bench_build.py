@@ -1,7 +1,7 @@
 """Build benchmark on real anime and generated clips: source fps, peak RSS and CPU seconds per stage.
 
     python docs/scripts/bench_build.py [--real ../shared/data/real] [--synth] [--baseline TREE] [--rounds 1]
-                                       [--workers 2] [--work DIR] [--only NAME]
+                                       [--workers 2] [--work DIR] [--only NAME] [--upscaled DIR]
 
 Builds with the defaults (``dataprep build INPUTS --out DIR --workers 2``, only a crop where a clip needs one):
 
@@ -9,6 +9,9 @@ Builds with the defaults (``dataprep build INPUTS --out DIR --workers 2``, only 
   frames, 576x320) in one build; the four eisai shots, cropped to their ``Input`` panel (``panels.json``: 480x405,
   640x540, 640x540, 960x540; 928 frames), one build per crop; the six TRE-Net shots cropped to their left panel
   (x 0-409 of 2048x512; 158 frames) in one build. 1342 source frames in all.
+* ``real upscaled to 1080p`` (``--upscaled DIR``): every ``.mp4`` of DIR in one build, e.g. the 1920 x 1080
+  clips ``upscale_real_1080p.py --out DIR`` makes from the real clips (the real-data folder has no 1080p
+  clip).
 * ``synth`` (``--synth``): ``dataprep synth --width 1920 --height 1080 --shots 4 --shot-length 40,80 --seed 0``,
   made once in ``--work``.
 
@@ -17,7 +20,8 @@ build runs for both trees, alternating within each round (``PYTHONPATH`` selects
 the work folder as current directory so neither checkout shadows the other), and the two datasets of each
 build are compared file by file (every Parquet shard and every manifest except its timings) to show that the
 change keeps the output. Prints one table per clip set: wall seconds, source frames per second, user + system
-CPU seconds of the build and its workers (what compares on a busy machine), peak RSS of the build's process
+CPU seconds of the build and its workers (what compares on a busy machine) and the source fps they would
+give with ``--workers`` free cores (frames / (CPU s / workers)), peak RSS of the build's process
 tree, and the manifest's seconds per stage summed over workers (``timings``), with a last column: baseline
 time / this tree's time (this tree's / baseline's for rates and RSS). Linux only (RSS from /proc, via
 ``measure_build.py``).
@@ -101,7 +105,7 @@ def add(total: dict, result: dict) -> None:
         stages[stage] = stages.get(stage, 0.0) + seconds
 
 
-def report(name: str, totals: dict[str, dict], rounds: int) -> None:
+def report(name: str, totals: dict[str, dict], rounds: int, workers: int) -> None:
     trees = list(totals)
     print(f"\n## {name}: {totals[trees[0]]['source_frames'] // rounds} source frames, "
           f"{totals[trees[0]]['frames'] // rounds} stored frames per round, {rounds} round(s)")
@@ -120,6 +124,8 @@ def report(name: str, totals: dict[str, dict], rounds: int) -> None:
     row("source frames/s", [t["source_frames"] / t["wall"] for t in totals.values()], ".1f", True)
     row("CPU s (user + sys)", [t["cpu"] / rounds for t in totals.values()], ".2f")
     row("source frames/CPU s", [t["source_frames"] / t["cpu"] for t in totals.values()], ".1f", True)
+    row(f"source fps if {workers} cores were free (frames / (CPU s / {workers}))",
+        [t["source_frames"] / (t["cpu"] / workers) for t in totals.values()], ".1f", True)
     row("peak RSS MiB", [t["peak_rss"] / 2**20 for t in totals.values()], ".0f", True)
     stages = sorted(totals[trees[-1]]["stages"], key=lambda s: -totals[trees[-1]]["stages"][s])
     for stage in stages:
@@ -139,6 +145,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("bench-build-work"), help="folder for the builds")
     parser.add_argument("--only", help="only the real builds whose name contains this (e.g. onepiece, eisai)")
+    parser.add_argument("--upscaled", type=Path,
+                        help="also build every .mp4 of this folder in one build (upscale_real_1080p.py output)")
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -147,6 +155,11 @@ def main() -> int:
         if not args.real.is_dir():
             raise SystemExit(f"bench_build: real data not found at {args.real} (pass --real or --no-real)")
         sets["real"] = [b for b in real_builds(args.real.resolve()) if not args.only or args.only in b[0]]
+    if args.upscaled:
+        clips = sorted(str(p) for p in args.upscaled.resolve().glob("*.mp4"))
+        if not clips:
+            raise SystemExit(f"bench_build: no .mp4 clips in {args.upscaled}")
+        sets["real upscaled to 1080p"] = [("real 1080p proxy", clips, [])]
     if args.synth:
         clip = work / "synth1080" / "video.mp4"
         if not clip.exists():
@@ -181,7 +194,7 @@ def main() -> int:
                         identical = False
                         differing = sorted(k for k in set(a) | set(b_) if a.get(k) != b_.get(k))
                         print(f"{build_name}: datasets differ: {differing[:5]}", file=sys.stderr)
-        report(name, totals, args.rounds)
+        report(name, totals, args.rounds, args.workers)
     if args.baseline:
         print(f"\ndatasets identical apart from timings: {'yes' if identical else 'NO'}")
     return 0 if identical else 1

@@ -1,14 +1,15 @@
 """CPU per stored frame of the components stage on real anime and generated frames, optionally side by side.
 
-    python docs/scripts/bench_components.py [--real ../shared/data/real] [--step 3] [--baseline TREE]
+    python docs/scripts/bench_components.py [--real ../shared/data/real] [--step 3] [--baseline TREE ...]
 
 Makes the frames a default ``dataprep build`` stores (256 x 256, XDoG sketch) from the real clips of
 ``bench_build.py`` (One Piece, LVCD, the eisai and TRE-Net shots cropped to their input panel) and from a
 generated clip (``dataprep.synth``, 1920 x 1080, 3 shots), every ``--step``-th frame, then times gap closing +
 labels + features (``time.process_time``, one OpenCV thread) per frame. With ``--baseline TREE`` (a checkout
-of another commit) that tree's ``dataprep/components`` module runs too, alternating frame by frame, and every
-label map and feature table is compared. Prints ms per frame per clip, the speed-up and whether all outputs
-were identical (exit 1 if not).
+of another commit; repeat it for several) that tree's ``dataprep/components`` module runs too, the trees
+taking turns to go first frame by frame, and every label map and feature table is compared with this tree's.
+Prints ms per frame per clip, this tree's speed-up over each baseline and whether all outputs were identical
+(exit 1 if not).
 """
 
 from __future__ import annotations
@@ -54,12 +55,12 @@ def synth_frames(step: int):
             yield "synth 1080p", rgb, pipeline.sketch(rgb)
 
 
-def load_components(tree: Path):
+def load_components(tree: Path, n: int = 0):
     """``dataprep.components`` of another checkout, as a module of its own."""
     path = tree / "dataprep" / "components" / "__init__.py"
     if not path.exists():
         path = tree / "dataprep" / "components.py"
-    spec = importlib.util.spec_from_file_location("baseline_components", path)
+    spec = importlib.util.spec_from_file_location(f"baseline_components_{n}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -77,12 +78,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "real")
     parser.add_argument("--step", type=int, default=3, help="every step-th frame (default 3)")
-    parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
+    parser.add_argument("--baseline", type=Path, action="append", default=[],
+                        help="another checkout to compare with (repeatable)")
     args = parser.parse_args()
     cv2.setNumThreads(1)  # as in a build with several workers
-    trees = {"this tree": components}
-    if args.baseline:
-        trees = {"baseline": load_components(args.baseline.resolve()), "this tree": components}
+    trees = {}
+    for n, tree in enumerate(args.baseline):
+        trees[f"baseline {n + 1}" if len(args.baseline) > 1 else "baseline"] = load_components(tree.resolve(), n)
+    trees["this tree"] = components
     sources = []
     if args.real.is_dir():
         sources += [stored_frames(inputs, overrides, args.step) for _, inputs, overrides in real_builds(args.real)]
@@ -94,23 +97,29 @@ def main() -> int:
     identical = True
     for source in sources:
         for n, (clip, rgb, sketch) in enumerate(source):
-            order = list(trees) if n % 2 == 0 else list(trees)[::-1]
+            order = list(trees)[n % len(trees):] + list(trees)[:n % len(trees)]
             outputs = {}
             for label in order:
                 spent, outputs[label] = run(trees[label], sketch, rgb)
                 seconds.setdefault(clip, {}).setdefault(label, 0.0)
                 seconds[clip][label] += spent
             counts[clip] = counts.get(clip, 0) + 1
-            if len(outputs) == 2:
-                (labels_a, columns_a), (labels_b, columns_b) = outputs.values()
+            labels_b, columns_b = outputs["this tree"]
+            for label, (labels_a, columns_a) in outputs.items():
                 identical &= bool(np.array_equal(labels_a, labels_b) and columns_a == columns_b)
+    baselines = list(trees)[:-1]
     header = " ".join(f"{label + ' ms':>14s}" for label in trees)
-    print(f"{'clip':32s} {'frames':>6s} {header}" + (" speed-up" if len(trees) == 2 else ""))
-    for clip, spent in seconds.items():
+    print(f"{'clip':32s} {'frames':>6s} {header}" + "".join(f" {'x ' + b:>12s}" for b in baselines))
+    real = [clip for clip in seconds if not clip.startswith("synth")]
+    rows = list(seconds.items())
+    if len(real) > 1:
+        rows.append(("all real frames", {label: sum(seconds[c][label] for c in real) for label in trees}))
+        counts["all real frames"] = sum(counts[c] for c in real)
+    for clip, spent in rows:
         values = [1e3 * spent[label] / counts[clip] for label in trees]
-        ratio = f" {values[0] / values[1]:8.2f}" if len(values) == 2 else ""
-        print(f"{clip:32s} {counts[clip]:6d} " + " ".join(f"{v:14.2f}" for v in values) + ratio)
-    if len(trees) == 2:
+        ratios = "".join(f" {values[i] / values[-1]:12.2f}" for i in range(len(baselines)))
+        print(f"{clip:32s} {counts[clip]:6d} " + " ".join(f"{v:14.2f}" for v in values) + ratios)
+    if baselines:
         print(json.dumps({"identical_outputs": identical}))
     return 0 if identical else 1
 
