@@ -147,3 +147,30 @@ def test_cost_matrix_equals_the_documented_formula_pair_by_pair():
                         + weights.colour * np.linalg.norm(target.mean_rgb[t] - reference.mean_rgb[r]) / (255 * 3 ** 0.5)
                         + weights.neighbours * abs(np.log2((1 + target.degree[t]) / (1 + reference.degree[r]))))
             assert cost[i, r] == pytest.approx(expected, rel=1e-12)
+
+
+def test_region_means_pool_at_network_resolution_by_hand():
+    """match-unet's pooling at network resolution: each component's mean of the cells its pixels lie in,
+    weighted by its pixel count per cell; worked out by hand on a 4 x 6 frame over a 2 x 3 map, and equal to
+    the mean over the nearest-upsampled map (what pooling at full resolution would give)."""
+    from baselines.models.match_unet import component_means, region_means
+
+    labels = torch.tensor([[1, 1, 0, 2, 2, 2],
+                           [1, 3, 0, 2, 2, 2],
+                           [1, 1, 0, 0, 0, 0],
+                           [1, 1, 4, 4, 4, 4]])
+    values = torch.tensor([[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]])  # (C=1, 2, 3): cell (i, j) covers 2 x 2 pixels
+    ids, means = region_means(values, labels)
+    assert ids.tolist() == [1, 2, 3, 4]
+    # 1: 3 px in cell 1.0 and 4 px in cell 4.0; 2: 2 px (column 3) in cell 2.0, 4 px in cell 3.0;
+    # 3: 1 px in cell 1.0; 4: 2 px in cell 5.0, 2 px in cell 6.0
+    expected = [(3 * 1 + 4 * 4) / 7, (2 * 2 + 4 * 3) / 6, 1.0, (2 * 5 + 2 * 6) / 4]
+    assert means[:, 0].tolist() == pytest.approx(expected)
+    rng = torch.Generator().manual_seed(3)
+    big = torch.randint(0, 9, (30, 45), generator=rng)
+    maps = torch.rand(4, 10, 15, generator=rng, requires_grad=True)
+    ids, means = region_means(maps, big)
+    full_ids, full_means = component_means(torch.nn.functional.interpolate(maps[None], size=(30, 45))[0], big)
+    assert ids.tolist() == full_ids.tolist() and torch.allclose(means, full_means, atol=1e-6)
+    means.sum().backward()  # differentiable in the map, as training needs
+    assert maps.grad is not None and maps.grad.abs().sum() > 0

@@ -32,6 +32,7 @@ import os
 from typing import Any, Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,13 +45,30 @@ from dataprep.components import component_columns, log_hu
 FEATURE_CHANNELS = 9
 
 
-def pixel_features(labels: np.ndarray) -> np.ndarray:
-    """Eq. 1: (FEATURE_CHANNELS, H, W) float32 from (H, W) labels: log-Hu and log relative area of each pixel's
+def network_size(height: int, width: int, net_side: int) -> tuple[int, int]:
+    """(h, w) the network runs at: the frame scaled so its longer side is at most ``net_side`` (0 = as is)."""
+    if not net_side or max(height, width) <= net_side:
+        return height, width
+    scale = net_side / max(height, width)
+    return max(4, round(height * scale)), max(4, round(width * scale))
+
+
+def pixel_features(labels: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Eq. 1: (FEATURE_CHANNELS, h, w) float32 from (H, W) labels: log-Hu and log relative area of each pixel's
     component, and the paper mask (1 off lines; the line art as the labels see it, so training and scoring see
-    the same input whichever sketch the batch carries)."""
+    the same input whichever sketch the batch carries).
+
+    The moments are those of the full-resolution components; the map is sampled nearest-neighbour at ``size``
+    ((h, w), default (H, W)): pixel (i, j) takes the label at (floor(i H / h), floor(j W / w)), the pixel
+    ``F.interpolate(mode="nearest")`` picks, without a full-resolution feature map.
+    """
     height, width = labels.shape
-    features = np.zeros((FEATURE_CHANNELS, height, width), np.float32)
-    features[8] = labels > 0
+    h, w = size or (height, width)
+    sampled = labels
+    if (h, w) != (height, width):
+        sampled = labels[np.ix_(np.arange(h) * height // h, np.arange(w) * width // w)]
+    features = np.zeros((FEATURE_CHANNELS, h, w), np.float32)
+    features[8] = sampled > 0
     columns = component_columns(labels, np.zeros((height, width, 3), np.uint8))
     if not columns["id"]:
         return features
@@ -59,7 +77,7 @@ def pixel_features(labels: np.ndarray) -> np.ndarray:
     # log-Hu moments reach about +-30 for thin shapes; / 10 keeps the inputs near unit scale
     table[ids, :7] = log_hu(np.asarray(columns["hu"], np.float64)) / 10.0
     table[ids, 7] = np.log(np.asarray(columns["area"], np.float64) / (height * width)) / 10.0
-    features[:8] = table[labels].transpose(2, 0, 1)
+    features[:8] = table[sampled].transpose(2, 0, 1)
     return features
 
 
@@ -100,6 +118,37 @@ def component_means(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
     return ids[keep], sums[keep] / counts[keep, None]
 
 
+def region_means(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 2 at network resolution: the per-component mean of a (C, h, w) map over the (H, W) int64 ``labels``
+    of the frame it covers; returns (ids (n,) int64 sorted, means (n, C)), line pixels (0) left out.
+
+    Pixel (y, x) lies in map cell (floor(y h / H), floor(x w / W)), so a component's mean is
+    ``sum_cells count(component, cell) value(cell) / area(component)``: :func:`component_means` of the
+    nearest-upsampled map without building that (C, H, W) map (32 channels at 1080p: 265 MB, and most of
+    the matcher's time). Every component, however small, keeps the values of its own cells. The counts come
+    from the runs of equal (label, cell) codes along the rows (a few hundred thousand at 1080p), grouped once.
+    Differentiable in ``values``.
+    """
+    height, width = labels.shape
+    h, w = values.shape[-2:]
+    if (h, w) == (height, width):
+        return component_means(values, labels)
+    rows = torch.arange(height, device=labels.device) * h // height
+    cols = torch.arange(width, device=labels.device) * w // width
+    codes = (labels * (h * w) + rows[:, None] * w + cols[None, :]).reshape(-1).cpu().numpy()
+    starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
+    counts = pd.Series(np.diff(np.append(starts, len(codes)))).groupby(codes[starts]).sum()  # sorted by code
+    pair_codes = torch.from_numpy(counts.index.to_numpy(copy=True)).to(values.device)
+    pair_counts = torch.from_numpy(counts.to_numpy(copy=True)).to(values.device, values.dtype)
+    ids, index = torch.unique_consecutive(pair_codes // (h * w), return_inverse=True)
+    cells = values.reshape(values.shape[0], -1)[:, pair_codes % (h * w)].t()  # (pairs, C)
+    sums = torch.zeros(len(ids), values.shape[0], device=values.device, dtype=values.dtype)
+    sums.index_add_(0, index, cells * pair_counts[:, None])
+    areas = torch.zeros(len(ids), device=values.device, dtype=values.dtype).index_add_(0, index, pair_counts)
+    keep = ids > 0
+    return ids[keep], sums[keep] / areas[keep, None]
+
+
 @register_trainable("match-unet", load=lambda weights=None, device="cpu": UNetMatcher.load(weights, device))
 class MatchUNet(ColorizationModel):
     """The poster's correspondence network (module docstring).
@@ -108,8 +157,9 @@ class MatchUNet(ColorizationModel):
         width: channels of the first U level (the second has 2x, the bottom 4x).
         bottom_blocks: dilated residual blocks at the bottom (context without depth).
         embedding: embedding size.
-        net_side: the network runs on frames scaled so the longer side is at most this (0 = full size); its
-            feature map is upsampled back before pooling, so small components keep their own embedding.
+        net_side: the network runs on frames scaled so the longer side is at most this (0 = full size), and its
+            map is pooled per component at that resolution, weighted by each component's full-resolution pixels
+            in each cell (:func:`region_means`), so small components keep their own embedding.
         temperature: softmax temperature of the differentiable colour painting used for the L1 loss.
         margin: triplet margin K (Eq. 3).
         triplet_weight: weight of the triplet loss next to the L1 colour loss.
@@ -146,16 +196,10 @@ class MatchUNet(ColorizationModel):
         self._triplet: torch.Tensor | None = None
 
     def feature_map(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, FEATURE_CHANNELS, H, W) -> (B, embedding, H, W), run at ``net_side`` and upsampled back."""
-        height, width = features.shape[-2:]
-        small = features
-        if self.net_side and max(height, width) > self.net_side:
-            scale = self.net_side / max(height, width)
-            small = F.interpolate(features, size=(max(4, round(height * scale)), max(4, round(width * scale))),
-                                  mode="nearest")
-        h, w = small.shape[-2:]
+        """(B, FEATURE_CHANNELS, h, w) at network resolution (:func:`network_size`) -> (B, embedding, h, w)."""
+        h, w = features.shape[-2:]
         pad_h, pad_w = (-h) % 4, (-w) % 4
-        x = F.pad(small, (0, pad_w, 0, pad_h), mode="replicate")
+        x = F.pad(features, (0, pad_w, 0, pad_h), mode="replicate")
         x = torch.cat([x, coordinates(len(x), *x.shape[-2:], x.device)], 1)
         x1 = self.level1(x)
         x2 = self.level2(F.max_pool2d(x1, 2))
@@ -164,16 +208,15 @@ class MatchUNet(ColorizationModel):
                                  x2], 1))
         u1 = self.up1(torch.cat([F.interpolate(u2, size=x1.shape[-2:], mode="bilinear", align_corners=False), x1], 1))
         context = F.interpolate(bottom, size=x1.shape[-2:], mode="bilinear", align_corners=False)
-        out = self.head(self.merge(torch.cat([u1, context], 1)))[..., :h, :w]
-        if out.shape[-2:] != (height, width):
-            out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
-        return out
+        return self.head(self.merge(torch.cat([u1, context], 1)))[..., :h, :w]
 
     def embed(self, labels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per sample (ids, L2-normalised embeddings (n, embedding)) of the components of (B, H, W) ``labels``."""
-        features = torch.from_numpy(np.stack([pixel_features(l) for l in labels.cpu().numpy()]))
+        """Per sample (ids, L2-normalised embeddings (n, embedding)) of the components of (B, H, W) ``labels``:
+        the network runs at :func:`network_size` and its map is pooled there (:func:`region_means`)."""
+        size = network_size(*labels.shape[-2:], self.net_side)
+        features = torch.from_numpy(np.stack([pixel_features(l, size) for l in labels.cpu().numpy()]))
         maps = self.feature_map(features.to(labels.device))
-        pooled = [component_means(maps[b], labels[b]) for b in range(len(labels))]
+        pooled = [region_means(maps[b], labels[b]) for b in range(len(labels))]
         return [(ids, F.normalize(means, dim=1)) for ids, means in pooled]
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
