@@ -174,3 +174,36 @@ def test_region_means_pool_at_network_resolution_by_hand():
     assert ids.tolist() == full_ids.tolist() and torch.allclose(means, full_means, atol=1e-6)
     means.sum().backward()  # differentiable in the map, as training needs
     assert maps.grad is not None and maps.grad.abs().sum() > 0
+
+
+def test_match_graph_unet_node_cost_is_the_scaled_cosine_distance_plus_the_hand_cost():
+    """match-graph-unet's node cost: hand_weight * match-hand's cost + unet_weight * d * no_match / no_match_distance,
+    with d = 1 - cosine similarity of the network's embeddings (here set by hand)."""
+    from baselines.model import build_model, model_preset
+    from baselines.models.match_unet import UNetGraphMatcher
+    from benchmark.models.matchers import cost_matrix, region_features
+
+    network = build_model("match-unet", **model_preset("match-unet", "tiny")["model"])
+    (ref_labels, ref_colour), (tgt_labels, tgt_colour) = scene(0, False), scene(3, True)
+    target, reference = region_features(tgt_labels, tgt_colour), region_features(ref_labels, ref_colour)
+    t_emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1], [1, 1], [1, -1]]), dim=1)
+    r_emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1], [-1, 0]]), dim=1)
+    matcher = UNetGraphMatcher(network, hand_weight=0.25, unet_weight=2.0)
+    matcher._embeddings = (t_emb, r_emb)
+    cosine = np.array([[1, 0, -1], [0, 1, 0], [0.5 ** 0.5, 0.5 ** 0.5, -0.5 ** 0.5], [0.5 ** 0.5, -0.5 ** 0.5, -0.5 ** 0.5]])
+    hand = cost_matrix(target, reference, (48, 64), matcher.weights)
+    expected = 0.25 * hand + 2.0 * (1 - cosine) * matcher.weights.no_match / network.no_match_distance
+    np.testing.assert_allclose(matcher.node_cost(target, reference, (48, 64), slice(None)), expected, rtol=1e-6)
+    np.testing.assert_allclose(matcher.node_cost(target, reference, (48, 64), slice(1, 3)), expected[1:3], rtol=1e-6)
+
+
+def test_match_graph_unet_scores_with_answers():
+    from baselines.model import build_model, model_preset
+    from baselines.models.match_unet import UNetGraphMatcher
+
+    torch.manual_seed(0)
+    network = build_model("match-unet", **model_preset("match-unet", "tiny")["model"])
+    output = UNetGraphMatcher(network)(batch_of(scene(0, False), scene(3, True)))
+    answers = output.component_matches[0]
+    assert output.shape == (1, 3, 48, 64) and torch.isfinite(output).all()
+    assert answers.shape == (5,) and answers[0] == -1 and ((answers >= -1) & (answers <= 3)).all()

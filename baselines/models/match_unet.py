@@ -38,7 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.model import ColorizationModel, load_trained, register_trainable
-from benchmark.models.matchers import NO_MATCH, ComponentMatcher, RegionFeatures, labels_of
+from benchmark.model import register_model
+from benchmark.models.matchers import (NO_MATCH, ComponentMatcher, GraphMatcher, RegionFeatures, cost_matrix,
+                                        labels_of)
 from dataprep.components import component_columns, log_hu
 
 #: Input channels: 7 log-Hu, log relative area, sketch (+ 2 coordinates).
@@ -279,9 +281,11 @@ class MatchUNet(ColorizationModel):
         return (positive + hinge).mean()
 
 
-class UNetMatcher(ComponentMatcher):
-    """The scoring model of ``match-unet``: embeddings from :class:`MatchUNet`, nearest reference component by
-    cosine distance (no match above ``network.no_match_distance``), painted like the other matchers."""
+class UNetEmbeddings:
+    """What the matchers built on :class:`MatchUNet` share: the network's embeddings of both frames' components
+    (computed in :meth:`paint`, before the subclass matches) and their cosine distances."""
+
+    network: MatchUNet
 
     def __init__(self, network: MatchUNet, **kwargs):
         super().__init__(**kwargs)
@@ -290,9 +294,10 @@ class UNetMatcher(ComponentMatcher):
         self._embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
-    def load(cls, weights: str | os.PathLike | None = None, device: Any = "cpu") -> "UNetMatcher":
+    def load(cls, weights: str | os.PathLike | None = None, device: Any = "cpu", **settings):
+        """The matcher on ``match-unet``'s weights (shipped ones when ``weights`` is None)."""
         colorizer = load_trained("match-unet", weights, device, preset="cpu")
-        matcher = cls(colorizer.model)
+        matcher = cls(colorizer.model, **settings)
         matcher.weights_sha256 = colorizer.weights_sha256
         return matcher
 
@@ -307,9 +312,46 @@ class UNetMatcher(ComponentMatcher):
             self._embeddings = (embed(target_labels), embed(reference_labels))
         return super().paint(warped, reference_colour, target_labels, reference_labels)
 
-    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+    def distances(self, rows: slice = slice(None)) -> np.ndarray:
+        """(n_target[rows], n_reference) float64 cosine distance ``1 - <s_u, s_v>`` in [0, 2] (poster, Eq. 3's d)."""
         target_embedding, reference_embedding = self._embeddings
-        distance = (1 - target_embedding @ reference_embedding.t()).numpy()
+        return (1 - target_embedding[rows] @ reference_embedding.t()).double().numpy()
+
+
+class UNetMatcher(UNetEmbeddings, ComponentMatcher):
+    """The scoring model of ``match-unet``: embeddings from :class:`MatchUNet`, nearest reference component by
+    cosine distance (no match above ``network.no_match_distance``), painted like the other matchers."""
+
+    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+        distance = self.distances()
         best = distance.argmin(axis=1)
         close = distance[np.arange(len(best)), best] <= self.network.no_match_distance
         return np.where(close, best, NO_MATCH)
+
+
+class UNetGraphMatcher(UNetEmbeddings, GraphMatcher):
+    """``match-graph-unet``: the ICPR'20 graph matching of ``match-graph`` with the learned embeddings of
+    ``match-unet`` in the node affinity, as the paper uses deep (ResNet-34) features there.
+
+    The node cost of a candidate pair is ``hand_weight * cost_hand + unet_weight * d * no_match / no_match_distance``
+    (``d`` the cosine distance, scaled so that ``no_match_distance`` costs match-hand's ``no_match``): with
+    L2-normalised embeddings ``|f_t - f_r|^2 / max(|f_t|^2, |f_r|^2) = 2 d``, so the node affinity
+    ``exp(-cost / node_scale)`` with ``hand_weight = 0`` is the paper's Eq. 7 on these features.
+    """
+
+    def __init__(self, network: MatchUNet, hand_weight: float = 1.0, unet_weight: float = 1.0, **kwargs):
+        super().__init__(network, **kwargs)
+        self.hand_weight, self.unet_weight = hand_weight, unet_weight
+
+    def node_cost(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int],
+                  rows: slice) -> np.ndarray:
+        cost = self.distances(rows) * (self.unet_weight * self.weights.no_match / self.network.no_match_distance)
+        if self.hand_weight:
+            cost += self.hand_weight * cost_matrix(target, reference, shape, self.weights, rows)
+        return cost
+
+
+@register_model("match-graph-unet")
+def match_graph_unet(weights: str | None = None, device: Any = "cpu", **settings) -> UNetGraphMatcher:
+    """Component matcher: ICPR'20 graph matching with match-unet's embeddings in the node affinity."""
+    return UNetGraphMatcher.load(weights, device, **settings)

@@ -26,7 +26,7 @@ from benchmark.metrics.component_matching import match_accuracy
 from benchmark.model import load_model
 from dataprep.video.line_art import segment_ids
 
-MODELS = ("copy-reference", "flow-warp+vote", "match-hand", "match-graph", "match-unet")
+MODELS = ("copy-reference", "flow-warp+vote", "match-hand", "match-graph", "match-unet", "match-graph-unet")
 
 
 def read_pair(folder: Path) -> tuple[dict, dict]:
