@@ -150,28 +150,28 @@ def test_cost_matrix_equals_the_documented_formula_pair_by_pair():
 
 
 def test_region_means_pool_at_network_resolution_by_hand():
-    """match-unet's pooling at network resolution: each component's mean of the cells its pixels lie in,
-    weighted by its pixel count per cell; worked out by hand on a 4 x 6 frame over a 2 x 3 map, and equal to
-    the mean over the nearest-upsampled map (what pooling at full resolution would give)."""
-    from baselines.models.match_unet import component_means, region_means
+    """match-unet's pooling at network resolution equals pooling the bilinearly upsampled map: worked out by
+    hand on a 1 x 4 frame over a 1 x 2 map, and against ``F.interpolate`` + per-component mean on random maps."""
+    from baselines.models.match_unet import bilinear_taps, component_means, region_means
 
-    labels = torch.tensor([[1, 1, 0, 2, 2, 2],
-                           [1, 3, 0, 2, 2, 2],
-                           [1, 1, 0, 0, 0, 0],
-                           [1, 1, 4, 4, 4, 4]])
-    values = torch.tensor([[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]])  # (C=1, 2, 3): cell (i, j) covers 2 x 2 pixels
-    ids, means = region_means(values, labels)
-    assert ids.tolist() == [1, 2, 3, 4]
-    # 1: 3 px in cell 1.0 and 4 px in cell 4.0; 2: 2 px (column 3) in cell 2.0, 4 px in cell 3.0;
-    # 3: 1 px in cell 1.0; 4: 2 px in cell 5.0, 2 px in cell 6.0
-    expected = [(3 * 1 + 4 * 4) / 7, (2 * 2 + 4 * 3) / 6, 1.0, (2 * 5 + 2 * 6) / 4]
-    assert means[:, 0].tolist() == pytest.approx(expected)
+    # upsampling 2 -> 4 (align_corners=False): sources -0.25 (clamped to 0), 0.25, 0.75, 1.25 (both taps on the
+    # last cell) -> values a, .75a + .25b, .25a + .75b, b
+    (lower, lower_weight), (upper, upper_weight) = bilinear_taps(4, 2)
+    assert lower.tolist() == [0, 0, 0, 1] and upper.tolist() == [1, 1, 1, 1]
+    assert upper_weight.tolist() == pytest.approx([0, 0.25, 0.75, 0.25])
+    assert (lower_weight + upper_weight).tolist() == pytest.approx([1, 1, 1, 1])
+    values = torch.tensor([[[2.0, 6.0]]])  # (C=1, 1, 2)
+    ids, means = region_means(values, torch.tensor([[1, 1, 0, 2]]))
+    assert ids.tolist() == [1, 2]
+    assert means[:, 0].tolist() == pytest.approx([(2 + 0.75 * 2 + 0.25 * 6) / 2, 6.0])
     rng = torch.Generator().manual_seed(3)
-    big = torch.randint(0, 9, (30, 45), generator=rng)
-    maps = torch.rand(4, 10, 15, generator=rng, requires_grad=True)
-    ids, means = region_means(maps, big)
-    full_ids, full_means = component_means(torch.nn.functional.interpolate(maps[None], size=(30, 45))[0], big)
-    assert ids.tolist() == full_ids.tolist() and torch.allclose(means, full_means, atol=1e-6)
+    for size, map_size in (((30, 45), (10, 15)), ((37, 53), (9, 14))):
+        labels = torch.randint(0, 9, size, generator=rng)
+        maps = torch.rand(4, *map_size, generator=rng, requires_grad=True)
+        ids, means = region_means(maps, labels)
+        upsampled = torch.nn.functional.interpolate(maps[None], size=size, mode="bilinear", align_corners=False)[0]
+        full_ids, full_means = component_means(upsampled, labels)
+        assert ids.tolist() == full_ids.tolist() and torch.allclose(means, full_means, atol=1e-5)
     means.sum().backward()  # differentiable in the map, as training needs
     assert maps.grad is not None and maps.grad.abs().sum() > 0
 

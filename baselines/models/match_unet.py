@@ -120,33 +120,48 @@ def component_means(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
     return ids[keep], sums[keep] / counts[keep, None]
 
 
-def region_means(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 2 at network resolution: the per-component mean of a (C, h, w) map over the (H, W) int64 ``labels``
-    of the frame it covers; returns (ids (n,) int64 sorted, means (n, C)), line pixels (0) left out.
+def bilinear_taps(size: int, map_size: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The two source indices and weights of each of ``size`` output positions when a ``map_size`` axis is
+    upsampled bilinearly with ``align_corners=False`` (PyTorch's rule: source ``(i + 0.5) map_size / size - 0.5``,
+    clamped at 0; the upper tap clamped at the last index): ((i0, w0), (i1, w1)), int64 and float64 (size,)."""
+    source = np.maximum((np.arange(size) + 0.5) * (map_size / size) - 0.5, 0.0)
+    lower = np.minimum(source.astype(np.int64), map_size - 1)
+    upper_weight = source - lower
+    return (lower, 1.0 - upper_weight), (np.minimum(lower + 1, map_size - 1), upper_weight)
 
-    Pixel (y, x) lies in map cell (floor(y h / H), floor(x w / W)), so a component's mean is
-    ``sum_cells count(component, cell) value(cell) / area(component)``: :func:`component_means` of the
-    nearest-upsampled map without building that (C, H, W) map (32 channels at 1080p: 265 MB, and most of
-    the matcher's time). Every component, however small, keeps the values of its own cells. The counts come
-    from the runs of equal (label, cell) codes along the rows (a few hundred thousand at 1080p), grouped once.
-    Differentiable in ``values``.
+
+def region_means(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 2 at network resolution: the per-component mean of a (C, h, w) map, bilinearly upsampled to the
+    (H, W) int64 ``labels`` of the frame it covers, without building the upsampled (C, H, W) map (32 channels
+    at 1080p: 265 MB, and most of the matcher's time); returns (ids (n,) int64 sorted, means (n, C)), line
+    pixels (0) left out. Equal to :func:`component_means` of ``F.interpolate(values, (H, W), mode="bilinear")``.
+
+    Each pixel's upsampled value is a weighted sum of up to four map cells (:func:`bilinear_taps` per axis),
+    so a component's sum is ``sum_cells weight(component, cell) value(cell)``, the weights summed over its
+    pixels. They come from the runs of equal (label, cell) codes along the rows, one pass per tap (a few
+    hundred thousand runs each at 1080p), grouped once. Differentiable in ``values``.
     """
     height, width = labels.shape
     h, w = values.shape[-2:]
     if (h, w) == (height, width):
         return component_means(values, labels)
-    rows = torch.arange(height, device=labels.device) * h // height
-    cols = torch.arange(width, device=labels.device) * w // width
-    codes = (labels * (h * w) + rows[:, None] * w + cols[None, :]).reshape(-1).cpu().numpy()
-    starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
-    counts = pd.Series(np.diff(np.append(starts, len(codes)))).groupby(codes[starts]).sum()  # sorted by code
-    pair_codes = torch.from_numpy(counts.index.to_numpy(copy=True)).to(values.device)
-    pair_counts = torch.from_numpy(counts.to_numpy(copy=True)).to(values.device, values.dtype)
+    flat_labels = labels.reshape(-1).cpu().numpy() * (h * w)
+    codes, weights = [], []
+    for rows, row_weights in bilinear_taps(height, h):
+        for cols, col_weights in bilinear_taps(width, w):
+            code = flat_labels + (rows[:, None] * w + cols[None, :]).reshape(-1)
+            starts = np.flatnonzero(np.concatenate([[True], code[1:] != code[:-1]]))
+            codes.append(code[starts])
+            weights.append(np.add.reduceat((row_weights[:, None] * col_weights[None, :]).reshape(-1), starts))
+    # hash grouping, then sorting only the distinct codes (far fewer than the runs)
+    summed = pd.Series(np.concatenate(weights)).groupby(np.concatenate(codes), sort=False).sum().sort_index()
+    pair_codes = torch.from_numpy(summed.index.to_numpy(copy=True)).to(values.device)
+    pair_weights = torch.from_numpy(summed.to_numpy(copy=True)).to(values.device, values.dtype)
     ids, index = torch.unique_consecutive(pair_codes // (h * w), return_inverse=True)
     cells = values.reshape(values.shape[0], -1)[:, pair_codes % (h * w)].t()  # (pairs, C)
     sums = torch.zeros(len(ids), values.shape[0], device=values.device, dtype=values.dtype)
-    sums.index_add_(0, index, cells * pair_counts[:, None])
-    areas = torch.zeros(len(ids), device=values.device, dtype=values.dtype).index_add_(0, index, pair_counts)
+    sums.index_add_(0, index, cells * pair_weights[:, None])
+    areas = torch.zeros(len(ids), device=values.device, dtype=values.dtype).index_add_(0, index, pair_weights)
     keep = ids > 0
     return ids[keep], sums[keep] / areas[keep, None]
 
@@ -160,8 +175,8 @@ class MatchUNet(ColorizationModel):
         bottom_blocks: dilated residual blocks at the bottom (context without depth).
         embedding: embedding size.
         net_side: the network runs on frames scaled so the longer side is at most this (0 = full size), and its
-            map is pooled per component at that resolution, weighted by each component's full-resolution pixels
-            in each cell (:func:`region_means`), so small components keep their own embedding.
+            map is pooled per component from that resolution, as if bilinearly upsampled to the frame's
+            (:func:`region_means`), so small components keep their own embedding.
         temperature: softmax temperature of the differentiable colour painting used for the L1 loss.
         margin: triplet margin K (Eq. 3).
         triplet_weight: weight of the triplet loss next to the L1 colour loss.
@@ -337,9 +352,13 @@ class UNetGraphMatcher(UNetEmbeddings, GraphMatcher):
     (``d`` the cosine distance, scaled so that ``no_match_distance`` costs match-hand's ``no_match``): with
     L2-normalised embeddings ``|f_t - f_r|^2 / max(|f_t|^2, |f_r|^2) = 2 d``, so the node affinity
     ``exp(-cost / node_scale)`` with ``hand_weight = 0`` is the paper's Eq. 7 on these features.
+
+    Defaults: half of each. The network alone (``hand_weight=0``) finds more regions but loses some large ones
+    that match-hand's colour and position terms keep; the sum of both at full weight costs more than the
+    no-match cost too often (scores of each setting: baselines/pretrained/MODEL_CARD.md).
     """
 
-    def __init__(self, network: MatchUNet, hand_weight: float = 1.0, unet_weight: float = 1.0, **kwargs):
+    def __init__(self, network: MatchUNet, hand_weight: float = 0.5, unet_weight: float = 0.5, **kwargs):
         super().__init__(network, **kwargs)
         self.hand_weight, self.unet_weight = hand_weight, unet_weight
 
