@@ -15,6 +15,8 @@ poster's "matrix multiplication with the label map"), L2-normalised, so the cosi
 Matching (inference): each target component takes the reference component at the smallest cosine distance
 (the poster), or no match when that distance exceeds ``no_match_distance``; it is painted by
 :class:`benchmark.models.matchers.ComponentMatcher` (exact reference colours, ``output.component_matches``).
+``match-graph-unet`` (:class:`UNetGraphMatcher`) puts the same embeddings into the node affinity of the ICPR'20
+graph matching of ``match-graph`` instead.
 
 Training (``bench train --model match-unet``): the forward also paints every target component with the
 softmax(-d / ``temperature``)-weighted mean colour of the reference components, so the shared L1 colour loss
