@@ -190,7 +190,8 @@ def test_match_graph_unet_node_cost_is_the_scaled_cosine_distance_plus_the_hand_
     r_emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1], [-1, 0]]), dim=1)
     matcher = UNetGraphMatcher(network, hand_weight=0.25, unet_weight=2.0)
     matcher._embeddings = (t_emb, r_emb)
-    cosine = np.array([[1, 0, -1], [0, 1, 0], [0.5 ** 0.5, 0.5 ** 0.5, -0.5 ** 0.5], [0.5 ** 0.5, -0.5 ** 0.5, -0.5 ** 0.5]])
+    half = 0.5 ** 0.5
+    cosine = np.array([[1, 0, -1], [0, 1, 0], [half, half, -half], [half, -half, -half]])
     hand = cost_matrix(target, reference, (48, 64), matcher.weights)
     expected = 0.25 * hand + 2.0 * (1 - cosine) * matcher.weights.no_match / network.no_match_distance
     np.testing.assert_allclose(matcher.node_cost(target, reference, (48, 64), slice(None)), expected, rtol=1e-6)
