@@ -193,9 +193,11 @@ def test_dataprep_build_takes_correspondences_from_part_maps(tmp_path):
 
 def hostile(tmp_path: Path, name: str) -> Path:
     folder = tmp_path / name
-    write_folder(folder, with_parts=name == "missing-label")
+    write_folder(folder, with_parts=name.endswith("-label"))
     if name == "missing-label":
         (folder / "label" / "0001.png").unlink()
+    elif name == "smaller-label":
+        write(folder / "label" / "0002.png", np.zeros((HEIGHT, WIDTH - 3, 4), np.uint8))
     if name == "no-colour":
         (folder / "gt" / "0001.png").unlink()
     elif name == "colour-without-line":
@@ -218,6 +220,7 @@ def hostile(tmp_path: Path, name: str) -> Path:
     ("smaller-seg", "seg/0002.png: regions is 37x30, its line art 0002.png 40x30"),
     ("missing-seg", "line/0000.png: line art without a region map"),
     ("missing-label", "line/0001.png: line art without a part map"),
+    ("smaller-label", "label/0002.png: parts is 37x30, its line art 0002.png 40x30"),
     ("unreadable-line", "line/0001.png: unreadable image"),
 ])
 def test_a_hostile_line_art_folder_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, name, message):
