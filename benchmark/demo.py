@@ -5,8 +5,8 @@
 3. ``bench evaluate`` the built-in floors (``copy-reference``, ``flow-warp``) under every protocol
    whose inputs they accept, the shipped learned weights under their paper's protocol (CMFT's ``cmft-nocmft``,
    ``cmft`` under ``cmft-interval``; Shi et al.'s ``shi-nosim``, ``shi``, ``shi-warp`` under ``shi-kref``),
-   the component matchers (``match-hand``, ``match-graph``, ``match-unet``) with ``flow-warp+vote`` under
-   ``components@2``, and ``hint-flood`` and the shipped ``yuan`` weights under ``hints@2``
+   the component matchers (``match-hand``, ``match-graph``, ``match-unet``, ``match-graph-unet``) with
+   ``flow-warp+vote`` under ``components@2``, and ``hint-flood`` and the shipped ``yuan`` weights under ``hints@2``
    -> ``DIR/leaderboards/results``;
 4. ``bench leaderboard build`` -> ``DIR/leaderboards/*.md, .csv, .html`` with plots and example grids.
 """
@@ -38,7 +38,7 @@ DEMO_MODELS = {"copy-reference": PROTOCOLS, "flow-warp": PROTOCOLS,
                "shi-nosim": ("shi-kref@1",), "shi": ("shi-kref@1",), "shi-warp": ("shi-kref@1",),
                "flow-warp+vote": ("components@2",),
                "match-hand": ("components@2", "cmft-interval@1"), "match-graph": ("components@2", "cmft-interval@1"),
-               "match-unet": ("components@2", "cmft-interval@1"),
+               "match-unet": ("components@2", "cmft-interval@1"), "match-graph-unet": ("components@2", "cmft-interval@1"),
                "hint-flood": ("hints@2",), "yuan": ("hints@2",)}
 #: ``dataprep build --set`` overrides for the demo: the whole clip is test data (``--split test``).
 BUILD_OVERRIDES = (*single_split_overrides("test"), "run.workers=1")

@@ -11,7 +11,8 @@ import torch
 
 from benchmark.evaluate import evaluate
 from benchmark.metric import create_metric
-from benchmark.metrics.component_matching import AMBIGUOUS, NO_MATCH, ground_truth_matches, match_accuracy
+from benchmark.metrics.component_matching import (AMBIGUOUS, NO_MATCH, ground_truth_matches, match_accuracy,
+                                                  part_match_accuracy)
 from benchmark.model import load_model
 from benchmark.protocol import load_protocol
 from benchmark.source import Frame, MemorySource, Shot
@@ -63,6 +64,24 @@ def test_ground_truth_answers_follow_colours_and_certain_matches():
 ])
 def test_animerun_accuracies_by_hand(matches, expected):
     scores = match_accuracy(np.array(matches), *animerun_case())
+    assert scores == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("matches, expected", [
+    # parts: reference A = part 5, B = part 5 (one part split in two), C = part 9; target t1, t4 (A's halves)
+    # part 5, t2 part 9, t3 part 12 (in no reference region). t1 -> B is right (same part), t4 -> A right,
+    # t2 -> A wrong (part 5, not 9), t3 "no match" right: match 3/4, valid 2/3, invalid 1/1,
+    # area (100 + 147 + 100) / 620
+    ([-1, 2, 1, -1, 1], {"match_acc": 0.75, "valid_acc": 2 / 3, "invalid_acc": 1.0, "area_acc": 347 / 620}),
+    # t2 -> C right; t3 -> C wrong (its part is nowhere in the reference); t1, t4 with no answer wrong
+    ([-1, -1, 3, 3, -1], {"match_acc": 0.25, "valid_acc": 1 / 3, "invalid_acc": 0.0, "area_acc": 273 / 620}),
+])
+def test_animerun_accuracies_on_part_maps_by_hand(matches, expected):
+    target_labels, _, reference_labels, _ = animerun_case()
+    reference_parts = np.select([reference_labels == 3], [9], 5)  # lines too: a region takes its pixels' part
+    target_parts = np.select([target_labels == 2, target_labels == 3], [9, 12], 5)
+    target_parts[0, 0] = 9  # one pixel of another part: t1 keeps its majority part, 5
+    scores = part_match_accuracy(np.array(matches), target_labels, target_parts, reference_labels, reference_parts)
     assert scores == pytest.approx(expected)
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from dataprep.cli import main
 from dataprep.dataset.reader import DatasetReader
-from dataprep.video.line_art import LineArtFolder, compact_labels, is_line_art_folder, line_art_sketch
+from dataprep.video.line_art import (LineArtFolder, compact_labels, is_line_art_folder, line_art_sketch,
+                                     part_correspondences, part_ids, region_parts)
 
 WIDTH, HEIGHT = 40, 30
 PALETTE = [(250, 250, 250), (200, 40, 40), (40, 160, 60), (30, 60, 200)]
@@ -50,15 +51,28 @@ def write(path: Path, rgb_or_rgba: np.ndarray) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(rgb_or_rgba, code))
 
 
-def write_folder(folder: Path, n: int = 3, with_seg: bool = True, prefixed: bool = False) -> list[tuple]:
-    """BasicPBC layout (``line/0000.png``, ``gt/``, ``seg/``), or its prefixed form (``line0000.png``)."""
+#: BasicPBC part index of each segment code in :func:`drawing`: the two right regions are one part (say a
+#: sleeve crossed by a fold line), so parts give them both as counterparts of either, which colours never do
+PARTS = {7: 11, 300: 70012, 70000: 70012}
+
+
+def part_image(seg: np.ndarray) -> np.ndarray:
+    """BasicPBC ``label`` file: RGBA, index = R * 65536 + G * 256 + B, lines transparent (index -1)."""
+    parts = np.vectorize(lambda code: PARTS.get(code, 0))(seg)
+    return np.concatenate([seg_image(parts), np.where(seg > 0, 255, 0).astype(np.uint8)[..., None]], axis=-1)
+
+
+def write_folder(folder: Path, n: int = 3, with_seg: bool = True, prefixed: bool = False,
+                 with_parts: bool = False) -> list[tuple]:
+    """BasicPBC layout (``line/0000.png``, ``gt/``, ``seg/``, with ``with_parts`` ``label/``), or its prefixed
+    form (``line0000.png``)."""
     drawings = [drawing(2 * i) for i in range(n)]
     for i, (line, colour, seg) in enumerate(drawings):
-        for kind, image in (("line", line), ("gt", colour), ("seg", seg_image(seg))):
-            if kind == "seg" and not with_seg:
+        for kind, image in (("line", line), ("gt", colour), ("seg", seg_image(seg)), ("label", part_image(seg))):
+            if kind == "seg" and not with_seg or kind == "label" and not with_parts:
                 continue
             write(folder / (f"{kind}{i:04d}.png" if prefixed else f"{kind}/{i:04d}.png"), image)
-    (folder / "label").mkdir(exist_ok=True)  # ignored, as BasicPBC's semantic label maps are
+    (folder / "label").mkdir(exist_ok=True)  # an empty part-map folder: no part maps
     return drawings
 
 
@@ -137,9 +151,53 @@ def test_dataprep_build_stores_the_given_line_art_and_region_maps(tmp_path, with
                             "extractor_params": '{"regions":"%s"}' % ("read" if with_seg else "extracted")}
 
 
+def test_part_maps_decode_and_give_each_region_its_majority_part():
+    label = np.zeros((2, 3, 4), np.uint8)
+    label[:, :, 3] = 255
+    label[0, 0] = (1, 2, 3, 255)
+    label[0, 1] = (0, 0, 9, 255)
+    label[1, 2] = (5, 5, 5, 0)  # transparent: background, whatever its colour
+    np.testing.assert_array_equal(part_ids(label), [[65536 + 2 * 256 + 3, 9, 0], [0, 0, -1]])
+    np.testing.assert_array_equal(part_ids(label[:, :, :3])[1, 2], 5 * 65536 + 5 * 256 + 5)  # RGB: no alpha
+    labels = np.array([[1, 1, 1, 0, 2, 2],
+                       [1, 3, 3, 0, 2, 2]])
+    parts = np.array([[4, 4, 6, 8, 6, 6],
+                      [6, 7, 8, 4, 6, -1]])
+    # region 1: part 4 twice, 6 twice -> the smaller, 4; region 2: 6 three times; region 3: 7 and 8 -> 7
+    np.testing.assert_array_equal(region_parts(labels, parts), [-2, 4, 6, 7])
+    np.testing.assert_array_equal(region_parts(np.zeros((2, 2), int), np.zeros((2, 2), int)), [-2])
+    reference, target = np.array([-2, 5, 5, 7, -1]), np.array([-2, 7, 5, 9, -2])
+    assert part_correspondences(reference, target) == [(3, 1), (1, 2), (2, 2)]
+
+
+def test_dataprep_build_takes_correspondences_from_part_maps(tmp_path):
+    drawings = write_folder(tmp_path / "clip", n=6, with_parts=True)
+    folder = LineArtFolder(tmp_path / "clip")
+    assert folder.has_parts
+    _, given = next(folder.drawings())
+    line, _, seg = drawings[0]
+    expected_parts = np.vectorize(lambda code: PARTS.get(code, 0))(seg)
+    expected_parts[line[:, :, 3] > 127] = -1
+    np.testing.assert_array_equal(given.parts, expected_parts)
+    out = tmp_path / "ds"
+    sets = ["frames.width=40", "frames.height=30", "frames.resize=keep-aspect", "run.executor=serial",
+            "split.train=0", "split.val=0", "split.test=1"]
+    assert main(["build", str(tmp_path / "clip"), "--out", str(out), *[a for s in sets for a in ("--set", s)]]) == 0
+    pairs = [cells["correspondences"] for _, _, cells in DatasetReader(out).pairs(["correspondences"])]
+    assert pairs
+    # regions 1 (left, part 11), 2 and 3 (right, both part 70012): each right region has both right
+    # regions of the reference as counterparts; colours alone would give the one-to-one 1-1, 2-2, 3-3
+    expected = [{"ref_id": r, "tgt_id": t} for r, t in [(1, 1), (2, 2), (3, 2), (2, 3), (3, 3)]]
+    assert all(c == expected for c in pairs)
+
+
 def hostile(tmp_path: Path, name: str) -> Path:
     folder = tmp_path / name
-    write_folder(folder)
+    write_folder(folder, with_parts=name.endswith("-label"))
+    if name == "missing-label":
+        (folder / "label" / "0001.png").unlink()
+    elif name == "smaller-label":
+        write(folder / "label" / "0002.png", np.zeros((HEIGHT, WIDTH - 3, 4), np.uint8))
     if name == "no-colour":
         (folder / "gt" / "0001.png").unlink()
     elif name == "colour-without-line":
@@ -161,6 +219,8 @@ def hostile(tmp_path: Path, name: str) -> Path:
     ("bigger-colour", "gt/0001.png: colour is 40x31, its line art 0001.png 40x30"),
     ("smaller-seg", "seg/0002.png: regions is 37x30, its line art 0002.png 40x30"),
     ("missing-seg", "line/0000.png: line art without a region map"),
+    ("missing-label", "line/0001.png: line art without a part map"),
+    ("smaller-label", "label/0002.png: parts is 37x30, its line art 0002.png 40x30"),
     ("unreadable-line", "line/0001.png: unreadable image"),
 ])
 def test_a_hostile_line_art_folder_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, name, message):

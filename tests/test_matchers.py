@@ -147,3 +147,64 @@ def test_cost_matrix_equals_the_documented_formula_pair_by_pair():
                         + weights.colour * np.linalg.norm(target.mean_rgb[t] - reference.mean_rgb[r]) / (255 * 3 ** 0.5)
                         + weights.neighbours * abs(np.log2((1 + target.degree[t]) / (1 + reference.degree[r]))))
             assert cost[i, r] == pytest.approx(expected, rel=1e-12)
+
+
+def test_region_means_pool_at_network_resolution_by_hand():
+    """match-unet's pooling at network resolution equals pooling the bilinearly upsampled map: worked out by
+    hand on a 1 x 4 frame over a 1 x 2 map, and against ``F.interpolate`` + per-component mean on random maps."""
+    from baselines.models.match_unet import bilinear_taps, component_means, region_means
+
+    # upsampling 2 -> 4 (align_corners=False): sources -0.25 (clamped to 0), 0.25, 0.75, 1.25 (both taps on the
+    # last cell) -> values a, .75a + .25b, .25a + .75b, b
+    (lower, lower_weight), (upper, upper_weight) = bilinear_taps(4, 2)
+    assert lower.tolist() == [0, 0, 0, 1] and upper.tolist() == [1, 1, 1, 1]
+    assert upper_weight.tolist() == pytest.approx([0, 0.25, 0.75, 0.25])
+    assert (lower_weight + upper_weight).tolist() == pytest.approx([1, 1, 1, 1])
+    values = torch.tensor([[[2.0, 6.0]]])  # (C=1, 1, 2)
+    ids, means = region_means(values, torch.tensor([[1, 1, 0, 2]]))
+    assert ids.tolist() == [1, 2]
+    assert means[:, 0].tolist() == pytest.approx([(2 + 0.75 * 2 + 0.25 * 6) / 2, 6.0])
+    rng = torch.Generator().manual_seed(3)
+    for size, map_size in (((30, 45), (10, 15)), ((37, 53), (9, 14))):
+        labels = torch.randint(0, 9, size, generator=rng)
+        maps = torch.rand(4, *map_size, generator=rng, requires_grad=True)
+        ids, means = region_means(maps, labels)
+        upsampled = torch.nn.functional.interpolate(maps[None], size=size, mode="bilinear", align_corners=False)[0]
+        full_ids, full_means = component_means(upsampled, labels)
+        assert ids.tolist() == full_ids.tolist() and torch.allclose(means, full_means, atol=1e-5)
+    means.sum().backward()  # differentiable in the map, as training needs
+    assert maps.grad is not None and maps.grad.abs().sum() > 0
+
+
+def test_match_graph_unet_node_cost_is_the_scaled_cosine_distance_plus_the_hand_cost():
+    """match-graph-unet's node cost: hand_weight * match-hand's cost + unet_weight * d * no_match / no_match_distance,
+    with d = 1 - cosine similarity of the network's embeddings (here set by hand)."""
+    from baselines.model import build_model, model_preset
+    from baselines.models.match_unet import UNetGraphMatcher
+    from benchmark.models.matchers import cost_matrix, region_features
+
+    network = build_model("match-unet", **model_preset("match-unet", "tiny")["model"])
+    (ref_labels, ref_colour), (tgt_labels, tgt_colour) = scene(0, False), scene(3, True)
+    target, reference = region_features(tgt_labels, tgt_colour), region_features(ref_labels, ref_colour)
+    t_emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1], [1, 1], [1, -1]]), dim=1)
+    r_emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1], [-1, 0]]), dim=1)
+    matcher = UNetGraphMatcher(network, hand_weight=0.25, unet_weight=2.0)
+    matcher._embeddings = (t_emb, r_emb)
+    half = 0.5 ** 0.5
+    cosine = np.array([[1, 0, -1], [0, 1, 0], [half, half, -half], [half, -half, -half]])
+    hand = cost_matrix(target, reference, (48, 64), matcher.weights)
+    expected = 0.25 * hand + 2.0 * (1 - cosine) * matcher.weights.no_match / network.no_match_distance
+    np.testing.assert_allclose(matcher.node_cost(target, reference, (48, 64), slice(None)), expected, rtol=1e-6)
+    np.testing.assert_allclose(matcher.node_cost(target, reference, (48, 64), slice(1, 3)), expected[1:3], rtol=1e-6)
+
+
+def test_match_graph_unet_scores_with_answers():
+    from baselines.model import build_model, model_preset
+    from baselines.models.match_unet import UNetGraphMatcher
+
+    torch.manual_seed(0)
+    network = build_model("match-unet", **model_preset("match-unet", "tiny")["model"])
+    output = UNetGraphMatcher(network)(batch_of(scene(0, False), scene(3, True)))
+    answers = output.component_matches[0]
+    assert output.shape == (1, 3, 48, 64) and torch.isfinite(output).all()
+    assert answers.shape == (5,) and answers[0] == -1 and ((answers >= -1) & (answers <= 3)).all()

@@ -15,6 +15,8 @@ poster's "matrix multiplication with the label map"), L2-normalised, so the cosi
 Matching (inference): each target component takes the reference component at the smallest cosine distance
 (the poster), or no match when that distance exceeds ``no_match_distance``; it is painted by
 :class:`benchmark.models.matchers.ComponentMatcher` (exact reference colours, ``output.component_matches``).
+``match-graph-unet`` (:class:`UNetGraphMatcher`) puts the same embeddings into the node affinity of the ICPR'20
+graph matching of ``match-graph`` instead.
 
 Training (``bench train --model match-unet``): the forward also paints every target component with the
 softmax(-d / ``temperature``)-weighted mean colour of the reference components, so the shared L1 colour loss
@@ -32,25 +34,45 @@ import os
 from typing import Any, Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from baselines.model import ColorizationModel, load_trained, register_trainable
-from benchmark.models.matchers import NO_MATCH, ComponentMatcher, RegionFeatures, labels_of
+from benchmark.model import register_model
+from benchmark.models.matchers import (NO_MATCH, ComponentMatcher, GraphMatcher, RegionFeatures, cost_matrix,
+                                        labels_of)
 from dataprep.components import component_columns, log_hu
 
 #: Input channels: 7 log-Hu, log relative area, sketch (+ 2 coordinates).
 FEATURE_CHANNELS = 9
 
 
-def pixel_features(labels: np.ndarray) -> np.ndarray:
-    """Eq. 1: (FEATURE_CHANNELS, H, W) float32 from (H, W) labels: log-Hu and log relative area of each pixel's
+def network_size(height: int, width: int, net_side: int) -> tuple[int, int]:
+    """(h, w) the network runs at: the frame scaled so its longer side is at most ``net_side`` (0 = as is)."""
+    if not net_side or max(height, width) <= net_side:
+        return height, width
+    scale = net_side / max(height, width)
+    return max(4, round(height * scale)), max(4, round(width * scale))
+
+
+def pixel_features(labels: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Eq. 1: (FEATURE_CHANNELS, h, w) float32 from (H, W) labels: log-Hu and log relative area of each pixel's
     component, and the paper mask (1 off lines; the line art as the labels see it, so training and scoring see
-    the same input whichever sketch the batch carries)."""
+    the same input whichever sketch the batch carries).
+
+    The moments are those of the full-resolution components; the map is sampled nearest-neighbour at ``size``
+    ((h, w), default (H, W)): pixel (i, j) takes the label at (floor(i H / h), floor(j W / w)), the pixel
+    ``F.interpolate(mode="nearest")`` picks, without a full-resolution feature map.
+    """
     height, width = labels.shape
-    features = np.zeros((FEATURE_CHANNELS, height, width), np.float32)
-    features[8] = labels > 0
+    h, w = size or (height, width)
+    sampled = labels
+    if (h, w) != (height, width):
+        sampled = labels[np.ix_(np.arange(h) * height // h, np.arange(w) * width // w)]
+    features = np.zeros((FEATURE_CHANNELS, h, w), np.float32)
+    features[8] = sampled > 0
     columns = component_columns(labels, np.zeros((height, width, 3), np.uint8))
     if not columns["id"]:
         return features
@@ -59,7 +81,7 @@ def pixel_features(labels: np.ndarray) -> np.ndarray:
     # log-Hu moments reach about +-30 for thin shapes; / 10 keeps the inputs near unit scale
     table[ids, :7] = log_hu(np.asarray(columns["hu"], np.float64)) / 10.0
     table[ids, 7] = np.log(np.asarray(columns["area"], np.float64) / (height * width)) / 10.0
-    features[:8] = table[labels].transpose(2, 0, 1)
+    features[:8] = table[sampled].transpose(2, 0, 1)
     return features
 
 
@@ -100,6 +122,52 @@ def component_means(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
     return ids[keep], sums[keep] / counts[keep, None]
 
 
+def bilinear_taps(size: int, map_size: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The two source indices and weights of each of ``size`` output positions when a ``map_size`` axis is
+    upsampled bilinearly with ``align_corners=False`` (PyTorch's rule: source ``(i + 0.5) map_size / size - 0.5``,
+    clamped at 0; the upper tap clamped at the last index): ((i0, w0), (i1, w1)), int64 and float64 (size,)."""
+    source = np.maximum((np.arange(size) + 0.5) * (map_size / size) - 0.5, 0.0)
+    lower = np.minimum(source.astype(np.int64), map_size - 1)
+    upper_weight = source - lower
+    return (lower, 1.0 - upper_weight), (np.minimum(lower + 1, map_size - 1), upper_weight)
+
+
+def region_means(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 2 at network resolution: the per-component mean of a (C, h, w) map, bilinearly upsampled to the
+    (H, W) int64 ``labels`` of the frame it covers, without building the upsampled (C, H, W) map (32 channels
+    at 1080p: 265 MB, and most of the matcher's time); returns (ids (n,) int64 sorted, means (n, C)), line
+    pixels (0) left out. Equal to :func:`component_means` of ``F.interpolate(values, (H, W), mode="bilinear")``.
+
+    Each pixel's upsampled value is a weighted sum of up to four map cells (:func:`bilinear_taps` per axis),
+    so a component's sum is ``sum_cells weight(component, cell) value(cell)``, the weights summed over its
+    pixels. They come from the runs of equal (label, cell) codes along the rows, one pass per tap (a few
+    hundred thousand runs each at 1080p), grouped once. Differentiable in ``values``.
+    """
+    height, width = labels.shape
+    h, w = values.shape[-2:]
+    if (h, w) == (height, width):
+        return component_means(values, labels)
+    flat_labels = labels.reshape(-1).cpu().numpy() * (h * w)
+    codes, weights = [], []
+    for rows, row_weights in bilinear_taps(height, h):
+        for cols, col_weights in bilinear_taps(width, w):
+            code = flat_labels + (rows[:, None] * w + cols[None, :]).reshape(-1)
+            starts = np.flatnonzero(np.concatenate([[True], code[1:] != code[:-1]]))
+            codes.append(code[starts])
+            weights.append(np.add.reduceat((row_weights[:, None] * col_weights[None, :]).reshape(-1), starts))
+    # hash grouping, then sorting only the distinct codes (far fewer than the runs)
+    summed = pd.Series(np.concatenate(weights)).groupby(np.concatenate(codes), sort=False).sum().sort_index()
+    pair_codes = torch.from_numpy(summed.index.to_numpy(copy=True)).to(values.device)
+    pair_weights = torch.from_numpy(summed.to_numpy(copy=True)).to(values.device, values.dtype)
+    ids, index = torch.unique_consecutive(pair_codes // (h * w), return_inverse=True)
+    cells = values.reshape(values.shape[0], -1)[:, pair_codes % (h * w)].t()  # (pairs, C)
+    sums = torch.zeros(len(ids), values.shape[0], device=values.device, dtype=values.dtype)
+    sums.index_add_(0, index, cells * pair_weights[:, None])
+    areas = torch.zeros(len(ids), device=values.device, dtype=values.dtype).index_add_(0, index, pair_weights)
+    keep = ids > 0
+    return ids[keep], sums[keep] / areas[keep, None]
+
+
 @register_trainable("match-unet", load=lambda weights=None, device="cpu": UNetMatcher.load(weights, device))
 class MatchUNet(ColorizationModel):
     """The poster's correspondence network (module docstring).
@@ -108,8 +176,9 @@ class MatchUNet(ColorizationModel):
         width: channels of the first U level (the second has 2x, the bottom 4x).
         bottom_blocks: dilated residual blocks at the bottom (context without depth).
         embedding: embedding size.
-        net_side: the network runs on frames scaled so the longer side is at most this (0 = full size); its
-            feature map is upsampled back before pooling, so small components keep their own embedding.
+        net_side: the network runs on frames scaled so the longer side is at most this (0 = full size), and its
+            map is pooled per component from that resolution, as if bilinearly upsampled to the frame's
+            (:func:`region_means`), so small components keep their own embedding.
         temperature: softmax temperature of the differentiable colour painting used for the L1 loss.
         margin: triplet margin K (Eq. 3).
         triplet_weight: weight of the triplet loss next to the L1 colour loss.
@@ -146,16 +215,10 @@ class MatchUNet(ColorizationModel):
         self._triplet: torch.Tensor | None = None
 
     def feature_map(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, FEATURE_CHANNELS, H, W) -> (B, embedding, H, W), run at ``net_side`` and upsampled back."""
-        height, width = features.shape[-2:]
-        small = features
-        if self.net_side and max(height, width) > self.net_side:
-            scale = self.net_side / max(height, width)
-            small = F.interpolate(features, size=(max(4, round(height * scale)), max(4, round(width * scale))),
-                                  mode="nearest")
-        h, w = small.shape[-2:]
+        """(B, FEATURE_CHANNELS, h, w) at network resolution (:func:`network_size`) -> (B, embedding, h, w)."""
+        h, w = features.shape[-2:]
         pad_h, pad_w = (-h) % 4, (-w) % 4
-        x = F.pad(small, (0, pad_w, 0, pad_h), mode="replicate")
+        x = F.pad(features, (0, pad_w, 0, pad_h), mode="replicate")
         x = torch.cat([x, coordinates(len(x), *x.shape[-2:], x.device)], 1)
         x1 = self.level1(x)
         x2 = self.level2(F.max_pool2d(x1, 2))
@@ -164,16 +227,15 @@ class MatchUNet(ColorizationModel):
                                  x2], 1))
         u1 = self.up1(torch.cat([F.interpolate(u2, size=x1.shape[-2:], mode="bilinear", align_corners=False), x1], 1))
         context = F.interpolate(bottom, size=x1.shape[-2:], mode="bilinear", align_corners=False)
-        out = self.head(self.merge(torch.cat([u1, context], 1)))[..., :h, :w]
-        if out.shape[-2:] != (height, width):
-            out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
-        return out
+        return self.head(self.merge(torch.cat([u1, context], 1)))[..., :h, :w]
 
     def embed(self, labels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per sample (ids, L2-normalised embeddings (n, embedding)) of the components of (B, H, W) ``labels``."""
-        features = torch.from_numpy(np.stack([pixel_features(l) for l in labels.cpu().numpy()]))
+        """Per sample (ids, L2-normalised embeddings (n, embedding)) of the components of (B, H, W) ``labels``:
+        the network runs at :func:`network_size` and its map is pooled there (:func:`region_means`)."""
+        size = network_size(*labels.shape[-2:], self.net_side)
+        features = torch.from_numpy(np.stack([pixel_features(l, size) for l in labels.cpu().numpy()]))
         maps = self.feature_map(features.to(labels.device))
-        pooled = [component_means(maps[b], labels[b]) for b in range(len(labels))]
+        pooled = [region_means(maps[b], labels[b]) for b in range(len(labels))]
         return [(ids, F.normalize(means, dim=1)) for ids, means in pooled]
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -236,9 +298,11 @@ class MatchUNet(ColorizationModel):
         return (positive + hinge).mean()
 
 
-class UNetMatcher(ComponentMatcher):
-    """The scoring model of ``match-unet``: embeddings from :class:`MatchUNet`, nearest reference component by
-    cosine distance (no match above ``network.no_match_distance``), painted like the other matchers."""
+class UNetEmbeddings:
+    """What the matchers built on :class:`MatchUNet` share: the network's embeddings of both frames' components
+    (computed in :meth:`paint`, before the subclass matches) and their cosine distances."""
+
+    network: MatchUNet
 
     def __init__(self, network: MatchUNet, **kwargs):
         super().__init__(**kwargs)
@@ -247,9 +311,10 @@ class UNetMatcher(ComponentMatcher):
         self._embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
-    def load(cls, weights: str | os.PathLike | None = None, device: Any = "cpu") -> "UNetMatcher":
+    def load(cls, weights: str | os.PathLike | None = None, device: Any = "cpu", **settings):
+        """The matcher on ``match-unet``'s weights (shipped ones when ``weights`` is None)."""
         colorizer = load_trained("match-unet", weights, device, preset="cpu")
-        matcher = cls(colorizer.model)
+        matcher = cls(colorizer.model, **settings)
         matcher.weights_sha256 = colorizer.weights_sha256
         return matcher
 
@@ -264,9 +329,50 @@ class UNetMatcher(ComponentMatcher):
             self._embeddings = (embed(target_labels), embed(reference_labels))
         return super().paint(warped, reference_colour, target_labels, reference_labels)
 
-    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+    def distances(self, rows: slice = slice(None)) -> np.ndarray:
+        """(n_target[rows], n_reference) float64 cosine distance ``1 - <s_u, s_v>`` in [0, 2] (poster, Eq. 3's d)."""
         target_embedding, reference_embedding = self._embeddings
-        distance = (1 - target_embedding @ reference_embedding.t()).numpy()
+        return (1 - target_embedding[rows] @ reference_embedding.t()).double().numpy()
+
+
+class UNetMatcher(UNetEmbeddings, ComponentMatcher):
+    """The scoring model of ``match-unet``: embeddings from :class:`MatchUNet`, nearest reference component by
+    cosine distance (no match above ``network.no_match_distance``), painted like the other matchers."""
+
+    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+        distance = self.distances()
         best = distance.argmin(axis=1)
         close = distance[np.arange(len(best)), best] <= self.network.no_match_distance
         return np.where(close, best, NO_MATCH)
+
+
+class UNetGraphMatcher(UNetEmbeddings, GraphMatcher):
+    """``match-graph-unet``: the ICPR'20 graph matching of ``match-graph`` with the learned embeddings of
+    ``match-unet`` in the node affinity, as the paper uses deep (ResNet-34) features there.
+
+    The node cost of a candidate pair is ``hand_weight * cost_hand + unet_weight * d * no_match / no_match_distance``
+    (``d`` the cosine distance, scaled so that ``no_match_distance`` costs match-hand's ``no_match``): with
+    L2-normalised embeddings ``|f_t - f_r|^2 / max(|f_t|^2, |f_r|^2) = 2 d``, so the node affinity
+    ``exp(-cost / node_scale)`` with ``hand_weight = 0`` is the paper's Eq. 7 on these features.
+
+    Defaults: half of each. The network alone (``hand_weight=0``) finds more regions but loses some large ones
+    that match-hand's colour and position terms keep; the sum of both at full weight costs more than the
+    no-match cost too often (scores of each setting: baselines/pretrained/MODEL_CARD.md).
+    """
+
+    def __init__(self, network: MatchUNet, hand_weight: float = 0.5, unet_weight: float = 0.5, **kwargs):
+        super().__init__(network, **kwargs)
+        self.hand_weight, self.unet_weight = hand_weight, unet_weight
+
+    def node_cost(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int],
+                  rows: slice) -> np.ndarray:
+        cost = self.distances(rows) * (self.unet_weight * self.weights.no_match / self.network.no_match_distance)
+        if self.hand_weight:
+            cost += self.hand_weight * cost_matrix(target, reference, shape, self.weights, rows)
+        return cost
+
+
+@register_model("match-graph-unet")
+def match_graph_unet(weights: str | None = None, device: Any = "cpu", **settings) -> UNetGraphMatcher:
+    """Component matcher: ICPR'20 graph matching with match-unet's embeddings in the node affinity."""
+    return UNetGraphMatcher.load(weights, device, **settings)

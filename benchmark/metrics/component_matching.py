@@ -79,14 +79,51 @@ def match_accuracy(matches: np.ndarray, target_labels: np.ndarray, target_rgb: n
         ``{"match_acc", "valid_acc", "invalid_acc", "area_acc"}`` -> float in [0, 1] or NaN.
     """
     ids, sizes, answers = ground_truth_matches(target_labels, target_rgb, reference_labels, reference_rgb)
+    predicted = _predicted(matches, ids)
+    scored = answers != AMBIGUOUS
+    return _accuracies((predicted == answers) & scored, scored, answers > 0, answers == NO_MATCH, sizes)
+
+
+def part_match_accuracy(matches: np.ndarray, target_labels: np.ndarray, target_parts: np.ndarray,
+                        reference_labels: np.ndarray, reference_parts: np.ndarray) -> dict[str, float]:
+    """The four accuracies of :func:`match_accuracy` against true correspondences: part maps (BasicPBC's
+    ``label`` files, :func:`dataprep.video.line_art.part_ids`) instead of colours.
+
+    A region's part is the one most of its pixels carry (:func:`dataprep.video.line_art.region_parts`). A target
+    region whose part some reference region has is answered right by any reference region of that part (an
+    artist may split a part into several regions); one whose part no reference region has is answered right
+    by "no match". Every target region is scored (nothing is ambiguous).
+
+    Args:
+        matches: as :func:`match_accuracy`.
+        target_labels, reference_labels: ``(H, W)`` integer label maps, 0 = line pixels.
+        target_parts, reference_parts: ``(H, W)`` integer part maps of the same frames (-1 = background).
+    """
+    from dataprep.video.line_art import region_parts
+
+    ids, sizes = np.unique(np.asarray(target_labels)[np.asarray(target_labels) > 0], return_counts=True)
+    target_part = region_parts(target_labels, target_parts)[ids]
+    reference_part = region_parts(reference_labels, reference_parts)  # -2 for ids with no region
+    predicted = _predicted(matches, ids)
+    known = (predicted > 0) & (predicted < len(reference_part))
+    predicted_part = np.full(len(ids), -2, np.int64)
+    predicted_part[known] = reference_part[predicted[known]]
+    valid = np.isin(target_part, reference_part[reference_part > -2])
+    correct = np.where(valid, (predicted_part == target_part) & (predicted_part > -2), predicted == NO_MATCH)
+    return _accuracies(correct, np.ones(len(ids), bool), valid, ~valid, sizes)
+
+
+def _predicted(matches: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The answer for each target id of ``ids``: ``matches[id]`` when it is a component id (> 0), else NO_MATCH."""
     matches = np.asarray(matches, dtype=np.int64).reshape(-1)
     predicted = np.full(len(ids), NO_MATCH, np.int64)
     inside = ids < len(matches)
     predicted[inside] = np.where(matches[ids[inside]] > 0, matches[ids[inside]], NO_MATCH)
-    scored = answers != AMBIGUOUS
-    correct = (predicted == answers) & scored
-    valid, invalid = answers > 0, answers == NO_MATCH
+    return predicted
 
+
+def _accuracies(correct: np.ndarray, scored: np.ndarray, valid: np.ndarray, invalid: np.ndarray,
+                sizes: np.ndarray) -> dict[str, float]:
     def ratio(numerator: float, denominator: float) -> float:
         return float(numerator / denominator) if denominator > 0 else float("nan")
 

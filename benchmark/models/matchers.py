@@ -310,13 +310,19 @@ class GraphMatcher(ComponentMatcher):
         super().__init__(**kwargs)
         self.top_k, self.node_scale, self.beta, self.iterations = top_k, node_scale, beta, iterations
 
+    def node_cost(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int],
+                  rows: slice) -> np.ndarray:
+        """(n_target[rows], n_reference) cost of each candidate pair, in match-hand's units (a pair costing
+        ``weights.no_match`` or more is never matched): match-hand's cost here; subclasses bring other features."""
+        return cost_matrix(target, reference, shape, self.weights, rows)
+
     def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
         k = min(self.top_k, len(reference))
         candidates = np.zeros((len(target), k), np.int64)
         costs = np.zeros((len(target), k))
         for start in range(0, len(target), 256):
             rows = slice(start, min(start + 256, len(target)))
-            cost = cost_matrix(target, reference, shape, self.weights, rows)
+            cost = self.node_cost(target, reference, shape, rows)
             part = np.argpartition(cost, k - 1, axis=1)[:, :k] if k < len(reference) else \
                 np.tile(np.arange(k), (cost.shape[0], 1))
             candidates[rows] = part

@@ -28,6 +28,7 @@ from dataprep.dataset.schemas import FRAMES, PAIRS, image_value
 from dataprep.imaging import decode_png, encode_png
 from dataprep.pairs import PairSpec, ShotView, create_samplers, unseen_fraction
 from dataprep.storage import Storage, local_input
+from dataprep.video.line_art import part_correspondences, region_parts
 
 
 class _Timer:
@@ -64,6 +65,8 @@ class _ShotState:
         self.labels_raw: dict[int, np.ndarray] = {}
         self.raw_bytes = 0
         self.tables: dict[int, list[dict]] = {}
+        # region -> part index of drawings whose source gave a part map (dataprep.video.line_art.region_parts)
+        self.parts: dict[int, np.ndarray] = {}
         self.anchor: np.ndarray | None = None
         self.run_first: dict[int, int] = {}
 
@@ -172,7 +175,10 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
                 ref, tgt = spec.references[0], spec.target
                 ref_comp = (labels_of[ref], s.tables[ref])
                 tgt_labels = labels_of[tgt]
-                matches = pipeline.correspondences(ref_comp, (tgt_labels, s.tables[tgt]))
+                if ref in s.parts and tgt in s.parts:  # the source's part maps: the true correspondences
+                    matches = part_correspondences(s.parts[ref], s.parts[tgt])
+                else:
+                    matches = pipeline.correspondences(ref_comp, (tgt_labels, s.tables[tgt]))
             with timer("hints"):
                 pair_key = f"{spec.sequence_id}/{tgt:06d}"
                 seed = derive_seed(config.seed, "hint", pair_key)
@@ -245,6 +251,8 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
             state.groups.append(group)
             state.colour_png[index], state.labels_png[index], state.tables[index] = colour_png, labels_png, table
             _keep_raw(state, index, rgb, labels)
+            if given is not None and given.parts is not None:
+                state.parts[index] = region_parts(labels, given.parts)
             counts["frames"] += 1
             counts[f"frames:{state.split}"] += 1
         if state is not None:

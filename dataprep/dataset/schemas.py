@@ -214,9 +214,15 @@ def markdown() -> str:
         "`dataprep/video/line_art.py`) is one shot of distinct drawings: the artist's line art is stored as "
         "`sketch` (no extractor runs; `extractor` = `given`), the `seg` map as `components` (read, not "
         "recomputed; `extractor_params` says `read` or `extracted`), all three fitted nearest-neighbour so flat "
-        "colours stay exact. A line-art file without its colour file, or files of different sizes, is a one-line "
-        "error before anything is written. Use `frames.resize=keep-aspect` with the drawings' size to store "
-        "them unscaled.",
+        "colours stay exact. BasicPBC's `label/` part maps (index = R*65536+G*256+B, transparent = background "
+        "-1; one index is one part of the character in every drawing) are read too: each region takes the part "
+        "most of its pixels carry, and the pairs' `correspondences` are then the true ones (every reference "
+        "region of the target region's part, several when the artist split a part) instead of the certain "
+        "matches derived from colours and shapes. The `frames` table has no column for parts (it would be a "
+        "schema change), so `components@2`'s AnimeRun metrics still derive their ground truth from the colours "
+        "at scoring time (docs/metrics.md). A line-art file without its colour file (or without its region or "
+        "part map while other drawings have one), or files of different sizes, is a one-line error before "
+        "anything is written. Use `frames.resize=keep-aspect` with the drawings' size to store them unscaled.",
         "- **Large unseen regions** (CMFT 4.2 drops such test sequences; the paper gives no definition): a target "
         "component is unseen when no reference component's mean colour is within `unseen_colour_tolerance` "
         "(Euclidean, 0..255 sRGB, default 24) of its own; a sequence is dropped when a target's unseen area "

@@ -16,11 +16,20 @@ colour       ``gt``, ``color``, ``colour`` RGB, or RGBA composited over white (B
 regions      ``seg`` (optional)           BasicPBC's segment map: segment id = R * 65536 + G * 256 + B, 0 = line;
                                           when absent, regions are extracted from the line art by the build's
                                           component stage (gap closing included)
+parts        ``label`` (optional)         BasicPBC's part map: part index = R * 65536 + G * 256 + B, -1 where the
+                                          pixel is transparent (RGBA alpha 0: the background); one index names
+                                          the same part of the character in every drawing, so two regions of
+                                          two drawings correspond when their parts are equal
 ============ ============================ ==========================================================================
 
-Other files (BasicPBC's ``label`` semantic maps, ``json`` files, result folders) are ignored. Every line-art
-file must have a colour file (and a region map, when the folder has any), all of one size; anything else is a
+Other files (BasicPBC's ``json`` files, result folders) are ignored. Every line-art file must have a colour
+file (and a region map, a part map, when the folder has any), all of one size; anything else is a
 :class:`dataprep.errors.CelbenchError` naming the file, raised before a frame is read.
+
+A region's part is the part index most of its pixels carry (:func:`region_parts`); ``dataprep build`` stores
+the pairs' ``correspondences`` from them when the drawings have part maps (every reference region of the
+target region's part; a part the artist split into several regions gives several entries), instead of the
+certain matches it derives from colours and shapes otherwise.
 
 A drawing is yielded as :class:`GivenLineArt`; :meth:`GivenLineArt.fitted` brings it to the stored resolution
 with the geometry of :func:`dataprep.imaging.fit_frame` but nearest-neighbour sampling for all three arrays,
@@ -42,7 +51,8 @@ from dataprep.errors import CelbenchError, file_error
 from dataprep.imaging import fit_frame, read_image, to_rgb
 
 #: Names of each kind of file, as a subfolder or a file-name prefix.
-KIND_NAMES = {"line": ("line", "sketch"), "colour": ("gt", "color", "colour"), "regions": ("seg",)}
+KIND_NAMES = {"line": ("line", "sketch"), "colour": ("gt", "color", "colour"), "regions": ("seg",),
+              "parts": ("label",)}
 IMAGE_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".webp", ".jpg", ".jpeg")
 #: Grey level (0-255) under which a pixel of opaque line art is a line; alpha over which an RGBA pixel is.
 LINE_LEVEL = 128
@@ -52,12 +62,14 @@ class GivenLineArt(NamedTuple):
     """One drawing of a line-art folder.
 
     colour: (H, W, 3) uint8 sRGB; sketch: (H, W) uint8, 0 = line, 255 = paper; labels: (H, W) uint16 region map
-    (0 = line, 1..N regions, consecutive) or None when the folder gives no region map.
+    (0 = line, 1..N regions, consecutive) or None when the folder gives no region map; parts: (H, W) int64
+    part map (-1 = background) or None when the folder gives none.
     """
 
     colour: np.ndarray
     sketch: np.ndarray
     labels: np.ndarray | None
+    parts: np.ndarray | None = None
 
     def fitted(self, width: int, height: int, mode: str) -> "GivenLineArt":
         """This drawing at the stored resolution: :func:`dataprep.imaging.fit_frame` with every array sampled
@@ -70,7 +82,8 @@ class GivenLineArt(NamedTuple):
         if self.labels is not None:
             padding = int(self.labels.max()) + 1  # the white border: a region of its own
             labels = compact_labels(fit(self.labels.astype(np.int32), padding))
-        return GivenLineArt(fit(self.colour, 255), fit(self.sketch, 255), labels)
+        parts = None if self.parts is None else fit(self.parts.astype(np.int32), -1).astype(np.int64)
+        return GivenLineArt(fit(self.colour, 255), fit(self.sketch, 255), labels, parts)
 
 
 def compact_labels(codes: np.ndarray) -> np.ndarray:
@@ -135,7 +148,7 @@ class LineArtFolder:
         found = _kind_files(self.path)
         if not found["line"]:
             raise file_error(path, "no line-art files (a line/ or sketch/ folder, or line<N>.png files)")
-        for kind in ("colour", "regions"):
+        for kind in ("colour", "regions", "parts"):
             extra = sorted(set(found[kind]) - set(found["line"]), key=_natural)
             if extra:
                 raise file_error(found[kind][extra[0]], f"{kind} file without a line-art file of drawing {extra[0]!r}")
@@ -144,14 +157,15 @@ class LineArtFolder:
             if stem not in found["colour"]:
                 raise file_error(found["line"][stem], f"line art without a colour file (gt/, color/ or colour/ "
                                                       f"{stem}.png)")
-            if found["regions"] and stem not in found["regions"]:
-                raise file_error(found["line"][stem], "line art without a region map (seg/), while other "
-                                                      "drawings have one")
+            for kind, name in (("regions", "a region map (seg/)"), ("parts", "a part map (label/)")):
+                if found[kind] and stem not in found[kind]:
+                    raise file_error(found["line"][stem], f"line art without {name}, while other drawings have one")
         self.files = [{kind: found[kind][stem] for kind in KIND_NAMES if stem in found[kind]} for stem in self.stems]
         self.has_regions = bool(found["regions"])
+        self.has_parts = bool(found["parts"])
         for files in self.files:
             sizes = {kind: _image_size(file) for kind, file in files.items()}
-            for kind in ("colour", "regions"):
+            for kind in ("colour", "regions", "parts"):
                 if kind in sizes and sizes[kind] != sizes["line"]:
                     (w, h), (lw, lh) = sizes[kind], sizes["line"]
                     raise file_error(files[kind], f"{kind} is {w}x{h}, its line art {files['line'].name} {lw}x{lh}")
@@ -179,7 +193,8 @@ class LineArtFolder:
             codes = segment_ids(seg)
             codes[sketch == 0] = 0
             labels = compact_labels(codes)
-        return GivenLineArt(to_rgb(colour), sketch, labels)
+        parts = part_ids(_read(files["parts"])) if "parts" in files else None
+        return GivenLineArt(to_rgb(colour), sketch, labels, parts)
 
     def drawings(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, GivenLineArt]]:
         """(index, drawing) for ``start <= index < end``."""
@@ -229,3 +244,39 @@ def segment_ids(seg: np.ndarray) -> np.ndarray:
         return seg.astype(np.int64)
     rgb = seg[:, :, :3].astype(np.int64)
     return (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
+
+
+def part_ids(label: np.ndarray) -> np.ndarray:
+    """BasicPBC part map (RGB(A) uint8, index = R * 65536 + G * 256 + B; RGBA alpha 0 = background) -> (H, W)
+    int64 part indices, -1 on the background (BasicPBC's ``paint.utils.labelpng_2_np``)."""
+    parts = segment_ids(label)
+    if label.ndim == 3 and label.shape[2] == 4:
+        parts[label[:, :, 3] == 0] = -1
+    return parts
+
+
+def region_parts(labels: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """(L + 1,) int64: entry ``r`` = the part index most pixels of region ``r`` of ``labels`` ((H, W) int, 0 =
+    line, L = its largest id) carry in ``parts`` ((H, W) int64); ties go to the smaller index; line (0) and ids
+    with no pixel get -2 (no part)."""
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    parts = np.asarray(parts, dtype=np.int64).ravel()
+    out = np.full(int(labels.max(initial=0)) + 1, -2, np.int64)
+    inside = labels > 0
+    if not inside.any():
+        return out
+    pairs, counts = np.unique(np.stack([labels[inside], parts[inside]]), axis=1, return_counts=True)
+    # per region, the pair with the most pixels: sort by (region, -count, part) and keep each region's first
+    order = np.lexsort((pairs[1], -counts, pairs[0]))
+    regions, first = np.unique(pairs[0][order], return_index=True)
+    out[regions] = pairs[1][order][first]
+    return out
+
+
+def part_correspondences(reference_parts: np.ndarray, target_parts: np.ndarray) -> list[tuple[int, int]]:
+    """(reference id, target id) of every pair of regions of one part, from two :func:`region_parts` arrays;
+    sorted by target id, then reference id."""
+    by_part: dict[int, list[int]] = {}
+    for reference_id in np.flatnonzero(reference_parts > -2):
+        by_part.setdefault(int(reference_parts[reference_id]), []).append(int(reference_id))
+    return [(r, int(t)) for t in np.flatnonzero(target_parts > -2) for r in by_part.get(int(target_parts[t]), [])]

@@ -2,12 +2,15 @@
 
     python docs/scripts/match_speed.py [--data ../shared/data/real/line-art/assets] [--repeat 3]
 
-The pair: BasicPBC's toon-rendered frame 0242 (``line``, ``gt``, ``seg`` files: the artist-side region map is
-read, not recomputed), cropped to 1920x1080; the target is the same frame moved by a small affine motion
+The pair: BasicPBC's toon-rendered frame 0242 (``line``, ``gt``, ``seg``, ``label`` files: the artist-side region
+map is read, not recomputed), cropped to 1920x1080; the target is the same frame moved by a small affine motion
 (rotation 1.5 degrees, shift (9, 6) px, nearest-neighbour for the region map), so its ground truth is known.
 Also times the two documented limits: 5,000 regions (a 1080p grid, above ``max_assignment``) and a target with
 no closed region. Prints one row per model: regions, seconds (median of ``--repeat`` calls after one warm-up),
-and BasicPBC acc / pix_acc and AnimeRun match-acc on the pair. Not a test: timings depend on the machine.
+and BasicPBC acc / pix_acc and AnimeRun match-acc on the pair, the latter twice: against the correspondences
+derived from colours (``match_acc``, as ``components@2`` scores) and against the true ones the ``label`` part
+maps give (``part_acc``, :func:`benchmark.metrics.component_matching.part_match_accuracy`). Not a test: timings
+depend on the machine.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import numpy as np
 import torch
 
 from benchmark.metrics.component_accuracy import component_accuracy
-from benchmark.metrics.component_matching import match_accuracy
+from benchmark.metrics.component_matching import match_accuracy, part_match_accuracy
 from benchmark.model import load_model
-from dataprep.video.line_art import segment_ids
+from dataprep.video.line_art import part_ids, segment_ids
 
-MODELS = ("copy-reference", "flow-warp+vote", "match-hand", "match-graph", "match-unet")
+MODELS = ("copy-reference", "flow-warp+vote", "match-hand", "match-graph", "match-unet", "match-graph-unet")
 
 
 def read_pair(folder: Path) -> tuple[dict, dict]:
@@ -34,13 +37,15 @@ def read_pair(folder: Path) -> tuple[dict, dict]:
     seg = cv2.cvtColor(cv2.imread(str(folder / "seg0242.png")), cv2.COLOR_BGR2RGB)
     gt = cv2.cvtColor(cv2.imread(str(folder / "gt0242.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
     codes = segment_ids(seg)
+    label = cv2.imread(str(folder / "label0242.png"), cv2.IMREAD_UNCHANGED)
+    parts = part_ids(cv2.cvtColor(label, cv2.COLOR_BGRA2RGBA if label.shape[2] == 4 else cv2.COLOR_BGR2RGB))
     is_line = line[..., 3] > 0
     codes[is_line] = 0
     colour = gt[..., :3].copy()
     colour[gt[..., 3] == 0] = 255  # BasicPBC's transparent background -> white
     colour[is_line] = 0
     rows = slice(420, 1500)
-    frames = {"codes": codes[rows], "colour": colour[rows]}
+    frames = {"codes": codes[rows], "colour": colour[rows], "parts": parts[rows]}
     angle, shift = 1.5, (9, 6)
     matrix = cv2.getRotationMatrix2D((960, 540), angle, 1.0)
     matrix[:, 2] += shift
@@ -49,7 +54,8 @@ def read_pair(folder: Path) -> tuple[dict, dict]:
         return cv2.warpAffine(image, matrix, (1920, 1080), flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
 
     moved_codes = move(frames["codes"].astype(np.float64), cv2.INTER_NEAREST).astype(np.int64)
-    moved = {"codes": moved_codes, "colour": move(frames["colour"], cv2.INTER_NEAREST)}
+    moved = {"codes": moved_codes, "colour": move(frames["colour"], cv2.INTER_NEAREST),
+             "parts": move(frames["parts"].astype(np.float64), cv2.INTER_NEAREST).astype(np.int64)}
     # one id per region code, shared by both frames (0 = line)
     unique = np.unique(np.concatenate([frames["codes"].ravel(), moved_codes.ravel()]))
     unique = unique[unique != 0]
@@ -97,7 +103,7 @@ def main() -> None:
     batch = batch_of(reference, target)
     n_regions = len(np.unique(target["labels"])) - 1
     print(f"pair: 1920x1080, {n_regions} target regions, {len(np.unique(reference['labels'])) - 1} reference regions")
-    print(f"{'model':>16} {'seconds':>8} {'acc':>7} {'pix_acc':>7} {'match_acc':>9}")
+    print(f"{'model':>16} {'seconds':>8} {'acc':>7} {'pix_acc':>7} {'match_acc':>9} {'part_acc':>8}")
     names = args.models.split(",")
     for name in names:
         model = load_model(name)
@@ -105,9 +111,13 @@ def main() -> None:
         prediction = (output[0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
         scores = component_accuracy(prediction, target["colour"], target["labels"])
         matches = getattr(output, "component_matches", None)
-        match = (match_accuracy(matches[0].numpy(), target["labels"], target["colour"], reference["labels"],
-                                reference["colour"])["match_acc"] if matches is not None else float("nan"))
-        print(f"{name:>16} {seconds:8.2f} {scores['acc']:7.4f} {scores['pix_acc']:7.4f} {match:9.4f}")
+        match = part = float("nan")
+        if matches is not None:
+            match = match_accuracy(matches[0].numpy(), target["labels"], target["colour"], reference["labels"],
+                                   reference["colour"])["match_acc"]
+            part = part_match_accuracy(matches[0].numpy(), target["labels"], target["parts"], reference["labels"],
+                                       reference["parts"])["match_acc"]
+        print(f"{name:>16} {seconds:8.2f} {scores['acc']:7.4f} {scores['pix_acc']:7.4f} {match:9.4f} {part:8.4f}")
 
     # limits: 5,000 regions (a grid of 27 x 16 px cells with 1-px lines) and no closed region
     grid = np.zeros((1080, 1920), np.int64)
