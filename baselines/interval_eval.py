@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=10)
     parser.add_argument("--seed", type=int, default=100000)
     parser.add_argument("--real", default=DEFAULT_REAL, help="folder of consecutive real frames ('' to skip)")
-    parser.add_argument("--cmft", default=None, help="cmft weights (default: shipped)")
-    parser.add_argument("--nocmft", default=None, help="cmft-nocmft weights (default: shipped)")
+    parser.add_argument("--cmft", default=None, help="cmft weights from bench train ('none': untrained; "
+                        "none are shipped, baselines/pretrained/MODEL_CARD.md)")
+    parser.add_argument("--nocmft", default=None, help="cmft-nocmft weights (likewise)")
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

@@ -3,8 +3,9 @@
 1. generate the built-in demo clip (procedural cel animation, :mod:`dataprep.synth`) -> ``DIR/video``;
 2. build a dataset from it with ``dataprep build`` -> ``DIR/dataset`` (every shot in the test split);
 3. ``bench evaluate`` the built-in floors (``copy-reference``, ``flow-warp``) under every protocol
-   whose inputs they accept, the shipped learned weights under their paper's protocol (CMFT's ``cmft-nocmft``,
-   ``cmft`` under ``cmft-interval``; Shi et al.'s ``shi-nosim``, ``shi``, ``shi-warp`` under ``shi-kref``),
+   whose inputs they accept, the shipped learned weights under their paper's protocol (``cmft-warp`` and
+   ``warp-refine`` under ``cmft-interval``; ``shi-warp`` under ``shi-kref``; the faithful ``cmft``, ``cmft-nocmft``,
+   ``shi`` and ``shi-nosim`` ship no weights: baselines/pretrained/MODEL_CARD.md),
    the component matchers (``match-hand``, ``match-graph``, ``match-unet``, ``match-graph-unet``) with
    ``flow-warp+vote`` under ``components@2``, and ``hint-flood`` and the shipped ``yuan`` weights under ``hints@2``
    -> ``DIR/leaderboards/results``;
@@ -33,9 +34,8 @@ PROTOCOLS = ("cmft-interval@1", "shi-kref@1", "components@1", "components@2", "h
 #: the component matchers and the voted flow warp under the paint-bucket protocol (matchers also under CMFT's),
 #: the hint floor and the hint colouriser of Yuan & Simo-Serra under the hint-budget protocol.
 DEMO_MODELS = {"copy-reference": PROTOCOLS, "flow-warp": PROTOCOLS,
-               "cmft-nocmft": ("cmft-interval@1",), "cmft": ("cmft-interval@1",), "cmft-warp": ("cmft-interval@1",),
-               "warp-refine": ("cmft-interval@1",),
-               "shi-nosim": ("shi-kref@1",), "shi": ("shi-kref@1",), "shi-warp": ("shi-kref@1",),
+               "cmft-warp": ("cmft-interval@1",), "warp-refine": ("cmft-interval@1",),
+               "shi-warp": ("shi-kref@1",),
                "flow-warp+vote": ("components@2",),
                "match-hand": ("components@2", "cmft-interval@1"), "match-graph": ("components@2", "cmft-interval@1"),
                "match-unet": ("components@2", "cmft-interval@1"), "match-graph-unet": ("components@2", "cmft-interval@1"),

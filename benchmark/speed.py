@@ -4,7 +4,9 @@ Inputs are synthetic (seeded random line art and colours of the requested size),
 not depend on content for the models celbench targets; the first ``warmup`` calls are discarded
 (lazy initialisation, cuDNN autotuning), then ``repeats`` timed calls are made with the device
 synchronised around each. Peak memory is CUDA's peak allocation on GPU, the process's peak
-resident set size on CPU.
+resident set size on CPU. ``cpu_ms_median`` is the process's CPU time per frame (all its threads): what the
+model costs a CPU, which on a machine shared with other jobs says more than the latency, since waiting for a
+core is not counted (spinning OpenMP threads are).
 
 Figures from two machines compare only with what made them: :func:`machine_description` (CPU model, cores,
 load, torch's threads and build: version, BLAS, OpenMP, oneDNN, the CPU capability its kernels dispatch to, and
@@ -18,6 +20,7 @@ import os
 import platform
 import re
 import statistics
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -40,6 +43,7 @@ class SpeedReport:
     latency_ms_min: float
     frames_per_second: float
     peak_memory_bytes: int
+    cpu_ms_median: float
 
 
 def synthetic_batch(size: int, batch_size: int = 1, references: int = 1, seed: int = 0,
@@ -68,16 +72,19 @@ def measure_speed(model: Model, name: str, size: int = 256, batch_size: int = 1,
                   device: torch.device | str = "cpu", warmup: int = 2, repeats: int = 10) -> SpeedReport:
     device = torch.device(device)
     batch = synthetic_batch(size, batch_size, references, device=device)
-    times, peak = [], 0
+    times, cpu_times, peak = [], [], 0
     with torch.inference_mode():
         for i in range(warmup + repeats):
+            cpu_start = time.process_time()
             _, seconds, peak_bytes = measure(model, batch, device=device)
             if i >= warmup:
                 times.append(seconds)
+                cpu_times.append(time.process_time() - cpu_start)
                 peak = max(peak, peak_bytes)
     median = statistics.median(times)
     return SpeedReport(name, str(device), size, batch_size, references, median * 1e3 / batch_size,
-                       min(times) * 1e3 / batch_size, batch_size / median, peak)
+                       min(times) * 1e3 / batch_size, batch_size / median, peak,
+                       statistics.median(cpu_times) * 1e3 / batch_size)
 
 
 def cpu_model() -> str:

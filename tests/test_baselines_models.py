@@ -10,7 +10,7 @@ import torch
 from baselines.datasets import ShapesPairs
 from baselines.losses import ColorizationLoss, VGGPerceptualLoss, vgg19_features
 from baselines.model import build_model, model_preset, trainable_models
-from baselines.models.cmft import correlation_transfer, load_cmft
+from baselines.models.cmft import correlation_transfer, load_cmft, windowed_correlation_transfer
 from baselines import checkpoint as ckpt
 from dataprep.errors import CelbenchError
 
@@ -88,6 +88,56 @@ def test_cmft_warps_reference_features_to_matching_positions():
     values = torch.arange(8.0).view(1, 4, 2)
     out = correlation_transfer(keys[:, perm], keys, values)
     torch.testing.assert_close(out, values[:, perm], atol=1e-3, rtol=0)
+
+
+def windowed_equation4_direct(q, k, v, window, tile):
+    """Equation 4 per query position in float64, the sum over j limited to the window x window key positions
+    centred on the query's tile (tile // 2 + tile * index), shifted inside the map."""
+    b, kk, c, h, w = k.shape
+    out = torch.zeros(b, v.shape[2], h, w, dtype=torch.float64)
+    for y in range(h):
+        for x in range(w):
+            y0 = min(max((y // tile) * tile + tile // 2 - window // 2, 0), h - window)
+            x0 = min(max((x // tile) * tile + tile // 2 - window // 2, 0), w - window)
+            keys = k[..., y0:y0 + window, x0:x0 + window].permute(0, 1, 3, 4, 2).reshape(b, -1, c)
+            values = v[..., y0:y0 + window, x0:x0 + window].permute(0, 1, 3, 4, 2).reshape(b, -1, v.shape[2])
+            out[:, :, y, x] = equation4_direct(q[:, :, y, x][:, None], keys, values)[:, 0]
+    return out
+
+
+@pytest.mark.parametrize("cq,dv", [(5, 3), (2, 4)])
+def test_windowed_correlation_equals_equation_4_over_the_window(cq, dv):
+    g = torch.Generator().manual_seed(2)
+    b, k, h, w = 2, 2, 11, 14  # sides not multiples of the tile (3): padded query tiles
+    q, keys = torch.randn(b, cq, h, w, generator=g), torch.randn(b, k, cq, h, w, generator=g)
+    values = torch.randn(b, k, dv, h, w, generator=g)
+    got = windowed_correlation_transfer(q, keys, values, window=6)
+    assert got.shape == (b, dv, h, w)
+    torch.testing.assert_close(got.double(), windowed_equation4_direct(q, keys, values, 6, 2), rtol=1e-5, atol=1e-5)
+    # a window covering the map is the global equation 4 (every position of both references is a key)
+    flat = lambda x: x.permute(0, 1, 3, 4, 2).reshape(b, -1, x.shape[2])  # noqa: E731
+    everything = equation4_direct(q.flatten(2).transpose(1, 2), flat(keys), flat(values))
+    torch.testing.assert_close(windowed_correlation_transfer(q, keys, values, window=14).double(),
+                               everything.transpose(1, 2).reshape(b, dv, h, w), rtol=1e-5, atol=1e-5)
+
+
+def test_attention_window_bounds_what_cmft_reads():
+    # cmft with a 16 px window on a 64 px frame: changing the reference in one corner cannot change the
+    # output in the opposite corner, beyond the window plus the convolutions' reach (the global network's
+    # output changes there).
+    torch.manual_seed(0)
+    config = model_preset("cmft", "tiny")["model"]
+    windowed = build_model("cmft", **config, attention_window=16).eval()
+    full = build_model("cmft", **config).eval()
+    full.load_state_dict(windowed.state_dict())
+    batch = make_batch(b=1, size=64)
+    other = dict(batch, reference_colour=batch["reference_colour"].clone())
+    other["reference_colour"][..., :8, :8] = 1 - other["reference_colour"][..., :8, :8]
+    with torch.no_grad():
+        change_windowed = (windowed(batch) - windowed(other)).abs()[..., 48:, 48:].max()
+        change_full = (full(batch) - full(other)).abs()[..., 48:, 48:].max()
+    assert change_windowed == 0 and change_full > 0
+    assert windowed.config["attention_window"] == 16
 
 
 def test_ablation_ignores_correlation_and_full_resolution_option_runs():

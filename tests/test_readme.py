@@ -65,4 +65,4 @@ def test_own_video_walkthrough_runs_as_written(tmp_path, monkeypatch, one_thread
         main = dataprep_cli.main if argv[0] == "dataprep" else bench_cli.main
         assert main(argv[1:]) == 0, line
     board = (tmp_path / "my_leaderboards" / "cmft-interval@1.md").read_text()
-    assert "| 1 |" in board and "| 2 |" in board and "flow-warp" in board and "cmft" in board
+    assert "| 1 |" in board and "| 2 |" in board and "flow-warp" in board and "warp-refine" in board

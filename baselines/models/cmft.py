@@ -14,7 +14,8 @@ Generator ``C_e = G(S_p, C_p, S_n)`` (equation 5):
 * ``CMFT^k`` (equations 4, 6-8): correlation ``f(a, b) = exp(a^T b)`` between query positions (target) and
   key positions (reference), normalised over the key positions, used to warp reference colour features.
   Computed with ``scaled_dot_product_attention(q, k, v, scale=1.0)`` so the HW x HW matrix is never
-  materialised where a fused kernel exists.
+  materialised where a fused kernel exists. ``attention_window`` (default off, the paper's global matching)
+  restricts each query to nearby reference positions (:func:`windowed_correlation_transfer`).
 * ``RU^k``: ResNeXt blocks then a sub-pixel convolution (x2 upsampling) [section 3.2, refs 23, 29].
 * Two final convolutions map to RGB; a sigmoid puts the output in [0, 1].
 
@@ -39,6 +40,22 @@ from dataprep.errors import CelbenchError, file_error
 NEGATIVE_SLOPE = 0.2  # LeakyReLU slope of the Ci et al. generator the paper builds on (ref [5])
 
 
+def _attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
+    """Softmax attention (equation 4) on (N, G, L, C) / (N, G, M, C) / (N, G, M, D) -> (N, G, L, D).
+
+    PyTorch's fused CPU/GPU kernels need equal query and value widths, so the narrower side is zero-padded:
+    zeros in q and k do not change ``a^T b`` and zero value channels are sliced off afterwards. Without a
+    fused kernel the math fallback would materialise the L x M matrix (16 GiB at 256x256 positions)."""
+    c, d = query.shape[-1], value.shape[-1]
+    if d < c:
+        value = F.pad(value, (0, c - d))
+    elif c < d:
+        query, key = F.pad(query, (0, d - c)), F.pad(key, (0, d - c))
+    # The fused kernels need unit stride along channels; (B, C, HW) -> (B, HW, C) views do not have it.
+    query, key, value = (t.contiguous() for t in (query, key, value))
+    return F.scaled_dot_product_attention(query, key, value, scale=scale)[..., :d]
+
+
 def correlation_transfer(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                          scale: float = 1.0) -> torch.Tensor:
     """Equation 4: ``chi_i = sum_j f(q_i, k_j) v_j / sum_j f(q_i, k_j)`` with ``f(a, b) = exp(scale * a^T b)``.
@@ -52,19 +69,61 @@ def correlation_transfer(query: torch.Tensor, key: torch.Tensor, value: torch.Te
     Returns:
         (B, N, D) the estimated features ``chi``.
 
-    The softmax form is exactly equation 4 (exp normalised over j). PyTorch's fused CPU/GPU kernels
-    need equal query and value widths, so the narrower side is zero-padded: zeros in q and k do not
-    change ``a^T b`` and zero value channels are sliced off afterwards.
+    The softmax form is exactly equation 4 (exp normalised over j).
     """
-    c, d = query.shape[-1], value.shape[-1]
-    if d < c:
-        value = F.pad(value, (0, c - d))
-    elif c < d:
-        query, key = F.pad(query, (0, d - c)), F.pad(key, (0, d - c))
-    # The fused kernels need unit stride along channels; (B, C, HW) -> (B, HW, C) views do not have it.
-    query, key, value = (t.unsqueeze(1).contiguous() for t in (query, key, value))
-    out = F.scaled_dot_product_attention(query, key, value, scale=scale)
-    return out.squeeze(1)[..., :d]
+    return _attention(query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale).squeeze(1)
+
+
+def _window_starts(size: int, tile: int, window: int) -> torch.Tensor:
+    """First key row (or column) of the ``window``-long span centred on each ``tile``-long query span of a
+    ``size``-long axis, shifted to lie inside it: (ceil(size / tile),) int64."""
+    centres = torch.arange(-(-size // tile), dtype=torch.float64) * tile + tile / 2
+    return (centres - window / 2).round().long().clamp(0, size - window)
+
+
+def windowed_correlation_transfer(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, window: int,
+                                  scale: float = 1.0) -> torch.Tensor:
+    """Equation 4 with the sum over j restricted to a local window of the reference positions.
+
+    The query map is cut into tiles of ``T = max(1, window // 3)`` positions a side; every query of a tile
+    attends to the ``window x window`` key positions centred on its tile (shifted inside the map at the
+    borders; the whole axis where the map is shorter than ``window``), of every reference. So each query
+    sees at least ``window // 3`` positions of context on every side, and the cost is ``H*W*K*window^2``
+    correlations instead of ``(H*W)^2 * K``. With ``window`` >= both sides it is :func:`correlation_transfer`.
+
+    Args:
+        query: (B, C, H, W) target features.
+        key: (B, K, C, H, W) reference features.
+        value: (B, K, D, H, W) reference colour features.
+        window: side of the key window in positions (>= 1).
+        scale: multiplies ``a^T b`` (paper: 1.0).
+
+    Returns:
+        (B, D, H, W).
+    """
+    b, k, c, h, w = key.shape
+    d = value.shape[2]
+    win_h, win_w = min(window, h), min(window, w)
+    tile = max(1, window // 3)
+    rows = _window_starts(h, tile, win_h).tolist()
+    cols = _window_starts(w, tile, win_w).tolist()
+    ty, tx = len(rows), len(cols)
+    # Channel padding (see _attention) on the maps, before the windows multiply them; channels last, so
+    # each window is a stack of contiguous (win_w, E) rows.
+    width = max(c, d)
+    query, key, value = (F.pad(x, (0, 0, 0, 0, 0, width - x.shape[-3])) for x in (query, key, value))
+
+    def windows(x: torch.Tensor) -> torch.Tensor:  # (B, K, E, H, W) -> (B, tiles, K*win_h*win_w, E)
+        x = x.permute(0, 1, 3, 4, 2)
+        return torch.stack([x[:, :, r:r + win_h, c0:c0 + win_w] for r in rows for c0 in cols], 1).reshape(
+            b, ty * tx, k * win_h * win_w, width)
+
+    padded = F.pad(query, (0, tx * tile - w, 0, ty * tile - h))  # padded queries are computed and dropped
+    tiles = padded.reshape(b, width, ty, tile, tx, tile).permute(0, 2, 4, 3, 5, 1).reshape(
+        b, ty * tx, tile * tile, width)
+    out = _attention(tiles, windows(key), windows(value), scale)[..., :d]  # (B, tiles, T*T, D)
+    out = out.reshape(b, ty, tx, tile, tile, d).permute(0, 5, 1, 3, 2, 4).reshape(b, d, ty * tile, tx * tile)
+    return out[..., :h, :w]
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -194,6 +253,11 @@ class LCMFTN(ColorizationModel):
         cmft_full_resolution: also run CMFT^3 at full resolution (dropped in the paper, section 3.4).
         correlation_scale: factor on ``a^T b`` in ``f`` (paper: 1.0).
         illustration2vec: path of Illustration2Vec weights for E_I, or None (default; see docs/cmft.md).
+        attention_window: 0 (the paper) matches every query against every reference position; N > 0 limits
+            each CMFT^k to reference positions within a window of N full-resolution pixels (N / 2^(3-k)
+            positions at scale k; :func:`windowed_correlation_transfer`). A network trained on N-pixel
+            crops never matched farther than N pixels, so the window costs it little and saves the
+            quadratic cost at 256 px and above.
 
     Frames whose sides are not multiples of 8 are edge-padded and the output cropped. With K references the keys of every CMFT are the positions of all
     K references (the paper has K = 1).
@@ -220,17 +284,18 @@ class LCMFTN(ColorizationModel):
     def __init__(self, widths: Sequence[int] = (128, 64, 16, 8), resnext_blocks: int = 2, cardinality: int = 8,
                  sketch_dilations: Sequence[int] = (2, 4), use_cmft: bool = True,
                  cmft_full_resolution: bool = False, correlation_scale: float = 1.0,
-                 illustration2vec: str | None = None):
+                 illustration2vec: str | None = None, attention_window: int = 0):
         super().__init__(widths=list(widths), resnext_blocks=resnext_blocks, cardinality=cardinality,
                          sketch_dilations=list(sketch_dilations), use_cmft=use_cmft,
                          cmft_full_resolution=cmft_full_resolution, correlation_scale=correlation_scale,
-                         illustration2vec=illustration2vec)
+                         illustration2vec=illustration2vec, attention_window=attention_window)
         if len(widths) != 4:
             raise CelbenchError(f"cmft: widths must list 4 channel counts (scales 1/8..1), got {list(widths)}")
         self.widths = list(widths)
         self.use_cmft = use_cmft
         self.cmft_full_resolution = cmft_full_resolution
         self.correlation_scale = correlation_scale
+        self.attention_window = attention_window
         self.encoder_h = PyramidEncoder(1 + self.prior_channels, widths)
         self.encoder_c = PyramidEncoder(3, widths)
         # The ablation has nothing to match, so it has no matching encoders (and no unused parameters,
@@ -248,13 +313,18 @@ class LCMFTN(ColorizationModel):
         self.to_rgb = nn.Sequential(_conv(final_in, w[3]), nn.Conv2d(w[3], 3, 3, padding=1))
 
     def _transfer(self, query: torch.Tensor | None, key: torch.Tensor | None, value: torch.Tensor,
-                  batch: int) -> torch.Tensor:
-        """CMFT on maps: query (B, Cq, H, W), key (B*K, Cq, H, W), value (B*K, D, H, W) -> (B, D, H, W).
+                  batch: int, level: int = 0) -> torch.Tensor:
+        """CMFT^level on maps: query (B, Cq, H, W), key (B*K, Cq, H, W), value (B*K, D, H, W) -> (B, D, H, W).
 
         Without CMFT (ablation) the first reference's features pass through unaligned."""
         b, (h, w) = batch, value.shape[-2:]
         if not self.use_cmft:
             return value.reshape(b, -1, *value.shape[1:])[:, 0]
+        window = max(1, self.attention_window >> (3 - level)) if self.attention_window else 0
+        if window and (window < h or window < w):
+            return windowed_correlation_transfer(query, key.reshape(b, -1, *key.shape[1:]),
+                                                 value.reshape(b, -1, *value.shape[1:]), window,
+                                                 self.correlation_scale)
         out = correlation_transfer(_flatten(query), _flatten_refs(key, b), _flatten_refs(value, b),
                                    self.correlation_scale)
         return out.transpose(1, 2).reshape(b, -1, h, w)
@@ -312,7 +382,7 @@ class LCMFTN(ColorizationModel):
             # Equations 7-8: query ca(RU^{k-1}, E_s^k(S_n)), key ca(E_c^k(C_p), E_s^k(S_p)), value E_c^k(C_p).
             query = torch.cat([x, e_s_n[level]], 1)
             key = torch.cat([e_c[level], e_s_p[level]], 1)
-            chi = self._transfer(query, key, e_c[level], b)
+            chi = self._transfer(query, key, e_c[level], b, level)
             x = torch.cat([e_h[level], x, chi], 1)
             if level < 3:
                 x = self.upsample[level](x)

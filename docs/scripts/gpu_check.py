@@ -15,7 +15,7 @@ compile on          ``amp=auto`` + ``compile=on``: finite losses, checkpoint key
                     resume with ``compile=off`` continues from it
 exact resume        ``deterministic=true``, ``compile=off``: N + resume + M steps == N + M steps bit for bit
                     (what docs/cmft.md says CUDA needs for exact resume)
-bench speed         ``bench speed --model cmft --device cuda`` (shipped weights, 256 px): latency, peak memory
+bench speed         ``bench speed --model cmft --weights none --device cuda`` (paper preset, 256 px): latency, peak memory
 cmft3 memory        CMFT with CMFT^3 at 256x256 (65536 x 65536 correlation): peak CUDA memory of inference
                     (must stay < 2 GiB: the fused attention never materialises the matrix) and of one bf16
                     training step (reported)
@@ -214,7 +214,8 @@ def check_bench_speed(s: Settings) -> str:
     repeats = "10" if s.device == "cuda" else "2"
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        code = bench_main(["speed", "--model", "cmft", "--device", s.device, "--size", str(s.speed_size),
+        code = bench_main(["speed", "--model", "cmft", "--weights", "none", "--device", s.device,
+                           "--size", str(s.speed_size),
                            "--repeats", repeats, "--warmup", "2" if s.device == "cuda" else "1", "--quiet"])
     lines = dict(line.strip().split(": ", 1) for line in buffer.getvalue().splitlines() if ": " in line)
     expect(code == 0 and "latency_ms_median" in lines, f"bench speed exit {code}: {buffer.getvalue()[-200:]}")
