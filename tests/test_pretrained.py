@@ -50,8 +50,9 @@ def test_paper_networks_ship_no_weights_and_say_what_to_do(name, loader, tmp_pat
     assert "Traceback" not in err
     # the network itself stays available: untrained, or from a file bench train wrote
     untrained = loader("none")
-    out = untrained(batch())
-    assert out.shape == (1, 3, 48, 48) and torch.isfinite(out).all()
+    if name.startswith("cmft"):  # shi's batch needs distance fields and K references: forwarded in test_shi.py
+        out = untrained(batch())
+        assert out.shape == (1, 3, 48, 48) and torch.isfinite(out).all()
     model = build_model(name, **model_preset(name, "tiny")["model"])
     ckpt.save_model_file(tmp_path / "m.safetensors", model, name, model.config)
     assert loader(str(tmp_path / "m.safetensors")).weights_sha256 == hashlib.sha256(
