@@ -20,6 +20,7 @@ import dataprep.build.pipeline as build_pipeline
 from dataprep.build import build
 from dataprep.dataset import keys
 from dataprep.dataset.manifest import shard_files
+from dataprep.dataset.schemas import SCHEMA_VERSION
 from dataprep.cli import main
 from dataprep.config import load_config
 from dataprep.errors import CelbenchError
@@ -60,7 +61,7 @@ def test_build_writes_valid_dataset_with_manifest(sources, tmp_path):
     assert report.failed == []
     validate(out)
     info = json.loads((out / "meta" / "info.json").read_text())
-    assert info["status"] == "complete" and info["schema_version"] == "1.0"
+    assert info["status"] == "complete" and info["schema_version"] == SCHEMA_VERSION
     assert info["features"]["frames"]["colour"] == "image (PNG)" and "interval" in info["features"]["pairs"]
     assert info["config"]["frames"]["size"] == 48 and len(info["config_hash"]) == 64
     assert info["config"]["frames"]["resize"] == "short-side"

@@ -231,6 +231,10 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
             with timer("components"):
                 labels, table = (pipeline.components(sketch, rgb) if given is None else
                                  pipeline.components(sketch, rgb, given.labels))
+            parts = None
+            if given is not None and given.parts is not None:
+                with timer("components"):
+                    parts = region_parts(labels, given.parts)
             with timer("encode"):
                 extractor = described if given is None else pipeline.describe_given(given)
                 colour_png = encode_png(rgb, compression, "colour")
@@ -242,6 +246,7 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
                     "colour": image_value(colour_png), "sketch": image_value(encode_png(sketch, compression, "sketch")),
                     "distance_field": image_value(encode_png(field, compression, "distance_field")),
                     "components": image_value(labels_png), "component_table": table,
+                    "component_parts": None if parts is None else _stored_parts(parts, table),
                     "extractor": extractor["extractor"], "extractor_params": extractor["extractor_params"],
                     "field": described["field"], "seed": derive_seed(config.seed, video_id, index),
                 }
@@ -251,8 +256,8 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
             state.groups.append(group)
             state.colour_png[index], state.labels_png[index], state.tables[index] = colour_png, labels_png, table
             _keep_raw(state, index, rgb, labels)
-            if given is not None and given.parts is not None:
-                state.parts[index] = region_parts(labels, given.parts)
+            if parts is not None:
+                state.parts[index] = parts
             counts["frames"] += 1
             counts[f"frames:{state.split}"] += 1
         if state is not None:
@@ -268,6 +273,16 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
               "timings": dict(timer.seconds), "seconds": time.perf_counter() - t_start}
     write_marker(out, unit, result)
     return result
+
+
+def _stored_parts(parts: np.ndarray, table: list[dict]) -> list[int]:
+    """``frames.component_parts`` of a frame: the part of each component 1..N of its table, from
+    :func:`dataprep.video.line_art.region_parts`' (L + 1,) array (an id with no pixel, never in a table of
+    compact labels, would be -2)."""
+    ids = [int(entry["id"]) for entry in table]
+    if ids != list(range(1, len(ids) + 1)):
+        raise ValueError(f"component ids are not 1..{len(ids)}")
+    return [int(parts[i]) if i < len(parts) else -2 for i in ids]
 
 
 def _mine(samplers, s: _ShotState, video_id: str, config: BuildConfig) -> list[PairSpec]:

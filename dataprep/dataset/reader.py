@@ -24,27 +24,43 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataprep.dataset.manifest import Manifest, manifest_hash, shard_files
-from dataprep.dataset.schemas import SCHEMAS, same_fields
+from dataprep.dataset.schemas import READABLE_SCHEMAS, SCHEMAS, same_fields, schema_version_of
 from dataprep.errors import CelbenchError, file_error
 from dataprep.imaging import decode_png
 
 #: Frames-table columns that describe a frame (read for the index); the rest are images, read lazily.
 FRAME_META = ("frame_key", "video_id", "shot_id", "frame_index", "split", "held_group", "width", "height")
 FRAME_IMAGES = ("colour", "sketch", "distance_field", "components")
+#: Read with the images: each component's part, when the source gave part maps (null otherwise and before 1.1).
+FRAME_PARTS = "component_parts"
 
 
 def read_shard(path: str | Path, table: str, columns: Sequence[str] | None = None) -> pa.Table:
     """One shard of ``table`` ('frames' or 'pairs'): its ``columns`` (default all) as an Arrow table, image cells
     still PNG-encoded (``{"bytes": ...}``).
 
-    The shard's schema must equal :data:`dataprep.dataset.schemas.SCHEMAS` ``[table]``; a mismatch or an
-    unreadable file is a one-line :class:`~dataprep.errors.CelbenchError` naming the file.
+    The shard's schema must equal the table's schema of the version its metadata names, one of
+    :data:`dataprep.dataset.schemas.READABLE_SCHEMAS` (the current one: :data:`~dataprep.dataset.schemas.SCHEMAS`);
+    a mismatch or an unreadable file is a one-line :class:`~dataprep.errors.CelbenchError` naming the file. A
+    column added since the shard's version comes back as nulls, so the result always has the current schema's
+    columns (all of them when ``columns`` is None).
     """
     try:
         parquet = pq.ParquetFile(path)
-        if not same_fields(parquet.schema_arrow, SCHEMAS[table]):
-            raise file_error(path, f"schema differs from dataprep.dataset.schemas.{table.upper()}")
-        return parquet.read(columns=list(columns) if columns is not None else None)
+        version = schema_version_of(parquet.schema_arrow)
+        expected = READABLE_SCHEMAS.get(version or "", {}).get(table)
+        if expected is None or not same_fields(parquet.schema_arrow, expected):
+            raise file_error(path, f"schema differs from dataprep.dataset.schemas.{table.upper()}"
+                             + (f" (schema version {version}; readable: {', '.join(READABLE_SCHEMAS)})"
+                                if expected is None else ""))
+        wanted = list(columns) if columns is not None else SCHEMAS[table].names
+        present = [name for name in wanted if name in expected.names]
+        cells = parquet.read(columns=present)
+        for name in wanted:
+            if name not in expected.names:  # added after the shard's version: nulls, at the current position
+                field = SCHEMAS[table].field(name)
+                cells = cells.add_column(wanted.index(name), field, pa.nulls(cells.num_rows, field.type))
+        return cells
     except CelbenchError:
         raise
     except Exception as error:
@@ -60,12 +76,17 @@ class StoredFrame:
         sketch: (H, W) uint8 line art, 255 = paper, 0 = line.
         field: (H, W) uint16 distance field as stored; :func:`dataprep.field.decode_field` gives [0, 1].
         components: (H, W) uint16 component labels, 0 = line pixels.
+        parts: None, or (N + 1,) int64 from ``component_parts``: entry ``c`` = the part of component ``c``
+            (-1 = background; entry 0, the line label, is -2 = no part), the layout of
+            :func:`dataprep.video.line_art.region_parts`. None when the frame has no part map (and in datasets
+            of schema 1.0).
     """
 
     colour: np.ndarray
     sketch: np.ndarray
     field: np.ndarray
     components: np.ndarray
+    parts: np.ndarray | None = None
 
 
 class DatasetReader:
@@ -121,10 +142,12 @@ class DatasetReader:
             path, row = self._frame_rows[frame_key]
         except KeyError:
             raise file_error(self.root, f"missing frame {frame_key}") from None
-        cells = self._table(path, "frames", FRAME_IMAGES).slice(row, 1).to_pylist()[0]
+        cells = self._table(path, "frames", (*FRAME_IMAGES, FRAME_PARTS)).slice(row, 1).to_pylist()[0]
+        parts = cells[FRAME_PARTS]
         return StoredFrame(colour=decode_png(cells["colour"]["bytes"]), sketch=decode_png(cells["sketch"]["bytes"]),
                            field=decode_png(cells["distance_field"]["bytes"]),
-                           components=decode_png(cells["components"]["bytes"]))
+                           components=decode_png(cells["components"]["bytes"]),
+                           parts=None if parts is None else np.array([-2, *parts], dtype=np.int64))
 
     def pairs(self, columns: Sequence[str]) -> Iterator[tuple[Path, int, dict[str, Any]]]:
         """``(shard, row, cells)`` for every row of the pairs table, reading only ``columns``."""

@@ -15,7 +15,12 @@ Images are PNG bytes in a ``struct<bytes: binary, path: string>`` column, the la
 ``datasets`` ``Image`` feature; the schema metadata carries the ``huggingface`` feature description so
 ``datasets.load_dataset("parquet", data_files=...)`` decodes them to PIL images.
 
-Bump :data:`SCHEMA_VERSION` on any change to a field (name, type or meaning); readers check it.
+Bump :data:`SCHEMA_VERSION` on any change to a field (name, type or meaning); readers check it. Every earlier
+version readers still accept is in :data:`READABLE_SCHEMAS` (its tables' schemas): a column added since is read
+as nulls from an older shard (:data:`ADDED_COLUMNS`), so datasets built before load and score unchanged.
+
+Versions: ``1.0`` the first; ``1.1`` adds ``frames.component_parts`` (each region's part from a BasicPBC
+``label/`` part map: true correspondences between any two drawings of a shot).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import json
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: A PNG-encoded image, shaped like a Hugging Face ``datasets.Image`` feature.
 IMAGE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
@@ -48,10 +53,11 @@ CORRESPONDENCE = pa.struct([pa.field("ref_id", pa.int32(), nullable=False),
                             pa.field("tgt_id", pa.int32(), nullable=False)])
 
 
-def _field(name: str, type_: pa.DataType, doc: str) -> pa.Field:
+def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = False) -> pa.Field:
     # Image columns are nullable because datasets only recognises its Image feature on a nullable field; the
-    # builder never writes nulls and validate rejects them.
-    return pa.field(name, type_, nullable=type_ == IMAGE, metadata={"doc": doc})
+    # builder never writes nulls and validate rejects them. Other columns are nullable only where null means
+    # something (``nullable=True``, said in their doc).
+    return pa.field(name, type_, nullable=nullable or type_ == IMAGE, metadata={"doc": doc})
 
 
 _FRAMES_FIELDS = [
@@ -71,6 +77,11 @@ _FRAMES_FIELDS = [
     _field("distance_field", IMAGE, "distance field of the sketch, PNG 16-bit grey (see dataprep.field)"),
     _field("components", IMAGE, "component label map, PNG 16-bit grey, 0 = line pixels, 1..N = components"),
     _field("component_table", pa.list_(COMPONENT), "one entry per label 1..N of the label map"),
+    _field("component_parts", pa.list_(pa.int32()),
+           "since 1.1; null unless the source gave a part map (BasicPBC label/): entry i = the part index most "
+           "pixels of component i + 1 carry (-1 = background), equal in every drawing of a shot for the same "
+           "part of the character, so two frames' components correspond when their parts are equal",
+           nullable=True),
     _field("extractor", pa.string(), "sketch extractor name (dataprep.sketch.extractors.EXTRACTORS)"),
     _field("extractor_params", pa.string(), "extractor parameters, canonical JSON"),
     _field("field", pa.string(), "distance field name (dataprep.field.FIELDS)"),
@@ -137,6 +148,29 @@ def _hf_features(fields: list[pa.Field], images: set[str]) -> dict:
 FRAMES = _schema("frames", _FRAMES_FIELDS)
 PAIRS = _schema("pairs", _PAIRS_FIELDS)
 SCHEMAS: dict[str, pa.Schema] = {"frames": FRAMES, "pairs": PAIRS}
+
+#: Columns added after 1.0, per table: version -> names. A shard of an older version lacks them; the reader
+#: gives them as nulls (:func:`dataprep.dataset.reader.read_shard`).
+ADDED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {"frames": {"1.1": ("component_parts",)}, "pairs": {}}
+
+
+def _older(table: str, version: str) -> pa.Schema:
+    """The current schema of ``table`` without the columns added after ``version``."""
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in v.split("."))
+
+    added = {name for since, names in ADDED_COLUMNS[table].items() if key(since) > key(version) for name in names}
+    schema = SCHEMAS[table]
+    for name in added:
+        schema = schema.remove(schema.get_field_index(name))
+    return schema.with_metadata({**schema.metadata, b"celbench.schema_version": version.encode()})
+
+
+#: Every schema version readers accept -> its tables' schemas (field names, types, nullability).
+READABLE_SCHEMAS: dict[str, dict[str, pa.Schema]] = {
+    "1.0": {table: _older(table, "1.0") for table in SCHEMAS},
+    SCHEMA_VERSION: SCHEMAS,
+}
 
 
 def image_value(png: bytes | None) -> dict | None:
@@ -216,11 +250,13 @@ def markdown() -> str:
         "recomputed; `extractor_params` says `read` or `extracted`), all three fitted nearest-neighbour so flat "
         "colours stay exact. BasicPBC's `label/` part maps (index = R*65536+G*256+B, transparent = background "
         "-1; one index is one part of the character in every drawing) are read too: each region takes the part "
-        "most of its pixels carry, and the pairs' `correspondences` are then the true ones (every reference "
-        "region of the target region's part, several when the artist split a part) instead of the certain "
-        "matches derived from colours and shapes. The `frames` table has no column for parts (it would be a "
-        "schema change), so `components@2`'s AnimeRun metrics still derive their ground truth from the colours "
-        "at scoring time (docs/metrics.md). A line-art file without its colour file (or without its region or "
+        "most of its pixels carry, stored per component as `frames.component_parts` (schema 1.1), and the "
+        "pairs' `correspondences` are then the true ones (every reference region of the target region's part, "
+        "several when the artist split a part) instead of the certain matches derived from colours and shapes. "
+        "Because every frame carries its parts, any two drawings of a shot have true correspondences: "
+        "`components@2`'s AnimeRun metrics score a matcher's answers against them, and against the "
+        "colour-derived ground truth only where a frame has no parts (docs/metrics.md; the record's "
+        "`ground_truth_pairs` says how many pairs were scored each way). A line-art file without its colour file (or without its region or "
         "part map while other drawings have one), or files of different sizes, is a one-line error before "
         "anything is written. Use `frames.resize=keep-aspect` with the drawings' size to store them unscaled.",
         "- **Large unseen regions** (CMFT 4.2 drops such test sequences; the paper gives no definition): a target "
@@ -234,6 +270,19 @@ def markdown() -> str:
         "",
     ]
     lines += [
+        "## Versions",
+        "",
+        "`meta/info.json` and every shard's schema metadata (`celbench.schema_version`) carry the version; "
+        "`dataprep validate` and the reader accept every version below (a shard must have its manifest's "
+        "version), and a column added since a dataset's version reads as nulls, so older datasets load and score "
+        "unchanged. `dataprep build --resume` only continues a dataset of the current version.",
+        "",
+        "| version | change |",
+        "|---|---|",
+        "| 1.0 | first version |",
+        "| 1.1 | `frames.component_parts` (null unless the source gave BasicPBC `label/` part maps): true "
+        "correspondences between any two frames of a shot, scored by `components@2` |",
+        "",
         "## Reading a dataset",
         "",
         "Every shard holds one split (`data/<table>/<unit>.<split>.<nnn>.parquet`) and every dataset has a card, "

@@ -14,13 +14,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from dataprep.dataset.manifest import Manifest, shard_split
 from dataprep.dataset.reader import read_shard
 from dataprep.errors import CelbenchError, file_error
 from dataprep.hashing import sha256_file
 from dataprep.imaging import decode_png
-from dataprep.dataset.schemas import IMAGE_COLUMNS, IMAGE_FORMATS, SCHEMA_VERSION
+from dataprep.dataset.schemas import IMAGE_COLUMNS, IMAGE_FORMATS, READABLE_SCHEMAS, schema_version_of
 
 
 class ValidationError(Exception):
@@ -57,9 +58,10 @@ def _validate(out: Path) -> dict:
     if manifest is None:
         raise ValidationError(f"{out}: not a celbench dataset (no meta/info.json)")
     data = manifest.data
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ValidationError(f"{out / 'meta/info.json'}: schema version {data.get('schema_version')}, "
-                              f"this toolkit reads {SCHEMA_VERSION}")
+    version = data.get("schema_version")
+    if version not in READABLE_SCHEMAS:
+        raise ValidationError(f"{out / 'meta/info.json'}: schema version {version}, "
+                              f"this toolkit reads {', '.join(READABLE_SCHEMAS)}")
     bad = {k: u for k, u in data["units"].items() if u.get("status") != "done"}
     if bad:
         key, unit = sorted(bad.items())[0]
@@ -81,8 +83,11 @@ def _validate(out: Path) -> dict:
                     raise ValidationError(f"{path}: missing (listed by unit {key})")
                 try:
                     content = read_shard(path, table)
+                    shard_version = schema_version_of(pq.read_schema(path))
                 except CelbenchError as error:
                     raise ValidationError(str(error)) from None
+                if shard_version != version:
+                    raise ValidationError(f"{path}: schema version {shard_version}, the manifest says {version}")
                 rows += content.num_rows
                 columns = content.to_pydict()
                 named_split = shard_split(name)
@@ -100,6 +105,10 @@ def _validate(out: Path) -> dict:
                         table_ids = [c["id"] for c in columns["component_table"][i]]
                         if len(set(table_ids)) != len(table_ids):
                             raise ValidationError(f"{where}: duplicate component ids")
+                        parts = columns["component_parts"][i]
+                        if parts is not None and len(parts) != len(table_ids):
+                            raise ValidationError(f"{where}: {len(parts)} component parts for "
+                                                  f"{len(table_ids)} components")
                     else:
                         where = f"{path} row {i} ({columns['pair_key'][i]})"
                         w = h = None
