@@ -54,15 +54,19 @@ def add_commands(commands) -> None:
 def synth_source(clip: SynthClip) -> MemorySource:
     """The clip's ground truth as a sample source: colour, line art, a Euclidean distance field
     (pixels to the nearest line, divided by the image diagonal so it lies in [0, 1]) and region labels;
-    one shot per synth shot, drawing numbers as held groups, every shot in the test split."""
+    one shot per synth shot, drawing numbers as held groups, every shot in the test split. The generator's
+    region ids are its parts (the same id in two frames of a shot is the same part), so every frame's
+    ``parts`` is the identity and ``components@2`` scores matches against these true correspondences."""
     frames: dict[str, Frame] = {}
     shots: dict[int, list[tuple[str, int]]] = {}
     for frame in clip.frames():
         key = f"synth/{frame.index:06d}"
         distance = cv2.distanceTransform(np.where(frame.line_art > 127, 255, 0).astype(np.uint8), cv2.DIST_L2, 5)
         diagonal = float(np.hypot(*frame.line_art.shape))
+        parts = np.arange(int(frame.labels.max()) + 1, dtype=np.int64)
+        parts[0] = -2  # the line label has no part
         frames[key] = Frame(colour=frame.image, sketch=frame.line_art, field=(distance / diagonal).astype(np.float32),
-                            components=frame.labels)
+                            components=frame.labels, parts=parts)
         shots.setdefault(frame.shot, []).append((key, frame.drawing))
     shot_list = [Shot(f"synth/{shot}", tuple(k for k, _ in items), tuple(d for _, d in items))
                  for shot, items in sorted(shots.items())]

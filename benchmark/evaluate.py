@@ -87,12 +87,14 @@ def to_uint8_images(images: torch.Tensor) -> np.ndarray:
 @dataclass
 class PreparedFrame:
     """A frame at protocol resolution as tensors: colour (3,H,W), sketch (1,H,W), field (1,H,W) float32
-    in the conventions of :mod:`benchmark.model`; components (H,W) int64 or None."""
+    in the conventions of :mod:`benchmark.model`; components (H,W) int64 or None; parts: the frame's
+    (L + 1,) part per component id (:class:`benchmark.source.Frame`), unchanged by resizing, or None."""
 
     colour: torch.Tensor
     sketch: torch.Tensor
     field: torch.Tensor
     components: torch.Tensor | None
+    parts: np.ndarray | None = None
 
 
 def prepare_frame(frame: Frame, resolution: tuple[int, int] | None, fit: str = DEFAULT_FIT) -> PreparedFrame:
@@ -117,7 +119,7 @@ def prepare_frame(frame: Frame, resolution: tuple[int, int] | None, fit: str = D
         components = torch.from_numpy(canvas(frame.components.astype(np.int32), labels=True).astype(np.int64))
     return PreparedFrame(torch.from_numpy(np.ascontiguousarray(colour.transpose(2, 0, 1))),
                          torch.from_numpy(sketch)[None], torch.from_numpy(np.ascontiguousarray(field_))[None],
-                         components)
+                         components, frame.parts)
 
 
 class FrameLoader:
@@ -434,6 +436,9 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
             reference_labels = reference_labels[:, 0].numpy() if reference_labels is not None else None
             reference_u8 = (to_uint8_images(inputs["reference_colour"][:, 0]) if "reference_colour" in inputs
                             else None)
+            # true correspondences where the source has part maps (first reference, as the match metrics)
+            target_parts = [load(s.target_id).parts for s in batch_samples]
+            reference_parts = [load(s.reference_ids[0]).parts if s.reference_ids else None for s in batch_samples]
             inputs = {k: v.to(device) for k, v in inputs.items()}
             _sync(device)
             timings["load"] += time.perf_counter() - tick
@@ -476,7 +481,8 @@ def evaluate(model: Model, model_name: str, source: SampleSource, protocol: Prot
                 available = {"labels": labels[i] if labels is not None else None,
                              "reference_labels": reference_labels[i] if reference_labels is not None else None,
                              "reference_colours": reference_u8[i] if reference_u8 is not None else None,
-                             "matches": matches[i]}
+                             "matches": matches[i], "parts": target_parts[i],
+                             "reference_parts": reference_parts[i]}
                 for name, metric in metrics.items():
                     extra = {}
                     for key in getattr(metric, "requires", ()):

@@ -72,7 +72,7 @@ class ParquetSource(SampleSource):
     def frame(self, frame_id: str) -> Frame:
         stored = self.reader.frame(frame_id)
         return Frame(colour=stored.colour, sketch=stored.sketch, field=decode_field(stored.field),
-                     components=stored.components)
+                     components=stored.components, parts=stored.parts)
 
     def pairs(self, split: str, kinds: Sequence[str]) -> list[SampleSpec]:
         samples = []

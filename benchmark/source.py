@@ -31,6 +31,10 @@ class Frame:
         components: optional (H, W) integer label map, 0 = line pixels; equal ids in two frames of a
             shot are the same part (ground-truth correspondence).
         hints: optional (H, W, 4) float32 RGB hint colours in [0, 1] + mask (1 = hint).
+        parts: optional (L + 1,) int64 part of each component id (-2 = no part: the line label 0, ids absent):
+            two frames' components correspond when their parts are equal (a dataset's ``component_parts``,
+            :class:`dataprep.dataset.reader.StoredFrame`). None when the source knows no parts; the
+            ``components@2`` match metrics then derive the correspondences from the colours.
     """
 
     colour: np.ndarray
@@ -38,6 +42,7 @@ class Frame:
     field: np.ndarray
     components: np.ndarray | None = None
     hints: np.ndarray | None = None
+    parts: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

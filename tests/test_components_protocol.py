@@ -93,13 +93,39 @@ def test_match_metrics_through_the_registry_and_without_matches():
     assert math.isnan(metric.score(target_rgb, target_rgb, **extra))  # a pixel model gives no matches
 
 
-def two_region_frame(left, right) -> Frame:
+def test_part_ground_truth_differs_from_colours_and_the_record_says_which():
+    """The hand case of the two tests above, through the registry: the same answers score 1/2 against the
+    colour-derived ground truth and 3/4 against the parts (region arrays as a dataset stores them)."""
+    target_labels, target_rgb, reference_labels, reference_rgb = animerun_case()
+    extra = {"labels": target_labels, "reference_labels": reference_labels, "reference_colours": reference_rgb}
+    answers = np.array([-1, 2, 1, -1, 1])
+    # colours: t1, t4 ambiguous (left out); t2 -> A wrong (its certain match is B); t3 "no match" right
+    colour = {name: create_metric(name) for name in ("match-acc", "match-valid-acc", "match-area-acc")}
+    assert [m.score(target_rgb, target_rgb, matches=answers, **extra) for m in colour.values()] == \
+        pytest.approx([1 / 2, 0 / 1, 147 / 420])
+    # parts per region id (-2 for the line label): reference A, B part 5, C part 9; target t1, t4 part 5,
+    # t2 part 9, t3 part 12: t1 -> B right, t2 -> A wrong, t3 none right, t4 -> A right
+    parts = {"parts": np.array([-2, 5, 9, 12, 5]), "reference_parts": np.array([-2, 5, 5, 9])}
+    by_parts = {name: create_metric(name) for name in colour}
+    assert [m.score(target_rgb, target_rgb, matches=answers, **extra, **parts) for m in by_parts.values()] == \
+        pytest.approx([3 / 4, 2 / 3, 347 / 620])
+    assert colour["match-acc"].settings()["ground_truth_pairs"] == {"parts": 0, "colours": 1}
+    assert by_parts["match-acc"].settings()["ground_truth_pairs"] == {"parts": 1, "colours": 0}
+    # one side without parts: colours again; a pixel model (no answers) is counted too, and scores NaN
+    metric = create_metric("match-acc")
+    assert metric.score(target_rgb, target_rgb, matches=answers, **extra, parts=parts["parts"]) == 0.5
+    assert math.isnan(metric.score(target_rgb, target_rgb, **extra, **parts))
+    assert metric.settings()["ground_truth_pairs"] == {"parts": 1, "colours": 1}
+
+
+def two_region_frame(left, right, parts=None) -> Frame:
     """8 x 20: a line at column 8; region 1 = columns 0-7 (64 px), region 2 = columns 9-19 (88 px)."""
     labels = np.zeros((8, 20), np.uint16)
     labels[:, :8], labels[:, 9:] = 1, 2
     colour = paint(labels, {1: left, 2: right})
     sketch = np.where(labels == 0, 0, 255).astype(np.uint8)
-    return Frame(colour=colour, sketch=sketch, field=(sketch / 255.0).astype(np.float32), components=labels)
+    return Frame(colour=colour, sketch=sketch, field=(sketch / 255.0).astype(np.float32), components=labels,
+                 parts=None if parts is None else np.array([-2, *parts]))
 
 
 def clip_source() -> MemorySource:
@@ -142,6 +168,24 @@ def test_components2_scores_a_matchers_answers():
     assert record.metric("match-acc").value == pytest.approx(((0.5 + 1 + 0.5) / 3 + 1) / 2)
     assert record.metric("match-invalid-acc").value == pytest.approx(0.0)
     assert record.metric("match-valid-acc").value == pytest.approx(1.0)
+
+
+def test_components2_scores_answers_against_parts_where_the_frames_have_them():
+    # clip a carries parts; in a/2 the two regions are each other's part (region 1 is part 2): the identity
+    # is right on a 0->1 (1) and wrong on both regions of a 1->2 and a 0->2 (0, 0): clip a 1/3. Clip b has
+    # no parts: colours, both regions right (1). Over clips (1/3 + 1) / 2 = 2/3; colours alone gave 5/6.
+    frames = {"a/0": two_region_frame(RED, BLUE, [1, 2]), "a/1": two_region_frame(RED, GREEN, [1, 2]),
+              "a/2": two_region_frame(RED, GREEN, [2, 1]), "b/0": two_region_frame(RED, BLUE),
+              "b/1": two_region_frame(RED, BLUE)}
+    source = MemorySource({"test": [Shot("a", ("a/0", "a/1", "a/2")), Shot("b", ("b/0", "b/1"))]}, frames,
+                          manifest={"clips": 2, "parts": "a"})
+    record = evaluate(IdentityMatcher(), "identity", source, load_protocol("components@2")).record
+    assert record.metric("match-acc").value == pytest.approx((1 / 3 + 1) / 2)
+    assert record.metric("match-valid-acc").value == pytest.approx((1 / 3 + 1) / 2)
+    assert record.metric("match-invalid-acc").value is None  # every region has its part in the reference
+    assert record.metric("match-acc").settings["ground_truth_pairs"] == {"parts": 3, "colours": 1}
+    # the colour metrics do not change: a 0->1 and a 0->2 lose region 2 (green is not blue) as before
+    assert record.metric("component-acc").value == pytest.approx(((0.5 + 1 + 0.5) / 3 + 1) / 2)
 
 
 def test_components1_still_loads_with_its_fixed_resolution():

@@ -5,9 +5,17 @@ A matcher answers, for every component (line-enclosed region) of the target line
 reference it is, or that it has none (the region is new: disoccluded, or a part that appeared). AnimeRun scores
 that answer by index, not by colour: "no match" is a valid answer, right for regions that have no counterpart.
 
-Ground truth. A dataset built from video has no stored correspondence between two frames' label maps, so it
-is derived from the ground-truth colours with the builder's own rule (:func:`dataprep.components.match_arrays`,
-"keeping only certainly correct matches", Dang et al. 2020 section 2):
+Ground truth, two kinds; the record's metric settings say which scored how many frame pairs
+(``ground_truth_pairs``).
+
+True correspondences (``parts``): when both frames carry parts (a dataset's ``frames.component_parts``, from
+BasicPBC ``label/`` part maps; the generator's region ids), a target region is answered right by any reference
+region of its part (an artist may split a part into several regions), or by "no match" when no reference region
+has its part. Every target region is scored (:func:`region_part_match_accuracy`).
+
+Colour-derived (``colours``), otherwise. A dataset built from video has no stored correspondence between two
+frames' label maps, so it is derived from the ground-truth colours with the builder's own rule
+(:func:`dataprep.components.match_arrays`, "keeping only certainly correct matches", Dang et al. 2020 section 2):
 
 - a target region with a certain match has that reference region as its answer (``valid``);
 - a target region whose ground-truth colour (mode of its pixels) is the colour of no reference region has
@@ -101,14 +109,33 @@ def part_match_accuracy(matches: np.ndarray, target_labels: np.ndarray, target_p
     """
     from dataprep.video.line_art import region_parts
 
-    ids, sizes = np.unique(np.asarray(target_labels)[np.asarray(target_labels) > 0], return_counts=True)
-    target_part = region_parts(target_labels, target_parts)[ids]
-    reference_part = region_parts(reference_labels, reference_parts)  # -2 for ids with no region
+    return region_part_match_accuracy(matches, target_labels, region_parts(target_labels, target_parts),
+                                      reference_labels, region_parts(reference_labels, reference_parts))
+
+
+def region_part_match_accuracy(matches: np.ndarray, target_labels: np.ndarray, target_region_parts: np.ndarray,
+                               reference_labels: np.ndarray, reference_region_parts: np.ndarray
+                               ) -> dict[str, float]:
+    """:func:`part_match_accuracy` with each region's part given: ``target_region_parts`` and
+    ``reference_region_parts`` are ``(L + 1,)`` int arrays indexed by component id (the layout of
+    :func:`dataprep.video.line_art.region_parts` and of a dataset's ``component_parts``; -2 = no part). Only the
+    ids present in each label map count (a region lost to resampling is nobody's answer)."""
+    target_labels, reference_labels = np.asarray(target_labels), np.asarray(reference_labels)
+    ids, sizes = np.unique(target_labels[target_labels > 0], return_counts=True)
+    target_region_parts = np.asarray(target_region_parts, dtype=np.int64)
+    target_part = np.full(len(ids), -2, np.int64)
+    has = ids < len(target_region_parts)
+    target_part[has] = target_region_parts[ids[has]]
+    given = np.asarray(reference_region_parts, dtype=np.int64)
+    present = np.unique(reference_labels[reference_labels > 0])
+    present = present[present < len(given)]
+    reference_part = np.full(max(len(given), 1), -2, np.int64)  # -2 for ids with no region
+    reference_part[present] = given[present]
     predicted = _predicted(matches, ids)
     known = (predicted > 0) & (predicted < len(reference_part))
     predicted_part = np.full(len(ids), -2, np.int64)
     predicted_part[known] = reference_part[predicted[known]]
-    valid = np.isin(target_part, reference_part[reference_part > -2])
+    valid = np.isin(target_part, reference_part[reference_part > -2]) & (target_part > -2)
     correct = np.where(valid, (predicted_part == target_part) & (predicted_part > -2), predicted == NO_MATCH)
     return _accuracies(correct, np.ones(len(ids), bool), valid, ~valid, sizes)
 
@@ -135,18 +162,32 @@ def _accuracies(correct: np.ndarray, scored: np.ndarray, valid: np.ndarray, inva
 
 class MatchAccuracyMetric(PerSampleMetric):
     """Base of the four AnimeRun accuracies. Extras: ``labels=`` (target components, ``(N, H, W)``),
-    ``reference_labels=`` (``(N, H, W)``), ``reference_colours=`` (ground truth, ``(N, H, W, 3)`` uint8) and
-    the model's ``matches=`` (``(N, L)`` int, -1 = no match; absent -> NaN)."""
+    ``reference_labels=`` (``(N, H, W)``), ``reference_colours=`` (ground truth, ``(N, H, W, 3)`` uint8), the
+    model's ``matches=`` (``(N, L)`` int, -1 = no match; absent -> NaN) and, optional, the frames' region parts
+    ``parts=`` and ``reference_parts=`` (one ``(L + 1,)`` array per frame or None, see
+    :func:`region_part_match_accuracy`): a frame pair with both is scored against these true correspondences,
+    any other against the colour-derived ones. ``settings()`` counts the frame pairs of each kind seen so far
+    (``ground_truth_pairs``, counted whether or not the model gave matches, so every model scored on one
+    dataset records the same counts)."""
 
     higher_is_better = True
     requires = ("labels", "reference_labels", "reference_colours")
-    optional = ("matches",)
+    optional = ("matches", "parts", "reference_parts")
     key: ClassVar[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ground_truth_pairs = {"parts": 0, "colours": 0}
 
     def settings(self) -> dict:
         return {"reference": f"AnimeRun segment matching {self.key}",
-                "ground_truth": "dataprep.components.match_arrays certain matches on ground-truth colours; "
-                                "no match where the target colour is absent from the reference; others left out",
+                "ground_truth": "parts: true correspondences where both frames carry region parts (a dataset's "
+                                "frames.component_parts, from label/ part maps): any reference region of the "
+                                "target region's part, no match where no reference region has it, every region "
+                                "scored; colours otherwise: dataprep.components.match_arrays certain matches on "
+                                "ground-truth colours, no match where the target colour is absent from the "
+                                "reference, others left out",
+                "ground_truth_pairs": dict(self.ground_truth_pairs),
                 "no_match": -1, "reduction": "mean over frames (NaN frames left out)"}
 
     def score_batch(self, preds: np.ndarray, targets: np.ndarray, **extra: Any) -> np.ndarray:
@@ -158,14 +199,33 @@ class MatchAccuracyMetric(PerSampleMetric):
         if labels.shape != preds.shape[:3] or reference_labels.shape[0] != len(preds):
             raise CelbenchError(f"labels {labels.shape} / reference labels {reference_labels.shape} do not match "
                                 f"the frames {preds.shape[:3]}")
+        parts = _per_frame(extra.get("parts"), len(preds))
+        reference_parts = _per_frame(extra.get("reference_parts"), len(preds))
+        by_parts = [p is not None and r is not None for p, r in zip(parts, reference_parts)]
+        self.ground_truth_pairs["parts"] += sum(by_parts)
+        self.ground_truth_pairs["colours"] += len(by_parts) - sum(by_parts)
         matches = extra.get("matches")
         if matches is None:
             return np.full(len(preds), np.nan)
         if isinstance(matches, np.ndarray) and matches.ndim == 1 and matches.dtype != object:
             matches = [matches]  # one frame's matches
-        return np.array([match_accuracy(m, t_labels, t_rgb, r_labels, r_rgb)[self.key]
-                         for m, t_labels, t_rgb, r_labels, r_rgb
-                         in zip(matches, labels, targets, reference_labels, reference_colours)], dtype=np.float64)
+        values = []
+        for i, (m, t_labels, t_rgb, r_labels, r_rgb) in enumerate(
+                zip(matches, labels, targets, reference_labels, reference_colours)):
+            if by_parts[i]:
+                values.append(region_part_match_accuracy(m, t_labels, parts[i], r_labels, reference_parts[i]))
+            else:
+                values.append(match_accuracy(m, t_labels, t_rgb, r_labels, r_rgb))
+        return np.array([v[self.key] for v in values], dtype=np.float64)
+
+
+def _per_frame(value: Any, n: int) -> list[np.ndarray | None]:
+    """``n`` per-frame part arrays (or Nones) from one array (one frame), a list or None."""
+    if value is None:
+        return [None] * n
+    if isinstance(value, np.ndarray) and value.dtype != object and value.ndim == 1:
+        return [value] if n == 1 else [None] * n
+    return list(value)
 
 
 @METRICS.register("match-acc")
