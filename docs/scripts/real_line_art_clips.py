@@ -18,7 +18,10 @@ regions stay the artist's. Drawings used:
 
 Regions (``seg``) are the connected pieces (4-connected) of non-line pixels of one colour, so two flat colours
 that meet without a line are two regions, as a paint bucket fills them. Each drawing gives ``--seeds`` clips
-(independent motions). Output: ``OUT/<set>/<clip>/{line,gt,seg}/NNNN.png``, built by::
+(independent motions). Every frame also gets a BasicPBC ``label`` part map: the id of the drawing's region each
+pixel came from, so a region is the same part in every frame of its clip and ``dataprep build`` stores the true
+correspondences (``frames.component_parts``), against which ``components@2`` scores the matchers' answers.
+Output: ``OUT/<set>/<clip>/{line,gt,seg,label}/NNNN.png``, built by::
 
     dataprep build OUT/suneo/* --out DATA/suneo --split test \\
         --set frames.width=265 --set frames.height=165 --set frames.resize=keep-aspect
@@ -95,7 +98,9 @@ def write_clip(folder: Path, colour: np.ndarray, line: np.ndarray, frames: int, 
         seg = np.stack([(moved_regions >> 16) & 255, (moved_regions >> 8) & 255, moved_regions & 255], -1)
         for kind, image in (("line", np.where(moved_line, 0, 255).astype(np.uint8)),
                             ("gt", cv2.cvtColor(moved_colour, cv2.COLOR_RGB2BGR)),
-                            ("seg", cv2.cvtColor(seg.astype(np.uint8), cv2.COLOR_RGB2BGR))):
+                            ("seg", cv2.cvtColor(seg.astype(np.uint8), cv2.COLOR_RGB2BGR)),
+                            # the part map: the same ids (a region moved is the same part; line pixels 0)
+                            ("label", cv2.cvtColor(seg.astype(np.uint8), cv2.COLOR_RGB2BGR))):
             (folder / kind).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / kind / f"{index:04d}.png"), image)
 
