@@ -208,3 +208,68 @@ def test_match_graph_unet_scores_with_answers():
     answers = output.component_matches[0]
     assert output.shape == (1, 3, 48, 64) and torch.isfinite(output).all()
     assert answers.shape == (5,) and answers[0] == -1 and ((answers >= -1) & (answers <= 3)).all()
+
+
+def regions(n: int, edges=()) -> "RegionFeatures":
+    from benchmark.models.matchers import RegionFeatures
+
+    return RegionFeatures(ids=np.arange(1, n + 1), area=np.full(n, 100.0), centroid=np.zeros((n, 2)),
+                          log_hu=np.zeros((n, 6)), mean_rgb=np.zeros((n, 3)), degree=np.zeros(n),
+                          edges=np.array(edges, np.int64).reshape(-1, 2))
+
+
+def test_graph_candidate_scores_by_hand():
+    from scipy import sparse
+
+    from benchmark.models.matchers import GraphMatcher
+
+    # 2 target components x 2 candidates: node affinities 1, 0.5 | 0.2, 0.8 on the diagonal, one edge affinity
+    # 0.6 between (t0, c0) and (t1, c1). One step from uniform 1/2: (0.5 + 0.3, 0.25 | 0.1, 0.4 + 0.3)
+    matrix = sparse.csr_matrix(np.array([[1, 0, 0, 0.6], [0, 0.5, 0, 0], [0, 0, 0.2, 0], [0.6, 0, 0, 0.8]]))
+    rows = GraphMatcher(iterations=1).scores(matrix, (2, 2))
+    np.testing.assert_allclose(rows, [[0.8 / 1.05, 0.25 / 1.05], [0.1 / 0.8, 0.7 / 0.8]])  # each row sums to 1
+    spectral = GraphMatcher(iterations=1, solver="spectral").scores(matrix, (2, 2))
+    np.testing.assert_allclose(spectral, np.array([[0.8, 0.25], [0.1, 0.7]]) / np.sqrt(1.2025))
+    with pytest.raises(ValueError, match="solver"):
+        GraphMatcher(solver="sinkhorn")
+
+
+def test_graph_first_one_to_one_then_many_to_one_by_hand():
+    from benchmark.models.matchers import GraphMatcher
+
+    class FixedCost(GraphMatcher):
+        def node_cost(self, target, reference, shape, rows):
+            return np.array([[0.2, 2.0], [0.3, 2.2], [1.9, 0.1]])[rows]
+
+    # node_scale 1, no edges: 10 row-normalised steps give scores proportional to exp(-10 cost), so the context
+    # penalty of a candidate is min(10 (cost - the row's cheapest), 5) x 0.3: t0 (0.2, 2.0 + 1.5), t1 (0.3, 2.2 + 1.5),
+    # t2 (1.9 + 1.5, 0.1). One-to-one with "no match" at 2.5: t2 -> r1 (0.1), then r0 goes to t0 (0.2 + t1's
+    # 2.5 = 2.7 < t1's 0.3 + t0's 2.5 = 2.8). Second matching: t1 takes its cheapest, r0 (0.3 < 2.5).
+    answers = FixedCost(node_scale=1.0).match(regions(3), regions(2), (10, 10))
+    assert answers.tolist() == [0, 0, 1]
+    # with spectral matching each component takes its best-scoring candidate: the same here
+    assert FixedCost(node_scale=1.0, solver="spectral").match(regions(3), regions(2), (10, 10)).tolist() == [0, 0, 1]
+
+
+def test_graph_context_overrules_a_cheaper_one_to_one_answer():
+    from scipy import sparse
+
+    from benchmark.models.matchers import GraphMatcher
+
+    class Pinned(GraphMatcher):
+        """Costs t0 (0.5, 0.7), t1 (0.7, 0.5); the graph: node affinities exp(-cost) and an edge of 5 between
+        the candidates (t0, r1) and (t1, r0) (say their neighbours agree on that swap)."""
+
+        def node_cost(self, target, reference, shape, rows):
+            return np.array([[0.5, 0.7], [0.7, 0.5]])[rows]
+
+        def affinity(self, target, reference, shape, candidates, costs):
+            matrix = np.diag(np.exp(-costs).ravel())
+            matrix[1, 2] = matrix[2, 1] = 5.0
+            return sparse.csr_matrix(matrix)
+
+    # without the penalty: the one-to-one answer of least cost, t0 -> r0, t1 -> r1 (1.0 against 1.4)
+    assert Pinned(context_weight=0.0).match(regions(2), regions(2), (10, 10)).tolist() == [0, 1]
+    # with it: each step multiplies score(t0, r0) / score(t0, r1) by about exp(-0.5) / 5, so after 10 steps the
+    # penalty of (t0, r0) and (t1, r1) is the cap, 5: costs t0 (0.5 + 1.5, 0.7), t1 (0.7, 0.5 + 1.5) -> swapped
+    assert Pinned().match(regions(2), regions(2), (10, 10)).tolist() == [1, 0]

@@ -361,6 +361,8 @@ class UNetGraphMatcher(UNetEmbeddings, GraphMatcher):
     """
 
     def __init__(self, network: MatchUNet, hand_weight: float = 0.5, unet_weight: float = 0.5, **kwargs):
+        # the solver these weights were measured with (MODEL_CARD.md): top-5 spectral matching
+        kwargs = {"top_k": 5, "node_scale": 1.0, "iterations": 30, "solver": "spectral", **kwargs}
         super().__init__(network, **kwargs)
         self.hand_weight, self.unet_weight = hand_weight, unet_weight
 

@@ -32,15 +32,23 @@ Matching using Deep Appearance Features and Graph Representation"): candidates a
 ResNet-34 features); edge affinity between candidates (t1, r1), (t2, r2) for adjacent target components
 t1 ~ t2: ``Q_shape(t1, r1) Q_shape(t2, r2)`` (Eq. 6) times the area term of Eq. 5
 ``exp(-beta |a_t1 a_t2 - a_r1 a_r2| / max(a_t1 a_t2, a_r1 a_r2))``, times a relative-position term
-``exp(-|(c_t2 - c_t1) - (c_r2 - c_r1)|^2 / (2 (0.1 diag)^2))``, doubled when r1 ~ r2 are adjacent too. The
-principal eigenvector of the affinity matrix (spectral matching, Leordeanu and Hebert 2005, by power iteration)
-scores the candidates; each target component takes its best-scoring candidate (many-to-one, as in the
-paper), or no match when match-hand's cost of that candidate is above ``no_match_cost``.
+``exp(-|(c_t2 - c_t1) - (c_r2 - c_r1)|^2 / (2 (0.1 diag)^2))``, doubled when r1 ~ r2 are adjacent too. Row-
+normalised iterations of that affinity matrix score each component's candidates (how well its neighbours'
+candidates agree with each); then, as the paper's two matchings, a one-to-one first matching (assignment on
+match-hand's cost plus a penalty for candidates the graph scores low, with a "no match" option) and a
+many-to-one second matching for the components left over (``GraphMatcher``, ``solver="assignment"``).
+The first version solved it by spectral matching alone (principal eigenvector by power iteration, Leordeanu and
+Hebert 2005, each component taking its best-scoring candidate); that lost to match-hand on the multigraph clips
+(component accuracy 0.662 against 0.730). What was measured there: each component's cheapest candidate alone
+scores 0.586, so match-hand's strength is its one-to-one assignment, which the spectral solver lacked; an
+assignment on the eigenvector's scores alone gives 0.708, on match-hand's cost plus the context penalty 0.723
+(baselines/pretrained/MODEL_CARD.md). ``match-graph-unet`` keeps that solver (``solver="spectral"``), with which
+its node affinity was measured.
 
 Limits: a target with no closed region (label map all 0) returns the flow-warped colour and no answers; with
 more than ``max_assignment`` components on a side the one-to-one assignment (cubic time) is replaced by each
-target component's cheapest reference component, computed in blocks of rows: memory stays bounded and the
-time grows with n_target * n_reference instead of cubically (docs/models.md; docs/scripts/match_speed.py times a
+target component's cheapest reference component (match-graph: its best-scoring candidate), computed in blocks
+of rows: memory stays bounded and the time grows with n_target * n_reference instead of cubically (docs/models.md; docs/scripts/match_speed.py times a
 4,608-region 1080p pair).
 """
 
@@ -297,18 +305,37 @@ class HandMatcher(ComponentMatcher):
 
 
 class GraphMatcher(ComponentMatcher):
-    """``match-graph``: spectral graph matching over top-k candidates (module docstring).
+    """``match-graph``: graph matching over top-k candidates (module docstring).
 
     Args:
         top_k: candidates per target component.
         node_scale: cost scale of the node affinity ``exp(-cost / node_scale)``.
         beta: weight of the area term (ICPR Eq. 5).
-        iterations: power-iteration steps.
+        iterations: steps of the iteration that scores the candidates.
+        solver: ``"assignment"`` (``match-graph``'s default): the candidates' scores come from row-normalised
+            iterations of the affinity matrix (each target component's candidate scores sum to 1, so a dense
+            cluster of the graph cannot outweigh the rest as it does in the principal eigenvector); the first
+            matching is a one-to-one assignment on match-hand's cost plus ``context_weight`` x the context
+            penalty ``min(-log(score / best score of that component), context_cap)`` (``context_cap`` for
+            references outside the candidates), with a "no match" column at the no-match cost; the second
+            matching gives every component left unmatched its cheapest penalised reference below the no-match
+            cost (many-to-one, as in the paper). ``"spectral"`` (``match-graph-unet``'s): the principal
+            eigenvector (power iteration) and each component's best-scoring candidate. Above ``max_assignment``
+            components the assignment solver also takes each component's best-scoring candidate, among
+            ``large_top_k`` candidates (the affinity matrix grows with k^2 per edge: 20 took 12 s on a 4,608-region
+            1080p grid, 5 about 3 s).
+        context_weight, context_cap: the context penalty of the assignment solver, in match-hand's cost units.
     """
 
-    def __init__(self, top_k: int = 5, node_scale: float = 1.0, beta: float = 1.0, iterations: int = 30, **kwargs):
+    def __init__(self, top_k: int = 20, node_scale: float = 3.0, beta: float = 1.0, iterations: int = 10,
+                 solver: str = "assignment", context_weight: float = 0.3, context_cap: float = 5.0,
+                 large_top_k: int = 5, **kwargs):
         super().__init__(**kwargs)
+        if solver not in ("assignment", "spectral"):
+            raise ValueError(f"solver {solver!r}: use 'assignment' or 'spectral'")
         self.top_k, self.node_scale, self.beta, self.iterations = top_k, node_scale, beta, iterations
+        self.solver, self.context_weight, self.context_cap = solver, context_weight, context_cap
+        self.large_top_k = large_top_k
 
     def node_cost(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int],
                   rows: slice) -> np.ndarray:
@@ -316,17 +343,11 @@ class GraphMatcher(ComponentMatcher):
         ``weights.no_match`` or more is never matched): match-hand's cost here; subclasses bring other features."""
         return cost_matrix(target, reference, shape, self.weights, rows)
 
-    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
-        k = min(self.top_k, len(reference))
-        candidates = np.zeros((len(target), k), np.int64)
-        costs = np.zeros((len(target), k))
-        for start in range(0, len(target), 256):
-            rows = slice(start, min(start + 256, len(target)))
-            cost = self.node_cost(target, reference, shape, rows)
-            part = np.argpartition(cost, k - 1, axis=1)[:, :k] if k < len(reference) else \
-                np.tile(np.arange(k), (cost.shape[0], 1))
-            candidates[rows] = part
-            costs[rows] = np.take_along_axis(cost, part, axis=1)
+    def affinity(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int],
+                 candidates: np.ndarray, costs: np.ndarray) -> sparse.csr_matrix:
+        """The (n_t k, n_t k) affinity matrix over the candidates (module docstring): node affinities on the
+        diagonal, edge affinities between candidates of adjacent target components."""
+        k = candidates.shape[1]
         node = np.exp(-costs / self.node_scale)  # (n_t, k)
         scale = 0.1 * float(np.hypot(*shape))
         n_reference = len(reference)
@@ -354,15 +375,61 @@ class GraphMatcher(ComponentMatcher):
             rows_ += [first, second]
             cols_ += [second, first]
             values += [affinity.ravel(), affinity.ravel()]
-        matrix = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows_), np.concatenate(cols_))),
-                                   shape=(node.size, node.size))
-        score = np.full(node.size, 1.0 / np.sqrt(node.size))
+        return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows_), np.concatenate(cols_))),
+                                 shape=(node.size, node.size))
+
+    def scores(self, matrix: sparse.csr_matrix, shape: tuple[int, int]) -> np.ndarray:
+        """(n_t, k) candidate scores: the principal eigenvector (``spectral``) or row-normalised iterations."""
+        if self.solver == "spectral":
+            score = np.full(matrix.shape[0], 1.0 / np.sqrt(matrix.shape[0]))
+            for _ in range(self.iterations):
+                score = matrix @ score
+                score /= max(np.linalg.norm(score), 1e-300)
+            return score.reshape(shape)
+        score = np.full(shape, 1.0 / shape[1])
         for _ in range(self.iterations):
-            score = matrix @ score
-            score /= max(np.linalg.norm(score), 1e-300)
-        pick = score.reshape(node.shape).argmax(axis=1)
-        chosen_cost = costs[np.arange(len(target)), pick]
-        return np.where(chosen_cost < self.weights.no_match, candidates[np.arange(len(target)), pick], NO_MATCH)
+            score = (matrix @ score.ravel()).reshape(shape)
+            score /= np.maximum(score.sum(axis=1, keepdims=True), 1e-300)
+        return score
+
+    def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+        small = max(len(target), len(reference)) <= self.max_assignment
+        k = min(self.top_k if small else min(self.top_k, self.large_top_k), len(reference))
+        assign = self.solver == "assignment" and small
+        candidates = np.zeros((len(target), k), np.int64)
+        costs = np.zeros((len(target), k))
+        full = np.zeros((len(target), len(reference))) if assign else None
+        for start in range(0, len(target), 256):
+            rows = slice(start, min(start + 256, len(target)))
+            cost = self.node_cost(target, reference, shape, rows)
+            part = np.argpartition(cost, k - 1, axis=1)[:, :k] if k < len(reference) else \
+                np.tile(np.arange(k), (cost.shape[0], 1))
+            candidates[rows] = part
+            costs[rows] = np.take_along_axis(cost, part, axis=1)
+            if assign:
+                full[rows] = cost
+        score = self.scores(self.affinity(target, reference, shape, candidates, costs), costs.shape)
+        everyone = np.arange(len(target))
+        if not assign:
+            pick = score.argmax(axis=1)
+            chosen_cost = costs[everyone, pick]
+            return np.where(chosen_cost < self.weights.no_match, candidates[everyone, pick], NO_MATCH)
+        # first matching: one-to-one on match-hand's cost + the context penalty, with a "no match" option
+        relative = score / np.maximum(score.max(axis=1, keepdims=True), 1e-300)
+        penalty = np.full(full.shape, self.context_cap)
+        penalty[np.repeat(everyone, k), candidates.ravel()] = np.minimum(
+            -np.log(np.maximum(relative, 1e-300)), self.context_cap).ravel()
+        cost = full + self.context_weight * penalty
+        dummy = np.full((len(target), len(target)), np.inf)
+        np.fill_diagonal(dummy, self.weights.no_match)
+        assigned_rows, assigned_cols = linear_sum_assignment(np.concatenate([cost, dummy], axis=1))
+        one_to_one = np.full(len(target), NO_MATCH, np.int64)
+        real = assigned_cols < len(reference)
+        one_to_one[assigned_rows[real]] = assigned_cols[real]
+        # second matching: the rest take their cheapest reference below the no-match cost (many-to-one)
+        best = cost.argmin(axis=1)
+        rest = np.where(cost[everyone, best] < self.weights.no_match, best, NO_MATCH)
+        return np.where(one_to_one >= 0, one_to_one, rest)
 
 
 @register_model("match-hand")

@@ -53,7 +53,7 @@ def main() -> None:
             values = []
             for name in METRICS:
                 value = record.metric(name).value
-                values.append("-" if value is None else f"{value:.4f}")
+                values.append("-" if value is None else f"{value:.5f}")
             used = record.metric("match-acc").settings.get("ground_truth_pairs")
             print(f"{set_name} | {model_name} | {' / '.join(values)} | {record.samples_valid} pairs | "
                   f"ground truth {used} | {time.perf_counter() - started:.0f} s", flush=True)
