@@ -49,8 +49,9 @@ build rt-bilibili "$TRAIN"/bilibili_Index-anisora/anisoraV1_train_npu/sat/demo_d
 build rt-anita "$ANITA/02.gif" "$ANITA/00121_1_fps10.gif" "$ANITA/00161_1_fps10.gif" "$ANITA/061_1_fps10.gif" \
   "$ANITA/00141_1_fps10.gif" "$ANITA/071_1_fps10.gif"
 build rt-dlavc "$TRAIN/coca-huang_DLAVC/data/GT/0000"
-# AInimotion: file names sort in frame order (frames.json); credits bottom right cropped.
-build rt-ainimotion "$TRAIN/TWhit229_AInimotion/test_outputs" --set 'frames.crop=[0,0,900,720]'
+# AInimotion: file names sort in frame order (frames.json); credits bottom right cropped; one 10-frame shot,
+# which the 80/10/10 split would put whole into val, so all of it trains.
+build rt-ainimotion "$TRAIN/TWhit229_AInimotion/test_outputs" --split train --set 'frames.crop=[0,0,900,720]'
 
 # --- real clips that are not evaluation material (../shared/data/real) ---
 EISAI=$REAL/shot-clips/eisai
