@@ -355,14 +355,16 @@ class UNetGraphMatcher(UNetEmbeddings, GraphMatcher):
     L2-normalised embeddings ``|f_t - f_r|^2 / max(|f_t|^2, |f_r|^2) = 2 d``, so the node affinity
     ``exp(-cost / node_scale)`` with ``hand_weight = 0`` is the paper's Eq. 7 on these features.
 
+    Solved as ``match-graph`` (its default solver: row-normalised candidate scores, a one-to-one first matching
+    on the node cost plus the graph-context penalty, a many-to-one second matching; ``solver="spectral"`` with
+    ``top_k=5, node_scale=1, iterations=30`` is the first solver, with which the node-cost weights were chosen).
+
     Defaults: half of each. The network alone (``hand_weight=0``) finds more regions but loses some large ones
     that match-hand's colour and position terms keep; the sum of both at full weight costs more than the
     no-match cost too often (scores of each setting: baselines/pretrained/MODEL_CARD.md).
     """
 
     def __init__(self, network: MatchUNet, hand_weight: float = 0.5, unet_weight: float = 0.5, **kwargs):
-        # the solver these weights were measured with (MODEL_CARD.md): top-5 spectral matching
-        kwargs = {"top_k": 5, "node_scale": 1.0, "iterations": 30, "solver": "spectral", **kwargs}
         super().__init__(network, **kwargs)
         self.hand_weight, self.unet_weight = hand_weight, unet_weight
 

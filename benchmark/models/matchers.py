@@ -42,8 +42,8 @@ Hebert 2005, each component taking its best-scoring candidate); that lost to mat
 (component accuracy 0.662 against 0.730). What was measured there: each component's cheapest candidate alone
 scores 0.586, so match-hand's strength is its one-to-one assignment, which the spectral solver lacked; an
 assignment on the eigenvector's scores alone gives 0.708, on match-hand's cost plus the context penalty 0.723
-(baselines/pretrained/MODEL_CARD.md). ``match-graph-unet`` keeps that solver (``solver="spectral"``), with which
-its node affinity was measured.
+(baselines/pretrained/MODEL_CARD.md). ``match-graph-unet`` uses the same solver (its node-cost weights were chosen
+with the first one, ``solver="spectral"``).
 
 Limits: a target with no closed region (label map all 0) returns the flow-warped colour and no answers; with
 more than ``max_assignment`` components on a side the one-to-one assignment (cubic time) is replaced by each
@@ -319,7 +319,7 @@ class GraphMatcher(ComponentMatcher):
             penalty ``min(-log(score / best score of that component), context_cap)`` (``context_cap`` for
             references outside the candidates), with a "no match" column at the no-match cost; the second
             matching gives every component left unmatched its cheapest penalised reference below the no-match
-            cost (many-to-one, as in the paper). ``"spectral"`` (``match-graph-unet``'s): the principal
+            cost (many-to-one, as in the paper). ``"spectral"`` (the first solver): the principal
             eigenvector (power iteration) and each component's best-scoring candidate. Above ``max_assignment``
             components the assignment solver also takes each component's best-scoring candidate, among
             ``large_top_k`` candidates (the affinity matrix grows with k^2 per edge: 20 took 12 s on a 4,608-region
