@@ -47,18 +47,13 @@ def line_mask(sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray
 
 
 def skeleton_endpoints(skeleton: np.ndarray) -> np.ndarray:
-    """(N, 2) int (row, col) of skeleton pixels with exactly one 8-neighbour on the skeleton."""
-    skeleton = np.asarray(skeleton, bool)
-    pixels = np.argwhere(skeleton)
-    if len(pixels) == 0:
-        return pixels
-    padded = np.pad(skeleton, 1)
-    flat = padded.ravel()
-    centre = (pixels[:, 0] + 1) * padded.shape[1] + pixels[:, 1] + 1
-    stride = padded.shape[1]
-    neighbours = sum(flat[centre + offset].view(np.uint8) for offset in
-                     (-stride - 1, -stride, -stride + 1, -1, 1, stride - 1, stride, stride + 1))
-    return pixels[neighbours == 1]
+    """(N, 2) int (row, col) of skeleton pixels with exactly one 8-neighbour on the skeleton (in raster order)."""
+    skeleton = np.ascontiguousarray(skeleton, bool)
+    # the pixel itself + its 8 neighbours (an unnormalised 3 x 3 box sum, exact in uint8): 2 on an endpoint
+    counts = cv2.boxFilter(skeleton.view(np.uint8), -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT) \
+        if skeleton.size else np.zeros(skeleton.shape, np.uint8)
+    flat = np.flatnonzero((counts == 2) & skeleton)
+    return np.stack(np.divmod(flat, max(skeleton.shape[1], 1)), axis=1)
 
 
 def _tip_half_widths(lines: np.ndarray, ends: np.ndarray, radius: int = 6) -> np.ndarray:
@@ -182,6 +177,15 @@ def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int, 
     exact, with every pixel on a path of at most ``last_step`` steps that ends there (a subset of the full walk:
     rows farther from the centre than such a path can go in the steps left are not grown any more).
     """
+    if reach.shape[1] == 1:  # windows of at most 64 columns (gap closing's at the defaults): one word per row
+        _grow_narrow(reach, mask, first_step, last_step, target)
+    else:
+        _grow_words(reach, mask, first_step, last_step, target)
+
+
+def _grow_words(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int,
+                target: int | None = None) -> None:
+    """:func:`_grow` for windows of any number of words per row."""
     n_rows, centre = reach.shape[0], reach.shape[0] // 2
     # row i + 1 of ``across``: row i of reach dilated along the row; rows 0 and n_rows + 1 stay empty
     across = np.zeros((n_rows + 2, *reach.shape[1:]), reach.dtype)
@@ -204,6 +208,32 @@ def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int, 
         np.bitwise_or(across[low:high], across[low + 2:high + 2], out=out)
         out |= across[low + 1:high + 1]
         np.bitwise_and(out, mask[low:high], out=reach[low:high])
+
+
+def _grow_narrow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int, target: int | None) -> None:
+    """:func:`_grow` for windows of one word per row (R, 1, N): the same steps, in fewer numpy calls (the rows
+    OR-ed across first, then along, which is the same dilation)."""
+    n_rows, n = reach.shape[0], reach.shape[2]
+    centre = n_rows // 2
+    # rows 1..n_rows of ``padded``: the walk (2-D, one word per window row and window); rows 0 and n_rows + 1
+    # stay empty, so every row has two neighbours
+    padded = np.zeros((n_rows + 2, n), reach.dtype)
+    padded[1:-1] = reach[:, 0]
+    walls = mask[:, 0]
+    vertical = np.empty((n_rows, n), reach.dtype)
+    shifted = np.empty((n_rows, n), reach.dtype)
+    for step in range(first_step, last_step + 1):
+        span = step if target is None else min(step, target + last_step - step + 1)
+        low, high = max(centre - span, 0), min(centre + span + 1, n_rows)
+        v, s = vertical[low:high], shifted[low:high]
+        np.bitwise_or(padded[low:high], padded[low + 2:high + 2], out=v)
+        v |= padded[low + 1:high + 1]
+        np.left_shift(v, _ONE, out=s)
+        s |= v
+        np.right_shift(v, _ONE, out=v)
+        v |= s
+        np.bitwise_and(v, walls[low:high], out=padded[low + 1:high + 1])
+    reach[:, 0] = padded[1:-1]
 
 
 def _seed(windows: np.ndarray) -> np.ndarray:
@@ -302,7 +332,8 @@ def _dot(rows: np.ndarray, cols: np.ndarray, along_rows: np.ndarray, along_cols:
     close = np.abs(dot - limit) <= _TIE * (np.abs(first) + np.abs(second))
     near = np.flatnonzero(close)
     if len(near):
-        rows, cols, along_rows, along_cols = (np.broadcast_to(a, dot.shape)[near]
+        rows, cols, along_rows, along_cols = (a[near] if np.shape(a) == dot.shape else
+                                              np.broadcast_to(a, dot.shape)[near]
                                               for a in (rows, cols, along_rows, along_cols))
         exact = (_product_error(rows, along_rows) == 0) & (_product_error(cols, along_cols) == 0)
         close[near] = ~exact & (first[near] != 0) & (second[near] != 0)
@@ -429,8 +460,9 @@ def _same_stroke(skeleton: np.ndarray, ends: np.ndarray, first: np.ndarray, seco
     result = np.zeros(len(first), bool)
     if len(first) == 0 or max_steps < 1:
         return result
-    _, piece, stats, _ = cv2.connectedComponentsWithStats(skeleton.view(np.uint8), connectivity=8,
-                                                          ltype=cv2.CV_32S)
+    # only equal pieces and piece sizes matter here, not the numbering: Grana's algorithm is the fastest with stats
+    _, piece, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(skeleton.view(np.uint8), 8, cv2.CV_32S,
+                                                                       cv2.CCL_GRANA)
     piece_size = stats[:, cv2.CC_STAT_AREA]
     piece_a, piece_b = piece[ends[first, 0], ends[first, 1]], piece[ends[second, 0], ends[second, 1]]
     same = piece_a == piece_b
@@ -523,6 +555,11 @@ class _LineJoins:
         table = np.where(table < within, table, -1)
         table = table[:, :max(int((table >= 0).sum(axis=1).max()), 1)]
         self.search = table[sector]  # (N, L) offset indices per endpoint
+        # where each entry's bit is in a packed window (R, K, n) seen as (R * K, n): word and bit
+        entry = np.maximum(self.search, 0)
+        rows, cols = self.rows[entry] + self.radius, self.cols[entry] + self.radius
+        self.search_word = rows * (-(-(2 * self.radius + 1) // 64)) + (cols >> 6)
+        self.search_bit = (cols & 63).astype(np.uint64)
         self.base = _pack_windows(closed, ends, self.radius)  # (R, K, N)
         self.frame = closed.shape
 
@@ -655,13 +692,12 @@ class _LineJoins:
         row offset, col offset, tie) of every line pixel of the search cone within ``max_gap``, the cone being
         taken with the tie margin of :func:`_dot`; ``tie``: its dot product is that close to the limit (the pixel
         is then decided by :meth:`_reference`)."""
-        r = self.radius
         search = self.search[endpoints]
-        valid = search >= 0
-        search = np.where(valid, search, 0)
-        line = valid & _bits(windows, np.arange(len(endpoints))[:, None], self.rows[search] + r,
-                             self.cols[search] + r)
-        entry, slot = np.nonzero(line)
+        n = len(endpoints)
+        word = np.take(windows.reshape(-1), self.search_word[endpoints] * n + np.arange(n)[:, None])
+        word >>= self.search_bit[endpoints]
+        word &= _ONE
+        entry, slot = np.nonzero((word != 0) & (search >= 0))
         index = search[entry, slot]
         rows, cols, distances = self.rows[index], self.cols[index], self.distances[index]
         gap = distances - 1 - self.tip_radius[endpoints[entry]]
@@ -679,7 +715,7 @@ class _LineJoins:
         bottom, right = min(end[0] + half + 1, self.frame[0]), min(end[1] + half + 1, self.frame[1])
         rows = slice(r - (end[0] - top), r + (bottom - end[0]))
         cols = slice(r - (end[1] - left), r + (right - end[1]))
-        free = (_unpack(window, 2 * r + 1) & ~_unpack(reach, 2 * r + 1))[0, rows, cols]
+        free = _unpack(window[rows] & ~reach[rows], 2 * r + 1)[0, :, cols]
         targets = np.argwhere(free) + (top, left)
         offsets = targets - end
         distance = np.hypot(offsets[:, 0], offsets[:, 1])
@@ -764,9 +800,10 @@ def component_columns(labels: np.ndarray, rgb: np.ndarray) -> dict[str, list]:
     np.not_equal(labels[:, 1:], labels[:, :-1], out=change[:, 1:])
     starts = np.flatnonzero(change)
     ends = np.append(starts[1:], labels.size)
-    run_label = labels.ravel()[starts].astype(np.int64)
-    keep = run_label > 0
-    starts, ends, run_label = starts[keep], ends[keep], run_label[keep]
+    key = labels.ravel()[starts]
+    keep = key > 0
+    starts, ends, key = starts[keep], ends[keep], key[keep]
+    run_label = key.astype(np.int64)
     if len(run_label) == 0:
         return columns
     row = starts // width
@@ -774,7 +811,7 @@ def component_columns(labels: np.ndarray, rgb: np.ndarray) -> dict[str, list]:
     stop_col = ends - row * width  # exclusive
     n = int(run_label.max()) + 1
     # runs grouped by label, in raster order within a label (a stable sort): first and last run, column extent
-    order = np.argsort(run_label, kind="stable")
+    order = np.argsort(key if key.dtype.itemsize <= 2 else run_label, kind="stable")  # 16 bits: a radix sort
     grouped = run_label[order]
     group_start = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
     present = grouped[group_start]
