@@ -236,6 +236,14 @@ def _grow_narrow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step
     reach[:, 0] = padded[1:-1]
 
 
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """bool mask of the first element of each run of equal values in ``values`` (1-D; sorted: of each value)."""
+    starts = np.empty(len(values), bool)
+    starts[:1] = True
+    np.not_equal(values[1:], values[:-1], out=starts[1:])
+    return starts
+
+
 def _seed(windows: np.ndarray) -> np.ndarray:
     """Packed windows like ``windows`` holding only their centre pixel."""
     radius = windows.shape[0] // 2
@@ -583,7 +591,9 @@ class _LineJoins:
             if not len(changed):
                 break
             old = self.drawn
-            keep = ~np.isin(old[0], changed)
+            redone = np.zeros(n, bool)
+            redone[changed] = True
+            keep = ~redone[old[0]]
             new = self._new_pixels(changed)
             self.drawn = tuple(np.concatenate([a[keep], b]) for a, b in zip(old, new))
             gone = tuple(a[~keep] for a in old)
@@ -594,8 +604,9 @@ class _LineJoins:
         """(owner, row, col) of the pixels the joins of ``endpoints`` add to the line art of step 1."""
         endpoints = endpoints[self.pick[endpoints] >= 0]
         offsets = self.line[self.pick[endpoints]]  # (n, P, 2)
-        drawn = np.arange(offsets.shape[1]) < self.line_length[self.pick[endpoints], None]
-        owner = np.broadcast_to(endpoints[:, None], drawn.shape)[drawn]
+        length = self.line_length[self.pick[endpoints]]
+        drawn = np.arange(offsets.shape[1]) < length[:, None]
+        owner = np.repeat(endpoints, length)
         pixels = offsets[drawn] + self.ends[owner]
         new = ~self.closed[pixels[:, 0], pixels[:, 1]]
         return owner[new], pixels[new, 0], pixels[new, 1]
@@ -606,18 +617,25 @@ class _LineJoins:
         owner, rows, cols = pixels
         if not len(endpoints) or not len(owner):
             return (np.zeros(0, np.int64),) * 4
-        # per endpoint, the pixels within ``radius`` rows are a range of the pixels sorted by row; those of the
-        # ranges within ``radius`` columns and owned by an earlier endpoint are kept
-        by_row = np.argsort(rows, kind="stable")
-        sorted_rows = rows[by_row]
+        # the pixels sorted by column block (blocks as wide as a window, so a window spans at most two) and row
+        # within a block: per endpoint and block, the pixels within ``radius`` rows are a range of that order;
+        # those of the ranges within ``radius`` columns and owned by an earlier endpoint are kept
+        r = self.radius
+        span = 2 * r + 1
+        stride = self.frame[0] + span  # key = block * stride + row + r; a window's rows stay inside its block's
+        key = (cols // span) * stride + rows + r
+        by_key = np.argsort(key, kind="stable")
+        sorted_key = key[by_key]
         centres = self.ends[endpoints]
-        low = np.searchsorted(sorted_rows, centres[:, 0] - self.radius, side="left")
-        count = np.searchsorted(sorted_rows, centres[:, 0] + self.radius, side="right") - low
-        which = np.repeat(np.arange(len(endpoints)), count)
-        point = by_row[np.arange(len(which)) - np.repeat(np.cumsum(count) - count - low, count)]
+        block = (centres[:, 1] - r) // span  # the block of the window's first column (-1: none there), and the next
+        first = np.concatenate([block * stride + centres[:, 0], (block + 1) * stride + centres[:, 0]])
+        low = np.searchsorted(sorted_key, first, side="left")
+        count = np.searchsorted(sorted_key, first + 2 * r, side="right") - low
+        which = np.repeat(np.arange(2 * len(endpoints)) % len(endpoints), count)
+        point = by_key[np.arange(len(which)) - np.repeat(np.cumsum(count) - count - low, count)]
         endpoint = endpoints[which]
         col_offset = cols[point] - centres[which, 1]
-        keep = (np.abs(col_offset) <= self.radius) & (owner[point] < endpoint)
+        keep = (np.abs(col_offset) <= r) & (owner[point] < endpoint)
         point, endpoint = point[keep], endpoint[keep]
         return endpoint, rows[point] - self.ends[endpoint, 0], col_offset[keep], point
 
@@ -675,7 +693,10 @@ class _LineJoins:
         entry, index, row, col, tie = self._candidates(endpoints, windows)
         self.pick[endpoints] = -1
         self.influence[:, :, endpoints] = 0
-        walking, entry = np.unique(entry, return_inverse=True)  # positions in ``endpoints`` with candidates
+        # ``entry`` is sorted (candidates come endpoint by endpoint): positions in ``endpoints`` with candidates
+        starts = _run_starts(entry)
+        walking = entry[starts]
+        entry = np.cumsum(starts) - 1
         if not len(walking):
             return
         windows = windows[:, :, walking]
@@ -683,8 +704,8 @@ class _LineJoins:
         _grow(reach, windows, 1, self.max_steps, self.disc)
         self.influence[:, :, endpoints[walking]] = _dilate_rows(reach)
         outside = np.flatnonzero(~_bits(reach, entry, row + r, col + r))
-        which, first_at = np.unique(entry[outside], return_index=True)
-        first = outside[first_at]
+        first = outside[_run_starts(entry[outside])]  # each walking endpoint's first candidate off its stroke
+        which = entry[first]
         self.pick[endpoints[walking[which]]] = index[first]
         for j in which[tie[first]].tolist():
             self.pick[endpoints[walking[j]]] = self._reference(endpoints[walking[j]], windows[:, :, j:j + 1],
