@@ -115,17 +115,17 @@ def _pack_windows(mask: np.ndarray, centres: np.ndarray, radius: int) -> np.ndar
     n_words = -(-size // 64)
     padded = np.zeros((height + 2 * radius, width + 2 * radius + 64 * (n_words + 1)), bool)
     padded[radius:radius + height, radius:radius + width] = mask
-    packed = np.packbits(padded, axis=1, bitorder="little")
-    n_bytes = packed.shape[1]
-    # every byte of a row read as the first byte of a little-endian uint64 (an unaligned view, no copy)
-    words = np.ndarray((packed.shape[0], n_bytes - 7), dtype="<u8", buffer=packed, strides=(n_bytes, 1))
-    rows = np.arange(size)[:, None] + centres[:, 0]  # padded coordinates of window row / column 0 = the centre's
-    first_byte = centres[:, 1] // 8
+    packed = np.packbits(padded, axis=1, bitorder="little").reshape(-1)
+    n_bytes = packed.size // padded.shape[0]
+    # every byte read as the first byte of a little-endian uint64 (an unaligned view, no copy)
+    words = np.ndarray((packed.size - 7,), dtype="<u8", buffer=packed, strides=(1,))
+    # the byte holding window row i / column 0 (padded coordinates: the centre's row and column)
+    start = (np.arange(size) * n_bytes)[:, None] + (centres[:, 0] * n_bytes + centres[:, 1] // 8)
     shift = (centres[:, 1] % 8).astype(np.uint64)
     out = np.empty((size, n_words, len(centres)), np.uint64)
-    low = words[rows, first_byte]
+    low = np.take(words, start)
     for k in range(n_words):
-        high = words[rows, first_byte + 8 * (k + 1)]
+        high = np.take(words, start + 8 * (k + 1))
         # (high << (64 - shift)) in two steps, as shifting a uint64 by 64 is undefined
         out[:, k] = (low >> shift) | ((high << (_TOP - shift)) << _ONE)
         low = high
