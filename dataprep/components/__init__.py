@@ -878,8 +878,11 @@ def component_columns(labels: np.ndarray, rgb: np.ndarray) -> dict[str, list]:
     # colour sums of the runs from the integral image (exact integers: int32 while they cannot overflow)
     integral = cv2.integral(np.ascontiguousarray(rgb, dtype=np.uint8),
                             sdepth=cv2.CV_32S if labels.size * 255 < 2**31 else cv2.CV_64F)
-    run_colour = ((integral[row + 1, stop_col] - integral[row + 1, first_col])
-                  - (integral[row, stop_col] - integral[row, first_col]))
+    above = row * integral.shape[1]  # flat index of the integral's row ``row`` (the one above the run)
+    below = above + integral.shape[1]
+    corners = np.take(integral.reshape(-1, 3), np.stack([below + stop_col, below + first_col, above + stop_col,
+                                                         above + first_col]), axis=0)
+    run_colour = (corners[0] - corners[1]) - (corners[2] - corners[3])
     colour = np.stack([total(run_colour[:, c])[present] for c in range(3)], axis=1)
     columns["id"] = present.tolist()
     columns["area"] = size.astype(np.int64).tolist()
