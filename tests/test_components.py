@@ -421,6 +421,33 @@ def test_one_word_and_multi_word_walks_equal_scipy_dilation(steps, target):
         assert not (got & ~expected).any()
 
 
+@pytest.mark.parametrize("radius", [3, 25])
+def test_join_pixels_near_endpoints_equal_a_brute_force_search(radius):
+    # step 2 finds the join pixels in each endpoint's window by a range search on pixels sorted by column block
+    # and row; it must find exactly the (endpoint, pixel) pairs within ``radius`` rows and columns whose owner
+    # comes before the endpoint, also for windows reaching past the frame's edges
+    from types import SimpleNamespace
+
+    from dataprep.components import _LineJoins
+
+    rng = np.random.default_rng(radius)
+    height, width = 90, 170
+    ends = np.concatenate([rng.integers(0, (height, width), (60, 2)), [[0, 0], [height - 1, width - 1]]])
+    ends = ends[np.lexsort((ends[:, 1], ends[:, 0]))]
+    owner = rng.integers(0, len(ends), 400)
+    rows, cols = rng.integers(0, height, 400), rng.integers(0, width, 400)
+    joins = SimpleNamespace(radius=radius, frame=(height, width), ends=ends)
+    endpoints = np.flatnonzero(rng.random(len(ends)) < 0.7)
+    endpoint, d_row, d_col, point = _LineJoins._pixels_near(joins, (owner, rows, cols), endpoints)
+    got = sorted(zip(endpoint.tolist(), point.tolist()))
+    expected = sorted((int(e), int(p)) for e in endpoints for p in range(len(owner))
+                      if abs(rows[p] - ends[e, 0]) <= radius and abs(cols[p] - ends[e, 1]) <= radius
+                      and owner[p] < e)
+    assert got == expected and len(expected) > 0
+    np.testing.assert_array_equal(d_row, rows[point] - ends[endpoint, 0])
+    np.testing.assert_array_equal(d_col, cols[point] - ends[endpoint, 1])
+
+
 def test_skeleton_endpoints_are_pixels_with_one_neighbour_counted_by_a_box_filter():
     rng = np.random.default_rng(3)
     for density in (0.05, 0.2, 0.5):
