@@ -450,8 +450,8 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
         used[a] = used[b] = True
         joined.append((a, b))
     if joined:  # each pair a 2-point open polyline: the pixels of cv2.line(tip a, tip b), in one call
-        cv2.polylines(canvas, list(np.ascontiguousarray(ends[np.array(joined)][:, :, ::-1], dtype=np.int32)), False,
-                      1, 1, cv2.LINE_8)
+        cv2.polylines(canvas, np.ascontiguousarray(ends[np.array(joined)][:, :, ::-1], dtype=np.int32), False, 1, 1,
+                      cv2.LINE_8)
 
     if join_to_lines:
         tips = np.flatnonzero(~np.array(used) & defined)
