@@ -48,7 +48,8 @@ from baselines.model import TARGET_COLOR, build_model, collate_batch, model_pres
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import scalar as scalar_summary
-from dataprep.errors import CelbenchError
+from baselines.weights import load_state_dict
+from dataprep.errors import CelbenchError, file_error
 from dataprep.registry import check_params, did_you_mean
 from dataprep.progress import progress
 
@@ -61,6 +62,9 @@ class TrainConfig:
     model: str = "cmft"
     preset: str = DEFAULT_PRESET
     model_args: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's constructor kwargs
+    # Start from these weights instead of the model's initialisation (fine-tuning): a model file of the same
+    # model and model config (a run's model.safetensors, a shipped baselines/pretrained/*.safetensors)
+    init_weights: str | None = None
     lr: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     weight_decay: float = 0.0
@@ -425,6 +429,27 @@ def _init_distributed(device_kind: str) -> tuple[int, int]:
     return 0, 1
 
 
+def load_init_weights(model: torch.nn.Module, path: str, model_name: str, margs: dict[str, Any]) -> None:
+    """Load a model file (``model.<param>`` tensors, ``save_model_file``) into ``model`` for fine-tuning.
+
+    The file's recorded model name and config, when it has them, must equal the run's: a file of another
+    architecture or width would load partially or not at all."""
+    state = load_state_dict(path, prefix="model.")  # one-line errors for missing or unreadable files
+    meta = ckpt.safetensors_metadata(path) if str(path).endswith(".safetensors") else {}
+    stored_name = meta.get("celbench_model")
+    if stored_name is not None and stored_name != model_name:
+        raise file_error(path, f"init_weights: weights of model {stored_name!r}, the run trains {model_name!r}")
+    if "celbench_model_config" in meta and json.loads(meta["celbench_model_config"]) != json.loads(json.dumps(margs)):
+        raise file_error(path, f"init_weights: model config {meta['celbench_model_config']} differs from the "
+                               f"run's {json.dumps(margs, sort_keys=True)}")
+    if not state:
+        raise file_error(path, "init_weights: no model.* tensors (not a celbench model file)")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise file_error(path, f"init_weights: does not fit {model_name} (missing {len(missing)} tensors, "
+                               f"unexpected {len(unexpected)})")
+
+
 def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, resume: bool = False,
           data_spec: str = "", val_dataset: Dataset | None = None) -> dict[str, Any]:
     """Train ``config.model`` on ``dataset`` into ``run_dir``; returns a summary dict.
@@ -471,7 +496,10 @@ def train(config: TrainConfig, dataset: Dataset, run_dir: str | os.PathLike, res
     if len(train_set) == 0:
         raise CelbenchError(f"{data_spec or 'dataset'}: no training items")
     margs = model_config(config)
-    model = build_model(config.model, **margs).to(device)
+    model = build_model(config.model, **margs)
+    if config.init_weights is not None and resume_meta is None:
+        load_init_weights(model, config.init_weights, config.model, margs)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.optimizer_groups(config.lr), lr=config.lr, betas=tuple(config.betas),
                                  weight_decay=config.weight_decay)
     sampler = ResumableSampler(train_set, world, rank, config.seed)

@@ -50,6 +50,26 @@ def test_resume_is_bit_identical_to_uninterrupted_run(tmp_path):
     assert not all(torch.equal(four[k], full[k]) for k in full)
 
 
+def test_init_weights_starts_a_new_run_from_a_model_file(tmp_path):
+    data = ShapesPairs(n=4, size=16, seed=1)
+    train(config(epochs=1, val_fraction=0.0), data, tmp_path / "first")
+    first = tmp_path / "first/model.safetensors"
+    # lr 0: the fine-tuning run's weights stay where they started, so they show what it started from
+    train(config(epochs=1, val_fraction=0.0, lr=0.0, init_weights=str(first)), data, tmp_path / "tuned")
+    train(config(epochs=1, val_fraction=0.0, lr=0.0), data, tmp_path / "fresh")
+    trained, tuned, fresh = weights(tmp_path / "first"), weights(tmp_path / "tuned"), weights(tmp_path / "fresh")
+    assert all(torch.equal(trained[k], tuned[k]) for k in trained)
+    assert not all(torch.equal(trained[k], fresh[k]) for k in trained)
+    # another width does not fit: one line naming the file, no run directory left behind
+    wide = resolve_config("cmft", "tiny", overrides={**TINY, "model_args.widths": [8, 8, 8, 4], "epochs": 1,
+                                                    "val_fraction": 0.0, "init_weights": str(first)})
+    with pytest.raises(CelbenchError, match="model.safetensors.*model config"):
+        train(wide, data, tmp_path / "wide")
+    assert not (tmp_path / "wide/checkpoints").exists()
+    with pytest.raises(CelbenchError, match="no such weights file"):
+        train(config(epochs=1, init_weights=str(tmp_path / "absent.safetensors")), data, tmp_path / "absent")
+
+
 def test_tiny_model_overfits_one_pair(tmp_path):
     pair = ShapesPairs(n=1, size=32, seed=2)
     cfg = resolve_config("cmft", "tiny", overrides={"epochs": 300, "val_fraction": 0.0, "log_every": 1,
