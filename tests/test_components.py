@@ -387,6 +387,67 @@ def test_walks_towards_a_target_square_are_exact_inside_it():
     assert reach.sum() < full.sum()  # the pruning does skip pixels
 
 
+@pytest.mark.parametrize("steps, target", [(6, None), (24, 12), (31, None), (31, 5), (40, 9)])
+def test_one_word_and_multi_word_walks_equal_scipy_dilation(steps, target):
+    # windows of at most 64 columns (2 * steps + 1 <= 64) grow through _grow_narrow, wider ones through
+    # _grow_words; a narrow window padded with an empty word must walk alike through _grow_words, and both must
+    # be the masked dilation (exact everywhere without a target, inside the target square with one)
+    from scipy import ndimage
+
+    from dataprep.components import _grow, _grow_words, _pack_windows, _seed, _unpack
+
+    rng = np.random.default_rng(steps)
+    mask = rng.random((70, 110)) < 0.5
+    starts = np.argwhere(mask)[::41]
+    size = 2 * steps + 1
+    windows = _pack_windows(mask, starts, steps)
+    reach = _seed(windows)
+    _grow(reach, windows, 1, steps, target)
+    if windows.shape[1] == 1:
+        wide_windows = np.concatenate([windows, np.zeros_like(windows)], axis=1)
+        wide = np.concatenate([_seed(windows), np.zeros_like(windows)], axis=1)
+        _grow_words(wide, wide_windows, 1, steps, target)
+        assert not wide[:, 1].any()
+        np.testing.assert_array_equal(wide[:, :1], reach)
+    padded = np.pad(mask, steps)
+    seed = np.zeros((size, size), bool)
+    seed[steps, steps] = True
+    inside = slice(0, size) if target is None else slice(steps - target, steps + target + 1)
+    for got, start in zip(_unpack(reach, size), starts):
+        box = padded[start[0]:start[0] + size, start[1]:start[1] + size]
+        expected = ndimage.binary_dilation(seed, ndimage.generate_binary_structure(2, 2), iterations=steps,
+                                           mask=box)
+        np.testing.assert_array_equal(got[inside, inside], expected[inside, inside])
+        assert not (got & ~expected).any()
+
+
+@pytest.mark.parametrize("radius", [3, 25])
+def test_join_pixels_near_endpoints_equal_a_brute_force_search(radius):
+    # step 2 finds the join pixels in each endpoint's window by a range search on pixels sorted by column block
+    # and row; it must find exactly the (endpoint, pixel) pairs within ``radius`` rows and columns whose owner
+    # comes before the endpoint, also for windows reaching past the frame's edges
+    from types import SimpleNamespace
+
+    from dataprep.components import _LineJoins
+
+    rng = np.random.default_rng(radius)
+    height, width = 90, 170
+    ends = np.concatenate([rng.integers(0, (height, width), (60, 2)), [[0, 0], [height - 1, width - 1]]])
+    ends = ends[np.lexsort((ends[:, 1], ends[:, 0]))]
+    owner = rng.integers(0, len(ends), 400)
+    rows, cols = rng.integers(0, height, 400), rng.integers(0, width, 400)
+    joins = SimpleNamespace(radius=radius, frame=(height, width), ends=ends)
+    endpoints = np.flatnonzero(rng.random(len(ends)) < 0.7)
+    endpoint, d_row, d_col, point = _LineJoins._pixels_near(joins, (owner, rows, cols), endpoints)
+    got = sorted(zip(endpoint.tolist(), point.tolist()))
+    expected = sorted((int(e), int(p)) for e in endpoints for p in range(len(owner))
+                      if abs(rows[p] - ends[e, 0]) <= radius and abs(cols[p] - ends[e, 1]) <= radius
+                      and owner[p] < e)
+    assert got == expected and len(expected) > 0
+    np.testing.assert_array_equal(d_row, rows[point] - ends[endpoint, 0])
+    np.testing.assert_array_equal(d_col, cols[point] - ends[endpoint, 1])
+
+
 def test_skeleton_endpoints_are_pixels_with_one_neighbour_counted_by_a_box_filter():
     rng = np.random.default_rng(3)
     for density in (0.05, 0.2, 0.5):
@@ -395,6 +456,11 @@ def test_skeleton_endpoints_are_pixels_with_one_neighbour_counted_by_a_box_filte
                                   borderType=cv2.BORDER_CONSTANT)  # the pixel itself + its 8 neighbours
         assert np.array_equal(skeleton_endpoints(skeleton), np.argwhere(skeleton & (neighbours == 2)))
     assert skeleton_endpoints(np.zeros((4, 4), bool)).shape == (0, 2)
+    for shape, expected in (((1, 6), [[0, 0], [0, 5]]), ((6, 1), [[0, 0], [5, 0]]), ((1, 1), []), ((0, 3), []),
+                            ((3, 0), [])):  # thin and empty frames
+        got = skeleton_endpoints(np.ones(shape, bool))
+        np.testing.assert_array_equal(got, np.array(expected, np.intp).reshape(-1, 2))
+        assert got.shape == (len(expected), 2)
 
 
 def test_popcount_without_numpy_bitwise_count_counts_the_same_bits():

@@ -47,18 +47,13 @@ def line_mask(sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray
 
 
 def skeleton_endpoints(skeleton: np.ndarray) -> np.ndarray:
-    """(N, 2) int (row, col) of skeleton pixels with exactly one 8-neighbour on the skeleton."""
-    skeleton = np.asarray(skeleton, bool)
-    pixels = np.argwhere(skeleton)
-    if len(pixels) == 0:
-        return pixels
-    padded = np.pad(skeleton, 1)
-    flat = padded.ravel()
-    centre = (pixels[:, 0] + 1) * padded.shape[1] + pixels[:, 1] + 1
-    stride = padded.shape[1]
-    neighbours = sum(flat[centre + offset].view(np.uint8) for offset in
-                     (-stride - 1, -stride, -stride + 1, -1, 1, stride - 1, stride, stride + 1))
-    return pixels[neighbours == 1]
+    """(N, 2) int (row, col) of skeleton pixels with exactly one 8-neighbour on the skeleton (in raster order)."""
+    skeleton = np.ascontiguousarray(skeleton, bool)
+    # the pixel itself + its 8 neighbours (an unnormalised 3 x 3 box sum, exact in uint8): 2 on an endpoint
+    counts = cv2.boxFilter(skeleton.view(np.uint8), -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT) \
+        if skeleton.size else np.zeros(skeleton.shape, np.uint8)
+    flat = np.flatnonzero((counts == 2) & skeleton)
+    return np.stack(np.divmod(flat, max(skeleton.shape[1], 1)), axis=1)
 
 
 def _tip_half_widths(lines: np.ndarray, ends: np.ndarray, radius: int = 6) -> np.ndarray:
@@ -120,17 +115,17 @@ def _pack_windows(mask: np.ndarray, centres: np.ndarray, radius: int) -> np.ndar
     n_words = -(-size // 64)
     padded = np.zeros((height + 2 * radius, width + 2 * radius + 64 * (n_words + 1)), bool)
     padded[radius:radius + height, radius:radius + width] = mask
-    packed = np.packbits(padded, axis=1, bitorder="little")
-    n_bytes = packed.shape[1]
-    # every byte of a row read as the first byte of a little-endian uint64 (an unaligned view, no copy)
-    words = np.ndarray((packed.shape[0], n_bytes - 7), dtype="<u8", buffer=packed, strides=(n_bytes, 1))
-    rows = np.arange(size)[:, None] + centres[:, 0]  # padded coordinates of window row / column 0 = the centre's
-    first_byte = centres[:, 1] // 8
+    packed = np.packbits(padded, axis=1, bitorder="little").reshape(-1)
+    n_bytes = packed.size // padded.shape[0]
+    # every byte read as the first byte of a little-endian uint64 (an unaligned view, no copy)
+    words = np.ndarray((packed.size - 7,), dtype="<u8", buffer=packed, strides=(1,))
+    # the byte holding window row i / column 0 (padded coordinates: the centre's row and column)
+    start = (np.arange(size) * n_bytes)[:, None] + (centres[:, 0] * n_bytes + centres[:, 1] // 8)
     shift = (centres[:, 1] % 8).astype(np.uint64)
     out = np.empty((size, n_words, len(centres)), np.uint64)
-    low = words[rows, first_byte]
+    low = np.take(words, start)
     for k in range(n_words):
-        high = words[rows, first_byte + 8 * (k + 1)]
+        high = np.take(words, start + 8 * (k + 1))
         # (high << (64 - shift)) in two steps, as shifting a uint64 by 64 is undefined
         out[:, k] = (low >> shift) | ((high << (_TOP - shift)) << _ONE)
         low = high
@@ -182,6 +177,15 @@ def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int, 
     exact, with every pixel on a path of at most ``last_step`` steps that ends there (a subset of the full walk:
     rows farther from the centre than such a path can go in the steps left are not grown any more).
     """
+    if reach.shape[1] == 1:  # windows of at most 64 columns (gap closing's at the defaults): one word per row
+        _grow_narrow(reach, mask, first_step, last_step, target)
+    else:
+        _grow_words(reach, mask, first_step, last_step, target)
+
+
+def _grow_words(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int,
+                target: int | None = None) -> None:
+    """:func:`_grow` for windows of any number of words per row."""
     n_rows, centre = reach.shape[0], reach.shape[0] // 2
     # row i + 1 of ``across``: row i of reach dilated along the row; rows 0 and n_rows + 1 stay empty
     across = np.zeros((n_rows + 2, *reach.shape[1:]), reach.dtype)
@@ -204,6 +208,40 @@ def _grow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int, 
         np.bitwise_or(across[low:high], across[low + 2:high + 2], out=out)
         out |= across[low + 1:high + 1]
         np.bitwise_and(out, mask[low:high], out=reach[low:high])
+
+
+def _grow_narrow(reach: np.ndarray, mask: np.ndarray, first_step: int, last_step: int, target: int | None) -> None:
+    """:func:`_grow` for windows of one word per row (R, 1, N): the same steps, in fewer numpy calls (the rows
+    OR-ed across first, then along, which is the same dilation)."""
+    n_rows, n = reach.shape[0], reach.shape[2]
+    centre = n_rows // 2
+    # rows 1..n_rows of ``padded``: the walk (2-D, one word per window row and window); rows 0 and n_rows + 1
+    # stay empty, so every row has two neighbours
+    padded = np.zeros((n_rows + 2, n), reach.dtype)
+    padded[1:-1] = reach[:, 0]
+    walls = mask[:, 0]
+    vertical = np.empty((n_rows, n), reach.dtype)
+    shifted = np.empty((n_rows, n), reach.dtype)
+    for step in range(first_step, last_step + 1):
+        span = step if target is None else min(step, target + last_step - step + 1)
+        low, high = max(centre - span, 0), min(centre + span + 1, n_rows)
+        v, s = vertical[low:high], shifted[low:high]
+        np.bitwise_or(padded[low:high], padded[low + 2:high + 2], out=v)
+        v |= padded[low + 1:high + 1]
+        np.left_shift(v, _ONE, out=s)
+        s |= v
+        np.right_shift(v, _ONE, out=v)
+        v |= s
+        np.bitwise_and(v, walls[low:high], out=padded[low + 1:high + 1])
+    reach[:, 0] = padded[1:-1]
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """bool mask of the first element of each run of equal values in ``values`` (1-D; sorted: of each value)."""
+    starts = np.empty(len(values), bool)
+    starts[:1] = True
+    np.not_equal(values[1:], values[:-1], out=starts[1:])
+    return starts
 
 
 def _seed(windows: np.ndarray) -> np.ndarray:
@@ -302,7 +340,8 @@ def _dot(rows: np.ndarray, cols: np.ndarray, along_rows: np.ndarray, along_cols:
     close = np.abs(dot - limit) <= _TIE * (np.abs(first) + np.abs(second))
     near = np.flatnonzero(close)
     if len(near):
-        rows, cols, along_rows, along_cols = (np.broadcast_to(a, dot.shape)[near]
+        rows, cols, along_rows, along_cols = (a[near] if np.shape(a) == dot.shape else
+                                              np.broadcast_to(a, dot.shape)[near]
                                               for a in (rows, cols, along_rows, along_cols))
         exact = (_product_error(rows, along_rows) == 0) & (_product_error(cols, along_cols) == 0)
         close[near] = ~exact & (first[near] != 0) & (second[near] != 0)
@@ -404,12 +443,15 @@ def close_gaps(lines: np.ndarray, max_gap: float = 8.0, same_stroke_factor: floa
                & _faces(ends, directions, defined, first, second, pair_cos_limit)
                & _faces(ends, directions, defined, second, first, pair_cos_limit))
     used = [False] * len(ends)
-    tip = ends.tolist()
+    joined = []
     for a, b in zip(first[allowed].tolist(), second[allowed].tolist()):
         if used[a] or used[b]:
             continue
         used[a] = used[b] = True
-        cv2.line(canvas, (tip[a][1], tip[a][0]), (tip[b][1], tip[b][0]), 1, 1, cv2.LINE_8)
+        joined.append((a, b))
+    if joined:  # each pair a 2-point open polyline: the pixels of cv2.line(tip a, tip b), in one call
+        cv2.polylines(canvas, np.ascontiguousarray(ends[np.array(joined)][:, :, ::-1], dtype=np.int32), False, 1, 1,
+                      cv2.LINE_8)
 
     if join_to_lines:
         tips = np.flatnonzero(~np.array(used) & defined)
@@ -429,8 +471,9 @@ def _same_stroke(skeleton: np.ndarray, ends: np.ndarray, first: np.ndarray, seco
     result = np.zeros(len(first), bool)
     if len(first) == 0 or max_steps < 1:
         return result
-    _, piece, stats, _ = cv2.connectedComponentsWithStats(skeleton.view(np.uint8), connectivity=8,
-                                                          ltype=cv2.CV_32S)
+    # only equal pieces and piece sizes matter here, not the numbering: Grana's algorithm is the fastest with stats
+    _, piece, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(skeleton.view(np.uint8), 8, cv2.CV_32S,
+                                                                       cv2.CCL_GRANA)
     piece_size = stats[:, cv2.CC_STAT_AREA]
     piece_a, piece_b = piece[ends[first, 0], ends[first, 1]], piece[ends[second, 0], ends[second, 1]]
     same = piece_a == piece_b
@@ -523,6 +566,11 @@ class _LineJoins:
         table = np.where(table < within, table, -1)
         table = table[:, :max(int((table >= 0).sum(axis=1).max()), 1)]
         self.search = table[sector]  # (N, L) offset indices per endpoint
+        # where each entry's bit is in a packed window (R, K, n) seen as (R * K, n): word and bit
+        entry = np.maximum(self.search, 0)
+        rows, cols = self.rows[entry] + self.radius, self.cols[entry] + self.radius
+        self.search_word = rows * (-(-(2 * self.radius + 1) // 64)) + (cols >> 6)
+        self.search_bit = (cols & 63).astype(np.uint64)
         self.base = _pack_windows(closed, ends, self.radius)  # (R, K, N)
         self.frame = closed.shape
 
@@ -543,7 +591,9 @@ class _LineJoins:
             if not len(changed):
                 break
             old = self.drawn
-            keep = ~np.isin(old[0], changed)
+            redone = np.zeros(n, bool)
+            redone[changed] = True
+            keep = ~redone[old[0]]
             new = self._new_pixels(changed)
             self.drawn = tuple(np.concatenate([a[keep], b]) for a, b in zip(old, new))
             gone = tuple(a[~keep] for a in old)
@@ -554,8 +604,9 @@ class _LineJoins:
         """(owner, row, col) of the pixels the joins of ``endpoints`` add to the line art of step 1."""
         endpoints = endpoints[self.pick[endpoints] >= 0]
         offsets = self.line[self.pick[endpoints]]  # (n, P, 2)
-        drawn = np.arange(offsets.shape[1]) < self.line_length[self.pick[endpoints], None]
-        owner = np.broadcast_to(endpoints[:, None], drawn.shape)[drawn]
+        length = self.line_length[self.pick[endpoints]]
+        drawn = np.arange(offsets.shape[1]) < length[:, None]
+        owner = np.repeat(endpoints, length)
         pixels = offsets[drawn] + self.ends[owner]
         new = ~self.closed[pixels[:, 0], pixels[:, 1]]
         return owner[new], pixels[new, 0], pixels[new, 1]
@@ -566,18 +617,25 @@ class _LineJoins:
         owner, rows, cols = pixels
         if not len(endpoints) or not len(owner):
             return (np.zeros(0, np.int64),) * 4
-        # per endpoint, the pixels within ``radius`` rows are a range of the pixels sorted by row; those of the
-        # ranges within ``radius`` columns and owned by an earlier endpoint are kept
-        by_row = np.argsort(rows, kind="stable")
-        sorted_rows = rows[by_row]
+        # the pixels sorted by column block (blocks as wide as a window, so a window spans at most two) and row
+        # within a block: per endpoint and block, the pixels within ``radius`` rows are a range of that order;
+        # those of the ranges within ``radius`` columns and owned by an earlier endpoint are kept
+        r = self.radius
+        span = 2 * r + 1
+        stride = self.frame[0] + span  # key = block * stride + row + r; a window's rows stay inside its block's
+        key = (cols // span) * stride + rows + r
+        by_key = np.argsort(key, kind="stable")
+        sorted_key = key[by_key]
         centres = self.ends[endpoints]
-        low = np.searchsorted(sorted_rows, centres[:, 0] - self.radius, side="left")
-        count = np.searchsorted(sorted_rows, centres[:, 0] + self.radius, side="right") - low
-        which = np.repeat(np.arange(len(endpoints)), count)
-        point = by_row[np.arange(len(which)) - np.repeat(np.cumsum(count) - count - low, count)]
+        block = (centres[:, 1] - r) // span  # the block of the window's first column (-1: none there), and the next
+        first = np.concatenate([block * stride + centres[:, 0], (block + 1) * stride + centres[:, 0]])
+        low = np.searchsorted(sorted_key, first, side="left")
+        count = np.searchsorted(sorted_key, first + 2 * r, side="right") - low
+        which = np.repeat(np.arange(2 * len(endpoints)) % len(endpoints), count)
+        point = by_key[np.arange(len(which)) - np.repeat(np.cumsum(count) - count - low, count)]
         endpoint = endpoints[which]
         col_offset = cols[point] - centres[which, 1]
-        keep = (np.abs(col_offset) <= self.radius) & (owner[point] < endpoint)
+        keep = (np.abs(col_offset) <= r) & (owner[point] < endpoint)
         point, endpoint = point[keep], endpoint[keep]
         return endpoint, rows[point] - self.ends[endpoint, 0], col_offset[keep], point
 
@@ -635,7 +693,10 @@ class _LineJoins:
         entry, index, row, col, tie = self._candidates(endpoints, windows)
         self.pick[endpoints] = -1
         self.influence[:, :, endpoints] = 0
-        walking, entry = np.unique(entry, return_inverse=True)  # positions in ``endpoints`` with candidates
+        # ``entry`` is sorted (candidates come endpoint by endpoint): positions in ``endpoints`` with candidates
+        starts = _run_starts(entry)
+        walking = entry[starts]
+        entry = np.cumsum(starts) - 1
         if not len(walking):
             return
         windows = windows[:, :, walking]
@@ -643,8 +704,8 @@ class _LineJoins:
         _grow(reach, windows, 1, self.max_steps, self.disc)
         self.influence[:, :, endpoints[walking]] = _dilate_rows(reach)
         outside = np.flatnonzero(~_bits(reach, entry, row + r, col + r))
-        which, first_at = np.unique(entry[outside], return_index=True)
-        first = outside[first_at]
+        first = outside[_run_starts(entry[outside])]  # each walking endpoint's first candidate off its stroke
+        which = entry[first]
         self.pick[endpoints[walking[which]]] = index[first]
         for j in which[tie[first]].tolist():
             self.pick[endpoints[walking[j]]] = self._reference(endpoints[walking[j]], windows[:, :, j:j + 1],
@@ -655,13 +716,12 @@ class _LineJoins:
         row offset, col offset, tie) of every line pixel of the search cone within ``max_gap``, the cone being
         taken with the tie margin of :func:`_dot`; ``tie``: its dot product is that close to the limit (the pixel
         is then decided by :meth:`_reference`)."""
-        r = self.radius
         search = self.search[endpoints]
-        valid = search >= 0
-        search = np.where(valid, search, 0)
-        line = valid & _bits(windows, np.arange(len(endpoints))[:, None], self.rows[search] + r,
-                             self.cols[search] + r)
-        entry, slot = np.nonzero(line)
+        n = len(endpoints)
+        word = np.take(windows.reshape(-1), self.search_word[endpoints] * n + np.arange(n)[:, None])
+        word >>= self.search_bit[endpoints]
+        word &= _ONE
+        entry, slot = np.nonzero((word != 0) & (search >= 0))
         index = search[entry, slot]
         rows, cols, distances = self.rows[index], self.cols[index], self.distances[index]
         gap = distances - 1 - self.tip_radius[endpoints[entry]]
@@ -679,7 +739,7 @@ class _LineJoins:
         bottom, right = min(end[0] + half + 1, self.frame[0]), min(end[1] + half + 1, self.frame[1])
         rows = slice(r - (end[0] - top), r + (bottom - end[0]))
         cols = slice(r - (end[1] - left), r + (right - end[1]))
-        free = (_unpack(window, 2 * r + 1) & ~_unpack(reach, 2 * r + 1))[0, rows, cols]
+        free = _unpack(window[rows] & ~reach[rows], 2 * r + 1)[0, :, cols]
         targets = np.argwhere(free) + (top, left)
         offsets = targets - end
         distance = np.hypot(offsets[:, 0], offsets[:, 1])
@@ -764,9 +824,10 @@ def component_columns(labels: np.ndarray, rgb: np.ndarray) -> dict[str, list]:
     np.not_equal(labels[:, 1:], labels[:, :-1], out=change[:, 1:])
     starts = np.flatnonzero(change)
     ends = np.append(starts[1:], labels.size)
-    run_label = labels.ravel()[starts].astype(np.int64)
-    keep = run_label > 0
-    starts, ends, run_label = starts[keep], ends[keep], run_label[keep]
+    key = labels.ravel()[starts]
+    keep = key > 0
+    starts, ends, key = starts[keep], ends[keep], key[keep]
+    run_label = key.astype(np.int64)
     if len(run_label) == 0:
         return columns
     row = starts // width
@@ -774,7 +835,7 @@ def component_columns(labels: np.ndarray, rgb: np.ndarray) -> dict[str, list]:
     stop_col = ends - row * width  # exclusive
     n = int(run_label.max()) + 1
     # runs grouped by label, in raster order within a label (a stable sort): first and last run, column extent
-    order = np.argsort(run_label, kind="stable")
+    order = np.argsort(key if key.dtype.itemsize <= 2 else run_label, kind="stable")  # 16 bits: a radix sort
     grouped = run_label[order]
     group_start = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
     present = grouped[group_start]
@@ -817,8 +878,11 @@ def component_columns(labels: np.ndarray, rgb: np.ndarray) -> dict[str, list]:
     # colour sums of the runs from the integral image (exact integers: int32 while they cannot overflow)
     integral = cv2.integral(np.ascontiguousarray(rgb, dtype=np.uint8),
                             sdepth=cv2.CV_32S if labels.size * 255 < 2**31 else cv2.CV_64F)
-    run_colour = ((integral[row + 1, stop_col] - integral[row + 1, first_col])
-                  - (integral[row, stop_col] - integral[row, first_col]))
+    above = row * integral.shape[1]  # flat index of the integral's row ``row`` (the one above the run)
+    below = above + integral.shape[1]
+    corners = np.take(integral.reshape(-1, 3), np.stack([below + stop_col, below + first_col, above + stop_col,
+                                                         above + first_col]), axis=0)
+    run_colour = (corners[0] - corners[1]) - (corners[2] - corners[3])
     colour = np.stack([total(run_colour[:, c])[present] for c in range(3)], axis=1)
     columns["id"] = present.tolist()
     columns["area"] = size.astype(np.int64).tolist()
