@@ -71,6 +71,19 @@ from dataprep.components import component_columns, label_components, log_hu
 NO_MATCH = -1
 
 
+def assign_one_to_one(cost: np.ndarray, no_match: float) -> np.ndarray:
+    """One-to-one assignment on ``cost`` (n_target x n_reference, float) where each target may instead take
+    "no match" at cost ``no_match``; returns (n_target,) int64 reference indices, NO_MATCH for unmatched."""
+    n_target = cost.shape[0]
+    dummy = np.full((n_target, n_target), np.inf)
+    np.fill_diagonal(dummy, no_match)
+    assigned_rows, assigned_cols = linear_sum_assignment(np.concatenate([cost, dummy], axis=1))
+    one_to_one = np.full(n_target, NO_MATCH, np.int64)
+    real = assigned_cols < cost.shape[1]
+    one_to_one[assigned_rows[real]] = assigned_cols[real]
+    return one_to_one
+
+
 @dataclass(frozen=True)
 class RegionFeatures:
     """Per-component features of one frame, one row per component in id order.
@@ -294,12 +307,7 @@ class HandMatcher(ComponentMatcher):
         if max(len(target), len(reference)) > self.max_assignment:
             return rows
         cost = cost_matrix(target, reference, shape, self.weights)
-        dummy = np.full((len(target), len(target)), np.inf)
-        np.fill_diagonal(dummy, self.weights.no_match)
-        assigned_rows, assigned_cols = linear_sum_assignment(np.concatenate([cost, dummy], axis=1))
-        one_to_one = np.full(len(target), NO_MATCH, np.int64)
-        real = assigned_cols < len(reference)
-        one_to_one[assigned_rows[real]] = assigned_cols[real]
+        one_to_one = assign_one_to_one(cost, self.weights.no_match)
         # the assignment decides first; a component it left unmatched takes its cheapest reference when cheap
         return np.where(one_to_one >= 0, one_to_one, rows)
 
@@ -420,12 +428,7 @@ class GraphMatcher(ComponentMatcher):
         penalty[np.repeat(everyone, k), candidates.ravel()] = np.minimum(
             -np.log(np.maximum(relative, 1e-300)), self.context_cap).ravel()
         cost = full + self.context_weight * penalty
-        dummy = np.full((len(target), len(target)), np.inf)
-        np.fill_diagonal(dummy, self.weights.no_match)
-        assigned_rows, assigned_cols = linear_sum_assignment(np.concatenate([cost, dummy], axis=1))
-        one_to_one = np.full(len(target), NO_MATCH, np.int64)
-        real = assigned_cols < len(reference)
-        one_to_one[assigned_rows[real]] = assigned_cols[real]
+        one_to_one = assign_one_to_one(cost, self.weights.no_match)
         # second matching: the rest take their cheapest reference below the no-match cost (many-to-one)
         best = cost.argmin(axis=1)
         rest = np.where(cost[everyone, best] < self.weights.no_match, best, NO_MATCH)
