@@ -70,6 +70,19 @@ def test_init_weights_starts_a_new_run_from_a_model_file(tmp_path):
         train(config(epochs=1, init_weights=str(tmp_path / "absent.safetensors")), data, tmp_path / "absent")
 
 
+def test_bench_train_refuses_a_foreign_init_weights_file_in_one_line(tmp_path, capsys):
+    foreign = tmp_path / "not-weights.safetensors"
+    foreign.write_bytes(b"\x80\x04 not a safetensors file")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = bench_main(["train", "--model", "cmft", "--preset", "tiny", "--data", "synth:n=4,size=32",
+                       "--out", str(tmp_path / "run"), "--set", "epochs=1",
+                       "--set", f"init_weights={foreign}", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "not-weights.safetensors" in err[0] and "Traceback" not in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run directory, nothing else touched
+
+
 def test_tiny_model_overfits_one_pair(tmp_path):
     pair = ShapesPairs(n=1, size=32, seed=2)
     cfg = resolve_config("cmft", "tiny", overrides={"epochs": 300, "val_fraction": 0.0, "log_every": 1,
