@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from baselines.datasets import crop_item
+from baselines.model import TARGET_SKETCH
 from benchmark.models.flow_warp import FlowWarp
 from benchmark.models.vote import MIN_FLAT, TEXTURE_MAD, vote_batch_of
 
@@ -71,6 +72,22 @@ def warp_prior_with_sketch(batch: Mapping[str, torch.Tensor],
     with torch.no_grad():
         colour, sketch = (warper or _default_warper(batch)).warp_with_sketch(batch)
     return colour.float(), sketch.float()
+
+
+def warp_evidence(batch: Mapping[str, torch.Tensor],
+                  warper: FlowWarp | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What a warp-prior model reads besides the target line art, all (B, C, H, W) float32 on the target
+    sketch's device: the warp prior (C = 3, RGB in [0, 1]), the target's distance field (C = 1, zeros when
+    the batch has no fields and the flow follows the sketches) and the reference line art moved by the same
+    flow (C = 1, 1 = paper; where it draws a line the target lacks, the warp has a *ghost line*)."""
+    sketch = batch[TARGET_SKETCH].float()
+    if "reference_field" in batch and "target_field" in batch:
+        prior, warped_sketch = warp_prior_with_sketch(batch, warper)
+        field = batch["target_field"].float()
+    else:
+        prior, warped_sketch = warp_prior_with_sketch(batch)
+        field = torch.zeros_like(sketch)
+    return prior.to(sketch), field, warped_sketch.to(sketch)
 
 
 class GatedResidualHead(nn.Module):

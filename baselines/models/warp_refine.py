@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.model import ColorizationModel, TARGET_SKETCH, register_trainable
-from baselines.recipe import GatedResidualHead, vote_output, warp_prior_with_sketch
+from baselines.recipe import GatedResidualHead, vote_output, warp_evidence
 from benchmark.models.flow_warp import FlowWarp
 
 _CPU_TRAIN = {"lr": 1e-3, "betas": [0.9, 0.999], "batch_size": 8, "image_size": 256, "epochs": 1000,
@@ -87,14 +87,8 @@ class WarpRefine(ColorizationModel):
     def inputs(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(network input (B, 6, H, W), warp prior (B, 3, H, W)) for ``batch``."""
         sketch = batch[TARGET_SKETCH].float()
-        if "reference_field" in batch and "target_field" in batch:
-            prior, warped_sketch = warp_prior_with_sketch(batch, self.warper)
-            field = batch["target_field"].float()
-        else:  # sketch-guided flow; no field to give the network
-            prior, warped_sketch = warp_prior_with_sketch(batch)
-            field = torch.zeros_like(sketch)
-        prior = prior.to(sketch)
-        return torch.cat([prior, sketch, field, warped_sketch.to(sketch)], dim=1), prior
+        prior, field, warped_sketch = warp_evidence(batch, self.warper)
+        return torch.cat([prior, sketch, field, warped_sketch], dim=1), prior
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         x, prior = self.inputs(batch)
