@@ -66,6 +66,26 @@ def test_matchers_find_moved_regions_and_refuse_new_ones(name):
     assert output.shape == (1, 3, 48, 64)
 
 
+@pytest.mark.parametrize("name", ["match-hand", "match-graph"])
+def test_a_painted_reference_keeps_the_warp_unflattened_and_still_answers(name):
+    from benchmark.models.flow_warp import FlowWarp
+
+    reference, target = scene(0, False), scene(3, True)
+    labels, colour = reference
+    # shading: a horizontal ramp of 60 levels across every region, so few pixels are within 15 levels of
+    # their region's median (flat_fraction well below 0.85)
+    ramp = np.linspace(-30, 30, 64)[None, :, None]
+    painted = np.where(labels[..., None] > 0, np.clip(colour + ramp, 0, 255), 0).astype(np.uint8)
+    batch = batch_of((labels, painted), target)
+    output = load_model(name)(batch)
+    assert output.component_matches[0].tolist() == [-1, 1, 2, 3, -1]  # the answers do not depend on the gate
+    torch.testing.assert_close(output, FlowWarp()(batch).float(), rtol=0, atol=0)
+    # with the gate off the same pair is flat-filled: one colour per target region
+    flat = HandMatcher(min_flat=0)(batch)[0].numpy()
+    for label in (1, 2, 3):
+        assert len(np.unique(flat[:, target[0] == label], axis=1).T) == 1
+
+
 def test_no_closed_region_gives_the_warp_and_no_answers():
     reference = scene(0, False)
     blank = (np.zeros((48, 64), np.int64), np.zeros((48, 64, 3), np.uint8))

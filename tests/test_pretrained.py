@@ -153,7 +153,8 @@ def test_shipped_cmft_warp_is_the_cpu_preset_small_and_votes():
         meta = handle.metadata()
     assert meta["celbench_model"] == "cmft-warp"
     config = json.loads(meta["celbench_model_config"])
-    assert config["widths"] == [64, 32, 8, 8] and config["attention_window"] == 96  # the cpu preset
+    assert config["widths"] == [64, 32, 16, 16] and config["attention_window"] == 96  # the cpu preset
+    assert config["skip_width"] == 16
     assert (FOLDER / "cmft-warp.json").is_file()
     colorizer = load_trained("cmft-warp")
     assert colorizer.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
