@@ -11,6 +11,12 @@ reference colour over them
 (:class:`benchmark.models.flow_warp.FlowWarp`, run with the longer side scaled to at most ``flow_side`` pixels and
 the warp scaled back: the colour feature needs region means, not sharp borders, and DIS at 1080p costs seconds);
 line pixels keep the warped colour.
+``match-graph`` (and ``match-graph-unet``) paint them instead with the colour of their best-scoring graph
+candidate, their answer staying "no match", when the reference is a flat cel (region voting's painted-frame gate,
+:func:`benchmark.models.vote.flat_fraction` >= ``MIN_FLAT``; ``GraphMatcher(unmatched_colour="graph")``, the
+default): on the real line-art clips most components both matchers get wrong are specks of a few pixels
+answered "no match", whose warped colour is mostly the line's; on painted real frames the warped colour is the
+better guess (0.3 dB PSNR under ``cmft-interval@1`` without the gate; baselines/pretrained/MODEL_CARD.md).
 
 ``match-hand`` is the hand-crafted baseline of the Cinnamon poster (Dang et al., SIGGRAPH 2020 posters,
 "Correspondence Neural Network for Line Art Colorization", Table 1, 63.7%): per component log-Hu moments,
@@ -66,6 +72,7 @@ from scipy.spatial.distance import cdist
 from benchmark.metrics.component_accuracy import component_colours
 from benchmark.model import Batch, no_weights, register_model
 from benchmark.models.flow_warp import FlowWarp
+from benchmark.models.vote import MIN_FLAT, flat_fraction
 from dataprep.components import component_columns, label_components, log_hu
 
 NO_MATCH = -1
@@ -215,6 +222,9 @@ class ComponentMatcher:
 
     def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium",
                  flow_side: int = 640):
+        #: set by :meth:`match` (else None): (n_target,) reference row per target component whose colour paints
+        #: it when it is left unmatched, in place of the palette colour nearest its mean warped colour
+        self.fallback: np.ndarray | None = None
         self.weights = weights or CostWeights()
         self.max_assignment = max_assignment
         self.flow = FlowWarp(preset=flow_preset)
@@ -279,6 +289,7 @@ class ComponentMatcher:
         reference_u8 = _to_u8(reference_colour)
         target = region_features(target_labels, _to_u8(warped))
         reference = region_features(reference_labels, reference_u8)
+        self.fallback = None
         rows = self.match(target, reference, target_labels.shape)
         matched = rows >= 0
         matches[target.ids[matched]] = reference.ids[rows[matched]]
@@ -291,6 +302,12 @@ class ComponentMatcher:
         nearest = np.linalg.norm(target.mean_rgb[:, None, :] / 255.0 - colours[None], axis=2).argmin(axis=1)
         table = np.zeros((len(matches), 3), np.float32)
         table[target.ids] = colours[nearest]
+        unmatched = ~matched
+        if (self.fallback is not None and unmatched.any()
+                and flat_fraction(reference_colour, reference_labels) >= MIN_FLAT):
+            # the matcher's best guess for the components it left unmatched, on flat cels only (the gate of
+            # region voting: on references with painted shading the warped colour is the better guess)
+            table[target.ids[unmatched]] = palette[reference.ids[self.fallback[unmatched]]]
         table[matches >= 0] = palette[matches[matches >= 0]]
         # one gather of the whole frame, line pixels (id 0) then taken from the warp
         painted = table[target_labels].transpose(2, 0, 1)
@@ -333,14 +350,21 @@ class GraphMatcher(ComponentMatcher):
             ``large_top_k`` candidates (the affinity matrix grows with k^2 per edge: 20 took 12 s on a 4,608-region
             1080p grid, 5 about 3 s).
         context_weight, context_cap: the context penalty of the assignment solver, in match-hand's cost units.
+        unmatched_colour: how a component answered "no match" is painted: ``"graph"`` (default) with the colour
+            of its best-scoring candidate when the reference is a flat cel, else as ``"warp"`` (its answer stays
+            "no match" either way); ``"warp"`` as match-hand paints it, the reference palette colour nearest its
+            mean flow-warped colour (module docstring).
     """
 
     def __init__(self, top_k: int = 20, node_scale: float = 3.0, beta: float = 1.0, iterations: int = 10,
                  solver: str = "assignment", context_weight: float = 0.3, context_cap: float = 5.0,
-                 large_top_k: int = 5, **kwargs):
+                 large_top_k: int = 5, unmatched_colour: str = "graph", **kwargs):
         super().__init__(**kwargs)
         if solver not in ("assignment", "spectral"):
             raise ValueError(f"solver {solver!r}: use 'assignment' or 'spectral'")
+        if unmatched_colour not in ("graph", "warp"):
+            raise ValueError(f"unmatched_colour {unmatched_colour!r}: use 'graph' or 'warp'")
+        self.unmatched_colour = unmatched_colour
         self.top_k, self.node_scale, self.beta, self.iterations = top_k, node_scale, beta, iterations
         self.solver, self.context_weight, self.context_cap = solver, context_weight, context_cap
         self.large_top_k = large_top_k
@@ -418,8 +442,12 @@ class GraphMatcher(ComponentMatcher):
                 full[rows] = cost
         score = self.scores(self.affinity(target, reference, shape, candidates, costs), costs.shape)
         everyone = np.arange(len(target))
+        pick = score.argmax(axis=1)
+        if self.unmatched_colour == "graph":
+            # a component left unmatched (no candidate under the no-match cost: a new region, or a speck whose
+            # size and shape say little) is still painted: its best-scoring candidate, whose neighbours agree
+            self.fallback = candidates[everyone, pick]
         if not assign:
-            pick = score.argmax(axis=1)
             chosen_cost = costs[everyone, pick]
             return np.where(chosen_cost < self.weights.no_match, candidates[everyone, pick], NO_MATCH)
         # first matching: one-to-one on match-hand's cost + the context penalty, with a "no match" option
