@@ -11,12 +11,12 @@ reference colour over them
 (:class:`benchmark.models.flow_warp.FlowWarp`, run with the longer side scaled to at most ``flow_side`` pixels and
 the warp scaled back: the colour feature needs region means, not sharp borders, and DIS at 1080p costs seconds);
 line pixels keep the warped colour.
-``match-graph`` (and ``match-graph-unet``) paint them instead with the colour of their best-scoring graph
-candidate, their answer staying "no match", when the reference is a flat cel (region voting's painted-frame gate,
-:func:`benchmark.models.vote.flat_fraction` >= ``MIN_FLAT``; ``GraphMatcher(unmatched_colour="graph")``, the
-default): on the real line-art clips most components both matchers get wrong are specks of a few pixels
-answered "no match", whose warped colour is mostly the line's; on painted real frames the warped colour is the
-better guess (0.3 dB PSNR under ``cmft-interval@1`` without the gate; baselines/pretrained/MODEL_CARD.md).
+``match-graph`` (and ``match-graph-unet``) paint unmatched specks (at most 10 px) instead with the colour of their
+best-scoring graph candidate, their answer staying "no match", when the reference is a flat cel (region voting's
+painted-frame gate, :func:`benchmark.models.vote.flat_fraction` >= ``MIN_FLAT``; ``GraphMatcher(unmatched_colour=
+"graph", unmatched_max_area=10)``, the default): on the real line-art clips most components both matchers get
+wrong are specks of a few pixels answered "no match", whose warped colour is mostly the line's
+(baselines/pretrained/MODEL_CARD.md).
 
 ``match-hand`` is the hand-crafted baseline of the Cinnamon poster (Dang et al., SIGGRAPH 2020 posters,
 "Correspondence Neural Network for Line Art Colorization", Table 1, 63.7%): per component log-Hu moments,
@@ -69,7 +69,7 @@ from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from benchmark.metrics.component_accuracy import component_colours
+from benchmark.metrics.component_accuracy import SIZE_THRESHOLD, component_colours
 from benchmark.model import Batch, no_weights, register_model
 from benchmark.models.flow_warp import FlowWarp
 from benchmark.models.vote import MIN_FLAT, flat_fraction
@@ -223,8 +223,10 @@ class ComponentMatcher:
     def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium",
                  flow_side: int = 640):
         #: set by :meth:`match` (else None): (n_target,) reference row per target component whose colour paints
-        #: it when it is left unmatched, in place of the palette colour nearest its mean warped colour
+        #: it when it is left unmatched (and no larger than ``unmatched_max_area``), in place of the palette
+        #: colour nearest its mean warped colour
         self.fallback: np.ndarray | None = None
+        self.unmatched_max_area: float | None = None
         self.weights = weights or CostWeights()
         self.max_assignment = max_assignment
         self.flow = FlowWarp(preset=flow_preset)
@@ -303,6 +305,8 @@ class ComponentMatcher:
         table = np.zeros((len(matches), 3), np.float32)
         table[target.ids] = colours[nearest]
         unmatched = ~matched
+        if self.unmatched_max_area is not None:
+            unmatched &= target.area <= self.unmatched_max_area
         if (self.fallback is not None and unmatched.any()
                 and flat_fraction(reference_colour, reference_labels) >= MIN_FLAT):
             # the matcher's best guess for the components it left unmatched, on flat cels only (the gate of
@@ -351,20 +355,26 @@ class GraphMatcher(ComponentMatcher):
             1080p grid, 5 about 3 s).
         context_weight, context_cap: the context penalty of the assignment solver, in match-hand's cost units.
         unmatched_colour: how a component answered "no match" is painted: ``"graph"`` (default) with the colour
-            of its best-scoring candidate when the reference is a flat cel, else as ``"warp"`` (its answer stays
-            "no match" either way); ``"warp"`` as match-hand paints it, the reference palette colour nearest its
-            mean flow-warped colour (module docstring).
+            of its best-scoring candidate when it is a speck (at most ``unmatched_max_area`` px) and the
+            reference a flat cel, else as ``"warp"`` (its answer stays "no match" either way); ``"warp"`` as
+            match-hand paints it, the reference palette colour nearest its mean flow-warped colour.
+        unmatched_max_area: the speck size of ``unmatched_colour="graph"``, default BasicPBC's 10 px (the
+            ``acc_thres`` threshold); None = every unmatched component. A speck's mean warped colour is mostly
+            the surrounding line's; a larger region's is a fair guess (painting every unmatched component from
+            the graph cost component accuracy on the demo dataset; baselines/pretrained/MODEL_CARD.md).
     """
 
     def __init__(self, top_k: int = 20, node_scale: float = 3.0, beta: float = 1.0, iterations: int = 10,
                  solver: str = "assignment", context_weight: float = 0.3, context_cap: float = 5.0,
-                 large_top_k: int = 5, unmatched_colour: str = "graph", **kwargs):
+                 large_top_k: int = 5, unmatched_colour: str = "graph",
+                 unmatched_max_area: float | None = SIZE_THRESHOLD, **kwargs):
         super().__init__(**kwargs)
         if solver not in ("assignment", "spectral"):
             raise ValueError(f"solver {solver!r}: use 'assignment' or 'spectral'")
         if unmatched_colour not in ("graph", "warp"):
             raise ValueError(f"unmatched_colour {unmatched_colour!r}: use 'graph' or 'warp'")
         self.unmatched_colour = unmatched_colour
+        self.unmatched_max_area = unmatched_max_area
         self.top_k, self.node_scale, self.beta, self.iterations = top_k, node_scale, beta, iterations
         self.solver, self.context_weight, self.context_cap = solver, context_weight, context_cap
         self.large_top_k = large_top_k
