@@ -16,14 +16,15 @@ single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 COLOURS = {1: (240, 240, 240), 2: (200, 40, 40), 3: (40, 90, 200), 4: (250, 200, 30)}
 
 
-def scene(shift: int, with_star: bool) -> tuple[np.ndarray, np.ndarray]:
+def scene(shift: int, with_star: bool, star: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """48 x 64 frame: background (1), a box (2) and a bar (3) moved right by ``shift``; optionally a new
-    small square (4, a colour absent from the reference). 1-px black lines; labels 0 on lines."""
+    small square (4, a colour absent from the reference; ``star`` px wide before its lines). 1-px black lines;
+    labels 0 on lines."""
     labels = np.ones((48, 64), np.int64)
     labels[8:30, 6 + shift:26 + shift] = 2
     labels[34:44, 30 + shift:60] = 3
     if with_star:
-        labels[6:16, 40:50] = 4
+        labels[6:6 + star, 40:40 + star] = 4
     lines = np.zeros_like(labels, bool)
     lines[:, 1:] |= labels[:, 1:] != labels[:, :-1]
     lines[1:, :] |= labels[1:, :] != labels[:-1, :]
@@ -293,3 +294,87 @@ def test_graph_context_overrules_a_cheaper_one_to_one_answer():
     # with it: each step multiplies score(t0, r0) / score(t0, r1) by about exp(-0.5) / 5, so after 10 steps the
     # penalty of (t0, r0) and (t1, r1) is the cap, 5: costs t0 (0.5 + 1.5, 0.7), t1 (0.7, 0.5 + 1.5) -> swapped
     assert Pinned().match(regions(2), regions(2), (10, 10)).tolist() == [1, 0]
+
+
+class ScoredGraph:
+    """A GraphMatcher with fixed node costs and fixed candidate scores (the graph's part worked out by hand
+    elsewhere): 4 target components (background, box, bar, the new square) x 3 reference components."""
+
+    COSTS = np.array([[0.1, 2.0, 2.0], [2.0, 0.1, 2.0], [2.0, 2.0, 0.1], [2.9, 2.6, 2.8]])
+    SCORES = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.2, 0.1, 0.7]])
+
+    @staticmethod
+    def make(**settings):
+        from benchmark.models.matchers import GraphMatcher
+
+        class Fixed(GraphMatcher):
+            def node_cost(self, target, reference, shape, rows):
+                return ScoredGraph.COSTS[rows]
+
+            def scores(self, matrix, shape):
+                return ScoredGraph.SCORES
+
+        return Fixed(**settings)
+
+
+def test_graph_paints_an_unmatched_component_with_its_best_scoring_candidate():
+    from benchmark.models.matchers import GraphMatcher
+
+    reference, target = scene(0, False), scene(3, True)
+    target_labels, _ = target
+    star = target_labels == 4
+    # the new square costs >= 2.6 against every reference component, over the no-match cost 2.5: it is answered
+    # "no match" either way; the others take their 0.1 counterparts (3 candidates = every reference component,
+    # so candidate j is reference row j)
+    graph = ScoredGraph.make(unmatched_max_area=None)(batch_of(reference, target))
+    assert graph.component_matches[0].tolist() == [-1, 1, 2, 3, -1]
+    painted = (graph[0].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    # painted with its best-scoring candidate, reference row 2 (the blue bar; score 0.7), not its cheapest
+    # (row 1, red, 2.6): the graph decides
+    assert (painted[star] == COLOURS[3]).all()
+    for label in (1, 2, 3):
+        assert (painted[target_labels == label] == COLOURS[label]).all()
+    # unmatched_colour="warp" paints it as match-hand does: the palette colour nearest its mean warped colour
+    # (the reference has background there); the answers are the same
+    warp = ScoredGraph.make(unmatched_colour="warp")(batch_of(reference, target))
+    assert warp.component_matches[0].tolist() == [-1, 1, 2, 3, -1]
+    painted = (warp[0].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    assert (painted[star] == COLOURS[1]).all()
+    # by default only specks (at most 10 px) take the graph's colour: the 8 x 8 square is painted from the warp
+    assert star.sum() > 10
+    default = ScoredGraph.make()(batch_of(reference, target))
+    assert torch.equal(default, warp)
+    hand = load_model("match-hand")(batch_of(reference, target))
+    assert ((hand[0].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)[star] == COLOURS[1]).all()
+    with pytest.raises(ValueError, match="unmatched_colour"):
+        GraphMatcher(unmatched_colour="nearest")
+
+
+def test_graph_paints_unmatched_components_from_the_warp_when_the_reference_is_shaded():
+    from benchmark.models.vote import MIN_FLAT, flat_fraction
+
+    (labels, colour), target = scene(0, False), scene(3, True)
+    # painted shading: a horizontal ramp of -24..+24 levels over every region, so most region pixels are more
+    # than FLAT_TOLERANCE (about 5 levels) from their region's median: not a flat cel
+    ramp = np.linspace(-24, 24, labels.shape[1])[None, :, None]
+    shaded = np.where(labels[..., None] > 0, np.clip(colour + ramp, 0, 255), colour).astype(np.uint8)
+    assert flat_fraction(shaded.transpose(2, 0, 1) / 255.0, labels) < MIN_FLAT
+    assert flat_fraction(colour.transpose(2, 0, 1) / 255.0, labels) == 1.0
+    graph = ScoredGraph.make(unmatched_max_area=None)(batch_of((labels, shaded), target))
+    warp = ScoredGraph.make(unmatched_colour="warp")(batch_of((labels, shaded), target))
+    # the gate: on a shaded reference the default paints the unmatched square as "warp" does (same frame)
+    assert graph.component_matches[0].tolist() == warp.component_matches[0].tolist() == [-1, 1, 2, 3, -1]
+    assert torch.equal(graph, warp)
+
+
+def test_graph_paints_an_unmatched_speck_with_its_best_scoring_candidate_by_default():
+    # a 3 x 3 square whose top and left rows are lines: a 2 x 2 speck of 4 px, at most 10 px
+    reference, target = scene(0, False), scene(3, True, star=3)
+    speck = target[0] == 4
+    assert speck.sum() == 4
+    default = ScoredGraph.make()(batch_of(reference, target))
+    assert default.component_matches[0].tolist() == [-1, 1, 2, 3, -1]
+    painted = (default[0].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    assert (painted[speck] == COLOURS[3]).all()  # the best-scoring candidate's colour, as above
+    warp = ScoredGraph.make(unmatched_colour="warp")(batch_of(reference, target))
+    assert not ((warp[0].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)[speck] == COLOURS[3]).all()

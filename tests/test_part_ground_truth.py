@@ -139,3 +139,28 @@ def test_a_shard_of_another_version_than_the_manifest_is_invalid(tmp_path):
     (out / "meta" / "info.json").write_text(json.dumps(info))
     with pytest.raises(ValidationError, match="schema version 0.9, this toolkit reads 1.0, 1.1"):
         validate(out)
+
+
+def test_resume_of_a_schema_1_0_dataset_is_refused_with_one_line_saying_what_to_do(tmp_path, capsys):
+    out = build(tmp_path)
+    downgrade_to_1_0(out)
+    before = {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    capsys.readouterr()
+    command = ["build", str(tmp_path / "clip"), "--out", str(out), *[a for s in SETS for a in ("--set", s)]]
+    assert main([*command, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"dataprep: error: {out}: holds a dataset of schema version 1.0, this toolkit writes "
+                          f"{SCHEMA_VERSION}")
+    assert "--resume cannot finish it" in err and "--overwrite" in err and "another --out" in err
+    # nothing was written or deleted: the 1.0 dataset is still there, valid and readable
+    assert {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    validate(out)
+    # without --resume the same refusal, less the resume clause; --overwrite rebuilds it as the current schema
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "schema version 1.0" in err and "--resume" not in err
+    assert main([*command, "--overwrite"]) == 0
+    assert json.loads((out / "meta" / "info.json").read_text())["schema_version"] == SCHEMA_VERSION
+    assert "component_parts" in pq.read_schema(shard_files(out, "frames")[0]).names
+    validate(out)

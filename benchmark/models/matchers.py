@@ -11,6 +11,11 @@ reference colour over them
 (:class:`benchmark.models.flow_warp.FlowWarp`, run with the longer side scaled to at most ``flow_side`` pixels and
 the warp scaled back: the colour feature needs region means, not sharp borders, and DIS at 1080p costs seconds);
 line pixels keep the warped colour.
+``match-graph`` (and ``match-graph-unet``) paint unmatched specks (at most 10 px) instead with the colour of their
+best-scoring graph candidate, their answer staying "no match", when the reference is a flat cel (the painted-
+reference gate below; ``GraphMatcher(unmatched_colour="graph", unmatched_max_area=10)``, the default): on the real line-art clips most components both matchers get
+wrong are specks of a few pixels answered "no match", whose warped colour is mostly the line's
+(baselines/pretrained/MODEL_CARD.md).
 
 Painted references: a paint bucket gives every region one colour, which on a frame painted with shading and
 texture (Ghibli, LVCD) flattens what the artist painted: on the real painted evaluation shots the painted
@@ -76,7 +81,7 @@ from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from benchmark.metrics.component_accuracy import component_colours
+from benchmark.metrics.component_accuracy import SIZE_THRESHOLD, component_colours
 from benchmark.model import Batch, no_weights, register_model
 from benchmark.models.flow_warp import FlowWarp
 from benchmark.models.vote import flat_fraction
@@ -236,6 +241,11 @@ class ComponentMatcher:
 
     def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium",
                  flow_side: int = 640, min_flat: float = PAINT_MIN_FLAT, flat_tolerance: float = PAINT_FLAT_TOLERANCE):
+        #: set by :meth:`match` (else None): (n_target,) reference row per target component whose colour paints
+        #: it when it is left unmatched (and no larger than ``unmatched_max_area``), in place of the palette
+        #: colour nearest its mean warped colour
+        self.fallback: np.ndarray | None = None
+        self.unmatched_max_area: float | None = None
         self.weights = weights or CostWeights()
         self.min_flat = min_flat
         self.flat_tolerance = flat_tolerance
@@ -302,6 +312,7 @@ class ComponentMatcher:
         reference_u8 = _to_u8(reference_colour)
         target = region_features(target_labels, _to_u8(warped))
         reference = region_features(reference_labels, reference_u8)
+        self.fallback = None
         rows = self.match(target, reference, target_labels.shape)
         matched = rows >= 0
         matches[target.ids[matched]] = reference.ids[rows[matched]]
@@ -314,9 +325,15 @@ class ComponentMatcher:
         nearest = np.linalg.norm(target.mean_rgb[:, None, :] / 255.0 - colours[None], axis=2).argmin(axis=1)
         table = np.zeros((len(matches), 3), np.float32)
         table[target.ids] = colours[nearest]
-        table[matches >= 0] = palette[matches[matches >= 0]]
         if self.min_flat > 0 and flat_fraction(reference_colour, reference_labels, self.flat_tolerance) < self.min_flat:
             return np.array(warped, dtype=np.float32), matches  # a painted reference: keep the warp unflattened
+        unmatched = ~matched
+        if self.unmatched_max_area is not None:
+            unmatched &= target.area <= self.unmatched_max_area
+        if self.fallback is not None and unmatched.any():
+            # the matcher's best guess for the components it left unmatched (flat cels only: the gate above)
+            table[target.ids[unmatched]] = palette[reference.ids[self.fallback[unmatched]]]
+        table[matches >= 0] = palette[matches[matches >= 0]]
         # one gather of the whole frame, line pixels (id 0) then taken from the warp
         painted = table[target_labels].transpose(2, 0, 1)
         output = np.where(target_labels[None] > 0, painted, np.asarray(warped, dtype=np.float32))
@@ -358,14 +375,27 @@ class GraphMatcher(ComponentMatcher):
             ``large_top_k`` candidates (the affinity matrix grows with k^2 per edge: 20 took 12 s on a 4,608-region
             1080p grid, 5 about 3 s).
         context_weight, context_cap: the context penalty of the assignment solver, in match-hand's cost units.
+        unmatched_colour: how a component answered "no match" is painted: ``"graph"`` (default) with the colour
+            of its best-scoring candidate when it is a speck (at most ``unmatched_max_area`` px) and the
+            reference a flat cel, else as ``"warp"`` (its answer stays "no match" either way); ``"warp"`` as
+            match-hand paints it, the reference palette colour nearest its mean flow-warped colour.
+        unmatched_max_area: the speck size of ``unmatched_colour="graph"``, default BasicPBC's 10 px (the
+            ``acc_thres`` threshold); None = every unmatched component. A speck's mean warped colour is mostly
+            the surrounding line's; a larger region's is a fair guess (painting every unmatched component from
+            the graph cost component accuracy on the demo dataset; baselines/pretrained/MODEL_CARD.md).
     """
 
     def __init__(self, top_k: int = 20, node_scale: float = 3.0, beta: float = 1.0, iterations: int = 10,
                  solver: str = "assignment", context_weight: float = 0.3, context_cap: float = 5.0,
-                 large_top_k: int = 5, **kwargs):
+                 large_top_k: int = 5, unmatched_colour: str = "graph",
+                 unmatched_max_area: float | None = SIZE_THRESHOLD, **kwargs):
         super().__init__(**kwargs)
         if solver not in ("assignment", "spectral"):
             raise ValueError(f"solver {solver!r}: use 'assignment' or 'spectral'")
+        if unmatched_colour not in ("graph", "warp"):
+            raise ValueError(f"unmatched_colour {unmatched_colour!r}: use 'graph' or 'warp'")
+        self.unmatched_colour = unmatched_colour
+        self.unmatched_max_area = unmatched_max_area
         self.top_k, self.node_scale, self.beta, self.iterations = top_k, node_scale, beta, iterations
         self.solver, self.context_weight, self.context_cap = solver, context_weight, context_cap
         self.large_top_k = large_top_k
@@ -443,8 +473,12 @@ class GraphMatcher(ComponentMatcher):
                 full[rows] = cost
         score = self.scores(self.affinity(target, reference, shape, candidates, costs), costs.shape)
         everyone = np.arange(len(target))
+        pick = score.argmax(axis=1)
+        if self.unmatched_colour == "graph":
+            # a component left unmatched (no candidate under the no-match cost: a new region, or a speck whose
+            # size and shape say little) is still painted: its best-scoring candidate, whose neighbours agree
+            self.fallback = candidates[everyone, pick]
         if not assign:
-            pick = score.argmax(axis=1)
             chosen_cost = costs[everyone, pick]
             return np.where(chosen_cost < self.weights.no_match, candidates[everyone, pick], NO_MATCH)
         # first matching: one-to-one on match-hand's cost + the context penalty, with a "no match" option

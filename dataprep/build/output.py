@@ -73,8 +73,12 @@ def check_output(out: Storage, identity: dict, resume: bool, overwrite: bool) ->
             raise file_error(str(out), "output folder is not empty and holds no celbench dataset (meta/info.json)")
         return None
     if existing.data.get("schema_version") != SCHEMA_VERSION:
-        raise file_error(str(out), f"holds a dataset of schema version {existing.data.get('schema_version')} "
-                                   f"(this toolkit writes {SCHEMA_VERSION}); use another --out or --overwrite")
+        # Not upgraded in place: a 1.0 unit lacks what 1.1 computes (frames.component_parts from label/ maps), so
+        # finishing it with 1.1 units would mix two kinds of frames in one dataset. It stays readable as it is.
+        raise file_error(str(out), f"holds a dataset of schema version {existing.data.get('schema_version')}, "
+                                   f"this toolkit writes {SCHEMA_VERSION} and does not mix versions in one dataset"
+                                   f"{' (--resume cannot finish it)' if resume else ''}: rebuild it with "
+                                   "--overwrite, or build into another --out (as it is, it stays readable)")
     old = {"config_hash": existing.data.get("config_hash"),
            "sources": sorted(s["sha256"] for s in existing.data.get("sources", []))}
     if old != {key: identity[key] for key in old}:
