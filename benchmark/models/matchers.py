@@ -13,9 +13,9 @@ the warp scaled back: the colour feature needs region means, not sharp borders, 
 line pixels keep the warped colour.
 ``match-graph`` (and ``match-graph-unet``) paint unmatched specks (at most 10 px) instead with the colour of their
 best-scoring graph candidate, their answer staying "no match", when the reference is a flat cel (the painted-
-reference gate below; ``GraphMatcher(unmatched_colour="graph", unmatched_max_area=10)``, the default): on the real line-art clips most components both matchers get
-wrong are specks of a few pixels answered "no match", whose warped colour is mostly the line's
-(baselines/pretrained/MODEL_CARD.md).
+reference gate below; ``GraphMatcher(unmatched_colour="graph", unmatched_max_area=10)``, the default): on the
+real line-art clips most components both matchers get wrong are specks of a few pixels answered "no match",
+whose warped colour is mostly the line's (baselines/pretrained/MODEL_CARD.md).
 
 Painted references: a paint bucket gives every region one colour, which on a frame painted with shading and
 texture (Ghibli, LVCD) flattens what the artist painted: on the real painted evaluation shots the painted
