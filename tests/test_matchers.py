@@ -144,6 +144,29 @@ def test_match_unet_trains_and_scores_with_answers():
     assert answers.shape == (5,) and answers[0] == -1 and ((answers >= -1) & (answers <= 3)).all()
 
 
+def test_match_unet_assignment_gives_each_reference_once_then_the_nearest_by_hand():
+    """Distances worked out by hand: targets 0 and 1 are both nearest to reference 0 (0.1, 0.2); the
+    one-to-one assignment gives reference 0 to target 0 and reference 1 (0.3) to target 1 (total 0.4 < 0.1 +
+    "no match" 0.5); target 2 is within 0.5 of nothing (no match); target 3 loses reference 0 in the
+    assignment and then takes it as its nearest (0.25 <= 0.5). ``nearest`` is the poster's read-out."""
+    from types import SimpleNamespace
+
+    from baselines.models.match_unet import UNetMatcher
+
+    distance = np.array([[0.10, 0.60, 0.90],
+                         [0.20, 0.30, 0.90],
+                         [0.70, 0.80, 0.60],
+                         [0.25, 0.90, 0.90]])
+    for solver, expected in (("assignment", [0, 1, -1, 0]), ("nearest", [0, 0, -1, 0])):
+        matcher = object.__new__(UNetMatcher)  # no network: the distances are given
+        matcher.solver, matcher.max_assignment = solver, 1500
+        matcher.network = SimpleNamespace(no_match_distance=0.5)
+        matcher.distances = lambda: distance
+        assert matcher.match(range(4), range(3), (1, 1)).tolist() == expected, solver
+    with pytest.raises(ValueError, match="solver"):
+        UNetMatcher(SimpleNamespace(eval=lambda: None), solver="spectral")
+
+
 def test_cost_matrix_equals_the_documented_formula_pair_by_pair():
     """match-hand's cost (five cdist calls) against the module docstring's formula evaluated per pair."""
     from benchmark.models.matchers import CostWeights, RegionFeatures, cost_matrix
