@@ -316,6 +316,8 @@ class ComponentMatcher:
         rows = self.match(target, reference, target_labels.shape)
         matched = rows >= 0
         matches[target.ids[matched]] = reference.ids[rows[matched]]
+        if self.min_flat > 0 and flat_fraction(reference_colour, reference_labels, self.flat_tolerance) < self.min_flat:
+            return np.array(warped, dtype=np.float32), matches  # painted reference: answers, warp unflattened
         reference_ids, _, codes = component_colours(reference_u8, reference_labels)
         palette = np.zeros((int(reference_labels.max()) + 1, 3), np.float32)
         palette[reference_ids] = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], 1) / 255.0
@@ -325,8 +327,6 @@ class ComponentMatcher:
         nearest = np.linalg.norm(target.mean_rgb[:, None, :] / 255.0 - colours[None], axis=2).argmin(axis=1)
         table = np.zeros((len(matches), 3), np.float32)
         table[target.ids] = colours[nearest]
-        if self.min_flat > 0 and flat_fraction(reference_colour, reference_labels, self.flat_tolerance) < self.min_flat:
-            return np.array(warped, dtype=np.float32), matches  # a painted reference: keep the warp unflattened
         unmatched = ~matched
         if self.unmatched_max_area is not None:
             unmatched &= target.area <= self.unmatched_max_area
