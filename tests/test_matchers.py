@@ -159,12 +159,49 @@ def test_match_unet_assignment_gives_each_reference_once_then_the_nearest_by_han
                          [0.25, 0.90, 0.90]])
     for solver, expected in (("assignment", [0, 1, -1, 0]), ("nearest", [0, 0, -1, 0])):
         matcher = object.__new__(UNetMatcher)  # no network: the distances are given
-        matcher.solver, matcher.max_assignment = solver, 1500
+        matcher.solver, matcher.max_assignment, matcher.geometry_weight = solver, 1500, 0.0
         matcher.network = SimpleNamespace(no_match_distance=0.5)
         matcher.distances = lambda: distance
         assert matcher.match(range(4), range(3), (1, 1)).tolist() == expected, solver
     with pytest.raises(ValueError, match="solver"):
         UNetMatcher(SimpleNamespace(eval=lambda: None), solver="spectral")
+
+
+def test_match_unet_geometry_prior_by_hand():
+    """Two targets and two references whose cosine distances (0.20 on the diagonal, 0.25 off it) say "same
+    index", while the positions say "swapped". Frame 100 x 100: 0.1 diag = 10 sqrt 2; the prior's scale is
+    geometry_weight 0.5 x no_match_distance 0.5 / match-hand's no-match cost 2.5 = 0.1. Target 0 at (0, 0),
+    target 1 at (0, 50), area 100 each; reference 0 at (0, 50), area 400; reference 1 at (0, 0), area 100.
+    cost(t0, r0) = 0.20 + 0.1 (50 / (10 sqrt 2) + 0.5 |log2(100 / 400)|) = 0.20 + 0.1 (3.5355 + 1) = 0.65355;
+    cost(t0, r1) = 0.25; cost(t1, r0) = 0.25 + 0.1 (0 + 1) = 0.35; cost(t1, r1) = 0.20 + 0.35355 = 0.55355.
+    So target 0 takes reference 1 and target 1 reference 0; without the prior, the reverse."""
+    from types import SimpleNamespace
+
+    from baselines.models.match_unet import UNetMatcher
+    from benchmark.models.matchers import CostWeights, RegionFeatures
+
+    def features(centroids, areas) -> RegionFeatures:
+        n = len(areas)
+        return RegionFeatures(ids=np.arange(1, n + 1), area=np.array(areas, float), centroid=np.array(centroids, float),
+                              log_hu=np.zeros((n, 6)), mean_rgb=np.zeros((n, 3)), degree=np.zeros(n),
+                              edges=np.zeros((0, 2), np.int64))
+
+    target = features([(0, 0), (0, 50)], [100, 100])
+    reference = features([(0, 50), (0, 0)], [400, 100])
+    distance = np.array([[0.20, 0.25], [0.25, 0.20]])
+    matcher = object.__new__(UNetMatcher)
+    matcher.solver, matcher.max_assignment, matcher.weights = "assignment", 1500, CostWeights()
+    matcher.network = SimpleNamespace(no_match_distance=0.5)
+    matcher.distances = lambda: distance.copy()
+    root2 = np.sqrt(2)
+    for weight, expected_cost, expected in (
+            (0.5, [[0.20 + 0.1 * (5 / root2 * 1 + 1), 0.25], [0.35, 0.20 + 0.1 * 5 / root2]], [1, 0]),
+            (0.0, distance, [0, 1])):
+        matcher.geometry_weight = weight
+        assert matcher.matching_cost(target, reference, (100, 100)) == pytest.approx(np.array(expected_cost))
+        assert matcher.match(target, reference, (100, 100)).tolist() == expected
+    with pytest.raises(ValueError, match="geometry_weight"):
+        UNetMatcher(SimpleNamespace(eval=lambda: None), geometry_weight=-1)
 
 
 def test_cost_matrix_equals_the_documented_formula_pair_by_pair():

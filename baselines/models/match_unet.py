@@ -12,10 +12,11 @@ poster's Figure 2). Embeddings are the per-component average of the feature map,
 poster's "matrix multiplication with the label map"), L2-normalised, so the cosine distance is
 ``d = 1 - <s_u, s_v>``.
 
-Matching (inference): a one-to-one assignment on the cosine distances with a "no match" option at
-``no_match_distance``, then components left unmatched take their nearest reference component within that
-distance (match-hand's solver on the learned distance; ``solver="nearest"`` is the poster's read-out, each
-component its nearest reference component; :class:`UNetMatcher`); it is painted by
+Matching (inference): a one-to-one assignment on the cosine distance plus a position and size prior (match-hand's
+centroid and area terms at half weight; the poster, too, "combines hand-crafted feature extraction and neural
+networks") with a "no match" option at ``no_match_distance``, then components left unmatched take their cheapest
+reference component within that distance (match-hand's solver on the learned distance; ``solver="nearest"`` is
+the poster's read-out, each component its nearest reference component; :class:`UNetMatcher`); it is painted by
 :class:`benchmark.models.matchers.ComponentMatcher` (exact reference colours, ``output.component_matches``).
 ``match-graph-unet`` (:class:`UNetGraphMatcher`) puts the same embeddings into the node affinity of the ICPR'20
 graph matching of ``match-graph`` instead.
@@ -43,8 +44,8 @@ from torch import nn
 
 from baselines.model import ColorizationModel, load_trained, register_trainable
 from benchmark.model import register_model
-from benchmark.models.matchers import (NO_MATCH, ComponentMatcher, GraphMatcher, RegionFeatures, assign_one_to_one,
-                                        cost_matrix, labels_of)
+from benchmark.models.matchers import (NO_MATCH, ComponentMatcher, CostWeights, GraphMatcher, RegionFeatures,
+                                        assign_one_to_one, cost_matrix, labels_of)
 from dataprep.components import component_columns, log_hu
 
 #: Input channels: 7 log-Hu, log relative area, sketch (+ 2 coordinates).
@@ -342,31 +343,54 @@ class UNetMatcher(UNetEmbeddings, ComponentMatcher):
     match above ``network.no_match_distance``), painted like the other matchers.
 
     Args: those of :class:`ComponentMatcher`, plus
-        solver: ``"assignment"`` (default): a one-to-one assignment on the cosine distances with a "no match"
+        solver: ``"assignment"`` (default): a one-to-one assignment on the matching cost with a "no match"
             option at ``no_match_distance`` (:func:`assign_one_to_one`), then each component it left unmatched
-            takes its nearest reference component when that is within ``no_match_distance`` (match-hand's
-            solver, on the learned distance); ``"nearest"``: every component takes its nearest reference
+            takes its cheapest reference component when that costs at most ``no_match_distance`` (match-hand's
+            solver, on the learned distance); ``"nearest"``: every component takes its cheapest reference
             component (the poster's read-out). With more than ``max_assignment`` components on a side the
             assignment is skipped (cubic time). Measured on the generated clip and the real line-art clips
             (``components@2``, baselines/pretrained/MODEL_CARD.md): the assignment lifts acc by 0.006 / 0.044 /
             0.092 (generated / suneo / multigraph), and pix_acc and match-acc on all three, because two target
             components rarely are one reference component while the nearest-neighbour read-out often says so.
+        geometry_weight: weight of a position and size prior added to the cosine distance ``d``. The matching
+            cost is ``d + geometry_weight * (no_match_distance / weights.no_match) * (w_pos |c_t - c_r| / (0.1
+            diag) + w_area |log2(a_t / a_r)|)``: match-hand's position and area terms with match-hand's weights,
+            rescaled so that match-hand's "no match" cost maps to the cosine "no match" distance. Default 0.5,
+            half of match-hand's (the share ``match-graph-unet`` gives match-hand's cost); 0 = the network alone.
+            The poster's network sees sizes and CoordConv coordinates, but its pooled embeddings still confuse
+            mid-sized regions far apart (on the real line-art clips most of the pixels match-unet got wrong and
+            match-hand right were 20-320 px regions given a distant reference region); the prior costs 0.01
+            acc on the generated clip and gains 0.02 / 0.04 on suneo / multigraph, with pix_acc up on both
+            (MODEL_CARD.md, ``### match-unet's geometry prior``).
     """
 
-    def __init__(self, network: MatchUNet, solver: str = "assignment", **kwargs):
+    def __init__(self, network: MatchUNet, solver: str = "assignment", geometry_weight: float = 0.5, **kwargs):
         super().__init__(network, **kwargs)
         if solver not in ("assignment", "nearest"):
             raise ValueError(f"solver {solver!r}: use 'assignment' or 'nearest'")
+        if not geometry_weight >= 0:
+            raise ValueError(f"geometry_weight {geometry_weight!r}: must be >= 0")
         self.solver = solver
+        self.geometry_weight = geometry_weight
+
+    def matching_cost(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
+        """(n_target, n_reference) float64: the cosine distance plus the geometry prior (class docstring)."""
+        cost = self.distances()
+        if self.geometry_weight:
+            geometry = CostWeights(position=self.weights.position, area=self.weights.area, shape=0.0, colour=0.0,
+                                   neighbours=0.0, no_match=self.weights.no_match)
+            scale = self.geometry_weight * self.network.no_match_distance / self.weights.no_match
+            cost = cost + scale * cost_matrix(target, reference, shape, geometry)
+        return cost
 
     def match(self, target: RegionFeatures, reference: RegionFeatures, shape: tuple[int, int]) -> np.ndarray:
-        distance = self.distances()
+        cost = self.matching_cost(target, reference, shape)
         no_match = self.network.no_match_distance
-        best = distance.argmin(axis=1)
-        nearest = np.where(distance[np.arange(len(best)), best] <= no_match, best, NO_MATCH)
+        best = cost.argmin(axis=1)
+        nearest = np.where(cost[np.arange(len(best)), best] <= no_match, best, NO_MATCH)
         if self.solver == "nearest" or max(len(target), len(reference)) > self.max_assignment:
             return nearest
-        one_to_one = assign_one_to_one(distance, no_match)
+        one_to_one = assign_one_to_one(cost, no_match)
         return np.where(one_to_one >= 0, one_to_one, nearest)
 
 
