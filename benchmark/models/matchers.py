@@ -252,7 +252,7 @@ class ComponentMatcher:
         self.unmatched_statistic = unmatched_statistic
         #: set by :meth:`match` (else None): (n_target,) reference row per target component whose colour paints
         #: it when it is left unmatched (and no larger than ``unmatched_max_area``), in place of the palette
-        #: colour nearest its mean warped colour
+        #: colour nearest its most frequent (or mean) warped colour
         self.fallback: np.ndarray | None = None
         self.unmatched_max_area: float | None = None
         self.weights = weights or CostWeights()
@@ -396,9 +396,9 @@ class GraphMatcher(ComponentMatcher):
         unmatched_colour: how a component answered "no match" is painted: ``"graph"`` (default) with the colour
             of its best-scoring candidate when it is a speck (at most ``unmatched_max_area`` px) and the
             reference a flat cel, else as ``"warp"`` (its answer stays "no match" either way); ``"warp"`` as
-            match-hand paints it, the reference palette colour nearest its mean flow-warped colour.
+            match-hand paints it, the reference palette colour nearest its most frequent flow-warped colour.
         unmatched_max_area: the speck size of ``unmatched_colour="graph"``, default BasicPBC's 10 px (the
-            ``acc_thres`` threshold); None = every unmatched component. A speck's mean warped colour is mostly
+            ``acc_thres`` threshold); None = every unmatched component. A speck's warped colours are mostly
             the surrounding line's; a larger region's is a fair guess (painting every unmatched component from
             the graph cost component accuracy on the demo dataset; baselines/pretrained/MODEL_CARD.md).
     """
