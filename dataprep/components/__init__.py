@@ -79,7 +79,8 @@ def skeletonize(lines: np.ndarray) -> np.ndarray:
     the sub-iteration is removed. While many pixels go, the candidates are all set pixels (the removed ones
     dropped each time); once the last two sub-iterations removed few, only the set 8-neighbours of their
     removals: any other pixel has the neighbourhood it had two sub-iterations ago, when the same rule kept it.
-    Stops after two sub-iterations that removed nothing, a fixed point of both rules, as scikit-image does.
+    Stops after two sub-iterations in a row removed nothing: a fixed point of both rules, so the skeleton is the
+    one scikit-image reaches when a whole iteration removes nothing.
 
     The image is held as one byte per pixel for its 3-pixel column (bit 0 the pixel above, 1 the pixel, 2 the
     pixel below) in a zero-padded (H + 2, W + 2) uint8 array, so three byte reads give a whole neighbourhood.
@@ -133,6 +134,7 @@ def skeletonize(lines: np.ndarray) -> np.ndarray:
         before, (_, removed) = removed, sub_iteration(around[first[around] == order], step)
         step ^= 1
     return (inner & 2) != 0
+
 
 def skeleton_endpoints(skeleton: np.ndarray) -> np.ndarray:
     """(N, 2) int (row, col) of skeleton pixels with exactly one 8-neighbour on the skeleton (in raster order)."""
