@@ -167,6 +167,36 @@ def test_match_unet_assignment_gives_each_reference_once_then_the_nearest_by_han
         UNetMatcher(SimpleNamespace(eval=lambda: None), solver="spectral")
 
 
+def test_unmatched_region_takes_the_palette_colour_nearest_its_most_frequent_warped_colour():
+    """Hand-built: the reference palette is light grey A = 0.8 and mid grey B = 0.5; the one target region
+    (10 px) is answered "no match"; 6 of its warped pixels are A and 4 are black (the warped line at its
+    border). Mean 0.48 is nearest B; the mode is A. ``unmatched_statistic="mode"`` (default) paints A,
+    ``"mean"`` (the first version) B."""
+    from benchmark.models.matchers import NO_MATCH, ComponentMatcher
+
+    class Unmatched(ComponentMatcher):
+        def match(self, target, reference, shape):
+            return np.full(len(target), NO_MATCH, np.int64)
+
+    target_labels = np.zeros((4, 7), np.int64)
+    target_labels[1:3, 1:6] = 1
+    warped = np.zeros((3, 4, 7), np.float32)
+    warped[:, 1:3, 1:6] = 0.8
+    warped[:, 1, 1:5] = 0.0
+    reference_labels = np.zeros((4, 7), np.int64)
+    reference_labels[:, :3], reference_labels[:, 4:] = 1, 2
+    reference_colour = np.zeros((3, 4, 7), np.float32)
+    reference_colour[:, :, :3], reference_colour[:, :, 4:] = 0.8, 0.5
+    for statistic, grey in (("mode", 0.8), ("mean", 0.5)):
+        matcher = Unmatched(min_flat=0.0, unmatched_statistic=statistic)
+        output, matches = matcher.paint(warped, reference_colour, target_labels, reference_labels)
+        assert matches.tolist() == [NO_MATCH, NO_MATCH]
+        assert np.allclose(output[:, 1:3, 1:6], grey, atol=1 / 255), statistic
+        assert np.array_equal(output[:, 0], warped[:, 0])  # line pixels keep the warp
+    with pytest.raises(ValueError, match="unmatched_statistic"):
+        Unmatched(unmatched_statistic="median")
+
+
 def test_match_unet_geometry_prior_by_hand():
     """Two targets and two references whose cosine distances (0.20 on the diagonal, 0.25 off it) say "same
     index", while the positions say "swapped". Frame 100 x 100: 0.1 diag = 10 sqrt 2; the prior's scale is

@@ -6,8 +6,10 @@ target component with its reference component's colour (the mode of the referenc
 cel paint is copied exactly). It returns the colour frame, (B, 3, H, W) float RGB in [0, 1], carrying its
 answers as ``output.component_matches``: (B, L) int64, entry ``t`` = the reference component id of target
 component ``t``, -1 = no match (docs/models.md; ``components@2`` scores them with AnimeRun's metrics).
-Components left without a match are filled with the reference palette colour nearest to the mean flow-warped
-reference colour over them
+Components left without a match are filled with the reference palette colour nearest to the most frequent
+flow-warped reference colour over them (``unmatched_statistic="mode"``; the first version took the mean colour,
+which the warped line pixels at a region's border pull away from its paint, so an unmatched region the warp
+itself colours right could be painted wrong)
 (:class:`benchmark.models.flow_warp.FlowWarp`, run with the longer side scaled to at most ``flow_side`` pixels and
 the warp scaled back: the colour feature needs region means, not sharp borders, and DIS at 1080p costs seconds);
 line pixels keep the warped colour.
@@ -234,16 +236,23 @@ class ComponentMatcher:
         flow_side: longer side (pixels) at which the flow is computed.
         min_flat, flat_tolerance: references less flat than ``min_flat`` (:func:`flat_fraction` at
             ``flat_tolerance``) get the flow warp as colour frame (module docstring).
+        unmatched_statistic: which warped colour of a component left unmatched picks its palette colour:
+            ``"mode"`` (default), its most frequent warped colour, or ``"mean"`` (the first version) (module
+            docstring).
     """
 
     #: component labels are used when the batch has them, else made from the sketches (:func:`labels_of`)
     requires = ("reference_colour", "reference_sketch", "reference_field", "target_sketch", "target_field")
 
     def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium",
-                 flow_side: int = 640, min_flat: float = PAINT_MIN_FLAT, flat_tolerance: float = PAINT_FLAT_TOLERANCE):
+                 flow_side: int = 640, min_flat: float = PAINT_MIN_FLAT, flat_tolerance: float = PAINT_FLAT_TOLERANCE,
+                 unmatched_statistic: str = "mode"):
+        if unmatched_statistic not in ("mode", "mean"):
+            raise ValueError(f"unmatched_statistic {unmatched_statistic!r}: use 'mode' or 'mean'")
+        self.unmatched_statistic = unmatched_statistic
         #: set by :meth:`match` (else None): (n_target,) reference row per target component whose colour paints
         #: it when it is left unmatched (and no larger than ``unmatched_max_area``), in place of the palette
-        #: colour nearest its mean warped colour
+        #: colour nearest its most frequent (or mean) warped colour
         self.fallback: np.ndarray | None = None
         self.unmatched_max_area: float | None = None
         self.weights = weights or CostWeights()
@@ -310,7 +319,8 @@ class ComponentMatcher:
         if target_labels.max(initial=0) == 0 or reference_labels.max(initial=0) == 0:
             return np.array(warped, dtype=np.float32), matches  # no closed region on a side: nothing to match
         reference_u8 = _to_u8(reference_colour)
-        target = region_features(target_labels, _to_u8(warped))
+        warped_u8 = _to_u8(warped)
+        target = region_features(target_labels, warped_u8)
         reference = region_features(reference_labels, reference_u8)
         self.fallback = None
         rows = self.match(target, reference, target_labels.shape)
@@ -322,9 +332,17 @@ class ComponentMatcher:
         palette = np.zeros((int(reference_labels.max()) + 1, 3), np.float32)
         palette[reference_ids] = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], 1) / 255.0
         # one colour per target id: its reference region's exact colour, or (no match) the reference palette
-        # colour nearest its mean warped colour (cel paint reuses the palette; a new region rarely gets a new colour)
+        # colour nearest its mode (or mean) warped colour (cel paint reuses the palette; a new region rarely gets
+        # a new colour)
         colours = np.unique(palette[reference_ids], axis=0)
-        nearest = np.linalg.norm(target.mean_rgb[:, None, :] / 255.0 - colours[None], axis=2).argmin(axis=1)
+        warped_rgb = target.mean_rgb
+        if self.unmatched_statistic == "mode":
+            # the most frequent warped colour: where the warp copies a flat region's inside exactly, it is that
+            # region's paint, which the mean (blended with the warped line pixels at its border) is not
+            mode_ids, _, mode_codes = component_colours(warped_u8, target_labels)
+            mode_codes = mode_codes[np.searchsorted(mode_ids, target.ids)]
+            warped_rgb = np.stack([(mode_codes >> 16) & 255, (mode_codes >> 8) & 255, mode_codes & 255], 1)
+        nearest = np.linalg.norm(warped_rgb[:, None, :] / 255.0 - colours[None], axis=2).argmin(axis=1)
         table = np.zeros((len(matches), 3), np.float32)
         table[target.ids] = colours[nearest]
         unmatched = ~matched
@@ -378,9 +396,9 @@ class GraphMatcher(ComponentMatcher):
         unmatched_colour: how a component answered "no match" is painted: ``"graph"`` (default) with the colour
             of its best-scoring candidate when it is a speck (at most ``unmatched_max_area`` px) and the
             reference a flat cel, else as ``"warp"`` (its answer stays "no match" either way); ``"warp"`` as
-            match-hand paints it, the reference palette colour nearest its mean flow-warped colour.
+            match-hand paints it, the reference palette colour nearest its most frequent flow-warped colour.
         unmatched_max_area: the speck size of ``unmatched_colour="graph"``, default BasicPBC's 10 px (the
-            ``acc_thres`` threshold); None = every unmatched component. A speck's mean warped colour is mostly
+            ``acc_thres`` threshold); None = every unmatched component. A speck's warped colours are mostly
             the surrounding line's; a larger region's is a fair guess (painting every unmatched component from
             the graph cost component accuracy on the demo dataset; baselines/pretrained/MODEL_CARD.md).
     """

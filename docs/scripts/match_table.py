@@ -3,7 +3,8 @@
     python docs/scripts/match_table.py --models match-hand,match-graph --sets generated,DATA/suneo,DATA/multigraph
 
 ``generated`` is the demo clip's ground truth (``benchmark.demo.synth_source``: the generator's region ids are
-its parts, so the match metrics score against true correspondences); any other set is a dataset folder built
+its parts, so the match metrics score against true correspondences), ``generated:seed=N`` the same kind of clip
+with another generator seed (the demo is seed 4); any other set is a dataset folder built
 by ``dataprep build`` (e.g. the clips of ``docs/scripts/real_line_art_clips.py``, whose ``label/`` part maps
 give true correspondences too). Prints one line per (set, model): acc / acc_thres / pix_acc / match-acc /
 valid-acc / invalid-acc and which ground truth the match metrics used (frame pairs scored against parts and
@@ -26,11 +27,16 @@ METRICS = ("component-acc", "component-acc-thres", "component-pix-acc", "match-a
 
 
 def source_of(name: str):
-    if name == "generated":
+    if name == "generated" or name.startswith("generated:seed="):
+        from dataclasses import replace
+
         from benchmark.demo import synth_source
         from dataprep.synth import SynthClip, demo_config
 
-        return synth_source(SynthClip(demo_config()))
+        config = demo_config()
+        if name != "generated":  # another clip of the demo's kind (the shipped match-unet saw seeds >= 1000)
+            config = replace(config, seed=int(name.split("=", 1)[1]))
+        return synth_source(SynthClip(config))
     from benchmark.parquet_source import ParquetSource
 
     return ParquetSource(name)
