@@ -470,3 +470,46 @@ def test_popcount_without_numpy_bitwise_count_counts_the_same_bits():
     expected = np.array([[bin(int(w)).count("1") for w in row] for row in words])
     assert np.array_equal(_popcount_bytes(words), expected)
     assert np.array_equal(_popcount_bytes(words[:, ::2]), expected[:, ::2])  # strided input
+
+
+def _skeleton_test_images():
+    """(name, (H, W) bool) images for the skeleton comparison: random, hand-made, at the borders, degenerate."""
+    rng = np.random.default_rng(18)
+    for density in (0.05, 0.3, 0.5, 0.7, 0.95):  # random noise, sparse to nearly full
+        for shape in ((17, 23), (40, 40), (1, 30), (30, 1), (2, 9)):
+            yield f"noise {density} {shape}", rng.random(shape) < density
+    for seed in range(20):  # random thick strokes and filled blobs, some crossing the image edge
+        canvas = np.zeros((64, 80), np.uint8)
+        for _ in range(int(rng.integers(1, 8))):
+            x0, x1 = rng.integers(-10, 90, 2)
+            y0, y1 = rng.integers(-10, 74, 2)
+            cv2.line(canvas, (int(x0), int(y0)), (int(x1), int(y1)), 1, int(rng.integers(1, 9)))
+            cv2.circle(canvas, (int(x1), int(y0)), int(rng.integers(1, 12)), 1, int(rng.choice([-1, 1, 3])))
+        yield f"strokes {seed}", canvas.astype(bool)
+    yield "empty", np.zeros((12, 15), bool)
+    yield "full", np.ones((12, 15), bool)
+    yield "one pixel", np.ones((1, 1), bool)
+    yield "zero rows", np.zeros((0, 5), bool)
+    yield "one row", np.ones((1, 40), bool)
+    yield "one column", np.ones((40, 1), bool)
+    yield "two rows", np.ones((2, 40), bool)
+    yield "diagonal", np.eye(30, dtype=bool) | np.eye(30, k=1, dtype=bool)
+    yield "thin square", square_outline(thickness=1)
+    yield "thick square", square_outline(thickness=6)
+    border = np.zeros((20, 30), bool)
+    border[:3] = border[:, -4:] = True  # thick strokes along the image edge
+    yield "edge strokes", border
+    frame = SynthClip(SynthConfig(width=192, height=128, shots=1, shot_length=(2, 2), seed=5))
+    yield "generator line art", next(iter(frame.frames())).line_art < 128
+    yield "xdog of a generator frame", _xdog_lines(next(iter(frame.frames())).image)
+
+
+def test_skeletonize_equals_scikit_image_zhang_suen():
+    from skimage.morphology import skeletonize as skimage_skeletonize
+
+    from dataprep.components import skeletonize
+
+    for name, image in _skeleton_test_images():
+        got = skeletonize(image)
+        assert got.dtype == bool and got.shape == image.shape, name
+        assert np.array_equal(got, skimage_skeletonize(image)), name
