@@ -361,7 +361,7 @@ class UNetMatcher(UNetEmbeddings, ComponentMatcher):
             mid-sized regions far apart (on the real line-art clips most of the pixels match-unet got wrong and
             match-hand right were 20-320 px regions given a distant reference region); the prior costs 0.01
             acc on the generated clip and gains 0.02 / 0.04 on suneo / multigraph, with pix_acc up on both
-            (MODEL_CARD.md, ``### match-unet's geometry prior``).
+            (baselines/pretrained/MODEL_CARD.md, "The geometry prior").
     """
 
     def __init__(self, network: MatchUNet, solver: str = "assignment", geometry_weight: float = 0.5, **kwargs):
