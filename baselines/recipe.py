@@ -4,8 +4,8 @@ Small CPU-trained networks cannot learn correspondence from scratch on a few min
 classical ``flow-warp`` floor already puts most reference colours in the right place. The recipe turns
 every model into a *correction* of that floor:
 
-* **warp prior** (:func:`warp_prior`): the reference colour backward-warped onto the target by
-  :class:`benchmark.models.flow_warp.FlowWarp` (DIS flow on the distance fields; the one implementation,
+* **warp prior** (:func:`warp_prior_with_sketch`, :func:`warp_evidence`): the reference colour backward-warped
+  onto the target by :class:`benchmark.models.flow_warp.FlowWarp` (DIS flow on the distance fields; the one implementation,
   imported). It is an input of the network and the base of its output. Not differentiable (the flow is
   classical); computed once per batch, or read from the batch key ``warp_prior`` when a caller has it.
 * **gated residual head** (:class:`GatedResidualHead`): ``output = warp + gate * residual`` with
@@ -49,24 +49,12 @@ def _default_warper(batch: Mapping[str, torch.Tensor]) -> FlowWarp:
     return FlowWarp(guide="field" if has_fields else "sketch")
 
 
-def warp_prior(batch: Mapping[str, torch.Tensor], warper: FlowWarp | None = None) -> torch.Tensor:
-    """The ``flow-warp`` prediction for ``batch``: (B, 3, H, W) float32 RGB in [0, 1] on the batch's device.
-
-    Uses ``batch["warp_prior"]`` when present. Flow follows the distance fields when the batch has them
-    (``flow-warp``'s default) and the line art otherwise. With K > 1 references each pixel takes the best
-    agreeing reference, as ``flow-warp`` does.
-    """
-    if WARP_PRIOR in batch:
-        return batch[WARP_PRIOR]
-    with torch.no_grad():
-        return (warper or _default_warper(batch))(batch).float()
-
-
 def warp_prior_with_sketch(batch: Mapping[str, torch.Tensor],
                            warper: FlowWarp | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(:func:`warp_prior`, the warped reference sketch (B, 1, H, W) float in [0, 1], 1 = paper): both from
-    one flow (:meth:`FlowWarp.warp_with_sketch`), or the batch's ``warp_prior`` and ``warp_sketch`` when it
-    has both."""
+    """(the ``flow-warp`` prediction (B, 3, H, W) float32 RGB in [0, 1], the warped reference sketch (B, 1, H, W)
+    float in [0, 1], 1 = paper): both from one flow (:meth:`FlowWarp.warp_with_sketch`; it follows the distance
+    fields when the batch has them, as ``flow-warp`` does, else the line art; with K > 1 references each pixel
+    takes the best agreeing reference), or the batch's ``warp_prior`` and ``warp_sketch`` when it has both."""
     if WARP_PRIOR in batch and WARP_SKETCH in batch:
         return batch[WARP_PRIOR], batch[WARP_SKETCH]
     with torch.no_grad():

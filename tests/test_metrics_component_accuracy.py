@@ -146,3 +146,10 @@ def test_mode_colours_equal_a_plain_count_per_component():
             counts = Counter(int(r) << 16 | int(g) << 8 | int(b) for r, g, b in image[labels == i])
             top = max(counts.values())
             assert size == (labels == i).sum() and colour == min(c for c, n in counts.items() if n == top)
+
+
+def test_code_rgb_unpacks_component_colour_codes_by_hand():
+    from benchmark.metrics.component_accuracy import code_rgb
+
+    assert code_rgb(np.array([0x000000, 0xFF8001, 0x0A0B0C])).tolist() == [[0, 0, 0], [255, 128, 1], [10, 11, 12]]
+    assert code_rgb(np.array(0x102030)).tolist() == [16, 32, 48]

@@ -11,7 +11,7 @@ import torch
 from baselines.datasets import ListDataset, ShapesPairs
 from baselines.model import build_model, load_trained, model_preset
 from baselines.recipe import (GatedResidualHead, RandomCropDataset, RepaletteDataset, apply_colour_map, augment,
-                              repalette_pair, warp_prior)
+                              repalette_pair, warp_evidence)
 from benchmark.cli import main as bench_main
 from benchmark.models.flow_warp import FlowWarp
 from benchmark.models.vote import vote_batch
@@ -40,14 +40,19 @@ def toy_batch(t_ref=0, t_target=3, size=64):
 
 # --- warp prior and gated head ----------------------------------------------------------------------------
 
-def test_warp_prior_is_the_flow_warp_floor_and_a_given_prior_is_used():
+def test_warp_evidence_is_the_flow_warp_floor_and_a_given_prior_is_used():
     batch = toy_batch()
-    torch.testing.assert_close(warp_prior(batch), FlowWarp()(batch), rtol=0, atol=0)
-    given = torch.rand(1, 3, 64, 64)
-    assert warp_prior({**batch, "warp_prior": given}) is given
-    # without fields the flow follows the sketches (flow-warp's guide="sketch")
+    prior, field, _ = warp_evidence(batch)
+    torch.testing.assert_close(prior, FlowWarp()(batch), rtol=0, atol=0)
+    assert torch.equal(field, batch["target_field"].float())
+    given, given_sketch = torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64)
+    prior, _, warped_sketch = warp_evidence({**batch, "warp_prior": given, "warp_sketch": given_sketch})
+    assert torch.equal(prior, given) and torch.equal(warped_sketch, given_sketch)
+    # without fields the flow follows the sketches (flow-warp's guide="sketch") and the field channel is zero
     no_fields = {k: v for k, v in batch.items() if not k.endswith("field")}
-    torch.testing.assert_close(warp_prior(no_fields), FlowWarp(guide="sketch")(no_fields), rtol=0, atol=0)
+    prior, field, _ = warp_evidence(no_fields)
+    torch.testing.assert_close(prior, FlowWarp(guide="sketch")(no_fields), rtol=0, atol=0)
+    assert field.shape == (1, 1, 64, 64) and not field.any()
 
 
 def test_gated_residual_head_starts_as_the_warp_and_learns_from_the_first_step():
@@ -86,7 +91,7 @@ def test_cmft_warp_learns_where_the_warp_is_wrong():
     40%) is learnt within a few steps."""
     torch.manual_seed(0)
     batch = toy_batch(0, 6)
-    batch["warp_prior"] = warp_prior(batch)
+    batch["warp_prior"] = warp_evidence(batch)[0]
     target = batch["warp_prior"] * 0.6
     model = build_model("cmft-warp", **model_preset("cmft-warp", "tiny")["model"]).train()
     start = float((model(batch) - target).abs().mean().detach())
@@ -154,7 +159,7 @@ def test_repalette_and_crop_datasets_change_what_they_say_and_nothing_else():
     # the warp prior is taken on the full frame, then cropped with the rest
     torch.manual_seed(1)
     full = augment(data, warp=True)[1]
-    torch.testing.assert_close(full["warp_prior"], warp_prior({k: v[None] for k, v in data[1].items()})[0])
+    torch.testing.assert_close(full["warp_prior"], warp_evidence({k: v[None] for k, v in data[1].items()})[0][0])
     torch.manual_seed(2)
     cropped = augment(data, crop=16, warp=True)[1]
     assert cropped["warp_prior"].shape == (3, 16, 16)

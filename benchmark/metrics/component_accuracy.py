@@ -69,6 +69,13 @@ def component_colours(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     return component_ids, sizes.astype(np.int64), pair_colours[chosen]
 
 
+def code_rgb(codes: np.ndarray) -> np.ndarray:
+    """0xRRGGBB integer codes (as :func:`component_colours` returns them), shape (...), -> (..., 3) int64 RGB
+    0..255."""
+    codes = np.asarray(codes, np.int64)
+    return np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=-1)
+
+
 def colours_equal(first: np.ndarray, second: np.ndarray, tolerance: int = 0) -> np.ndarray:
     """Element-wise: 0xRRGGBB codes equal, or (``tolerance`` > 0) no channel differs by more than it."""
     if tolerance <= 0:

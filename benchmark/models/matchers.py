@@ -83,7 +83,7 @@ from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from benchmark.metrics.component_accuracy import SIZE_THRESHOLD, component_colours
+from benchmark.metrics.component_accuracy import SIZE_THRESHOLD, code_rgb, component_colours
 from benchmark.model import Batch, no_weights, register_model
 from benchmark.models.flow_warp import FlowWarp
 from benchmark.models.vote import flat_fraction
@@ -196,11 +196,15 @@ def cost_matrix(target: RegionFeatures, reference: RegionFeatures, shape: tuple[
     def distance(first: np.ndarray, second: np.ndarray, metric: str) -> np.ndarray:
         return cdist(first.reshape(len(first), -1), second.reshape(len(second), -1), metric)
 
-    cost = distance(target.centroid[rows], reference.centroid, "euclidean") * (weights.position / scale)
-    cost += distance(np.log2(target.area[rows]), np.log2(reference.area), "cityblock") * weights.area
-    cost += distance(target.log_hu[rows], reference.log_hu, "cityblock") * (weights.shape / target.log_hu.shape[1])
-    cost += distance(target.mean_rgb[rows], reference.mean_rgb, "euclidean") * (weights.colour / (255 * 3 ** 0.5))
-    cost += distance(np.log2(1 + target.degree[rows]), np.log2(1 + reference.degree), "cityblock") * weights.neighbours
+    terms = ((weights.position / scale, target.centroid, reference.centroid, "euclidean"),
+             (weights.area, np.log2(target.area), np.log2(reference.area), "cityblock"),
+             (weights.shape / target.log_hu.shape[1], target.log_hu, reference.log_hu, "cityblock"),
+             (weights.colour / (255 * 3 ** 0.5), target.mean_rgb, reference.mean_rgb, "euclidean"),
+             (weights.neighbours, np.log2(1 + target.degree), np.log2(1 + reference.degree), "cityblock"))
+    cost = np.zeros((len(target.ids[rows]), len(reference)))
+    for weight, first, second, metric in terms:
+        if weight:  # a term weighted 0 (match-unet's position and size prior uses two) costs no cdist call
+            cost += distance(first[rows], second, metric) * weight
     return cost
 
 
@@ -330,27 +334,27 @@ class ComponentMatcher:
             return np.array(warped, dtype=np.float32), matches  # painted reference: answers, warp unflattened
         reference_ids, _, codes = component_colours(reference_u8, reference_labels)
         palette = np.zeros((int(reference_labels.max()) + 1, 3), np.float32)
-        palette[reference_ids] = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], 1) / 255.0
-        # one colour per target id: its reference region's exact colour, or (no match) the reference palette
-        # colour nearest its mode (or mean) warped colour (cel paint reuses the palette; a new region rarely gets
-        # a new colour)
-        colours = np.unique(palette[reference_ids], axis=0)
-        warped_rgb = target.mean_rgb
-        if self.unmatched_statistic == "mode":
-            # the most frequent warped colour: where the warp copies a flat region's inside exactly, it is that
-            # region's paint, which the mean (blended with the warped line pixels at its border) is not
-            mode_ids, _, mode_codes = component_colours(warped_u8, target_labels)
-            mode_codes = mode_codes[np.searchsorted(mode_ids, target.ids)]
-            warped_rgb = np.stack([(mode_codes >> 16) & 255, (mode_codes >> 8) & 255, mode_codes & 255], 1)
-        nearest = np.linalg.norm(warped_rgb[:, None, :] / 255.0 - colours[None], axis=2).argmin(axis=1)
+        palette[reference_ids] = code_rgb(codes) / 255.0
         table = np.zeros((len(matches), 3), np.float32)
-        table[target.ids] = colours[nearest]
         unmatched = ~matched
-        if self.unmatched_max_area is not None:
-            unmatched &= target.area <= self.unmatched_max_area
-        if self.fallback is not None and unmatched.any():
-            # the matcher's best guess for the components it left unmatched (flat cels only: the gate above)
-            table[target.ids[unmatched]] = palette[reference.ids[self.fallback[unmatched]]]
+        if unmatched.any():
+            # (no match) the reference palette colour nearest its mode (or mean) warped colour (cel paint reuses
+            # the palette; a new region rarely gets a new colour)
+            warped_rgb = target.mean_rgb[unmatched]
+            if self.unmatched_statistic == "mode":
+                # the most frequent warped colour: where the warp copies a flat region's inside exactly, it is
+                # that region's paint, which the mean (blended with the warped line pixels at its border) is not
+                mode_ids, _, mode_codes = component_colours(warped_u8, target_labels)
+                warped_rgb = code_rgb(mode_codes[np.searchsorted(mode_ids, target.ids[unmatched])])
+            colours = np.unique(palette[reference_ids], axis=0)
+            nearest = np.linalg.norm(warped_rgb[:, None, :] / 255.0 - colours[None], axis=2).argmin(axis=1)
+            table[target.ids[unmatched]] = colours[nearest]
+            if self.fallback is not None:
+                # the matcher's best guess for the components it left unmatched (flat cels only: the gate above)
+                guessed = unmatched if self.unmatched_max_area is None else unmatched & (
+                    target.area <= self.unmatched_max_area)
+                table[target.ids[guessed]] = palette[reference.ids[self.fallback[guessed]]]
+        # matched: its reference region's exact colour
         table[matches >= 0] = palette[matches[matches >= 0]]
         # one gather of the whole frame, line pixels (id 0) then taken from the warp
         painted = table[target_labels].transpose(2, 0, 1)
