@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -140,3 +141,64 @@ def test_seeking_into_real_clips_matches_a_full_decode(real_data, name):
     got = list(seeking)
     assert [g[0] for g in got] == list(range(start, start + 8))
     assert all(np.array_equal(g[2], w[2]) for g, w in zip(got, full[start:start + 8]))
+
+
+def test_last_frame_gives_the_last_output_only_while_the_inputs_are_equal():
+    from dataprep.build.pipeline import LastFrame
+
+    memo, calls = LastFrame(), []
+
+    def double(array):
+        calls.append(1)
+        return array * 2
+
+    first = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    out = memo(lambda: double(first), first)
+    assert not out.flags.writeable  # shared with the next frames: nobody may change it
+    again = first.copy()  # equal values, another array: reused
+    assert memo(lambda: double(again), again) is out and len(calls) == 1
+    other = first.copy()
+    other[0, 0] = 9
+    assert memo(lambda: double(other), other)[0, 0] == 18 and len(calls) == 2
+    assert memo(lambda: double(other.astype(np.int16)), other.astype(np.int16)).dtype == np.int16  # dtype counts
+    assert len(calls) == 3
+    # the inputs are kept as copies: an array changed in place after the call is not taken for the old one
+    changing = np.zeros(3, np.uint8)
+    memo(lambda: double(changing), changing)
+    changing[0] = 1
+    assert memo(lambda: double(changing), changing)[0] == 2 and len(calls) == 5
+    # several inputs: all must be equal
+    memo(lambda: double(first), first, "colour")
+    assert len(calls) == 6
+    memo(lambda: double(first), first, "sketch")
+    assert len(calls) == 7
+
+
+def test_held_drawings_reuse_the_last_frames_work_and_write_the_same_bytes(tmp_path, monkeypatch):
+    """A held drawing repeats its frame exactly (here: PNG frames of the generator, which holds drawings for
+    several frames); the stages then hand back the last frame's sketch, field, label map, table and PNG bytes
+    (``LastFrame``), and the dataset is the one that computing every frame gives, byte for byte."""
+    import dataprep.build.pipeline as build_pipeline
+    from dataprep import components
+    from dataprep.imaging import decode_png
+    from tests.dataset_fakes import dataset_bytes, write_synth_frames
+
+    folder = tmp_path / "clip"
+    write_synth_frames(folder, seed=2, shots=1, width=96, height=64, shot_length=(24, 24))
+    config = load_config(None, SMALL + ["run.executor=serial"])
+    calls = []
+    extract_labels = components.extract_labels
+    monkeypatch.setattr(components, "extract_labels",
+                        lambda sketch, **params: calls.append(1) or extract_labels(sketch, **params))
+    build([folder], tmp_path / "reused", config)
+    frames = sorted(table(tmp_path / "reused", "frames").to_pylist(), key=lambda f: f["frame_index"])
+    masks = [decode_png(f["sketch"]["bytes"]) < components.LINE_THRESHOLD for f in frames]
+    runs = 1 + sum(not np.array_equal(a, b) for a, b in zip(masks, masks[1:]))
+    assert len(frames) == 24 and 1 < runs < 24  # the clip holds its drawings
+    assert len(calls) == runs  # gap closing and labelling once per run of equal line masks
+
+    monkeypatch.setattr(build_pipeline.LastFrame, "__call__", lambda self, compute, *inputs: compute())
+    calls.clear()
+    build([folder], tmp_path / "computed", config)
+    assert len(calls) == 24
+    assert dataset_bytes(tmp_path / "reused") == dataset_bytes(tmp_path / "computed")

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from dataprep.build.markers import remove_unit_files, write_marker
-from dataprep.build.pipeline import make_pipeline
+from dataprep.build.pipeline import LastFrame, make_pipeline
 from dataprep.build.plan import ShotPlan, UnitPlan, derive_seed
 from dataprep.build.shards import SplitShardWriter
 from dataprep.config import BuildConfig
@@ -150,6 +150,12 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
         samplers = create_samplers(config.samplers)
         described = pipeline.describe()
     compression = config.output.png_compression
+    # a held drawing repeating the last frame's array repeats its PNG bytes too (LastFrame)
+    last_png = {kind: LastFrame() for kind in ("colour", "sketch", "distance_field", "components")}
+
+    def frame_png(array: np.ndarray, kind: str) -> bytes:
+        return last_png[kind](lambda: encode_png(array, compression, kind), array)
+
     frames_writer = SplitShardWriter(out, "data/frames", unit, FRAMES, config.output.shard_size)
     pairs_writer = SplitShardWriter(out, "data/pairs", unit, PAIRS, config.output.shard_size * 8)
     shot_of: dict[int, ShotPlan] = {}
@@ -237,14 +243,14 @@ def process_unit(plan: UnitPlan, out_location: str, config: BuildConfig, pipelin
                     parts = region_parts(labels, given.parts)
             with timer("encode"):
                 extractor = described if given is None else pipeline.describe_given(given)
-                colour_png = encode_png(rgb, compression, "colour")
-                labels_png = encode_png(labels, compression, "components")
+                colour_png = frame_png(rgb, "colour")
+                labels_png = frame_png(labels, "components")
                 row = {
                     "frame_key": f"{video_id}/{index:06d}", "video_id": video_id, "shot_id": state.shot_id,
                     "shot_start": state.start, "frame_index": index, "timestamp": timestamp,
                     "split": state.split, "held_group": group, "width": rgb.shape[1], "height": rgb.shape[0],
-                    "colour": image_value(colour_png), "sketch": image_value(encode_png(sketch, compression, "sketch")),
-                    "distance_field": image_value(encode_png(field, compression, "distance_field")),
+                    "colour": image_value(colour_png), "sketch": image_value(frame_png(sketch, "sketch")),
+                    "distance_field": image_value(frame_png(field, "distance_field")),
                     "components": image_value(labels_png), "component_table": table,
                     "component_parts": None if parts is None else _stored_parts(parts, table),
                     "extractor": extractor["extractor"], "extractor_params": extractor["extractor_params"],

@@ -1,6 +1,6 @@
 """CPU per stored frame of the components stage on real anime and generated frames, optionally side by side.
 
-    python docs/scripts/bench_components.py [--real ../shared/data/real] [--step 3] [--baseline TREE ...]
+    python docs/scripts/bench_components.py [--real ../shared/data/real] [--step 3] [--as-built] [--baseline TREE ...]
 
 Makes the frames a default ``dataprep build`` stores (256 x 256, XDoG sketch) from the real clips of
 ``bench_build.py`` (One Piece, LVCD, the eisai and TRE-Net shots cropped to their input panel) and from a
@@ -8,8 +8,10 @@ generated clip (``dataprep.synth``, 1920 x 1080, 3 shots), every ``--step``-th f
 labels + features (``time.process_time``, one OpenCV thread) per frame. With ``--baseline TREE`` (a checkout
 of another commit; repeat it for several) that tree's ``dataprep/components`` module runs too, the trees
 taking turns to go first frame by frame, and every label map and feature table is compared with this tree's.
-Prints ms per frame per clip, this tree's speed-up over each baseline and whether all outputs were identical
-(exit 1 if not).
+With ``--as-built`` this tree runs the stage as a build does (``StagePipeline.components``: a held drawing that
+repeats the last frame's line mask or colour frame gets the last output back, ``LastFrame``); with ``--step 1``
+the frames come in build order, so that reuse shows. Prints ms per frame per clip, this tree's speed-up over
+each baseline and whether all outputs were identical (exit 1 if not).
 """
 
 from __future__ import annotations
@@ -74,18 +76,36 @@ def run(module, sketch: np.ndarray, rgb: np.ndarray) -> tuple[float, tuple]:
     return time.process_time() - start, (labels, columns)
 
 
+class AsBuilt:
+    """This tree's stage as a build runs it: :meth:`StagePipeline.components`, which hands back the last frame's
+    labels and table when a held drawing repeats the line mask (and the colour frame); columns for comparison."""
+
+    def __init__(self):
+        self.pipeline = StagePipeline(load_config())
+
+    def __call__(self, sketch: np.ndarray, rgb: np.ndarray) -> tuple[float, tuple]:
+        start = time.process_time()
+        labels, table = self.pipeline.components(sketch, rgb)
+        spent = time.process_time() - start
+        names = ("id", "area", "centroid", "bbox", "hu", "mean_rgb")
+        return spent, (labels, {k: [row[k] for row in table] for k in names})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "real")
     parser.add_argument("--step", type=int, default=3, help="every step-th frame (default 3)")
     parser.add_argument("--baseline", type=Path, action="append", default=[],
                         help="another checkout to compare with (repeatable)")
+    parser.add_argument("--as-built", action="store_true",
+                        help="time this tree as the build runs the stage (held drawings reuse the last frame's "
+                             "output); use with --step 1, the frames in build order")
     args = parser.parse_args()
     cv2.setNumThreads(1)  # as in a build with several workers
     trees = {}
     for n, tree in enumerate(args.baseline):
         trees[f"baseline {n + 1}" if len(args.baseline) > 1 else "baseline"] = load_components(tree.resolve(), n)
-    trees["this tree"] = components
+    trees["this tree"] = AsBuilt() if args.as_built else components
     sources = []
     if args.real.is_dir():
         sources += [stored_frames(inputs, overrides, args.step) for _, inputs, overrides in real_builds(args.real)]
@@ -100,7 +120,8 @@ def main() -> int:
             order = list(trees)[n % len(trees):] + list(trees)[:n % len(trees)]
             outputs = {}
             for label in order:
-                spent, outputs[label] = run(trees[label], sketch, rgb)
+                tree = trees[label]
+                spent, outputs[label] = tree(sketch, rgb) if isinstance(tree, AsBuilt) else run(tree, sketch, rgb)
                 seconds.setdefault(clip, {}).setdefault(label, 0.0)
                 seconds[clip][label] += spent
             counts[clip] = counts.get(clip, 0) + 1
