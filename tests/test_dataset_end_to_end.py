@@ -174,31 +174,56 @@ def test_last_frame_gives_the_last_output_only_while_the_inputs_are_equal():
     assert len(calls) == 7
 
 
+def _build_with_and_without_reuse(inputs, config, tmp_path, monkeypatch) -> tuple[list[dict], int]:
+    """Build ``inputs`` as usual and with every frame computed (``LastFrame`` off); assert the datasets are
+    identical byte for byte. Returns the frames table (build order) and the gap-closing + labelling calls of
+    the first build."""
+    import dataprep.build.pipeline as build_pipeline
+    from dataprep import components
+    from tests.dataset_fakes import dataset_bytes
+
+    calls = []
+    extract_labels = components.extract_labels
+    with monkeypatch.context() as patch:
+        patch.setattr(components, "extract_labels",
+                      lambda sketch, **params: calls.append(1) or extract_labels(sketch, **params))
+        build(inputs, tmp_path / "reused", config)
+        reused_calls = len(calls)
+        patch.setattr(build_pipeline.LastFrame, "__call__", lambda self, compute, *given: compute())
+        calls.clear()
+        build(inputs, tmp_path / "computed", config)
+    frames = sorted(table(tmp_path / "reused", "frames").to_pylist(), key=lambda f: (f["video_id"], f["frame_index"]))
+    assert len(calls) == len(frames)  # without the reuse: once per frame
+    assert dataset_bytes(tmp_path / "reused") == dataset_bytes(tmp_path / "computed")
+    return frames, reused_calls
+
+
 def test_held_drawings_reuse_the_last_frames_work_and_write_the_same_bytes(tmp_path, monkeypatch):
     """A held drawing repeats its frame exactly (here: PNG frames of the generator, which holds drawings for
     several frames); the stages then hand back the last frame's sketch, field, label map, table and PNG bytes
     (``LastFrame``), and the dataset is the one that computing every frame gives, byte for byte."""
-    import dataprep.build.pipeline as build_pipeline
-    from dataprep import components
+    from dataprep.components import LINE_THRESHOLD
     from dataprep.imaging import decode_png
-    from tests.dataset_fakes import dataset_bytes, write_synth_frames
+    from tests.dataset_fakes import write_synth_frames
 
     folder = tmp_path / "clip"
     write_synth_frames(folder, seed=2, shots=1, width=96, height=64, shot_length=(24, 24))
-    config = load_config(None, SMALL + ["run.executor=serial"])
-    calls = []
-    extract_labels = components.extract_labels
-    monkeypatch.setattr(components, "extract_labels",
-                        lambda sketch, **params: calls.append(1) or extract_labels(sketch, **params))
-    build([folder], tmp_path / "reused", config)
-    frames = sorted(table(tmp_path / "reused", "frames").to_pylist(), key=lambda f: f["frame_index"])
-    masks = [decode_png(f["sketch"]["bytes"]) < components.LINE_THRESHOLD for f in frames]
+    frames, calls = _build_with_and_without_reuse([folder], load_config(None, SMALL + ["run.executor=serial"]),
+                                                  tmp_path, monkeypatch)
+    masks = [decode_png(f["sketch"]["bytes"]) < LINE_THRESHOLD for f in frames]
     runs = 1 + sum(not np.array_equal(a, b) for a, b in zip(masks, masks[1:]))
     assert len(frames) == 24 and 1 < runs < 24  # the clip holds its drawings
-    assert len(calls) == runs  # gap closing and labelling once per run of equal line masks
+    assert calls == runs  # gap closing and labelling once per run of equal line masks
 
-    monkeypatch.setattr(build_pipeline.LastFrame, "__call__", lambda self, compute, *inputs: compute())
-    calls.clear()
-    build([folder], tmp_path / "computed", config)
-    assert len(calls) == 24
-    assert dataset_bytes(tmp_path / "reused") == dataset_bytes(tmp_path / "computed")
+
+def test_held_frames_of_real_tv_anime_are_reused_with_identical_output(real_data, tmp_path, monkeypatch):
+    """On real TV anime (an eisai shot, its input panel scaled to the stored size) held frames come out equal
+    (codec noise averages away when scaled down): the build skips their gap closing, and the dataset is the one
+    computing every frame gives."""
+    panels = json.loads((real_data / "shot-clips" / "eisai" / "panels.json").read_text())
+    name = "konobi_s01e012__000339.mp4"
+    config = load_config(None, ["run.executor=serial",
+                                f"frames.crop={json.dumps(panels[name]['input_panel_box_xyxy'])}"])
+    frames, calls = _build_with_and_without_reuse([real_data / "shot-clips" / "eisai" / name], config, tmp_path,
+                                                  monkeypatch)
+    assert len(frames) > 100 and calls < 0.75 * len(frames)
