@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmark.model import load_model
-from benchmark.models.matchers import HandMatcher, adjacency
+from benchmark.models.matchers import PAINT_FLAT_TOLERANCE, HandMatcher, adjacency
 
 from benchmark_toys import one_torch_thread
 
@@ -259,6 +259,44 @@ def test_cost_matrix_equals_the_documented_formula_pair_by_pair():
                         + weights.neighbours * abs(np.log2((1 + target.degree[t]) / (1 + reference.degree[r]))))
             assert cost[i, r] == pytest.approx(expected, rel=1e-12)
 
+    # colour trust scales each target's colour term, and only that term
+    from dataclasses import replace
+
+    trust = rng.uniform(0, 1, 9)
+    trusted = cost_matrix(replace(target, colour_trust=trust), reference, shape, weights, slice(2, 8))
+    colour = weights.colour * np.linalg.norm(target.mean_rgb[2:8, None] - reference.mean_rgb[None], axis=2) / (
+        255 * 3 ** 0.5)
+    assert trusted == pytest.approx(cost - colour * (1 - trust[2:8, None]), rel=1e-12, abs=1e-12)
+
+
+def test_colour_trust_is_the_share_of_warped_pixels_agreeing_with_their_median():
+    """Where the flow fails, a region's warped pixels mix reference colours and their mean is no colour of the
+    reference. Here target region 1 is reference region A (light grey) moved by (1, 2) px, but the warp paints
+    it 60 % red, 40 % blue; reference region B, below A and absent from the target, is purple, the colour of
+    that mean. Costs (position + colour + neighbours; area and shape are equal): with full colour weight A
+    0.250 + 3.175 + 0.146 = 3.571, above the no-match cost 2.5, and B 2.247 + 0 + 0.146 = 2.393, so region 1
+    goes to B; with the colour term weighted by the 60 % of warped pixels that agree with their median (red),
+    A costs 0.250 + 0.6 * 3.175 + 0.146 = 2.301 and wins."""
+    from benchmark.models.vote import region_flat_shares
+
+    reference = np.zeros((40, 80), np.int64)
+    reference[2:18, 5:25], reference[23:39, 5:25], reference[2:18, 55:75] = 1, 2, 3  # A, B, C
+    target = np.zeros_like(reference)
+    target[3:19, 7:27], target[3:19, 55:75] = 1, 2  # A moved, C; B is gone
+    grey, purple, red, blue = (np.array(c, np.float32) for c in ([.8, .8, .8], [.6, 0, .4], [1, 0, 0], [0, 0, 1]))
+    reference_colour = np.zeros((3, 40, 80), np.float32)
+    for region, colour in ((1, grey), (2, purple), (3, red)):
+        reference_colour[:, reference == region] = colour[:, None]
+    warped = np.zeros((3, 40, 80), np.float32)
+    warped[:, target == 2] = red[:, None]
+    warped[:, 3:19, 7:19] = red[:, None, None]  # 12 of region 1's 20 columns
+    warped[:, 3:19, 19:27] = blue[:, None, None]
+    assert region_flat_shares(warped, target, np.array([1, 2]), PAINT_FLAT_TOLERANCE).tolist() == [0.6, 1.0]
+    _, untrusting = HandMatcher(min_flat=0, colour_trust=False).paint(warped, reference_colour, target, reference)
+    assert untrusting[1] == 2 and untrusting[2] == 3  # the mixed mean colour picks purple B
+    out, answers = HandMatcher(min_flat=0).paint(warped, reference_colour, target, reference)
+    assert answers[1] == 1 and answers[2] == 3
+    assert np.allclose(out[:, target == 1], np.round(grey * 255)[:, None] / 255)
 
 def test_region_means_pool_at_network_resolution_by_hand():
     """match-unet's pooling at network resolution equals pooling the bilinearly upsampled map: worked out by

@@ -97,6 +97,18 @@ def test_flat_fraction_counts_region_pixels_near_their_region_median():
     assert flat_fraction(painted, np.zeros((4, 4), int)) == 1.0  # no region: nothing to judge
 
 
+def test_region_flat_shares_are_flat_fraction_per_region():
+    from benchmark.models.vote import region_flat_shares
+
+    painted, flat, labels = _painted_and_flat_reference()
+    # as above: region 1 has 2 of its 8 pixels within 0.02 of its median, region 2 all 4
+    assert region_flat_shares(painted, labels, np.array([1, 2])).tolist() == [2 / 8, 1.0]
+    assert region_flat_shares(painted, labels, np.array([2])).tolist() == [1.0]
+    assert region_flat_shares(flat, labels, np.array([1, 2])).tolist() == [1.0, 1.0]
+    # a wider tolerance takes in more of region 1: |red diff| / 3 <= 0.06 for |red diff| <= 0.18: .2 .3 .4 .5
+    assert region_flat_shares(painted, labels, np.array([1]), tolerance=0.06).tolist() == [4 / 8]
+
+
 def test_painted_references_switch_voting_off_for_their_sample():
     painted, flat, labels = _painted_and_flat_reference()
     colour = torch.rand(2, 3, 4, 4) * 0.02 + 0.5  # a model's near-flat output, voted if allowed

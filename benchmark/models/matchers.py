@@ -38,7 +38,16 @@ area, centroid and neighbour count, plus the mean colour of the flow-warped refe
 The cost of matching target component t to reference component r (all terms dimensionless):
 
     cost(t, r) = w_pos |c_t - c_r| / (0.1 diag) + w_area |log2(a_t / a_r)| + w_shape mean|logHu_t - logHu_r|
-               + w_colour |warp_t - colour_r| / (255 sqrt 3) + w_nbr |log2((1 + n_t) / (1 + n_r))|
+               + w_colour trust_t |warp_t - colour_r| / (255 sqrt 3) + w_nbr |log2((1 + n_t) / (1 + n_r))|
+
+``trust_t`` (``colour_trust=True``, the default) is the share of component t's flow-warped pixels within
+``flat_tolerance`` of their median colour (:func:`benchmark.models.vote.region_flat_shares`): where the flow
+fails (large motion), a component's warped pixels mix the colours of several reference regions and their mean
+is the colour of none of them, or of a wrong one, which then outweighed a right shape and position. Measured
+with ``docs/scripts/match_table.py`` on generated clips no model was tuned on (seeds 8-13, where the rule was
+chosen), component accuracy rose on five of six and tied on one; on the sets of the model card afterwards
+match-hand's rose everywhere (suneo 0.924 -> 0.968; baselines/pretrained/MODEL_CARD.md). ``colour_trust=False``
+is the first version, every colour term at full weight.
 
 solved as a one-to-one assignment (``scipy.optimize.linear_sum_assignment``) with one "no match" column per
 target component at cost ``no_match_cost``; a target component left on its "no match" column then takes its
@@ -74,7 +83,7 @@ of rows: memory stays bounded and the time grows with n_target * n_reference ins
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -86,7 +95,7 @@ from scipy.spatial.distance import cdist
 from benchmark.metrics.component_accuracy import SIZE_THRESHOLD, code_rgb, component_colours
 from benchmark.model import Batch, no_weights, register_model
 from benchmark.models.flow_warp import FlowWarp
-from benchmark.models.vote import flat_fraction
+from benchmark.models.vote import flat_fraction, region_flat_shares
 from dataprep.components import component_columns, label_components, log_hu
 
 #: Painted-reference gate of the colour frame (module docstring): a reference whose share of region pixels within
@@ -116,7 +125,9 @@ class RegionFeatures:
     ids (n,) int64; area (n,) float64 px; centroid (n, 2) float64 (row, col); log_hu (n, 6) float64
     (:func:`dataprep.components.log_hu`, hu[6] dropped: it flips sign under reflection); mean_rgb (n, 3) float64
     0..255 of the colour image given; degree (n,) number of adjacent components; edges (m, 2) int64 row indices
-    of adjacent component pairs (i < j).
+    of adjacent component pairs (i < j); colour_trust (n,) float64 in [0, 1] or None: how far the colour cost
+    term trusts ``mean_rgb`` (:meth:`ComponentMatcher.paint`: the share of the component's flow-warped pixels
+    that agree with their median colour; None = fully).
     """
 
     ids: np.ndarray
@@ -126,6 +137,7 @@ class RegionFeatures:
     mean_rgb: np.ndarray
     degree: np.ndarray
     edges: np.ndarray
+    colour_trust: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -204,7 +216,10 @@ def cost_matrix(target: RegionFeatures, reference: RegionFeatures, shape: tuple[
     cost = np.zeros((len(target.ids[rows]), len(reference)))
     for weight, first, second, metric in terms:
         if weight:  # a term weighted 0 (match-unet's position and size prior uses two) costs no cdist call
-            cost += distance(first[rows], second, metric) * weight
+            term = distance(first[rows], second, metric) * weight
+            if first is target.mean_rgb and target.colour_trust is not None:
+                term *= target.colour_trust[rows][:, None]
+            cost += term
     return cost
 
 
@@ -243,6 +258,9 @@ class ComponentMatcher:
         unmatched_statistic: which warped colour of a component left unmatched picks its palette colour:
             ``"mode"`` (default), its most frequent warped colour, or ``"mean"`` (the first version) (module
             docstring).
+        colour_trust: weight each target component's colour cost term by the share of its flow-warped pixels
+            within ``flat_tolerance`` of their median colour (module docstring); False = the first version,
+            every colour term at full weight.
     """
 
     #: component labels are used when the batch has them, else made from the sketches (:func:`labels_of`)
@@ -250,10 +268,11 @@ class ComponentMatcher:
 
     def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium",
                  flow_side: int = 640, min_flat: float = PAINT_MIN_FLAT, flat_tolerance: float = PAINT_FLAT_TOLERANCE,
-                 unmatched_statistic: str = "mode"):
+                 unmatched_statistic: str = "mode", colour_trust: bool = True):
         if unmatched_statistic not in ("mode", "mean"):
             raise ValueError(f"unmatched_statistic {unmatched_statistic!r}: use 'mode' or 'mean'")
         self.unmatched_statistic = unmatched_statistic
+        self.colour_trust = colour_trust
         #: set by :meth:`match` (else None): (n_target,) reference row per target component whose colour paints
         #: it when it is left unmatched (and no larger than ``unmatched_max_area``), in place of the palette
         #: colour nearest its most frequent (or mean) warped colour
@@ -325,6 +344,11 @@ class ComponentMatcher:
         reference_u8 = _to_u8(reference_colour)
         warped_u8 = _to_u8(warped)
         target = region_features(target_labels, warped_u8)
+        if self.colour_trust:
+            # where the flow fails, a region's warped pixels mix the colours of several reference regions, and
+            # their mean is no colour of the reference: its colour term is weighted by how many agree
+            target = replace(target, colour_trust=region_flat_shares(warped, target_labels, target.ids,
+                                                                      self.flat_tolerance))
         reference = region_features(reference_labels, reference_u8)
         self.fallback = None
         rows = self.match(target, reference, target_labels.shape)

@@ -73,6 +73,16 @@ def _medians_per_channel(colour: np.ndarray, labels: np.ndarray, n_labels: int) 
     return np.stack([_region_medians(colour[c], labels, n_labels) for c in range(3)])
 
 
+def _near_median(colour: np.ndarray, labels: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Flat labels (N,) int64 and, per pixel, whether its mean absolute RGB difference from its region's
+    per-channel median is at most ``tolerance`` (N,) bool; ``colour`` (3, H, W) float in [0, 1]."""
+    flat_labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    pixels = np.asarray(colour, dtype=np.float32).reshape(3, -1)
+    medians = _medians_per_channel(pixels, flat_labels, int(flat_labels.max(initial=0)) + 1)
+    deviation = np.abs(pixels - medians[:, flat_labels]).mean(axis=0)
+    return flat_labels, deviation <= tolerance
+
+
 def flat_fraction(colour: np.ndarray, labels: np.ndarray, tolerance: float = FLAT_TOLERANCE) -> float:
     """Share of the region pixels (label > 0) of a *true-colour* frame whose mean absolute RGB difference
     from their region's per-channel median is at most ``tolerance``: 1.0 for a flat-filled cel, lower the
@@ -85,14 +95,19 @@ def flat_fraction(colour: np.ndarray, labels: np.ndarray, tolerance: float = FLA
     Returns:
         float in [0, 1]; 1.0 when the frame has no region pixel (nothing to judge: voting is then a no-op).
     """
-    flat_labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    flat_labels, near = _near_median(colour, labels, tolerance)
     inside = flat_labels > 0
-    if not inside.any():
-        return 1.0
-    pixels = np.asarray(colour, dtype=np.float32).reshape(3, -1)
-    medians = _medians_per_channel(pixels, flat_labels, int(flat_labels.max()) + 1)
-    deviation = np.abs(pixels - medians[:, flat_labels]).mean(axis=0)
-    return float((deviation[inside] <= tolerance).mean())
+    return float(near[inside].mean()) if inside.any() else 1.0
+
+
+def region_flat_shares(colour: np.ndarray, labels: np.ndarray, ids: np.ndarray,
+                       tolerance: float = FLAT_TOLERANCE) -> np.ndarray:
+    """:func:`flat_fraction` per region: for each of ``ids`` (K,) (labels > 0 present in ``labels``) the share
+    of its pixels within ``tolerance`` of its per-channel median colour, (K,) float64 in [0, 1]."""
+    flat_labels, near = _near_median(colour, labels, tolerance)
+    n = int(flat_labels.max(initial=0)) + 1
+    counts = np.bincount(flat_labels, minlength=n)
+    return np.bincount(flat_labels, weights=near, minlength=n)[ids] / counts[ids]
 
 
 def vote_regions(colour: np.ndarray, labels: np.ndarray, texture_mad: float = TEXTURE_MAD) -> np.ndarray:
