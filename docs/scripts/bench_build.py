@@ -1,7 +1,7 @@
 """Build benchmark on real anime and generated clips: source fps, peak RSS and CPU seconds per stage.
 
     python docs/scripts/bench_build.py [--real ../shared/data/real] [--synth] [--baseline TREE] [--rounds 1]
-                                       [--workers 2] [--work DIR] [--only NAME] [--upscaled DIR]
+                                       [--workers 2] [--work DIR] [--only NAME] [--upscaled DIR] [--real-1080p]
 
 Builds with the defaults (``dataprep build INPUTS --out DIR --workers 2``, only a crop where a clip needs one):
 
@@ -12,6 +12,9 @@ Builds with the defaults (``dataprep build INPUTS --out DIR --workers 2``, only 
 * ``real upscaled to 1080p`` (``--upscaled DIR``): every ``.mp4`` of DIR in one build, e.g. the 1920 x 1080
   clips ``upscale_real_1080p.py --out DIR`` makes from the real clips (the real-data folder has no 1080p
   clip).
+* ``real 1080p`` (``--real-1080p``): the five Index-anisora shots of ``../shared/data/real-train`` (one TV anime
+  episode, H.264 at 1920 x 960-968, 30 fps, 907 frames, mostly held drawings) in one build, uncropped: the only
+  real video near 1080p in the shared data (training material, used here for timing only).
 * ``synth`` (``--synth``): ``dataprep synth --width 1920 --height 1080 --shots 4 --shot-length 40,80 --seed 0``,
   made once in ``--work``.
 
@@ -147,6 +150,8 @@ def main() -> int:
     parser.add_argument("--only", help="only the real builds whose name contains this (e.g. onepiece, eisai)")
     parser.add_argument("--upscaled", type=Path,
                         help="also build every .mp4 of this folder in one build (upscale_real_1080p.py output)")
+    parser.add_argument("--real-1080p", action="store_true",
+                        help="also build the Index-anisora shots of ../shared/data/real-train (1920 x 960-968)")
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -160,6 +165,12 @@ def main() -> int:
         if not clips:
             raise SystemExit(f"bench_build: no .mp4 clips in {args.upscaled}")
         sets["real upscaled to 1080p"] = [("real 1080p proxy", clips, [])]
+    if args.real_1080p:
+        folder = args.real.parent / "real-train" / "bilibili_Index-anisora" / "anisoraV1_train_npu" / "sat" / "demo_data"
+        clips = sorted(str(p) for p in folder.resolve().glob("*.mp4"))
+        if not clips:
+            raise SystemExit(f"bench_build: no Index-anisora clips in {folder}")
+        sets["real 1080p"] = [("Index-anisora shots", clips, [])]
     if args.synth:
         clip = work / "synth1080" / "video.mp4"
         if not clip.exists():
