@@ -208,18 +208,18 @@ def cost_matrix(target: RegionFeatures, reference: RegionFeatures, shape: tuple[
     def distance(first: np.ndarray, second: np.ndarray, metric: str) -> np.ndarray:
         return cdist(first.reshape(len(first), -1), second.reshape(len(second), -1), metric)
 
-    terms = ((weights.position / scale, target.centroid, reference.centroid, "euclidean"),
-             (weights.area, np.log2(target.area), np.log2(reference.area), "cityblock"),
-             (weights.shape / target.log_hu.shape[1], target.log_hu, reference.log_hu, "cityblock"),
-             (weights.colour / (255 * 3 ** 0.5), target.mean_rgb, reference.mean_rgb, "euclidean"),
-             (weights.neighbours, np.log2(1 + target.degree), np.log2(1 + reference.degree), "cityblock"))
+    # (weight, target vector, reference vector, metric, per-target factor or None)
+    terms = ((weights.position / scale, target.centroid, reference.centroid, "euclidean", None),
+             (weights.area, np.log2(target.area), np.log2(reference.area), "cityblock", None),
+             (weights.shape / target.log_hu.shape[1], target.log_hu, reference.log_hu, "cityblock", None),
+             (weights.colour / (255 * 3 ** 0.5), target.mean_rgb, reference.mean_rgb, "euclidean",
+              target.colour_trust),
+             (weights.neighbours, np.log2(1 + target.degree), np.log2(1 + reference.degree), "cityblock", None))
     cost = np.zeros((len(target.ids[rows]), len(reference)))
-    for weight, first, second, metric in terms:
+    for weight, first, second, metric, factor in terms:
         if weight:  # a term weighted 0 (match-unet's position and size prior uses two) costs no cdist call
             term = distance(first[rows], second, metric) * weight
-            if first is target.mean_rgb and target.colour_trust is not None:
-                term *= target.colour_trust[rows][:, None]
-            cost += term
+            cost += term if factor is None else term * factor[rows][:, None]
     return cost
 
 
