@@ -43,6 +43,28 @@ def test_even_counts_take_the_mean_of_the_two_middle_values_like_numpy():
             np.testing.assert_allclose(out[c][mask], np.median(colour[c][mask]), rtol=1e-6)
 
 
+def test_region_medians_equal_numpy_per_region_for_any_float32_values():
+    """The per-region median (one sort of label + monotonic float bits for float32) against np.median region by
+    region: negative values, signed zeros, subnormals and infinities sort as floats do."""
+    from benchmark.models.vote import _region_medians
+
+    rng = np.random.default_rng(3)
+    special = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 1e-40, -1e-40, np.inf, -np.inf], np.float32)
+    for trial in range(30):
+        n, n_labels = int(rng.integers(1, 400)), int(rng.integers(1, 12))
+        labels = rng.integers(0, n_labels, n)
+        values = (rng.choice(special, n) if trial % 2 else rng.normal(0, 3, n)).astype(np.float32)
+        medians = _region_medians(values, labels, n_labels)
+        for label in range(n_labels):
+            inside = values[labels == label].astype(np.float64)
+            if inside.size:
+                assert medians[label] == np.median(inside) or np.isnan(np.median(inside)) and np.isnan(medians[label])
+            else:
+                assert np.isnan(medians[label])
+        # float64 values take the two-key sort: the same medians
+        np.testing.assert_array_equal(_region_medians(values.astype(np.float64), labels, n_labels), medians)
+
+
 def test_textured_regions_keep_the_model_pixels():
     labels = np.ones((8, 8), int)
     gradient = np.tile(np.linspace(0, 1, 8, dtype=np.float32), (3, 8, 1))  # MAD 0.25 > threshold
