@@ -125,7 +125,7 @@ def test_match_unet_triplet_loss_by_hand():
     assert float(loss) == pytest.approx(0.55 / 3)
 
 
-def test_match_unet_trains_and_scores_with_answers():
+def test_match_unet_trains_and_scores_with_answers(monkeypatch):
     from baselines.model import build_model, model_preset
     from baselines.models.match_unet import UNetMatcher
 
@@ -139,6 +139,11 @@ def test_match_unet_trains_and_scores_with_answers():
     triplet, logged = network.auxiliary_loss(batch["target_colour"])  # what bench train adds to its loss
     assert output.shape == (1, 3, 48, 64) and float(triplet.detach()) > 0 and logged["triplet"] == float(triplet)
     (output.mean() + triplet).backward()
+
+    def no_trust(*args, **kwargs):
+        raise AssertionError("match-unet's cost has no colour term: no colour trust to work out")
+
+    monkeypatch.setattr("benchmark.models.matchers.region_flat_shares", no_trust)
     scored = UNetMatcher(network)(batch)
     answers = scored.component_matches[0]
     assert answers.shape == (5,) and answers[0] == -1 and ((answers >= -1) & (answers <= 3)).all()

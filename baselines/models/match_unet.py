@@ -364,6 +364,9 @@ class UNetMatcher(UNetEmbeddings, ComponentMatcher):
             (baselines/pretrained/MODEL_CARD.md, "The geometry prior").
     """
 
+    #: the geometry prior leaves match-hand's colour term out, so no colour trust is worked out
+    colour_cost = False
+
     def __init__(self, network: MatchUNet, solver: str = "assignment", geometry_weight: float = 0.5, **kwargs):
         super().__init__(network, **kwargs)
         if solver not in ("assignment", "nearest"):
@@ -390,8 +393,7 @@ class UNetMatcher(UNetEmbeddings, ComponentMatcher):
         nearest = np.where(cost[np.arange(len(best)), best] <= no_match, best, NO_MATCH)
         if self.solver == "nearest" or max(len(target), len(reference)) > self.max_assignment:
             return nearest
-        one_to_one = assign_one_to_one(cost, no_match)
-        return np.where(one_to_one >= 0, one_to_one, nearest)
+        return assign_one_to_one(cost, no_match, rest=nearest)
 
 
 class UNetGraphMatcher(UNetEmbeddings, GraphMatcher):

@@ -105,14 +105,16 @@ PAINT_MIN_FLAT = 0.85
 NO_MATCH = -1
 
 
-def assign_one_to_one(cost: np.ndarray, no_match: float) -> np.ndarray:
+def assign_one_to_one(cost: np.ndarray, no_match: float, rest: np.ndarray | None = None) -> np.ndarray:
     """One-to-one assignment on ``cost`` (n_target x n_reference, float) where each target may instead take
-    "no match" at cost ``no_match``; returns (n_target,) int64 reference indices, NO_MATCH for unmatched."""
+    "no match" at cost ``no_match``; returns (n_target,) int64 reference indices, NO_MATCH for unmatched, or,
+    given ``rest`` (n_target,) int64, ``rest``'s answer for the targets the assignment left unmatched (the
+    matchers' second, many-to-one matching)."""
     n_target = cost.shape[0]
     dummy = np.full((n_target, n_target), np.inf)
     np.fill_diagonal(dummy, no_match)
     assigned_rows, assigned_cols = linear_sum_assignment(np.concatenate([cost, dummy], axis=1))
-    one_to_one = np.full(n_target, NO_MATCH, np.int64)
+    one_to_one = np.full(n_target, NO_MATCH, np.int64) if rest is None else np.array(rest, np.int64)
     real = assigned_cols < cost.shape[1]
     one_to_one[assigned_rows[real]] = assigned_cols[real]
     return one_to_one
@@ -265,6 +267,8 @@ class ComponentMatcher:
 
     #: component labels are used when the batch has them, else made from the sketches (:func:`labels_of`)
     requires = ("reference_colour", "reference_sketch", "reference_field", "target_sketch", "target_field")
+    #: whether :meth:`match` scores match-hand's colour term (the colour trust is worked out only then)
+    colour_cost = True
 
     def __init__(self, weights: CostWeights | None = None, max_assignment: int = 1500, flow_preset: str = "medium",
                  flow_side: int = 640, min_flat: float = PAINT_MIN_FLAT, flat_tolerance: float = PAINT_FLAT_TOLERANCE,
@@ -344,7 +348,7 @@ class ComponentMatcher:
         reference_u8 = _to_u8(reference_colour)
         warped_u8 = _to_u8(warped)
         target = region_features(target_labels, warped_u8)
-        if self.colour_trust:
+        if self.colour_trust and self.colour_cost and self.weights.colour:
             # where the flow fails, a region's warped pixels mix the colours of several reference regions, and
             # their mean is no colour of the reference: its colour term is weighted by how many agree
             target = replace(target, colour_trust=region_flat_shares(warped, target_labels, target.ids,
@@ -395,9 +399,8 @@ class HandMatcher(ComponentMatcher):
         if max(len(target), len(reference)) > self.max_assignment:
             return rows
         cost = cost_matrix(target, reference, shape, self.weights)
-        one_to_one = assign_one_to_one(cost, self.weights.no_match)
         # the assignment decides first; a component it left unmatched takes its cheapest reference when cheap
-        return np.where(one_to_one >= 0, one_to_one, rows)
+        return assign_one_to_one(cost, self.weights.no_match, rest=rows)
 
 
 class GraphMatcher(ComponentMatcher):
@@ -533,11 +536,10 @@ class GraphMatcher(ComponentMatcher):
         penalty[np.repeat(everyone, k), candidates.ravel()] = np.minimum(
             -np.log(np.maximum(relative, 1e-300)), self.context_cap).ravel()
         cost = full + self.context_weight * penalty
-        one_to_one = assign_one_to_one(cost, self.weights.no_match)
         # second matching: the rest take their cheapest reference below the no-match cost (many-to-one)
         best = cost.argmin(axis=1)
         rest = np.where(cost[everyone, best] < self.weights.no_match, best, NO_MATCH)
-        return np.where(one_to_one >= 0, one_to_one, rest)
+        return assign_one_to_one(cost, self.weights.no_match, rest=rest)
 
 
 @register_model("match-hand")
