@@ -87,6 +87,54 @@ def test_a_painted_reference_keeps_the_warp_unflattened_and_still_answers(name):
         assert len(np.unique(flat[:, target[0] == label], axis=1).T) == 1
 
 
+def sky_scene(shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """48 x 64 flat cel on a painted sky: the background (1) a horizontal ramp of 60 levels, six 8 x 8 boxes
+    (2-7, flat colours) moved right by ``shift``; 1-px black lines, labels 0 on lines."""
+    labels = np.ones((48, 64), np.int64)
+    for k in range(6):
+        row, col = 6 + 22 * (k // 3), 4 + 18 * (k % 3) + shift
+        labels[row:row + 8, col:col + 8] = 2 + k
+    lines = np.zeros_like(labels, bool)
+    lines[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    lines[1:, :] |= labels[1:, :] != labels[:-1, :]
+    labels[lines] = 0
+    box_colours = [(200, 40, 40), (40, 90, 200), (250, 200, 30), (30, 160, 60), (120, 40, 160), (240, 130, 20)]
+    colour = np.zeros((48, 64, 3), np.uint8)
+    sky = np.clip(np.array([150.0, 180.0, 230.0]) + np.linspace(-30, 30, 64)[:, None], 0, 255)
+    colour[labels == 1] = np.broadcast_to(sky[None], (48, 64, 3))[labels == 1].round()
+    for k, rgb in enumerate(box_colours):
+        colour[labels == 2 + k] = rgb
+    return labels, colour
+
+
+@pytest.mark.parametrize("name", ["match-hand", "match-graph"])
+def test_flat_cels_on_a_painted_sky_are_painted_and_the_sky_keeps_the_warp(name):
+    from benchmark.models.flow_warp import FlowWarp
+    from benchmark.models.vote import FLAT_TOLERANCE, flat_fraction, region_flat_shares
+
+    reference, target = sky_scene(0), sky_scene(4)  # 4 px: the warp gets some box pixels wrong
+    labels, colour = reference
+    # the sky holds most region pixels and half of them are more than 15 levels off its median, so the frame
+    # fails the painted-reference gate; at 5 levels (FLAT_TOLERANCE) every box is exactly flat, the sky is not,
+    # and 6 of the 7 regions (0.857 >= 0.85) are exactly flat: a flat cel on a painted region
+    assert flat_fraction(colour.transpose(2, 0, 1) / 255.0, labels, PAINT_FLAT_TOLERANCE) < 0.85
+    shares = region_flat_shares(colour.transpose(2, 0, 1) / 255.0, labels, np.arange(1, 8), FLAT_TOLERANCE)
+    assert shares[0] < 0.5 and (shares[1:] == 1).all()
+    batch = batch_of(reference, target)
+    output = load_model(name)(batch)
+    assert output.component_matches[0].tolist() == [-1, 1, 2, 3, 4, 5, 6, 7]
+    warp = FlowWarp()(batch).float()
+    prediction = (output[0].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    target_labels = target[0]
+    for label in range(2, 8):  # each box its reference box's exact paint
+        assert (prediction[target_labels == label] == colour[labels == label][0]).all()
+    assert not torch.equal(output, warp)
+    sky = torch.from_numpy(target_labels <= 1)  # the sky and the lines: the warp, unflattened
+    assert torch.equal(output[0][:, sky], warp[0][:, sky])
+    # the first gate (exact_tolerance=None): the whole frame is the warp
+    torch.testing.assert_close(HandMatcher(exact_tolerance=None)(batch), warp, rtol=0, atol=0)
+
+
 def test_no_closed_region_gives_the_warp_and_no_answers():
     reference = scene(0, False)
     blank = (np.zeros((48, 64), np.int64), np.zeros((48, 64, 3), np.uint8))
