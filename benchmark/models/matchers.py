@@ -103,7 +103,7 @@ from scipy.spatial.distance import cdist
 from benchmark.metrics.component_accuracy import SIZE_THRESHOLD, code_rgb, component_colours
 from benchmark.model import Batch, no_weights, register_model
 from benchmark.models.flow_warp import FlowWarp
-from benchmark.models.vote import FLAT_TOLERANCE, flat_fraction, region_flat_shares
+from benchmark.models.vote import FLAT_TOLERANCE, Flatness, region_flat_shares
 from dataprep.components import component_columns, label_components, log_hu
 
 #: Painted-reference gate of the colour frame (module docstring): a reference whose share of region pixels within
@@ -263,8 +263,9 @@ class ComponentMatcher:
         max_assignment: largest component count solved as a one-to-one assignment (see module docstring).
         flow_preset: DIS preset of the flow warp that gives the colour feature and the fallback colour.
         flow_side: longer side (pixels) at which the flow is computed.
-        min_flat, flat_tolerance: references less flat than ``min_flat`` (:func:`flat_fraction` at
-            ``flat_tolerance``) get the flow warp as colour frame (module docstring).
+        min_flat, flat_tolerance: references less flat than ``min_flat``
+            (:func:`benchmark.models.vote.flat_fraction` at ``flat_tolerance``) get the flow warp as colour frame
+            (module docstring).
         unmatched_statistic: which warped colour of a component left unmatched picks its palette colour:
             ``"mode"`` (default), its most frequent warped colour, or ``"mean"`` (the first version) (module
             docstring).
@@ -372,9 +373,10 @@ class ComponentMatcher:
         matched = rows >= 0
         matches[target.ids[matched]] = reference.ids[rows[matched]]
         painted_only = None  # (L,) bool per target id: paint these, keep the warp on the rest
-        if self.min_flat > 0 and flat_fraction(reference_colour, reference_labels, self.flat_tolerance) < self.min_flat:
-            exact = None if self.exact_tolerance is None else region_flat_shares(
-                reference_colour, reference_labels, reference.ids, self.exact_tolerance) >= self.min_flat
+        flatness = Flatness(reference_colour, reference_labels) if self.min_flat > 0 else None
+        if flatness is not None and flatness.fraction(self.flat_tolerance) < self.min_flat:
+            exact = None if self.exact_tolerance is None else (
+                flatness.region_shares(reference.ids, self.exact_tolerance) >= self.min_flat)
             if exact is None or exact.mean() < self.min_flat:
                 return np.array(warped, dtype=np.float32), matches  # painted reference: answers, warp unflattened
             # flat cels on a painted region (a gradient sky): paint what matched an exactly flat region

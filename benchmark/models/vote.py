@@ -81,41 +81,48 @@ def _medians_per_channel(colour: np.ndarray, labels: np.ndarray, n_labels: int) 
     return np.stack([_region_medians(colour[c], labels, n_labels) for c in range(3)])
 
 
-def _near_median(colour: np.ndarray, labels: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Flat labels (N,) int64 and, per pixel, whether its mean absolute RGB difference from its region's
-    per-channel median is at most ``tolerance`` (N,) bool; ``colour`` (3, H, W) float in [0, 1]."""
-    flat_labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    pixels = np.asarray(colour, dtype=np.float32).reshape(3, -1)
-    medians = _medians_per_channel(pixels, flat_labels, int(flat_labels.max(initial=0)) + 1)
-    deviation = np.abs(pixels - medians[:, flat_labels]).mean(axis=0)
-    return flat_labels, deviation <= tolerance
+class Flatness:
+    """How flat the regions of a *true-colour* frame are: each pixel's mean absolute RGB difference from its
+    region's per-channel median, worked out once (the medians are the cost) and read at any tolerance.
+
+    Args:
+        colour: (3, H, W) float RGB in [0, 1] (a reference frame's colours).
+        labels: (H, W) integer component labels of that frame, 0 = line.
+    """
+
+    def __init__(self, colour: np.ndarray, labels: np.ndarray):
+        self.labels = np.asarray(labels).reshape(-1).astype(np.int64)
+        pixels = np.asarray(colour, dtype=np.float32).reshape(3, -1)
+        medians = _medians_per_channel(pixels, self.labels, int(self.labels.max(initial=0)) + 1)
+        self.deviation = np.abs(pixels - medians[:, self.labels]).mean(axis=0)
+
+    def fraction(self, tolerance: float = FLAT_TOLERANCE) -> float:
+        """Share of the region pixels (label > 0) within ``tolerance`` of their region's median: float in
+        [0, 1]; 1.0 when the frame has no region pixel (nothing to judge: voting is then a no-op)."""
+        inside = self.labels > 0
+        return float((self.deviation[inside] <= tolerance).mean()) if inside.any() else 1.0
+
+    def region_shares(self, ids: np.ndarray, tolerance: float = FLAT_TOLERANCE) -> np.ndarray:
+        """:meth:`fraction` per region: for each of ``ids`` (K,) (labels > 0 present in the frame) the share
+        of its pixels within ``tolerance`` of its median, (K,) float64 in [0, 1]."""
+        n = int(self.labels.max(initial=0)) + 1
+        counts = np.bincount(self.labels, minlength=n)
+        return np.bincount(self.labels, weights=self.deviation <= tolerance, minlength=n)[ids] / counts[ids]
 
 
 def flat_fraction(colour: np.ndarray, labels: np.ndarray, tolerance: float = FLAT_TOLERANCE) -> float:
     """Share of the region pixels (label > 0) of a *true-colour* frame whose mean absolute RGB difference
     from their region's per-channel median is at most ``tolerance``: 1.0 for a flat-filled cel, lower the
-    more shading and texture its regions carry.
-
-    Args:
-        colour: (3, H, W) float RGB in [0, 1] (a reference frame's colours).
-        labels: (H, W) integer component labels of that frame, 0 = line.
-
-    Returns:
-        float in [0, 1]; 1.0 when the frame has no region pixel (nothing to judge: voting is then a no-op).
-    """
-    flat_labels, near = _near_median(colour, labels, tolerance)
-    inside = flat_labels > 0
-    return float(near[inside].mean()) if inside.any() else 1.0
+    more shading and texture its regions carry (:meth:`Flatness.fraction`; ``colour`` (3, H, W) float RGB in
+    [0, 1], ``labels`` (H, W) integer, 0 = line)."""
+    return Flatness(colour, labels).fraction(tolerance)
 
 
 def region_flat_shares(colour: np.ndarray, labels: np.ndarray, ids: np.ndarray,
                        tolerance: float = FLAT_TOLERANCE) -> np.ndarray:
-    """:func:`flat_fraction` per region: for each of ``ids`` (K,) (labels > 0 present in ``labels``) the share
-    of its pixels within ``tolerance`` of its per-channel median colour, (K,) float64 in [0, 1]."""
-    flat_labels, near = _near_median(colour, labels, tolerance)
-    n = int(flat_labels.max(initial=0)) + 1
-    counts = np.bincount(flat_labels, minlength=n)
-    return np.bincount(flat_labels, weights=near, minlength=n)[ids] / counts[ids]
+    """:func:`flat_fraction` per region (:meth:`Flatness.region_shares`): for each of ``ids`` (K,) the share of
+    its pixels within ``tolerance`` of its per-channel median colour, (K,) float64 in [0, 1]."""
+    return Flatness(colour, labels).region_shares(ids, tolerance)
 
 
 def vote_regions(colour: np.ndarray, labels: np.ndarray, texture_mad: float = TEXTURE_MAD) -> np.ndarray:

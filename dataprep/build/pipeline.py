@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from dataprep.config import BuildConfig, canonical_json
+from dataprep.dataset.schemas import COMPONENT
 from dataprep.errors import CelbenchError
 from dataprep.imaging import short_side_size
 
@@ -161,6 +162,10 @@ def _create(registry, key: str, part) -> Any:
         return registry.create(part.name, **part.params)
     except (CelbenchError, TypeError, ValueError) as error:
         raise CelbenchError(f"config key {key}.params: {error}") from None
+
+
+#: the component table's row keys, the fields of its Parquet struct (``dataprep.dataset.schemas.COMPONENT``)
+TABLE_FIELDS = tuple(field.name for field in COMPONENT)
 
 
 def _equal(first: Any, second: Any) -> bool:
@@ -357,8 +362,7 @@ class StagePipeline:
         def table() -> list[dict]:
             # Columns of plain Python values straight into row dicts (no Component objects in between).
             columns = component_columns(labels, rgb)
-            names = ("id", "area", "centroid", "bbox", "hu", "mean_rgb")
-            return [dict(zip(names, values)) for values in zip(*(columns[k] for k in names))]
+            return [dict(zip(TABLE_FIELDS, values)) for values in zip(*(columns[k] for k in TABLE_FIELDS))]
 
         return labels, self._last_table(table, labels, rgb)
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build import REPO, real_builds  # noqa: E402
 
 from dataprep import components  # noqa: E402
-from dataprep.build.pipeline import StagePipeline  # noqa: E402
+from dataprep.build.pipeline import TABLE_FIELDS, StagePipeline  # noqa: E402
 from dataprep.config import load_config  # noqa: E402
 from dataprep.imaging import fit_frame, to_rgb  # noqa: E402
 
@@ -87,8 +87,7 @@ class AsBuilt:
         start = time.process_time()
         labels, table = self.pipeline.components(sketch, rgb)
         spent = time.process_time() - start
-        names = ("id", "area", "centroid", "bbox", "hu", "mean_rgb")
-        return spent, (labels, {k: [row[k] for row in table] for k in names})
+        return spent, (labels, {k: [row[k] for row in table] for k in TABLE_FIELDS})
 
 
 def main() -> int:
