@@ -51,15 +51,31 @@ def add_commands(commands) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
 
 
-def synth_source(clip: SynthClip) -> MemorySource:
+def effect_frames(clip: SynthClip) -> set[int]:
+    """Indices of the clip's frames that a post effect recolours: the fade through black
+    (``truth["gradual_transitions"]``, inclusive ranges) and the flash frames (``truth["flashes"]``)."""
+    truth = clip.truth
+    frames = {index for first, last in truth["gradual_transitions"] for index in range(first, last + 1)}
+    return frames | set(truth["flashes"])
+
+
+def synth_source(clip: SynthClip, paint_only: bool = True) -> MemorySource:
     """The clip's ground truth as a sample source: colour, line art, a Euclidean distance field
     (pixels to the nearest line, divided by the image diagonal so it lies in [0, 1]) and region labels;
     one shot per synth shot, drawing numbers as held groups, every shot in the test split. The generator's
     region ids are its parts (the same id in two frames of a shot is the same part), so every frame's
-    ``parts`` is the identity and ``components@2`` scores matches against these true correspondences."""
+    ``parts`` is the identity and ``components@2`` scores matches against these true correspondences.
+
+    ``paint_only`` (default) leaves out the frames a post effect recolours (:func:`effect_frames`: fade,
+    flash): their colours are not the paint, no region of such a frame has its colour anywhere in an unfaded
+    reference, so a paint-bucket colouriser scores 0 there whatever it matches (on the demo clip 9 of 64
+    ``components@2`` pairs were such frames). ``paint_only=False`` keeps them."""
+    skipped = effect_frames(clip) if paint_only else set()
     frames: dict[str, Frame] = {}
     shots: dict[int, list[tuple[str, int]]] = {}
     for frame in clip.frames():
+        if frame.index in skipped:
+            continue
         key = f"synth/{frame.index:06d}"
         distance = cv2.distanceTransform(np.where(frame.line_art > 127, 255, 0).astype(np.uint8), cv2.DIST_L2, 5)
         diagonal = float(np.hypot(*frame.line_art.shape))

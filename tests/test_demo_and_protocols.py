@@ -57,3 +57,34 @@ def test_kref_counts_held_frames_once():
     samples = load_protocol("shi-kref@1").select(source, "test")
     used = {s.target_id for s in samples} | {r for s in samples for r in s.reference_ids}
     assert used == {f"f{i}" for i in range(0, 16, 2)}  # first frame of each drawing only
+
+
+def test_generated_ground_truth_leaves_out_the_frames_a_fade_or_flash_recolours():
+    """A paint-bucket ground truth must be the paint: every flat region of every frame the source keeps has
+    exactly its colour in the generator's region table; the fade and flash frames, which do not, are left out
+    (and kept with ``paint_only=False``, where the same check fails)."""
+    from dataprep.synth import SynthClip
+
+    clip = SynthClip(SynthConfig(width=64, height=64, shots=2, shot_length=(18, 18), holds=(1,), seed=3,
+                                 fade=True, flash=True))
+    table = {int(rid): tuple(info["rgb"]) for rid, info in clip.truth["regions"].items() if info["flat"]}
+    effects = benchmark.demo.effect_frames(clip)
+    assert len(effects) >= 7  # a fade of at least 3 frames each side, and a flash
+
+    def off_table_frames(source) -> set[int]:
+        wrong = set()
+        for key, frame in source.frames.items():
+            colour, labels = np.asarray(frame.colour), np.asarray(frame.components)
+            for rid, rgb in table.items():
+                pixels = colour[labels == rid]
+                if len(pixels) and not (pixels == rgb).all():
+                    wrong.add(int(key.split("/")[1]))
+        return wrong
+
+    kept = benchmark.demo.synth_source(clip)
+    everything = benchmark.demo.synth_source(clip, paint_only=False)
+    assert {int(key.split("/")[1]) for key in kept.frames} == set(range(clip.n_frames)) - effects
+    assert off_table_frames(kept) == set()
+    assert off_table_frames(everything) == effects
+    shot_frames = [key for shot in kept.shots("test") for key in shot.frame_ids]
+    assert sorted(shot_frames) == sorted(kept.frames)

@@ -9,19 +9,31 @@ by ``dataprep build`` (e.g. the clips of ``docs/scripts/real_line_art_clips.py``
 give true correspondences too). Prints one line per (set, model): acc / acc_thres / pix_acc / match-acc /
 valid-acc / invalid-acc and which ground truth the match metrics used (frame pairs scored against parts and
 against colours). Same numbers as ``bench evaluate --model NAME --data DIR --protocol components@2``.
+
+``--records DIR`` also saves each result record as ``bench evaluate --out`` does (``DIR/SET.MODEL.json`` and its
+per-sample Parquet), so two models on one set can be compared with an interval:
+``bench compare DIR/SET.match-graph.json DIR/SET.match-hand.json --metric component-acc``.
+``--compare A:B,...`` prints that comparison for every set and for all sets pooled: the mean per-pair
+difference A - B of acc and pix_acc with its 95 % paired bootstrap interval (:func:`benchmark.compare.paired_bootstrap`;
+per-pair means, so they differ a little from the table's per-clip averages).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from benchmark.evaluate import evaluate
+from benchmark.compare import paired_bootstrap
+from benchmark.evaluate import evaluate, save
 from benchmark.model import load_model
 from benchmark.protocol import load_protocol
 
+COMPARED = ("component-acc", "component-pix-acc")
 METRICS = ("component-acc", "component-acc-thres", "component-pix-acc", "match-acc", "match-valid-acc",
            "match-invalid-acc")
 
@@ -48,14 +60,26 @@ def main() -> None:
                                             "match-graph-unet")
     parser.add_argument("--sets", default="generated")
     parser.add_argument("--protocol", default="components@2")
+    parser.add_argument("--records", type=Path, help="also save every result record into this folder")
+    parser.add_argument("--compare", default="", help="pairs A:B of models to compare, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(1)
     protocol = load_protocol(args.protocol)
+    pairs = [tuple(pair.split(":", 1)) for pair in args.compare.split(",") if pair]
+    per_pair: dict[tuple[str, str], dict[str, dict[str, float]]] = {}  # (set, model) -> metric -> sample -> value
     for set_name in args.sets.split(","):
         source = source_of(set_name)
         for model_name in args.models.split(","):
             started = time.perf_counter()
-            record = evaluate(load_model(model_name), model_name, source, protocol, n_examples=0).record
+            evaluation = evaluate(load_model(model_name), model_name, source, protocol, n_examples=0)
+            record = evaluation.record
+            if args.records:
+                args.records.mkdir(parents=True, exist_ok=True)
+                set_label = re.sub(r"[^A-Za-z0-9_.-]+", "_", set_name.rstrip("/")).strip("_")
+                save(evaluation, args.records / f"{set_label}.{model_name}.json")
+            rows = [row for row in evaluation.rows if row["valid"]]
+            per_pair[set_name, model_name] = {metric: {row["sample_id"]: float(row[metric]) for row in rows}
+                                              for metric in COMPARED}
             values = []
             for name in METRICS:
                 value = record.metric(name).value
@@ -63,6 +87,22 @@ def main() -> None:
             used = record.metric("match-acc").settings.get("ground_truth_pairs")
             print(f"{set_name} | {model_name} | {' / '.join(values)} | {record.samples_valid} pairs | "
                   f"ground truth {used} | {time.perf_counter() - started:.0f} s", flush=True)
+    for first, second in pairs:
+        for metric in COMPARED:
+            pooled = []
+            for set_name in args.sets.split(","):
+                a, b = per_pair[set_name, first][metric], per_pair[set_name, second][metric]
+                difference = np.array([a[sample] - b[sample] for sample in sorted(a.keys() & b.keys())])
+                pooled.append(difference)
+                print(compared(set_name, first, second, metric, difference))
+            print(compared("all sets pooled", first, second, metric, np.concatenate(pooled)))
+
+
+def compared(set_name: str, first: str, second: str, metric: str, difference: np.ndarray) -> str:
+    low, high = paired_bootstrap(difference)
+    verdict = ">" if low > 0 else "<" if high < 0 else "no clear difference"
+    return (f"{set_name} | {first} - {second} | {metric} | {difference.mean():+.5f} [{low:+.5f}, {high:+.5f}] | "
+            f"{len(difference)} pairs | {verdict}")
 
 
 if __name__ == "__main__":
