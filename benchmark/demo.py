@@ -67,9 +67,10 @@ def synth_source(clip: SynthClip, paint_only: bool = True) -> MemorySource:
     ``parts`` is the identity and ``components@2`` scores matches against these true correspondences.
 
     ``paint_only`` (default) leaves out the frames a post effect recolours (:func:`effect_frames`: fade,
-    flash): their colours are not the paint, no region of such a frame has its colour anywhere in an unfaded
-    reference, so a paint-bucket colouriser scores 0 there whatever it matches (on the demo clip 9 of 64
-    ``components@2`` pairs were such frames). ``paint_only=False`` keeps them."""
+    flash): their colours are not the paint, so a pair with such a frame on either side has no target region
+    whose colour is in the reference's palette, and a paint-bucket colouriser cannot be right there whatever
+    it matches (on the demo clip 9 of the 64 ``components@2`` pairs, 0 such regions in each). ``paint_only=False``
+    keeps them."""
     skipped = effect_frames(clip) if paint_only else set()
     frames: dict[str, Frame] = {}
     shots: dict[int, list[tuple[str, int]]] = {}
