@@ -14,8 +14,9 @@ against colours). Same numbers as ``bench evaluate --model NAME --data DIR --pro
 per-sample Parquet), so two models on one set can be compared with an interval:
 ``bench compare DIR/SET.match-graph.json DIR/SET.match-hand.json --metric component-acc``.
 ``--compare A:B,...`` prints that comparison for every set and for all sets pooled: the mean per-pair
-difference A - B of acc and pix_acc with its 95 % paired bootstrap interval (:func:`benchmark.compare.paired_bootstrap`;
-per-pair means, so they differ a little from the table's per-clip averages).
+difference A - B of acc and pix_acc with its 95 % paired bootstrap interval
+(:func:`benchmark.compare.paired_bootstrap`; per-pair means, so they differ a little from the table's per-clip
+averages).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def main() -> None:
     torch.set_num_threads(1)
     protocol = load_protocol(args.protocol)
     pairs = [tuple(pair.split(":", 1)) for pair in args.compare.split(",") if pair]
+    unknown = {name for pair in pairs for name in pair} - set(args.models.split(","))
+    if any(len(pair) != 2 for pair in pairs) or unknown:
+        parser.error(f"--compare {args.compare!r}: pairs A:B of models given to --models")
     per_pair: dict[tuple[str, str], dict[str, dict[str, float]]] = {}  # (set, model) -> metric -> sample -> value
     for set_name in args.sets.split(","):
         source = source_of(set_name)
