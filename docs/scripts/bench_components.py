@@ -21,6 +21,7 @@ import importlib.util
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -101,10 +102,11 @@ def main() -> int:
                              "output); use with --step 1, the frames in build order")
     args = parser.parse_args()
     cv2.setNumThreads(1)  # as in a build with several workers
-    trees = {}
+    trees = {}  # label -> (sketch, rgb) -> (CPU seconds, (labels, columns))
     for n, tree in enumerate(args.baseline):
-        trees[f"baseline {n + 1}" if len(args.baseline) > 1 else "baseline"] = load_components(tree.resolve(), n)
-    trees["this tree"] = AsBuilt() if args.as_built else components
+        trees[f"baseline {n + 1}" if len(args.baseline) > 1 else "baseline"] = partial(
+            run, load_components(tree.resolve(), n))
+    trees["this tree"] = AsBuilt() if args.as_built else partial(run, components)
     sources = []
     if args.real.is_dir():
         sources += [stored_frames(inputs, overrides, args.step) for _, inputs, overrides in real_builds(args.real)]
@@ -119,8 +121,7 @@ def main() -> int:
             order = list(trees)[n % len(trees):] + list(trees)[:n % len(trees)]
             outputs = {}
             for label in order:
-                tree = trees[label]
-                spent, outputs[label] = tree(sketch, rgb) if isinstance(tree, AsBuilt) else run(tree, sketch, rgb)
+                spent, outputs[label] = trees[label](sketch, rgb)
                 seconds.setdefault(clip, {}).setdefault(label, 0.0)
                 seconds[clip][label] += spent
             counts[clip] = counts.get(clip, 0) + 1

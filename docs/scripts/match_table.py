@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.compare import paired_bootstrap
+from benchmark.compare import PairedDifference, paired_bootstrap
 from benchmark.evaluate import evaluate, save
 from benchmark.model import load_model
 from benchmark.protocol import load_protocol
@@ -96,17 +96,23 @@ def main() -> None:
             pooled = []
             for set_name in args.sets.split(","):
                 a, b = per_pair[set_name, first][metric], per_pair[set_name, second][metric]
-                difference = np.array([a[sample] - b[sample] for sample in sorted(a.keys() & b.keys())])
-                pooled.append(difference)
-                print(compared(set_name, first, second, metric, difference))
+                samples = sorted(a.keys() & b.keys())
+                values = np.array([[a[sample], b[sample]] for sample in samples]).reshape(-1, 2)
+                pooled.append(values)
+                print(compared(set_name, first, second, metric, values))
             print(compared("all sets pooled", first, second, metric, np.concatenate(pooled)))
 
 
-def compared(set_name: str, first: str, second: str, metric: str, difference: np.ndarray) -> str:
-    low, high = paired_bootstrap(difference)
-    verdict = ">" if low > 0 else "<" if high < 0 else "no clear difference"
-    return (f"{set_name} | {first} - {second} | {metric} | {difference.mean():+.5f} [{low:+.5f}, {high:+.5f}] | "
-            f"{len(difference)} pairs | {verdict}")
+def compared(group: str, first: str, second: str, metric: str, values: np.ndarray) -> str:
+    """One line of ``bench compare``'s row (:class:`benchmark.compare.PairedDifference`) for ``values``, (n, 2)
+    float: per pair the metric of ``first`` and of ``second``."""
+    a, b = values[:, 0], values[:, 1]
+    low, high = paired_bootstrap(a - b)
+    row = PairedDifference(group=group, count=len(a), shots=0, mean_a=float(a.mean()), mean_b=float(b.mean()),
+                           mean_difference=float((a - b).mean()), low=low, high=high,
+                           a_better_share=float((a > b).mean()), dropped=0)
+    return (f"{group} | {first} - {second} | {metric} | {row.mean_difference:+.5f} [{low:+.5f}, {high:+.5f}] | "
+            f"{row.count} pairs | {row.verdict}")
 
 
 if __name__ == "__main__":
